@@ -1,0 +1,115 @@
+"""Engine benchmark: a plain PyTorch loop vs a Run producing frames at the display rate.
+
+    python bench/engine.py            # one JSON object per line, under 60 s
+
+bare: the same network with torch.nn.Dropout, the same data, batches and optimizer,
+      in a bare loop. run: Run.advance() at full speed, i.e. training plus a frame
+      (masks, drop counts, activations; boundary grids at their own rate) 30 times a
+      second, each frame encoded to bytes. ratio = run / bare (goal: >= 0.9).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from model_server import Run, parse_config  # noqa: E402
+from model_server.frames import encode  # noqa: E402
+from model_server.trainer import loss_fn  # noqa: E402
+
+CASES = {
+    "mlp 2-8-8-1 batch 10": {"model": {"hidden": [8, 8], "p": [0.3, 0.3]}, "train": {"batch_size": 10}},
+    "mlp 2-64-64-64-2 batch 256": {"data": {"n_points": 1000, "train_fraction": 0.6},
+                                   "model": {"hidden": [64, 64, 64], "p": [0.3, 0.3, 0.3]},
+                                   "train": {"batch_size": 256}},
+    "digits cnn 8-16 batch 64": {"data": {"dataset": "digits"},
+                                 "model": {"kind": "cnn", "hidden": [8, 16], "p": [0.2, 0.2],
+                                           "dropout_kind": "dropout2d"},
+                                 "train": {"batch_size": 64}},
+}
+
+
+def plain_copy(run: Run) -> nn.Module:
+    """The run's network with each recording dropout swapped for torch.nn's own module."""
+    plain = {"RecordingDropout": nn.Dropout, "RecordingDropout2d": nn.Dropout2d,
+             "RecordingAlphaDropout": nn.AlphaDropout}
+    net = run.net
+    for block in net.blocks:
+        for i, op in enumerate(block):
+            if type(op).__name__ in plain:
+                block[i] = plain[type(op).__name__](op.p)
+    return net
+
+
+def bare_rate(cfg, seconds: float) -> float:
+    run = Run(cfg)  # built the same way, then trained by hand
+    net, data, opt = plain_copy(run), run.data, run.opt
+    blocks = list(net.blocks)
+    flatten = cfg.model.kind == "mlp"
+
+    def forward(x):
+        x = x.flatten(1) if flatten else x
+        for b in blocks:
+            for op in b:
+                x = op(x)
+        out = net.head(x.flatten(1))
+        return out.squeeze(-1) if net.n_out == 1 else out
+
+    n, b = len(data.x_train), cfg.train.batch_size
+    gen = torch.Generator().manual_seed(0)
+    steps, order, pos = 0, None, n
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        if pos + b > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        idx = order[pos:pos + b]
+        pos += b
+        loss = loss_fn(forward(data.x_train.index_select(0, idx)), data.y_train.index_select(0, idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        steps += 1
+    return steps / (time.perf_counter() - t0)
+
+
+def run_rate(cfg, seconds: float) -> tuple[float, int]:
+    run = Run(cfg)
+    frames = 0
+    run.start_clock()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        frame, wait = run.advance()
+        if frame is not None:
+            encode(frame)
+            frames += 1
+        if wait > 0:
+            time.sleep(wait)
+    elapsed = time.perf_counter() - t0
+    return run.step_count / elapsed, frames / elapsed
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # what the server does: one intra-op thread per run
+    seconds = float(os.environ.get("BENCH_SECONDS", 1.5))
+    for name, raw in CASES.items():
+        cfg = parse_config(raw)
+        bare_rate(cfg, 0.5)  # warm-up
+        # alternate the two, best of 3 each: this 2-core machine's noise is a few percent
+        bare, run, fps = 0.0, 0.0, 0.0
+        for _ in range(3):
+            bare = max(bare, bare_rate(cfg, seconds))
+            r, f = run_rate(cfg, seconds)
+            if r > run:
+                run, fps = r, f
+        print(json.dumps({"case": name, "device": "cpu", "bare_steps_per_s": round(bare, 1),
+                          "run_steps_per_s": round(run, 1), "ratio": round(run / bare, 3),
+                          "frames_per_s": round(fps, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Validated run configuration and the server-side limits.
+
+Everything a visitor can set passes through here. A bad value becomes a ConfigError
+whose entries name the field, the allowed range and the value received, in PyTorch's
+style: "dropout probability has to be between 0 and 1, but got 1.5".
+
+p is always the DROP probability (PyTorch's convention).
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATASETS_2D = ("circle", "xor", "gauss", "spiral", "moons")
+DATASETS = DATASETS_2D + ("digits",)
+DIGITS_SIZE = 1797  # sklearn's load_digits ships this many 8x8 images
+
+
+class Limits(BaseSettings):
+    """Server-side limits. Each can be set by environment, e.g. DP_MAX_WIDTH=32."""
+
+    model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore")
+
+    max_layers: int = 6            # MLP hidden layers
+    max_width: int = 64            # neurons per MLP layer
+    max_conv_blocks: int = 3       # CNN conv blocks
+    max_channels: int = 16         # channels per conv block
+    max_batch: int = 2000          # batch size
+    max_steps: int = 200_000       # optimizer steps per run
+    max_run_seconds: float = 1800  # wall time a run may train
+    max_runs: int = 50             # runs training at once on this server
+    max_runs_per_client: int = 3   # runs one connection may hold (compare mode uses 3)
+    events_per_s: float = 20       # token-bucket refill per client
+    event_burst: int = 40          # token-bucket size per client
+    max_message_bytes: int = 16_384
+    idle_timeout_s: float = 600    # a run nobody touched for this long is ended
+    max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
+    frame_rate: float = 30         # frames per second per client, at most
+    boundary_rate: float = 6       # decision-boundary grids per second, at most
+    grid_size: int = 48            # decision-boundary grid resolution
+
+
+def in_range(lo: float, hi: float, what: str):
+    """A validator that keeps lo <= v <= hi (NaN fails) and says so in PyTorch's words."""
+
+    def check(v):
+        if not (lo <= v <= hi):
+            raise PydanticCustomError(
+                "out_of_range",
+                "{what} has to be between {lo} and {hi}, but got {got}",
+                {"what": what, "lo": f"{lo:g}", "hi": f"{hi:g}", "got": v},
+            )
+        return v
+
+    return AfterValidator(check)
+
+
+Prob = Annotated[float, in_range(0.0, 1.0, "dropout probability")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataConfig(_Strict):
+    dataset: Literal["circle", "xor", "gauss", "spiral", "moons", "digits"] = "circle"
+    n_points: Annotated[int, in_range(50, 2000, "number of points")] = 500
+    noise: Annotated[float, in_range(0.0, 0.5, "noise")] = 0.1
+    train_fraction: Annotated[float, in_range(0.1, 0.9, "train fraction")] = 0.5
+    seed: Annotated[int, in_range(0, 2**31 - 1, "seed")] = 0
+
+
+class ModelConfig(_Strict):
+    kind: Literal["mlp", "cnn"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [8, 8])
+    activation: Literal["relu", "tanh", "sigmoid", "gelu", "selu", "linear"] = "relu"
+    p: list[Prob] = Field(default_factory=lambda: [0.3, 0.3])
+    dropout_kind: Literal["dropout", "dropout2d", "alpha"] = "dropout"
+    placement: Literal["after_activation", "before_activation"] = "after_activation"
+    batchnorm: Literal["none", "before_dropout", "after_dropout"] = "none"
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["sgd", "momentum", "adam"] = "adam"
+    lr: Annotated[float, in_range(1e-5, 10.0, "learning rate")] = 0.01
+    weight_decay: Annotated[float, in_range(0.0, 1.0, "weight decay")] = 0.0
+    batch_size: int = 10
+    # evaluate test loss/accuracy every k steps; 0 = with each boundary refresh (<= 6/s)
+    eval_every: Annotated[int, in_range(0, 10_000, "eval_every")] = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class RunConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @property
+    def task(self) -> Literal["binary", "digits"]:
+        return "digits" if self.data.dataset == "digits" else "binary"
+
+
+# Live changes a visitor sends while a run exists; each takes effect at the next step.
+class SetP(_Strict):
+    layer: Annotated[int, in_range(0, 63, "layer")]
+    p: Prob
+
+
+class SetLr(_Strict):
+    lr: Annotated[float, in_range(1e-5, 10.0, "learning rate")]
+
+
+class SetMode(_Strict):
+    mode: Literal["train", "eval"]
+
+
+class SetSpeed(_Strict):
+    steps_per_s: Annotated[float, in_range(1.0, 1_000_000.0, "steps_per_s")]
+
+
+class ConfigError(ValueError):
+    """Raised for any bad visitor input. .errors is a list of JSON-safe dicts with keys
+    field, message, allowed, received."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+def safe_value(v: Any, limit: int = 80) -> Any:
+    """A JSON-safe, bounded echo of what a visitor sent."""
+    if isinstance(v, bool) or v is None or isinstance(v, int) and abs(v) < 2**53:
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    text = repr(v) if not isinstance(v, str) else v
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _entry(field: str, message: str, allowed: str, received: Any) -> dict:
+    return {"field": field, "message": message, "allowed": allowed, "received": safe_value(received)}
+
+
+def _from_pydantic(err: ValidationError, prefix: str = "") -> list[dict]:
+    out = []
+    for e in err.errors(include_url=False):
+        field = ".".join(str(x) for x in (prefix, *e["loc"]) if x != "")
+        ctx = e.get("ctx") or {}
+        kind = e["type"]
+        if kind == "out_of_range":
+            allowed = f"{ctx['lo']}..{ctx['hi']}"
+        elif kind == "literal_error":
+            allowed = ctx.get("expected", "").replace(" or ", ", ")
+        elif kind == "extra_forbidden":
+            allowed = "no such field"
+        elif kind == "missing":
+            allowed = "required"
+        else:
+            allowed = kind.split("_")[0]  # e.g. int_type -> int, list_type -> list
+        message = e["msg"] if kind != "extra_forbidden" else f"unknown field {field!r}"
+        out.append(_entry(field or prefix or "config", message, allowed, e.get("input")))
+    return out
+
+
+def train_size(data: DataConfig) -> int:
+    n = DIGITS_SIZE if data.dataset == "digits" else data.n_points
+    return max(1, int(n * data.train_fraction))
+
+
+def _check_limits(cfg: RunConfig, limits: Limits) -> list[dict]:
+    m, errors = cfg.model, []
+    cnn = m.kind == "cnn"
+    max_layers = limits.max_conv_blocks if cnn else limits.max_layers
+    max_width = limits.max_channels if cnn else limits.max_width
+    unit = "conv blocks" if cnn else "hidden layers"
+    if not 1 <= len(m.hidden) <= max_layers:
+        errors.append(_entry("model.hidden", f"number of {unit} has to be between 1 and {max_layers}, "
+                             f"but got {len(m.hidden)}", f"1..{max_layers} {unit}", m.hidden))
+    for i, w in enumerate(m.hidden):
+        if not 1 <= w <= max_width:
+            what = "channels" if cnn else "neurons"
+            errors.append(_entry(f"model.hidden.{i}", f"{what} per layer has to be between 1 and "
+                                 f"{max_width}, but got {w}", f"1..{max_width}", w))
+    if len(m.p) != len(m.hidden):
+        errors.append(_entry("model.p", f"needs one dropout probability per layer ({len(m.hidden)}), "
+                             f"but got {len(m.p)}", f"{len(m.hidden)} values in 0..1", m.p))
+    if cnn and cfg.data.dataset != "digits":
+        errors.append(_entry("model.kind", "a CNN needs images: use dataset 'digits', "
+                             f"but got dataset {cfg.data.dataset!r}", "mlp, or cnn with digits", m.kind))
+    hi = min(train_size(cfg.data), limits.max_batch)
+    if not 1 <= cfg.train.batch_size <= hi:
+        errors.append(_entry("train.batch_size", f"batch size has to be between 1 and {hi} "
+                             f"(the training-set size), but got {cfg.train.batch_size}",
+                             f"1..{hi}", cfg.train.batch_size))
+    return errors
+
+
+def parse_config(raw: Any, limits: Limits | None = None) -> RunConfig:
+    """Validate a visitor's config (a possibly partial dict; defaults fill the rest)."""
+    limits = limits or Limits()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([_entry("config", "config has to be an object", "object", raw)])
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_from_pydantic(err)) from None
+    errors = _check_limits(cfg, limits)
+    if errors:
+        raise ConfigError(errors)
+    return cfg
+
+
+def parse(model: type[_Strict], raw: Any, field: str = "payload") -> _Strict:
+    """Validate one small payload (a live change, say) against its schema."""
+    if not isinstance(raw, dict):
+        raise ConfigError([_entry(field, f"{field} has to be an object", "object", raw)])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_from_pydantic(err)) from None

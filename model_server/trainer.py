@@ -1,0 +1,340 @@
+"""A Run: one network training on one dataset, step by step, with live changes.
+
+    run = Run(parse_config({...}))
+    run.step(100)                      # 100 optimizer steps
+    run.set_p(0, 0.5); run.set_mode("eval"); run.set_lr(0.1)   # effective at the next step
+    frame = run.frame(extras=True)     # what the last step looked like (frames.Frame)
+    frame, wait_s = run.advance()      # pacing: train at run.speed, a frame at most fps/s
+
+Runs never share random state: weights, batches and dropout masks come from the run's
+own generators, so the same config and seed give the same losses and masks step for step,
+whatever other runs do meanwhile. On CUDA nothing in step() waits for the device: losses,
+masks and counts stay on the device and are copied only when a frame is taken.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .config import Limits, RunConfig
+from .datasets import make_dataset, plane_grid
+from .frames import Frame
+from .network import Net, parameter_count
+
+LOSS_RING = 16_384   # per-step losses kept on the device (frames average over them)
+HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
+
+
+def pick_device(requested: str) -> torch.device:
+    """'auto' takes CUDA only where it is there; the CPU otherwise. (A tiny MLP launched
+    eagerly on a GPU is slower than here, see docs/protocol.md, 'Devices'.)"""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was asked for, but this server has no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    # fused: one kernel for all parameters, measurably faster for these small nets
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    momentum = 0.9 if name == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True)
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy for one logit, cross-entropy for classes."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, y)
+    return F.cross_entropy(logits, y)
+
+
+class Run:
+    def __init__(self, cfg: RunConfig, limits: Limits | None = None):
+        self.cfg = cfg
+        self.limits = limits or Limits()
+        self.device = pick_device(cfg.train.device)
+        self.mode = "train"
+        self.speed = self.limits.max_speed  # steps per second; max_speed = as fast as possible
+        self.watch: tuple[int, int] | None = None  # a neuron whose output map frames carry
+        self.reset()
+
+    # ---- building and live changes -------------------------------------------------
+    def reset(self) -> None:
+        """Fresh weights and history from the current config (live changes included)."""
+        cfg, dev = self.cfg, self.device
+        seed = cfg.data.seed
+        data = make_dataset(cfg.data)
+        self.data = data.to(dev)
+        self.net = Net(cfg.model, tuple(data.x_train.shape[1:]), data.n_classes)
+        self.net.init_weights(torch.Generator().manual_seed(seed))
+        self.net.to(dev).train(self.mode == "train")
+        self._drop_gen = torch.Generator(dev).manual_seed(seed + 1)
+        for d in self.net.drops:
+            d.generator = self._drop_gen
+        self._batch_gen = torch.Generator().manual_seed(seed + 2)
+        t = cfg.train
+        self.opt = make_optimizer(t.optimizer, self.net.parameters(), t.lr, t.weight_decay)
+        self.step_count = 0
+        self._order: torch.Tensor | None = None
+        self._pos = 0
+        self._losses = torch.zeros(LOSS_RING, device=dev)
+        self._masked = [0] * len(self.net.drops)  # examples that went through each mask
+        self._frame_step = 0                       # step of the previous frame
+        self._evals: list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._last_eval_step = 0
+        self.history: list[dict] = []
+        self._history_stride, self._history_skip = 1, 0
+        self.latest_eval: dict | None = None
+        self._busy_s = 0.0        # time spent inside step()
+        self._busy_steps = 0
+        self._played_s = 0.0      # time spent playing (for the wall-time limit)
+        self._clock: float | None = None
+        self._credit = 0.0
+        self._next_extras = 0.0
+        self.example = 0          # which example of the batch frames show
+
+    def set_p(self, layer: int, p: float) -> None:
+        if not 0 <= layer < len(self.net.drops):
+            raise IndexError(f"layer has to be between 0 and {len(self.net.drops) - 1}, but got {layer}")
+        self.net.drops[layer].p = p
+        ps = list(self.cfg.model.p)
+        ps[layer] = p
+        self._update("model", p=ps)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self._update("train", lr=lr)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.net.train(mode == "train")
+
+    def set_speed(self, steps_per_s: float) -> None:
+        self.speed = min(steps_per_s, self.limits.max_speed)
+        self._credit = 0.0
+
+    def set_watch(self, layer: int, index: int) -> None:
+        widths = self.cfg.model.hidden
+        if not 0 <= layer < len(widths):
+            raise IndexError(f"layer has to be between 0 and {len(widths) - 1}, but got {layer}")
+        if not 0 <= index < widths[layer]:
+            raise IndexError(f"neuron has to be between 0 and {widths[layer] - 1}, but got {index}")
+        self.watch = (layer, index)
+        self._next_extras = 0.0  # show it at the next frame
+
+    def _update(self, part: str, **values) -> None:
+        section = getattr(self.cfg, part).model_copy(update=values)
+        self.cfg = self.cfg.model_copy(update={part: section})
+
+    # ---- training --------------------------------------------------------------------
+    def _next_batch(self) -> torch.Tensor | None:
+        n, b = len(self.data.x_train), self.cfg.train.batch_size
+        if b >= n:
+            return None
+        if self._order is None or self._pos + b > n:
+            self._order = torch.randperm(n, generator=self._batch_gen).to(self.device)
+            self._pos = 0
+        idx = self._order[self._pos:self._pos + b]
+        self._pos += b
+        return idx
+
+    def step(self, n: int = 1) -> None:
+        """n optimizer steps in the current mode (eval mode: dropout off, weights still learn)."""
+        t0 = time.perf_counter()
+        data, net, opt = self.data, self.net, self.opt
+        masking = [net.training and d.p > 0 for d in net.drops]
+        every = self.cfg.train.eval_every
+        for _ in range(n):
+            idx = self._next_batch()
+            x = data.x_train if idx is None else data.x_train.index_select(0, idx)
+            y = data.y_train if idx is None else data.y_train.index_select(0, idx)
+            loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self._losses[self.step_count % LOSS_RING] = loss.detach()
+            self.step_count += 1
+            for i, m in enumerate(masking):
+                if m:
+                    self._masked[i] += len(x)
+            if every and self.step_count % every == 0:
+                self._evaluate()
+        self._busy_s += time.perf_counter() - t0
+        self._busy_steps += n
+
+    @torch.no_grad()
+    def _evaluate(self) -> None:
+        """Test loss and accuracy in eval mode; kept on the device until a frame."""
+        data = self.data
+        with self.net.scratch(train=False):
+            logits = self.net(data.x_test)
+        loss = loss_fn(logits, data.y_test)
+        hits = (logits > 0).float() == data.y_test if logits.dim() == 1 else logits.argmax(1) == data.y_test
+        train_loss = self._mean_loss(self._last_eval_step, self.step_count)
+        self._evals.append((self.step_count, self._last_eval_step, train_loss, loss, hits.float().mean()))
+        self._last_eval_step = self.step_count
+
+    def _mean_loss(self, start: int, stop: int) -> torch.Tensor:
+        """Mean training loss of steps start..stop-1 (the last LOSS_RING of them at most)."""
+        start = max(start, stop - LOSS_RING)
+        if stop <= start:
+            return torch.full((), float("nan"), device=self.device)
+        a, b = start % LOSS_RING, stop % LOSS_RING
+        if a < b or b == 0:
+            return self._losses[a:b or LOSS_RING].mean()
+        return torch.cat([self._losses[a:], self._losses[:b]]).mean()
+
+    @property
+    def finished(self) -> str | None:
+        """Why this run may not train further, or None."""
+        if self.step_count >= self.limits.max_steps:
+            return f"step limit reached: a run may train {self.limits.max_steps} steps"
+        if self._played_s >= self.limits.max_run_seconds:
+            return f"time limit reached: a run may train {self.limits.max_run_seconds:g} s"
+        return None
+
+    # ---- pacing ------------------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Call when play starts or resumes: no catching up on the time spent paused."""
+        self._clock, self._credit = time.perf_counter(), 0.0
+
+    def advance(self) -> tuple[Frame | None, float]:
+        """Train what is due at self.speed and return (frame or None, seconds to wait).
+        At speeds up to the frame rate every step gets its own frame; above it, steps run
+        until the frame deadline and the frame carries drop counts for all of them."""
+        now = time.perf_counter()
+        if self._clock is None:
+            self.start_clock()
+        period = 1.0 / self.limits.frame_rate
+        self._credit = min(self._credit + (now - self._clock) * self.speed, max(1.0, self.speed * period))
+        self._played_s += now - self._clock
+        self._clock = now
+        if self.finished:
+            return None, period
+        if self.speed <= self.limits.frame_rate:
+            if self._credit < 1:
+                return None, (1 - self._credit) / self.speed
+            self._credit -= 1
+            self.step(1)
+            return self.frame(extras=True), 1.0 / self.speed
+        deadline = now + period
+        steps = 0
+        while self._credit >= 1 and time.perf_counter() < deadline and not self.finished:
+            self.step(1)
+            self._credit -= 1
+            steps += 1
+        if steps == 0:
+            return None, min(period, (1 - self._credit) / self.speed)
+        extras = now >= self._next_extras
+        if extras:
+            self._next_extras = now + 1.0 / self.limits.boundary_rate
+        return self.frame(extras=extras), max(0.0, deadline - time.perf_counter())
+
+    # ---- frames --------------------------------------------------------------------------
+    def frame(self, extras: bool = False) -> Frame:
+        """What the last step looked like. Copies from the device happen here, and only here.
+        extras adds the slow panels: edge weights, decision boundaries, a watched neuron."""
+        net, data, cfg = self.net, self.data, self.cfg
+        k = self.example
+        steps = self.step_count - self._frame_step
+        header = {
+            "step": self.step_count, "steps": steps, "mode": self.mode, "device": self.device.type,
+            "p": [d.p for d in net.drops], "lr": self.opt.param_groups[0]["lr"],
+            "speed": self.speed, "kind": cfg.model.kind, "task": cfg.task,
+            "sizes": [data.input_dim] + list(cfg.model.hidden) + [net.n_out],
+            "params": parameter_count(net),
+            "busy_steps_per_s": self._busy_steps / self._busy_s if self._busy_s else None,
+            "finished": self.finished,
+        }
+        fr = Frame(header)
+        if extras and self.cfg.train.eval_every == 0 and self.step_count > self._last_eval_step:
+            self._evaluate()  # 'auto': test metrics refresh with the boundary, a few per second
+        blocks = [b for b in net.blocks if b.out is not None]
+        with torch.no_grad():
+            train_loss = self._mean_loss(self._frame_step, self.step_count)
+            masks = [d.last_mask(k) for d in net.drops] if blocks else []
+            kept = [d.take_kept() for d in net.drops]
+            acts = [b.out[k] for b in blocks]
+            pre = [d.input[k] for d in net.drops if d.input is not None]
+            evals = self._evals
+            self._evals = []
+            # one batch of device -> host copies for everything small
+            small = [train_loss] + [t for e in evals for t in e[2:]]
+            host = torch.stack(small).cpu().tolist() if small else []
+        header["train_loss"] = _finite(host[0]) if steps else None
+        for i, e in enumerate(evals):
+            tl, vl, acc = host[1 + 3 * i: 4 + 3 * i]
+            self._add_history({"step": e[0], "train_loss": _finite(tl), "test_loss": _finite(vl),
+                               "test_acc": _finite(acc)})
+        header["eval"] = self.latest_eval
+        header["masked"] = list(self._masked)  # examples through each layer's mask since the last frame
+        for i, drop in enumerate(net.drops):
+            if masks and masks[i] is not None:
+                fr.add(f"mask.{i}", "bits", masks[i].reshape(-1).cpu().numpy())
+            if kept[i] is not None:
+                fr.add(f"dropped.{i}", "u32", self._masked[i] - kept[i].reshape(-1).round().cpu().numpy())
+        for i, a in enumerate(acts):
+            fr.add(f"act.{i}", "q8", a.detach().float().cpu().numpy())
+        for i, a in enumerate(pre):
+            fr.add(f"pre.{i}", "q8", a.detach().float().cpu().numpy())
+        self._masked = [0] * len(net.drops)
+        self._frame_step = self.step_count
+        if blocks and self.step_count:
+            header["example"] = self._example_info(k)
+        if extras:
+            self._add_extras(fr)
+        return fr
+
+    def _example_info(self, k: int) -> dict:
+        """Which training example the shown mask and activations belong to."""
+        n, b = len(self.data.x_train), self.cfg.train.batch_size
+        if b >= n:
+            index = k
+        else:
+            index = int(self._order[self._pos - b + k])
+        info = {"index": index}
+        if self.cfg.task == "binary":
+            info["x"] = self.data.x_train[index].tolist()
+            info["y"] = int(self.data.y_train[index])
+        return info
+
+    def _add_history(self, point: dict) -> None:
+        self.latest_eval = point
+        self._history_skip += 1
+        if self._history_skip < self._history_stride:
+            return
+        self._history_skip = 0
+        self.history.append(point)
+        if len(self.history) >= HISTORY_POINTS:
+            self.history = self.history[::2]
+            self._history_stride *= 2
+
+    @torch.no_grad()
+    def _add_extras(self, fr: Frame) -> None:
+        net = self.net
+        for i, w in enumerate(net.weights()):
+            fr.add(f"weight.{i}", "q8", w.detach().float().cpu().numpy())
+        if self.cfg.task != "binary":
+            return
+        grid = plane_grid(self.limits.grid_size).to(self.device)
+        masks = [d.last_mask(self.example) for d in net.drops]
+        keeps = [torch.ones(w, dtype=torch.bool, device=self.device) if m is None else m
+                 for m, w in zip(masks, self.cfg.model.hidden)]
+        with net.scratch(train=False):
+            fr.add("boundary.eval", "p8", torch.sigmoid(net(grid)).cpu().numpy())
+            if any(m is not None for m in masks):
+                fr.add("boundary.thinned", "p8", torch.sigmoid(net(grid, keeps)).cpu().numpy())
+            if self.watch is not None:
+                layer, index = self.watch
+                out = net.hidden_outputs(grid)[layer][:, index]
+                fr.add("neuron", "q8", out.cpu().numpy())
+                fr.header["watch"] = [layer, index]
+
+
+def _finite(v: float) -> float | None:
+    return v if v == v and abs(v) != float("inf") else None
