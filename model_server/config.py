@@ -44,6 +44,11 @@ class Limits(BaseSettings):
     grid_size: int = 48            # decision-boundary grid resolution
 
 
+def _num(v: float) -> str:
+    """A bound as people write it: 2147483647, not 2.14748e+09; 1e-05 stays short."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
 def in_range(lo: float, hi: float, what: str):
     """A validator that keeps lo <= v <= hi (NaN fails) and says so in PyTorch's words."""
 
@@ -52,7 +57,7 @@ def in_range(lo: float, hi: float, what: str):
             raise PydanticCustomError(
                 "out_of_range",
                 "{what} has to be between {lo} and {hi}, but got {got}",
-                {"what": what, "lo": f"{lo:g}", "hi": f"{hi:g}", "got": v},
+                {"what": what, "lo": _num(lo), "hi": _num(hi), "got": v},
             )
         return v
 
@@ -62,11 +67,11 @@ def in_range(lo: float, hi: float, what: str):
 Prob = Annotated[float, in_range(0.0, 1.0, "dropout probability")]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     dataset: Literal["circle", "xor", "gauss", "spiral", "moons", "digits"] = "circle"
     n_points: Annotated[int, in_range(50, 2000, "number of points")] = 500
     noise: Annotated[float, in_range(0.0, 0.5, "noise")] = 0.1
@@ -74,7 +79,7 @@ class DataConfig(_Strict):
     seed: Annotated[int, in_range(0, 2**31 - 1, "seed")] = 0
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     kind: Literal["mlp", "cnn"] = "mlp"
     hidden: list[int] = Field(default_factory=lambda: [8, 8])
     activation: Literal["relu", "tanh", "sigmoid", "gelu", "selu", "linear"] = "relu"
@@ -84,7 +89,7 @@ class ModelConfig(_Strict):
     batchnorm: Literal["none", "before_dropout", "after_dropout"] = "none"
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     lr: Annotated[float, in_range(1e-5, 10.0, "learning rate")] = 0.01
     weight_decay: Annotated[float, in_range(0.0, 1.0, "weight decay")] = 0.0
@@ -94,7 +99,7 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -105,21 +110,36 @@ class RunConfig(_Strict):
 
 
 # Live changes a visitor sends while a run exists; each takes effect at the next step.
-class SetP(_Strict):
+class SetP(Strict):
+    param: Literal["p"]
     layer: Annotated[int, in_range(0, 63, "layer")]
-    p: Prob
+    value: Prob
 
 
-class SetLr(_Strict):
-    lr: Annotated[float, in_range(1e-5, 10.0, "learning rate")]
+class SetLr(Strict):
+    param: Literal["lr"]
+    value: Annotated[float, in_range(1e-5, 10.0, "learning rate")]
 
 
-class SetMode(_Strict):
-    mode: Literal["train", "eval"]
+class SetMode(Strict):
+    param: Literal["mode"]
+    value: Literal["train", "eval"]
 
 
-class SetSpeed(_Strict):
-    steps_per_s: Annotated[float, in_range(1.0, 1_000_000.0, "steps_per_s")]
+class SetSpeed(Strict):
+    param: Literal["speed"]
+    value: Annotated[float, in_range(1.0, 1_000_000.0, "speed (steps per second)")]
+
+
+class SetWatch(Strict):
+    """Which hidden neuron's output over the input plane frames should carry."""
+    param: Literal["watch"]
+    layer: Annotated[int, in_range(0, 63, "layer")]
+    index: Annotated[int, in_range(0, 63, "neuron")]
+
+
+class LiveChange(Strict):
+    change: Annotated[SetP | SetLr | SetMode | SetSpeed | SetWatch, Field(discriminator="param")]
 
 
 class ConfigError(ValueError):
@@ -159,6 +179,8 @@ def _from_pydantic(err: ValidationError, prefix: str = "") -> list[dict]:
             allowed = "no such field"
         elif kind == "missing":
             allowed = "required"
+        elif kind in ("model_type", "dict_type"):  # a section that is not an object
+            allowed = "object"
         else:
             allowed = kind.split("_")[0]  # e.g. int_type -> int, list_type -> list
         message = e["msg"] if kind != "extra_forbidden" else f"unknown field {field!r}"
@@ -192,9 +214,10 @@ def _check_limits(cfg: RunConfig, limits: Limits) -> list[dict]:
         errors.append(_entry("model.kind", "a CNN needs images: use dataset 'digits', "
                              f"but got dataset {cfg.data.dataset!r}", "mlp, or cnn with digits", m.kind))
     hi = min(train_size(cfg.data), limits.max_batch)
+    why = "the training-set size" if hi == train_size(cfg.data) else "the server's limit"
     if not 1 <= cfg.train.batch_size <= hi:
         errors.append(_entry("train.batch_size", f"batch size has to be between 1 and {hi} "
-                             f"(the training-set size), but got {cfg.train.batch_size}",
+                             f"({why}), but got {cfg.train.batch_size}",
                              f"1..{hi}", cfg.train.batch_size))
     return errors
 
@@ -216,7 +239,7 @@ def parse_config(raw: Any, limits: Limits | None = None) -> RunConfig:
     return cfg
 
 
-def parse(model: type[_Strict], raw: Any, field: str = "payload") -> _Strict:
+def parse(model: type[Strict], raw: Any, field: str = "payload") -> Strict:
     """Validate one small payload (a live change, say) against its schema."""
     if not isinstance(raw, dict):
         raise ConfigError([_entry(field, f"{field} has to be an object", "object", raw)])

@@ -14,12 +14,13 @@ masks and counts stay on the device and are copied only when a frame is taken.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .config import Limits, RunConfig
-from .datasets import make_dataset, plane_grid
+from .datasets import PLANE, make_dataset, plane_grid
 from .frames import Frame
 from .network import Net, parameter_count
 
@@ -94,6 +95,8 @@ class Run:
         self._played_s = 0.0      # time spent playing (for the wall-time limit)
         self._clock: float | None = None
         self._credit = 0.0
+        self._frame_due = False
+        self._next_frame_at = 0.0
         self._next_extras = 0.0
         self.example = 0          # which example of the batch frames show
 
@@ -130,6 +133,23 @@ class Run:
     def _update(self, part: str, **values) -> None:
         section = getattr(self.cfg, part).model_copy(update=values)
         self.cfg = self.cfg.model_copy(update={part: section})
+
+    def describe(self) -> dict:
+        """What a client needs once per configure: the full config, sizes, the points."""
+        data = self.data
+        info = {
+            "config": self.cfg.model_dump(), "device": self.device.type,
+            "sizes": [self.data.input_dim] + list(self.cfg.model.hidden) + [self.net.n_out],
+            "params": parameter_count(self.net), "task": self.cfg.task,
+            "train_size": len(data.x_train), "test_size": len(data.x_test),
+        }
+        if self.cfg.task == "binary":
+            info["plane"] = list(PLANE)
+            info["points"] = {
+                "train": torch.cat([data.x_train, data.y_train[:, None]], 1).cpu().tolist(),
+                "test": torch.cat([data.x_test, data.y_test[:, None]], 1).cpu().tolist(),
+            }
+        return info
 
     # ---- training --------------------------------------------------------------------
     def _next_batch(self) -> torch.Tensor | None:
@@ -203,37 +223,57 @@ class Run:
         """Call when play starts or resumes: no catching up on the time spent paused."""
         self._clock, self._credit = time.perf_counter(), 0.0
 
-    def advance(self) -> tuple[Frame | None, float]:
-        """Train what is due at self.speed and return (frame or None, seconds to wait).
-        At speeds up to the frame rate every step gets its own frame; above it, steps run
-        until the frame deadline and the frame carries drop counts for all of them."""
+    def advance(self, frame_ready: Callable[[], bool] = lambda: True) -> tuple[Frame | None, float]:
+        """Train what is due at self.speed; return (a frame or None, seconds to wait).
+
+        At speeds up to the frame rate every step gets its own frame (the next step waits
+        until that frame is taken). Above it, steps run in short slices and a frame is
+        taken at most frame_rate times a second, carrying drop counts for all steps since
+        the previous one. frame_ready() is asked when a frame is due; while it says False
+        (the client has not taken the last frame), training goes on and no frame is taken.
+        """
         now = time.perf_counter()
         if self._clock is None:
             self.start_clock()
-        period = 1.0 / self.limits.frame_rate
-        self._credit = min(self._credit + (now - self._clock) * self.speed, max(1.0, self.speed * period))
+        rate = self.limits.frame_rate
+        slow = self.speed <= rate
+        self._credit = min(self._credit + (now - self._clock) * self.speed, max(1.0, self.speed / rate))
         self._played_s += now - self._clock
         self._clock = now
         if self.finished:
-            return None, period
-        if self.speed <= self.limits.frame_rate:
-            if self._credit < 1:
-                return None, (1 - self._credit) / self.speed
-            self._credit -= 1
-            self.step(1)
-            return self.frame(extras=True), 1.0 / self.speed
-        deadline = now + period
-        steps = 0
-        while self._credit >= 1 and time.perf_counter() < deadline and not self.finished:
-            self.step(1)
-            self._credit -= 1
-            steps += 1
-        if steps == 0:
-            return None, min(period, (1 - self._credit) / self.speed)
-        extras = now >= self._next_extras
-        if extras:
-            self._next_extras = now + 1.0 / self.limits.boundary_rate
-        return self.frame(extras=extras), max(0.0, deadline - time.perf_counter())
+            return None, 1.0 / rate
+        if slow:
+            if self._credit >= 1 and not self._frame_due:
+                self._credit -= 1
+                self.step(1)
+                self._frame_due = True
+        else:
+            end = now + 1.0 / (8 * rate)  # short slices: live changes wait at most this long
+            while self._credit >= 1 and time.perf_counter() < end and not self.finished:
+                self.step(1)
+                self._credit -= 1
+            if time.perf_counter() >= self._next_frame_at and self.step_count > self._frame_step:
+                self._frame_due = True
+        frame = None
+        if self._frame_due and frame_ready():
+            t = time.perf_counter()
+            self._frame_due = False
+            self._next_frame_at = t + 1.0 / rate
+            extras = slow or t >= self._next_extras
+            if extras:
+                self._next_extras = t + 1.0 / self.limits.boundary_rate
+            frame = self.frame(extras=extras)
+        return frame, self._wait(slow)
+
+    def _wait(self, slow: bool) -> float:
+        """Seconds until advance() has something to do (an acknowledged frame wakes the
+        caller earlier)."""
+        until_credit = max(0.0, (1 - self._credit) / self.speed)
+        if slow:
+            return 1.0 / self.limits.frame_rate if self._frame_due else until_credit
+        if self._credit >= 1:
+            return 0.0
+        return min(until_credit, max(0.0, self._next_frame_at - time.perf_counter()))
 
     # ---- frames --------------------------------------------------------------------------
     def frame(self, extras: bool = False) -> Frame:
@@ -249,7 +289,7 @@ class Run:
             "sizes": [data.input_dim] + list(cfg.model.hidden) + [net.n_out],
             "params": parameter_count(net),
             "busy_steps_per_s": self._busy_steps / self._busy_s if self._busy_s else None,
-            "finished": self.finished,
+            "finished": self.finished, "t": time.time() * 1000,  # wall clock, ms: for latency
         }
         fr = Frame(header)
         if extras and self.cfg.train.eval_every == 0 and self.step_count > self._last_eval_step:

@@ -1,0 +1,77 @@
+"""Flask application factory: pages, vendor files, health, and the Socket.IO endpoint.
+
+The app never does tensor math: it validates (model_server.config), hands configs to
+model_server, and sends the bytes of encoded frames to sockets.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+
+import torch
+from flask import Flask
+from flask_socketio import SocketIO
+
+from model_server import Limits
+
+from .events import Playground
+from .metrics import Metrics
+from .settings import ROOT, Settings
+from .sessions import Registry
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """test_config: Settings fields, plus "limits": a dict of Limits fields."""
+    test_config = dict(test_config or {})
+    limits = Limits(**test_config.pop("limits", {}))
+    settings = Settings(**test_config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    torch.set_num_threads(settings.torch_threads)
+
+    app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
+    app.config.update(SETTINGS=settings, LIMITS=limits)
+
+    def origin_allowed(origin: str | None, environ: dict) -> bool:
+        """Same origin, or one listed in settings.cors_origins."""
+        if origin is None:
+            return True
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin == own or origin in settings.cors_origins or "*" in settings.cors_origins
+
+    socketio = SocketIO(
+        app, async_mode="threading", cors_allowed_origins=origin_allowed,
+        max_http_buffer_size=limits.max_message_bytes, ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout, message_queue=settings.message_queue,
+        manage_session=False, cookie=None)
+    app.wsgi_app = no_delay(app.wsgi_app)
+    metrics = Metrics()
+    registry = Registry(limits, socketio.emit, metrics)
+    socketio.on_namespace(Playground(registry))
+    app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
+
+    from . import pages, health
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+    pages.add_security_headers(app, settings)
+    return app
+
+
+def no_delay(wsgi_app):
+    """Set TCP_NODELAY on each connection. A Socket.IO binary event is two WebSocket
+    messages; with Nagle's algorithm the second waits for the client's delayed ACK
+    (~40 ms on Linux), which capped acknowledged frames at ~20/s."""
+
+    def middleware(environ, start_response):
+        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        return wsgi_app(environ, start_response)
+
+    return middleware
+
+
+def socketio_of(app: Flask) -> SocketIO:
+    return app.extensions["dropout"]["socketio"]
