@@ -1,0 +1,140 @@
+"""The engine on a CUDA device: the recorded masks are the applied ones, drop rates are p,
+and a Run trains and yields frames. Skipped where torch sees no CUDA device."""
+import pytest
+import torch
+from scipy.stats import binom
+
+from model_server import Run, parse_config
+from model_server.frames import decode, encode
+from model_server.layers import RecordingAlphaDropout, RecordingDropout, RecordingDropout2d
+from model_server.trainer import loss_fn
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+DEVICE = "cuda"
+
+
+def assert_rate(kept: int, n: int, p: float) -> None:
+    lo, hi = binom.interval(0.999, n, 1 - p)
+    assert lo <= kept <= hi, f"kept {kept} of {n} at p={p}: outside {lo}..{hi}"
+
+
+# ---- layers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls, shape", [(RecordingDropout, (256, 64)), (RecordingDropout, (8, 4, 6, 6)),
+                                        (RecordingDropout2d, (32, 16, 6, 6))])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_output_is_input_times_mask_over_keep_prob(cls, shape, p):
+    torch.manual_seed(0)
+    x = torch.randn(shape, device=DEVICE, requires_grad=True)
+    layer = cls(p)
+    out = layer(x)
+    assert layer.noise.device.type == DEVICE
+    mask = layer.noise != 0
+    torch.testing.assert_close(out, x * mask / (1 - p))
+    assert torch.equal(out == 0, (~mask).expand_as(x))
+    if cls is RecordingDropout2d:
+        assert layer.noise.shape == shape[:2] + (1, 1)  # whole channels
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, (mask / (1 - p)).expand_as(x).float())
+
+
+@pytest.mark.parametrize("cls", [RecordingDropout, RecordingDropout2d, RecordingAlphaDropout])
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.8])
+def test_drop_rate_is_p(cls, p):
+    torch.manual_seed(1)
+    layer = cls(p)
+    kept = n = 0
+    for _ in range(10):
+        layer(torch.randn(500, 40, device=DEVICE))
+        kept += int((layer.noise != 0).sum())
+        n += 500 * 40
+    assert_rate(kept, n, p)
+    counted = layer.take_kept()
+    assert counted.device.type == DEVICE and int(counted.sum()) == kept
+
+
+@pytest.mark.parametrize("cls", [RecordingDropout, RecordingDropout2d, RecordingAlphaDropout])
+def test_p_one_and_eval_mode(cls):
+    x = torch.randn(16, 8, 3, 3, device=DEVICE, requires_grad=True)
+    out = cls(1.0)(x)
+    assert torch.equal(out, torch.zeros_like(out)) and not out.isnan().any()
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.equal(cls(0.5).eval()(x), x)
+
+
+def test_layer_generator_on_device_is_reproducible():
+    x = torch.randn(128, 32, device=DEVICE)
+    masks = []
+    for _ in range(2):
+        layer = RecordingDropout(0.5)
+        layer.generator = torch.Generator(DEVICE).manual_seed(3)
+        layer(x)
+        masks.append(layer.noise.clone())
+    assert torch.equal(*masks)
+
+
+# ---- a Run on the device ------------------------------------------------------------------------
+
+def make_run(**sections) -> Run:
+    raw = {"data": {}, "model": {}, "train": {"device": DEVICE}}
+    for part, values in sections.items():
+        raw[part] = {**raw[part], **values}
+    return Run(parse_config(raw))
+
+
+def heldout_loss(run: Run) -> float:
+    with torch.no_grad(), run.net.scratch(train=False):
+        return loss_fn(run.net(run.data.x_test), run.data.y_test).item()
+
+
+def test_run_trains_on_the_device():
+    run = make_run(model={"hidden": [16, 16], "p": [0.1, 0.1]})
+    assert run.device.type == DEVICE
+    assert all(p.device.type == DEVICE for p in run.net.parameters())
+    start = heldout_loss(run)
+    run.step(300)
+    assert run.step_count == 300
+    assert torch.isfinite(run._losses[:300]).all()
+    assert heldout_loss(run) < 0.7 * start
+    assert run._losses[250:300].mean() < run._losses[:50].mean()
+
+
+def test_run_frames_decode():
+    run = make_run(model={"hidden": [16, 8], "p": [0.4, 0.4]}, train={"batch_size": 50})
+    run.step(40)
+    header, arrays = decode(encode(run.frame(extras=True)))
+    assert header["device"] == DEVICE and header["step"] == 40
+    assert header["train_loss"] is not None
+    for i, (width, d) in enumerate(zip((16, 8), run.net.drops)):
+        assert arrays[f"mask.{i}"].tolist() == (d.noise[0] != 0).cpu().tolist()
+        assert header["masked"][i] == 40 * 50
+        assert_rate(header["masked"][i] * width - int(arrays[f"dropped.{i}"].sum()),
+                    header["masked"][i] * width, 0.4)
+    assert arrays["boundary.eval"].shape == (run.limits.grid_size ** 2,)
+    assert "boundary.thinned" in arrays and "weight.2" in arrays
+
+
+def test_run_on_the_device_is_reproducible():
+    a, b = make_run(), make_run()
+    for _ in range(10):
+        a.step()
+        b.step()
+        for da, db in zip(a.net.drops, b.net.drops):
+            assert torch.equal(da.noise, db.noise)
+    torch.testing.assert_close(a._losses, b._losses)
+
+
+def test_cnn_trains_on_the_device():
+    run = make_run(data={"dataset": "digits"},
+                   model={"kind": "cnn", "hidden": [8, 8], "p": [0.2, 0.2], "dropout_kind": "dropout2d",
+                          "batchnorm": "after_dropout"},
+                   train={"batch_size": 64})
+    start = heldout_loss(run)
+    run.step(60)
+    assert heldout_loss(run) < 0.8 * start
+    header, arrays = decode(encode(run.frame(extras=True)))
+    assert arrays["mask.0"].shape == (8,) and arrays["act.0"].shape == (8, 8, 8)
+    assert not any(k.startswith("boundary") for k in arrays)
