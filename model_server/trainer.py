@@ -164,7 +164,9 @@ class Run:
         return idx
 
     def step(self, n: int = 1) -> None:
-        """n optimizer steps in the current mode (eval mode: dropout off, weights still learn)."""
+        """n optimizer steps in the current mode (eval mode: dropout off, weights still learn),
+        fewer if the run's step limit comes first."""
+        n = max(0, min(n, self.limits.max_steps - self.step_count))
         t0 = time.perf_counter()
         data, net, opt = self.data, self.net, self.opt
         masking = [net.training and d.p > 0 for d in net.drops]
@@ -326,6 +328,8 @@ class Run:
         self._frame_step = self.step_count
         if blocks and self.step_count:
             header["example"] = self._example_info(k)
+            if cfg.task != "binary":  # the digit itself, for the image panel
+                fr.add("input", "q8", data.x_train[header["example"]["index"]].reshape(-1).cpu().numpy())
         if extras:
             self._add_extras(fr)
         return fr

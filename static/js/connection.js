@@ -1,0 +1,43 @@
+// The socket: connect with a per-tab token, send events as promises of their
+// acknowledgement, hand frames to the page and acknowledge each one once taken.
+import { io } from '/vendor/socket.io.esm.min.js';
+import { decodeFrame } from './frames.js';
+
+function tabToken() {
+  let t = null;
+  try { t = sessionStorage.getItem('dp-token'); } catch (e) { /* storage blocked: a fresh token */ }
+  if (!t) {
+    t = Array.from(crypto.getRandomValues(new Uint8Array(12)), b => b.toString(16).padStart(2, '0')).join('');
+    try { sessionStorage.setItem('dp-token', t); } catch (e) { /* fine */ }
+  }
+  return t;
+}
+
+export class Connection extends EventTarget {
+  constructor() {
+    super();
+    this.socket = io({ auth: { token: tabToken() }, transports: ['websocket'] });
+    this.socket.on('connect', () => this.dispatchEvent(new CustomEvent('connected')));
+    this.socket.on('disconnect', reason => this.dispatchEvent(new CustomEvent('disconnected', { detail: reason })));
+    this.socket.on('connect_error', err => this.dispatchEvent(new CustomEvent('disconnected', { detail: err.message })));
+    this.socket.on('status', s => this.dispatchEvent(new CustomEvent('status', { detail: s })));
+    this.socket.on('broadcast', m => this.dispatchEvent(new CustomEvent('broadcast', { detail: m })));
+    this.socket.on('frame', (data, ack) => {
+      const received = Date.now();
+      let frame;
+      try { frame = decodeFrame(data); } catch (e) { console.error(e); if (ack) ack(false); return; }
+      frame.received = received;
+      this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
+      if (ack) ack(true);  // taken: the server may send the next one
+    });
+  }
+
+  // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}).
+  call(event, payload = {}) {
+    return new Promise(resolve => {
+      this.socket.timeout(10000).emit(event, payload, (err, ack) => {
+        resolve(err ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : ack);
+      });
+    });
+  }
+}

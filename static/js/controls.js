@@ -1,0 +1,125 @@
+// The settings form, built from the FIELDS table. Every control is a native element
+// (keyboard-usable, labelled); the hidden layers get a small editor of their own with a
+// drop-probability slider per layer.
+import { FIELDS, BY_KEY, check, fitP } from './state.js';
+
+const GROUPS = { run: 'Run', data: 'Data', model: 'Model', train: 'Training' };
+const fmt = v => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : String(+Number(v).toPrecision(3)));
+
+export function speedLabel(v) { return v >= 1000000 ? 'as fast as possible' : `${fmt(v)} steps/s`; }
+
+export class Controls {
+  constructor(form, state, onChange, { locked = new Set(), hidden = new Set() } = {}) {
+    this.form = form; this.state = state; this.onChange = onChange;
+    this.locked = locked; this.hiddenGroups = hidden;
+    this.inputs = {};
+    form.addEventListener('submit', e => e.preventDefault());
+    this.build();
+  }
+
+  build() {
+    this.form.textContent = '';
+    for (const [group, title] of Object.entries(GROUPS)) {
+      if (group === 'run' || this.hiddenGroups.has(group)) continue;
+      const fs = el('fieldset', { className: `group group-${group}` });
+      fs.append(el('legend', { textContent: title }));
+      for (const f of FIELDS.filter(x => x.group === group)) {
+        if (f.key === 'p') continue;  // inside the layers editor
+        fs.append(f.key === 'hidden' ? this.layersEditor() : this.field(f));
+      }
+      this.form.append(fs);
+    }
+  }
+
+  field(f) {
+    const id = `f-${f.key}`;
+    const wrap = el('div', { className: 'field' });
+    wrap.append(el('label', { htmlFor: id, textContent: f.label }));
+    let input;
+    if (f.type === 'select') {
+      input = el('select', { id, name: f.key });
+      for (const o of f.options) input.append(el('option', { value: o, textContent: o.replace(/_/g, ' ') }));
+    } else {
+      input = el('input', { id, name: f.key, type: 'number', min: f.min, max: f.max, step: f.step ?? 'any', inputMode: 'decimal' });
+    }
+    input.value = this.state[f.key];
+    input.disabled = this.locked.has(f.key);
+    input.addEventListener('change', () => this.set(f.key, input.value));
+    this.inputs[f.key] = input;
+    wrap.append(input, el('span', { className: 'field-error', id: `${id}-err`, role: 'status' }));
+    input.setAttribute('aria-describedby', `${id}-err`);
+    return wrap;
+  }
+
+  layersEditor() {
+    const box = el('div', { className: 'layers', id: 'layers' });
+    const render = () => {
+      box.textContent = '';
+      const head = el('div', { className: 'layers-head' });
+      head.append(el('span', { textContent: `${this.state.hidden.length} hidden layer${this.state.hidden.length > 1 ? 's' : ''}` }));
+      const add = el('button', { type: 'button', textContent: '+ layer', className: 'small', id: 'layer-add' });
+      const del = el('button', { type: 'button', textContent: '− layer', className: 'small', id: 'layer-remove' });
+      add.disabled = this.state.hidden.length >= 6 || this.locked.has('hidden');
+      del.disabled = this.state.hidden.length <= 1 || this.locked.has('hidden');
+      add.addEventListener('click', () => { const h = this.state.hidden; this.set('hidden', [...h, h[h.length - 1]]); });
+      del.addEventListener('click', () => this.set('hidden', this.state.hidden.slice(0, -1)));
+      head.append(add, del);
+      box.append(head);
+      this.state.hidden.forEach((w, l) => {
+        const row = el('div', { className: 'layer-row' });
+        const wid = el('input', { type: 'number', min: 1, max: 64, step: 1, value: w, id: `f-hidden-${l}`, className: 'width' });
+        wid.disabled = this.locked.has('hidden');
+        wid.addEventListener('change', () => { const h = this.state.hidden.slice(); h[l] = Number(wid.value); this.set('hidden', h); });
+        const p = el('input', { type: 'range', min: 0, max: 1, step: 0.05, value: this.state.p[l], id: `f-p-${l}` });
+        p.disabled = this.locked.has('p');
+        const out = el('output', { htmlFor: `f-p-${l}`, textContent: this.state.p[l].toFixed(2) });
+        p.addEventListener('input', () => { out.textContent = Number(p.value).toFixed(2); });
+        p.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(p.value); this.set('p', ps); });
+        row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} width` }), wid,
+          el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), p, out);
+        box.append(row);
+      });
+      box.append(el('span', { className: 'field-error', id: 'f-hidden-err', role: 'status' }));
+    };
+    this.renderLayers = render;
+    render();
+    return box;
+  }
+
+  // Change one setting (from a control, a lesson, or the host page).
+  set(key, raw) {
+    const f = BY_KEY[key];
+    const [value, problem] = check(f, raw);
+    this.showError(key, problem);
+    if (problem) return false;
+    this.state[key] = value;
+    if (key === 'hidden') fitP(this.state);
+    this.sync();
+    this.onChange(key);
+    return true;
+  }
+
+  sync() {
+    for (const [k, input] of Object.entries(this.inputs)) if (document.activeElement !== input) input.value = this.state[k];
+    if (this.renderLayers) {
+      const focused = document.activeElement && document.activeElement.id;
+      this.renderLayers();
+      if (focused) { const again = document.getElementById(focused); if (again) again.focus(); }
+    }
+  }
+
+  showError(key, message) {
+    const input = this.inputs[key] || document.getElementById(`f-${key}-0`);
+    const err = document.getElementById(`f-${key === 'p' ? 'hidden' : key}-err`);
+    if (input) input.setAttribute('aria-invalid', message ? 'true' : 'false');
+    if (err) err.textContent = message || '';
+  }
+}
+
+export function el(tag, props = {}) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'htmlFor') node.htmlFor = v; else if (k in node) node[k] = v; else node.setAttribute(k, v);
+  }
+  return node;
+}

@@ -1,0 +1,334 @@
+// The live playground: wires the settings, the socket and the panels together.
+// Frames arrive at most ~30 per second; every frame's numbers are taken (drop counts,
+// loss points) but only the latest one is drawn, on the next animation frame. The network
+// panel repaints every animation frame while its neurons ease to a new mask; the
+// heavier panels (boundary, losses) take turns at a few refreshes per second.
+import { Connection } from './connection.js';
+import { Controls, speedLabel } from './controls.js';
+import { fromHash, toHash, toConfig, keyOfPath, BY_KEY } from './state.js';
+import { NetworkView } from './views/network.js';
+import { BoundaryView } from './views/boundary.js';
+import { ImagesView } from './views/images.js';
+import { LossView } from './views/losses.js';
+
+const PLANE_EVERY_MS = 100;   // heatmap restyle ~7 ms: at most 10/s
+const LOSS_EVERY_MS = 200;    // extendTraces ~8 ms: at most 5/s
+
+const $ = (root, sel) => root.querySelector(sel);
+
+export class Playground extends EventTarget {
+  constructor(root, options = {}) {
+    super();
+    this.root = root;
+    this.options = options;
+    const { state, problems } = fromHash(options.hash ?? location.hash);
+    this.state = Object.assign(state, options.overrides || {});
+    this.playing = false;
+    this.info = null;
+    this.frame = null;           // latest frame, not yet drawn
+    this.drawn = null;
+    this.watching = null;
+    this.stats = { paints: 0, latencies: [], dropFractions: [], frames: 0, bytes: 0 };
+    this.dropCounts = null;      // per layer: [dropped, seen] since the last reset or p change
+    this.rate = null;
+    this.conn = options.connection || new Connection();
+    this.controls = new Controls($(root, '[data-role=settings]'), this.state, key => this.changed(key),
+      { locked: options.locked || new Set(), hidden: options.hiddenGroups || new Set() });
+    this.network = new NetworkView($(root, '[data-role=network]'));
+    this.boundary = new BoundaryView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
+    this.images = new ImagesView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
+    this.losses = new LossView($(root, '[data-role=losses]'));
+    this.bindTransport();
+    if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn');
+    this.conn.addEventListener('connected', () => { this.connection('connected'); this.configure(); });
+    this.conn.addEventListener('disconnected', e => { this.connection(`disconnected (${e.detail}); reconnecting…`); this.setPlaying(false); });
+    this.conn.addEventListener('frame', e => this.take(e.detail));
+    this.conn.addEventListener('status', e => this.status(e.detail));
+    this.conn.addEventListener('broadcast', e => this.notice(`Server: ${e.detail.message}`, 'warn'));
+    if (this.conn.socket.connected) this.configure();
+    const loop = () => { this.paint(); requestAnimationFrame(loop); };
+    requestAnimationFrame(loop);
+    window.__dp = this;  // for the browser tests and benchmarks
+  }
+
+  // ---- settings -----------------------------------------------------------------------
+  changed(key) {
+    this.writeHash();
+    const f = BY_KEY[key];
+    if (key === 'view') { this.boundaryDirty = true; return; }
+    if (!this.info) return;
+    if (f.live) {
+      if (key === 'p') this.state.p.forEach((p, layer) => this.setLive({ param: 'p', layer, value: p }));
+      else if (key === 'lr') this.setLive({ param: 'lr', value: this.state.lr });
+      else if (key === 'speed') this.setLive({ param: 'speed', value: this.state.speed });
+      else if (key === 'mode') this.setLive({ param: 'mode', value: this.state.mode });
+      this.caption();
+      return;
+    }
+    clearTimeout(this.reconfigureTimer);
+    this.reconfigureTimer = setTimeout(() => this.configure(), 150);
+  }
+
+  writeHash() {
+    if (this.options.keepHash) return;
+    history.replaceState(null, '', toHash(this.state, this.options.hashExtra || {}));
+  }
+
+  async setLive(change) {
+    const ack = await this.conn.call('set', { change });
+    if (!ack.ok) this.serverErrors(ack);
+    if (change.param === 'p') this.dropCounts = null;  // measure the new p from scratch
+    return ack;
+  }
+
+  async configure() {
+    const wasPlaying = this.playing;
+    const ack = await this.conn.call('configure', { config: toConfig(this.state) });
+    if (!ack.ok) { this.serverErrors(ack); return ack; }
+    this.clearErrors();
+    this.info = ack;
+    this.dropCounts = null;
+    this.setupPanels(ack);
+    await this.conn.call('set', { change: { param: 'speed', value: this.state.speed } });
+    if (this.state.mode !== 'train') await this.conn.call('set', { change: { param: 'mode', value: this.state.mode } });
+    this.setPlaying(false);
+    if (wasPlaying || this.options.autoplay) await this.play();
+    this.dispatchEvent(new CustomEvent('configured', { detail: ack }));
+    return ack;
+  }
+
+  setupPanels(info) {
+    const digits = info.task !== 'binary';
+    this.network.setup(info.sizes, info.config.model.kind);
+    this.bindHover();
+    this.plane = digits ? this.images : this.boundary;
+    this.plane.setup(info);
+    const title = $(this.root, '[data-role=plane-title]');
+    if (title) title.textContent = digits ? (info.config.model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
+    this.losses.setup();
+    this.fillWatch(info);
+    this.rate = null;
+    const dev = $(this.root, '[data-role=device]');
+    if (dev) dev.textContent = `${info.device} · ${info.params.toLocaleString('en')} parameters`;
+  }
+
+  fillWatch(info) {
+    const sel = $(this.root, '[data-role=watch]');
+    if (!sel) return;
+    sel.textContent = '';
+    sel.append(new Option('the model (decision boundary)', ''));
+    if (info.task === 'binary') {
+      info.sizes.slice(1, -1).forEach((n, l) => {
+        for (let i = 0; i < n; i++) sel.append(new Option(`hidden layer ${l + 1}, neuron ${i}`, `${l},${i}`));
+      });
+    }
+    sel.disabled = info.task !== 'binary';
+    sel.onchange = () => this.watch(sel.value ? sel.value.split(',').map(Number) : null);
+  }
+
+  async watch(target) {
+    this.watching = target;
+    this.boundaryDirty = true;
+    if (target) await this.conn.call('set', { change: { param: 'watch', layer: target[0], index: target[1] } });
+  }
+
+  // ---- transport ------------------------------------------------------------------------
+  bindTransport() {
+    const r = this.root;
+    const on = (role, fn) => { const b = $(r, `[data-role=${role}]`); if (b) b.addEventListener('click', fn); };
+    on('play', () => (this.playing ? this.pause() : this.play()));
+    on('step', () => this.step());
+    on('reset', () => this.reset());
+    const speed = $(r, '[data-role=speed]');
+    if (speed) {
+      const label = $(r, '[data-role=speed-label]');
+      speed.value = Math.log10(this.state.speed);
+      label.textContent = speedLabel(this.state.speed);
+      speed.addEventListener('input', () => { label.textContent = speedLabel(10 ** Number(speed.value)); });
+      speed.addEventListener('change', () => this.controls.set('speed', Math.round(10 ** Number(speed.value))));
+    }
+    const mode = $(r, '[data-role=mode]');
+    if (mode) {
+      mode.checked = this.state.mode === 'eval';
+      mode.addEventListener('change', () => this.controls.set('mode', mode.checked ? 'eval' : 'train'));
+    }
+    const view = $(r, '[data-role=view]');
+    if (view) {
+      view.value = this.state.view;
+      view.addEventListener('change', () => this.controls.set('view', view.value));
+    }
+  }
+
+  // Hovering a hidden neuron shows its output over the input plane (as TF Playground does).
+  bindHover() {
+    if (this.hoverBound || !this.network.el.on) return;
+    this.hoverBound = true;
+    this.network.el.on('plotly_hover', ev => {
+      const pt = ev.points && ev.points[0];
+      if (!pt || pt.curveNumber !== this.network.neuronTrace || this.info.task !== 'binary') return;
+      const target = this.network.neuronAt(pt.pointNumber);
+      if (target) this.watch(target);
+    });
+    this.network.el.on('plotly_unhover', () => { if (this.watching) this.watch(null); });
+  }
+
+  async play() {
+    const ack = await this.conn.call('play', {});
+    if (!ack.ok) this.serverErrors(ack); else this.setPlaying(true);
+    return ack;
+  }
+
+  async pause() {
+    const ack = await this.conn.call('pause', {});
+    this.setPlaying(false);
+    return ack;
+  }
+
+  async step() {
+    if (this.playing) await this.pause();
+    const ack = await this.conn.call('step', { n: 1 });
+    if (!ack.ok) this.serverErrors(ack);
+    return ack;
+  }
+
+  async reset() {
+    const ack = await this.conn.call('reset', {});
+    if (ack.ok) { this.losses.clear(); this.dropCounts = null; this.rate = null; }
+    return ack;
+  }
+
+  setPlaying(playing) {
+    this.playing = playing;
+    const b = $(this.root, '[data-role=play]');
+    if (b) { b.textContent = playing ? 'Pause' : 'Play'; b.setAttribute('aria-pressed', String(playing)); }
+  }
+
+  status(s) {
+    if (s.state === 'playing') this.setPlaying(true);
+    if (s.state === 'paused') this.setPlaying(false);
+    if (s.state === 'finished' || s.state === 'ended') { this.setPlaying(false); this.notice(s.reason, 'warn'); }
+  }
+
+  // ---- frames ---------------------------------------------------------------------------
+  take(frame) {
+    const h = frame.header;
+    this.stats.frames++;
+    this.stats.bytes += frame.bytes;
+    if (!this.info) return;
+    if (h.step === 0) this.losses.clear();
+    this.losses.add(frame);
+    this.countDrops(frame);
+    if (this.prev && h.step > this.prev.step) {
+      const dt = (h.t - this.prev.t) / 1000;
+      if (dt > 0) { const r = (h.step - this.prev.step) / dt; this.rate = this.rate === null ? r : 0.8 * this.rate + 0.2 * r; }
+    }
+    this.prev = { step: h.step, t: h.t };
+    this.network.update(frame);
+    this.plane.update(frame, this.state.view, this.watching);
+    this.frame = frame;
+  }
+
+  countDrops(frame) {
+    const h = frame.header, n = h.p.length;
+    if (!this.dropCounts || this.dropCounts.length !== n) this.dropCounts = Array.from({ length: n }, () => [0, 0]);
+    let shownDropped = 0, shownTotal = 0;
+    for (let l = 0; l < n; l++) {
+      const d = frame.arrays[`dropped.${l}`];
+      const width = h.sizes[l + 1];
+      if (h.masked[l] > 0 && d) {
+        let sum = 0; for (const v of d.data) sum += v;
+        this.dropCounts[l][0] += sum;
+        this.dropCounts[l][1] += h.masked[l] * d.data.length;
+      } else if (h.steps > 0) {
+        this.dropCounts[l][1] += width;  // steps without a mask: nothing dropped
+      }
+      const m = frame.arrays[`mask.${l}`];
+      if (m) { for (const v of m.data) shownDropped += v ? 0 : 1; shownTotal += m.data.length; } else if (h.steps > 0) shownTotal += width;
+    }
+    if (shownTotal) {
+      this.stats.dropFractions.push(shownDropped / shownTotal);
+      if (this.stats.dropFractions.length > 2000) this.stats.dropFractions.splice(0, 1000);
+    }
+  }
+
+  paint() {
+    const now = performance.now();
+    const fresh = this.frame;
+    this.frame = null;
+    if (fresh) { this.drawn = fresh; this.caption(); }
+    if (this.network.paint()) {
+      this.stats.paints++;
+      if (fresh) {
+        this.stats.latencies.push(Date.now() - fresh.header.t);
+        if (this.stats.latencies.length > 2000) this.stats.latencies.splice(0, 1000);
+      }
+    }
+    // one heavy panel per animation frame, each at its own rate
+    if (this.plane && (this.boundaryDirty || now - (this.planeAt || 0) >= PLANE_EVERY_MS)) {
+      if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching);
+      this.boundaryDirty = false;
+      if (this.plane.paint()) { this.planeAt = now; return; }
+    }
+    if (now - (this.lossAt || 0) >= LOSS_EVERY_MS && this.losses.paint()) this.lossAt = now;
+  }
+
+  caption() {
+    const h = this.drawn && this.drawn.header;
+    const cap = $(this.root, '[data-role=caption]');
+    if (!cap || !this.info) return;
+    const p = this.state.p;
+    const mode = this.state.mode;
+    const factors = p.map(v => (mode === 'eval' ? '×1 (eval: no dropout)' : v >= 1 ? 'all dropped (p = 1)' : `×${(1 / (1 - v)).toFixed(2)}`));
+    const measured = this.dropCounts ? this.dropCounts.map(([d, s]) => (s ? (d / s).toFixed(3) : '–')) : p.map(() => '–');
+    const parts = [
+      `<b>step ${h ? h.step.toLocaleString('en') : 0}</b>`,
+      `mode <b>${mode}</b>`,
+      `p (drop probability) per layer: <b>${p.map(v => v.toFixed(2)).join(', ')}</b>`,
+      `kept neurons scaled by <b>${factors.join(', ')}</b>`,
+      `measured drop rate: ${measured.join(', ')}`,
+    ];
+    cap.innerHTML = parts.join(' · ');
+    const dev = $(this.root, '[data-role=device]');
+    if (dev && h) {
+      const rate = this.rate === null ? '' : ` · ${Math.round(this.rate).toLocaleString('en')} steps/s`;
+      dev.textContent = `${h.device}${rate} · ${this.info.params.toLocaleString('en')} parameters`;
+    }
+    const stats = $(this.root, '[data-role=stats]');
+    if (stats && h && h.eval) {
+      const e = h.eval;
+      stats.textContent = `step ${e.step}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`;
+    }
+  }
+
+  // ---- messages ---------------------------------------------------------------------------
+  serverErrors(ack) {
+    const errors = ack.errors || [ack.error];
+    this.notice(errors.map(e => `${e.field}: ${e.message}`).join('\n'), 'error');
+    for (const e of errors) {
+      const key = keyOfPath(e.field);
+      if (key) this.controls.showError(key, e.message);
+    }
+    this.dispatchEvent(new CustomEvent('error', { detail: errors }));
+  }
+
+  clearErrors() {
+    for (const key of Object.keys(BY_KEY)) this.controls.showError(key, null);
+    const n = $(this.root, '[data-role=notice]');
+    if (n && n.dataset.kind === 'error') n.hidden = true;
+  }
+
+  notice(text, kind = 'info') {
+    const n = $(this.root, '[data-role=notice]');
+    if (!n) return;
+    n.textContent = text;
+    n.dataset.kind = kind;
+    n.hidden = !text;
+  }
+
+  connection(text) {
+    const c = $(this.root, '[data-role=connection]');
+    if (c) c.textContent = text;
+  }
+}
+
+function fmt(v) { return v === null || v === undefined ? '–' : v.toFixed(3); }

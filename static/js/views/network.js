@@ -1,0 +1,191 @@
+// The network panel: neurons as one scatter trace, edges as a few line traces bucketed
+// by sign and strength. A dropped neuron turns hollow and grey and its edges fade; kept
+// neurons are coloured by their activation. Marker size and opacity ease toward each
+// new frame's mask, so the panel repaints on every animation frame while masks change.
+import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
+
+const MAX_INPUTS_DRAWN = 64;
+const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
+const BUCKETS = 3;                // strength buckets per sign
+
+export class NetworkView {
+  constructor(el) {
+    this.el = el;
+    this.sizes = null;
+    this.paints = 0;
+    this.current = null;  // eased {size, opacity} per neuron
+    this.target = null;
+  }
+
+  // sizes: [inputs, hidden..., outputs]
+  setup(sizes, kind) {
+    this.sizes = sizes.slice();
+    this.kind = kind;
+    if (this.sizes[0] > MAX_INPUTS_DRAWN) this.sizes[0] = MAX_INPUTS_DRAWN;
+    const xs = [], ys = [], text = [];
+    this.index = [];  // per layer: first point index
+    this.sizes.forEach((n, l) => {
+      this.index.push(xs.length);
+      for (let i = 0; i < n; i++) {
+        xs.push(l);
+        ys.push(n === 1 ? 0.5 : 0.04 + 0.92 * (1 - i / (n - 1)));
+        text.push(this.label(l, i));
+      }
+    });
+    this.x = xs; this.y = ys; this.text = text;
+    const count = xs.length;
+    this.current = { size: new Float32Array(count).fill(14), opacity: new Float32Array(count).fill(1) };
+    this.target = { size: new Float32Array(count).fill(14), opacity: new Float32Array(count).fill(1) };
+    this.colors = new Array(count).fill(COLORS.neutral);
+    this.symbols = new Array(count).fill('circle');
+    this.lineColors = new Array(count).fill(COLORS.edgeline);
+    this.weights = null;
+    this.kept = this.sizes.map(n => new Uint8Array(n).fill(1));
+    const traces = [];
+    for (let b = 0; b < 2 * BUCKETS + 1; b++) traces.push(this.edgeTrace(b));
+    traces.push({
+      type: 'scatter', mode: 'markers', x: xs, y: ys, text, hoverinfo: 'text',
+      marker: { size: Array.from(this.current.size), color: this.colors, symbol: this.symbols,
+        opacity: Array.from(this.current.opacity), line: { width: 2, color: this.lineColors } },
+      showlegend: false,
+    });
+    const names = this.sizes.map((n, l) => l === 0 ? 'input' : l === this.sizes.length - 1 ? 'output' : `hidden ${l}`);
+    const layout = layoutBase({
+      margin: { l: 10, r: 10, t: 10, b: 46 },
+      xaxis: { visible: false, range: [-0.4, this.sizes.length - 0.6], fixedrange: true },
+      yaxis: { visible: false, range: [-0.06, 1.06], fixedrange: true },
+      annotations: names.map((t, l) => ({ x: l, y: -0.03, yref: 'y', text: t, showarrow: false, yanchor: 'top',
+        font: { size: 11, color: COLORS.muted } })),
+      hovermode: 'closest',
+    });
+    this.neuronTrace = traces.length - 1;
+    Plotly.react(this.el, traces, layout, { displayModeBar: false, responsive: true });
+  }
+
+  label(l, i) {
+    const last = this.sizes.length - 1;
+    if (l === 0) return this.kind === 'cnn' ? 'input image' : `input x${i + 1}`;
+    if (l === last) return `output ${i}`;
+    return `${this.kind === 'cnn' ? 'channel' : 'neuron'} ${i} of hidden layer ${l}`;
+  }
+
+  edgeTrace(b) {
+    const faded = b === 2 * BUCKETS;
+    const sign = b < BUCKETS ? 1 : -1;
+    const strength = (b % BUCKETS + 1) / BUCKETS;
+    return {
+      type: 'scatter', mode: 'lines', x: [], y: [], hoverinfo: 'skip', showlegend: false,
+      line: faded ? { color: COLORS.faded, width: 1, dash: 'dot' }
+        : { color: sign > 0 ? COLORS.pos : COLORS.neg, width: 0.6 + 2.4 * strength },
+      opacity: faded ? 0.6 : 0.35 + 0.5 * strength,
+    };
+  }
+
+  // A new frame: decide each neuron's target look; rebuild edges if masks or weights changed.
+  update(frame) {
+    if (!this.sizes) return;
+    const { header, arrays } = frame;
+    const hidden = this.sizes.length - 2;
+    let maxAbs = 1e-6;
+    for (let l = 0; l < hidden; l++) {
+      const a = arrays[`act.${l}`];
+      if (a) for (const v of this.perNeuron(a, l)) maxAbs = Math.max(maxAbs, Math.abs(v));
+    }
+    for (let l = 0; l < hidden; l++) {
+      const n = this.sizes[l + 1];
+      const mask = arrays[`mask.${l}`] ? this.maskPerNeuron(arrays[`mask.${l}`], l) : null;
+      const act = arrays[`act.${l}`] ? this.perNeuron(arrays[`act.${l}`], l) : null;
+      for (let i = 0; i < n; i++) {
+        const k = this.index[l + 1] + i;
+        const keep = mask ? mask[i] : 1;  // no mask: eval mode or p = 0, all kept
+        this.kept[l + 1][i] = keep > 0.5 ? 1 : 0;
+        this.target.size[k] = 8 + 8 * keep;
+        this.target.opacity[k] = 0.35 + 0.65 * keep;
+        this.symbols[k] = keep > 0.5 ? 'circle' : 'circle-open';
+        this.colors[k] = keep > 0.5 && act ? ACT_SCALE(act[i] / maxAbs) : COLORS.dropped;
+        this.lineColors[k] = keep > 0.5 ? COLORS.edgeline : COLORS.dropped;
+      }
+    }
+    if (header.example && header.example.x) {
+      header.example.x.forEach((v, i) => { this.colors[i] = ACT_SCALE(v); });
+    }
+    const weights = this.sizes.slice(1).map((_, l) => arrays[`weight.${l}`]);
+    if (weights.every(Boolean)) this.weights = weights;
+    this.edgesDirty = true;
+    this.styleDirty = true;
+  }
+
+  // For a CNN a "neuron" is a channel: its mean activation, and its kept fraction.
+  perNeuron(arr, l) {
+    const n = this.sizes[l + 1];
+    if (arr.data.length === n) return arr.data;
+    const per = arr.data.length / n, out = new Float32Array(n);
+    for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < per; j++) s += arr.data[i * per + j]; out[i] = s / per; }
+    return out;
+  }
+
+  maskPerNeuron(arr, l) { return this.perNeuron(arr, l); }
+
+  buildEdges() {
+    const segs = Array.from({ length: 2 * BUCKETS + 1 }, () => ({ x: [], y: [] }));
+    if (this.weights) {
+      this.weights.forEach((w, l) => {
+        const [out, inFull] = w.shape;  // (out, in) for Linear; conv (out, in, 3, 3)
+        const per = w.data.length / (out * inFull);
+        const nIn = this.sizes[l], nOut = this.sizes[l + 1];
+        const list = [];
+        let maxAbs = 1e-9;
+        for (let o = 0; o < Math.min(out, nOut); o++) for (let i = 0; i < Math.min(inFull, nIn); i++) {
+          let v = 0;
+          for (let j = 0; j < per; j++) v += w.data[(o * inFull + i) * per + j];
+          list.push([o, i, v]);
+          maxAbs = Math.max(maxAbs, Math.abs(v));
+        }
+        if (list.length > MAX_EDGES_PER_LAYER) {
+          list.sort((a, b) => Math.abs(b[2]) - Math.abs(a[2]));
+          list.length = MAX_EDGES_PER_LAYER;
+        }
+        for (const [o, i, v] of list) {
+          const from = this.index[l] + i, to = this.index[l + 1] + o;
+          const dead = !this.kept[l][i] || !this.kept[l + 1][o];
+          const strength = Math.min(BUCKETS - 1, Math.floor(Math.abs(v) / maxAbs * BUCKETS));
+          const b = dead ? 2 * BUCKETS : (v >= 0 ? 0 : BUCKETS) + strength;
+          segs[b].x.push(this.x[from], this.x[to], null);
+          segs[b].y.push(this.y[from], this.y[to], null);
+        }
+      });
+    }
+    Plotly.restyle(this.el, { x: segs.map(s => s.x), y: segs.map(s => s.y) }, segs.map((_, i) => i));
+  }
+
+  // One animation frame. Returns true if it painted.
+  paint() {
+    if (!this.sizes) return false;
+    const c = this.current, t = this.target;
+    let moving = this.edgesDirty || this.styleDirty;
+    for (let k = 0; k < c.size.length; k++) {
+      const ds = t.size[k] - c.size[k], dop = t.opacity[k] - c.opacity[k];
+      if (Math.abs(ds) > 0.05 || Math.abs(dop) > 0.005) {
+        c.size[k] += ds * 0.45; c.opacity[k] += dop * 0.45; moving = true;
+      } else { c.size[k] = t.size[k]; c.opacity[k] = t.opacity[k]; }
+    }
+    if (!moving) return false;
+    if (this.edgesDirty) { this.buildEdges(); this.edgesDirty = false; }
+    Plotly.restyle(this.el, {
+      'marker.size': [Array.from(c.size)], 'marker.opacity': [Array.from(c.opacity)],
+      'marker.color': [this.colors], 'marker.symbol': [this.symbols], 'marker.line.color': [this.lineColors],
+    }, [this.neuronTrace]);
+    this.styleDirty = false;
+    this.paints++;
+    return true;
+  }
+
+  // (layer, index) of a hidden neuron under a plotly hover point, or null.
+  neuronAt(pointIndex) {
+    for (let l = 1; l < this.sizes.length - 1; l++) {
+      const i = pointIndex - this.index[l];
+      if (i >= 0 && i < this.sizes[l]) return [l - 1, i];
+    }
+    return null;
+  }
+}
