@@ -183,7 +183,15 @@ def _from_pydantic(err: ValidationError, prefix: str = "") -> list[dict]:
             allowed = "object"
         else:
             allowed = kind.split("_")[0]  # e.g. int_type -> int, list_type -> list
-        message = e["msg"] if kind != "extra_forbidden" else f"unknown field {field!r}"
+        if kind == "extra_forbidden":
+            message = f"unknown field {field!r}"
+        elif kind in ("out_of_range", "missing"):
+            message = e["msg"]
+        elif kind == "literal_error":
+            name = str(e["loc"][-1]) if e["loc"] else "value"
+            message = f"{name} has to be one of {allowed}, but got {safe_value(e.get('input'))!r}"
+        else:
+            message = f"{e['msg']}, but got {safe_value(e.get('input'))!r}"
         out.append(_entry(field or prefix or "config", message, allowed, e.get("input")))
     return out
 

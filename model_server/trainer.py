@@ -318,7 +318,7 @@ class Run:
         for i, drop in enumerate(net.drops):
             if masks and masks[i] is not None:
                 fr.add(f"mask.{i}", "bits", masks[i].reshape(-1).cpu().numpy())
-            if kept[i] is not None:
+            if kept[i] is not None and self._masked[i] > 0:
                 fr.add(f"dropped.{i}", "u32", self._masked[i] - kept[i].reshape(-1).round().cpu().numpy())
         for i, a in enumerate(acts):
             fr.add(f"act.{i}", "q8", a.detach().float().cpu().numpy())

@@ -1,0 +1,187 @@
+"""The socket protocol, through the Flask-SocketIO test client and through a real
+python-socketio client against a real server process on loopback."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import socketio
+
+from model_server.frames import decode
+
+
+def frames_of(client) -> list[tuple[dict, dict]]:
+    return [decode(m["args"][0]) for m in client.get_received() if m["name"] == "frame"]
+
+
+# ---- Flask-SocketIO test client ---------------------------------------------------------
+
+def test_configure_acks_with_the_full_config_and_points(sio):
+    ack = sio.emit("configure", {"config": {"data": {"dataset": "moons"}}}, callback=True)
+    assert ack["ok"] is True
+    assert ack["config"]["data"]["dataset"] == "moons"
+    assert ack["config"]["model"]["hidden"] == [8, 8]  # defaults filled in
+    assert ack["sizes"] == [2, 8, 8, 1]
+    assert len(ack["points"]["train"]) + len(ack["points"]["test"]) == 500
+    header, _ = frames_of(sio)[0]  # the untrained network's first frame
+    assert header["step"] == 0
+
+
+@pytest.mark.parametrize("config, field, words", [
+    ({"model": {"p": [1.5, 0.2]}}, "model.p.0", "between 0 and 1, but got 1.5"),
+    ({"data": {"dataset": "mnist"}}, "data.dataset", "mnist"),
+    ({"model": {"hidden": [100]}, }, "model.hidden.0", "but got 100"),
+    ({"train": {"lr": "fast"}}, "train.lr", "valid number"),
+    ({"colour": "red"}, "colour", "unknown field"),
+])
+def test_bad_config_gets_a_structured_error(sio, config, field, words):
+    ack = sio.emit("configure", {"config": config}, callback=True)
+    assert ack["ok"] is False
+    fields = [e["field"] for e in ack["errors"]]
+    assert field in fields
+    entry = ack["errors"][fields.index(field)]
+    assert words in entry["message"]
+    assert entry["allowed"]
+    assert sio.is_connected()
+
+
+def test_unknown_event_and_bad_payloads_are_answered(sio):
+    ack = sio.emit("launch_missiles", {}, callback=True)
+    assert ack["ok"] is False and ack["error"]["field"] == "event"
+    assert "configure" in ack["error"]["allowed"]
+    ack = sio.emit("play", "not an object", callback=True)
+    assert ack["ok"] is False and ack["error"]["field"] == "payload"
+    ack = sio.emit("play", {}, callback=True)  # no run configured yet
+    assert ack["ok"] is False and "configure" in ack["error"]["message"]
+
+
+def test_step_reset_and_live_changes(sio):
+    assert sio.emit("configure", {"config": {}}, callback=True)["ok"]
+    sio.get_received()
+    ack = sio.emit("step", {"n": 5}, callback=True)
+    assert ack == {"ok": True, "run": "main", "step": 5}
+    ack = sio.emit("set", {"change": {"param": "p", "layer": 1, "value": 0.75}}, callback=True)
+    assert ack["ok"] and ack["config"]["model"]["p"] == [0.3, 0.75]
+    ack = sio.emit("set", {"change": {"param": "p", "layer": 7, "value": 0.5}}, callback=True)
+    assert ack["ok"] is False and "layer" in ack["error"]["message"]
+    ack = sio.emit("set", {"change": {"param": "lr", "value": -1}}, callback=True)
+    assert ack["ok"] is False and ack["error"]["field"] == "change.lr.value"
+    ack = sio.emit("set", {"change": {"param": "mode", "value": "eval"}}, callback=True)
+    assert ack["ok"]
+    ack = sio.emit("reset", {}, callback=True)
+    assert ack == {"ok": True, "run": "main", "step": 0}
+
+
+# ---- a real client against a real server ------------------------------------------------
+
+class Client:
+    """A python-socketio client that records (and acknowledges) frames."""
+
+    def __init__(self, url: str, token: str = "real-client-1"):
+        self.sio = socketio.Client(reconnection=False)
+        self.frames: list[tuple[dict, dict]] = []
+        self.statuses: list[dict] = []
+        self.lock = threading.Lock()
+
+        @self.sio.on("frame")
+        def on_frame(data):
+            with self.lock:
+                self.frames.append(decode(data))
+            return True
+
+        @self.sio.on("status")
+        def on_status(data):
+            self.statuses.append(data)
+
+        self.sio.connect(url, auth={"token": token}, transports=["websocket"])
+
+    def call(self, event, payload=None):
+        return self.sio.call(event, payload if payload is not None else {}, timeout=10)
+
+    def wait_frames(self, n: int, timeout: float = 10) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.frames) < n:
+            time.sleep(0.02)
+        return self.frames
+
+    def close(self):
+        self.sio.disconnect()
+
+
+@pytest.fixture
+def client(live_server):
+    c = Client(live_server.url)
+    yield c
+    c.close()
+
+
+def test_real_client_plays_and_frames_are_paced(client):
+    assert client.call("configure", {"config": {}})["ok"]
+    assert client.call("play")["ok"]
+    time.sleep(2.0)
+    client.call("pause")
+    pairs = [(h, a) for h, a in client.frames if h["step"] > 0]
+    playing = [h for h, _ in pairs]
+    # paced to the display rate: about 30 per second, never a flood
+    assert 20 <= len(playing) <= 2.0 * 30 + 5
+    steps = [h["step"] for h in playing]
+    assert steps == sorted(steps)
+    # many steps per frame at full speed, and the frames account for every step
+    assert sum(h["steps"] for h in playing) == steps[-1]
+    assert any(h["steps"] > 1 for h in playing)
+    assert any("boundary.eval" in a for _, a in pairs)
+    assert {"playing", "paused"} <= {s["state"] for s in client.statuses}
+
+
+def test_slow_speed_gives_every_step_its_own_frame(client):
+    assert client.call("configure", {"config": {}})["ok"]
+    client.frames.clear()
+    assert client.call("set", {"change": {"param": "speed", "value": 10}})["ok"]
+    client.frames.clear()
+    assert client.call("play")["ok"]
+    time.sleep(1.5)
+    client.call("pause")
+    time.sleep(0.2)
+    steps = [h["step"] for h, _ in client.frames if h["steps"] > 0]
+    assert len(steps) >= 8
+    assert all(h["steps"] == 1 for h, _ in client.frames if h["steps"] > 0)
+    assert steps == list(range(steps[0], steps[0] + len(steps)))  # no step without a frame
+    # each frame shows the mask of that step
+    assert all("mask.0" in a and a["mask.0"].shape == (8,) for h, a in client.frames if h["steps"])
+
+
+def test_drop_counts_match_p_and_vanish_in_eval_mode(client):
+    assert client.call("configure", {"config": {"model": {"hidden": [32, 32], "p": [0.5, 0.2]}}})["ok"]
+    client.call("play")
+    time.sleep(1.0)
+    client.call("set", {"change": {"param": "mode", "value": "eval"}})
+    time.sleep(0.2)
+    n_before = len(client.frames)
+    time.sleep(0.6)
+    client.call("pause")
+    train = [(h, a) for h, a in client.frames[:n_before] if h["mode"] == "train" and h["steps"]]
+    for layer, p in ((0, 0.5), (1, 0.2)):
+        dropped = sum(a[f"dropped.{layer}"].sum() for _, a in train)
+        seen = sum(h["masked"][layer] * 32 for h, _ in train)
+        assert abs(dropped / seen - p) < 0.02
+    evals = [(h, a) for h, a in client.frames[n_before:] if h["steps"]]
+    assert evals and all(h["mode"] == "eval" and h["masked"] == [0, 0] for h, _ in evals)
+    assert all("mask.0" not in a and "dropped.0" not in a for _, a in evals)
+
+
+def test_two_clients_see_only_their_own_runs(live_server):
+    a, b = Client(live_server.url, "client-aaaa"), Client(live_server.url, "client-bbbb")
+    try:
+        assert a.call("configure", {"config": {"model": {"hidden": [4]  , "p": [0.1]}}})["ok"]
+        assert b.call("configure", {"config": {"model": {"hidden": [6, 6], "p": [0.2, 0.2]}}})["ok"]
+        a.call("play")
+        time.sleep(0.8)
+        a.call("pause")
+        assert all(h["sizes"] == [2, 4, 1] for h, _ in a.frames)
+        assert all(h["sizes"] == [2, 6, 6, 1] for h, _ in b.frames)
+        assert all(h["step"] == 0 for h, _ in b.frames)  # b never played
+        assert b.call("pause")["ok"]  # b pausing its own (paused) run does not touch a's
+    finally:
+        a.close()
+        b.close()
