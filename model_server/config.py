@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
+import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -221,6 +222,9 @@ def _check_limits(cfg: RunConfig, limits: Limits) -> list[dict]:
     if cnn and cfg.data.dataset != "digits":
         errors.append(_entry("model.kind", "a CNN needs images: use dataset 'digits', "
                              f"but got dataset {cfg.data.dataset!r}", "mlp, or cnn with digits", m.kind))
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        errors.append(_entry("train.device", "device 'cuda' was asked for, but this server has no CUDA "
+                             "device", "auto, cpu", "cuda"))
     hi = min(train_size(cfg.data), limits.max_batch)
     why = "the training-set size" if hi == train_size(cfg.data) else "the server's limit"
     if not 1 <= cfg.train.batch_size <= hi:

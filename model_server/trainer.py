@@ -13,6 +13,7 @@ masks and counts stay on the device and are copied only when a frame is taken.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -28,12 +29,34 @@ LOSS_RING = 16_384   # per-step losses kept on the device (frames average over t
 HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
 
 
-def pick_device(requested: str) -> torch.device:
-    """'auto' takes CUDA only where it is there; the CPU otherwise. (A tiny MLP launched
-    eagerly on a GPU is slower than here, see docs/protocol.md, 'Devices'.)"""
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for, but this server has no CUDA device")
+# Below this many multiply-adds per training step a GPU loses to the CPU: a small step is
+# a few dozen kernel launches of ~5-10 us each (measured on an H100: ~800 eager steps/s
+# for 2-8-8-1, against ~2500-5000/s on a 2-core CPU).
+GPU_MIN_MACS = 10_000_000
+
+
+def step_macs(cfg: RunConfig, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass over a batch (backward is about twice that)."""
+    m, macs = cfg.model, 0
+    if m.kind == "cnn":
+        c, pixels = input_shape[0], math.prod(input_shape[1:])
+        for width in m.hidden:
+            macs += c * width * 9 * pixels
+            c = width
+        macs += c * pixels * 10
+    else:
+        n = math.prod(input_shape)
+        for width in m.hidden:
+            macs += n * width
+            n = width
+        macs += n * 10
+    return macs * cfg.train.batch_size
+
+
+def pick_device(requested: str, macs: float = math.inf) -> torch.device:
+    """'cpu' and 'cuda' as asked (config validation has checked that CUDA exists);
+    'auto' takes CUDA when it is there and a step has at least GPU_MIN_MACS of work."""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available() and macs >= GPU_MIN_MACS):
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -57,7 +80,8 @@ class Run:
     def __init__(self, cfg: RunConfig, limits: Limits | None = None):
         self.cfg = cfg
         self.limits = limits or Limits()
-        self.device = pick_device(cfg.train.device)
+        shape = (1, 8, 8) if cfg.task == "digits" else (2,)
+        self.device = pick_device(cfg.train.device, step_macs(cfg, shape))
         self.mode = "train"
         self.speed = self.limits.max_speed  # steps per second; max_speed = as fast as possible
         self.watch: tuple[int, int] | None = None  # a neuron whose output map frames carry

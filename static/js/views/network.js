@@ -59,6 +59,9 @@ export class NetworkView {
       hovermode: 'closest',
     });
     this.neuronTrace = traces.length - 1;
+    this.traces = traces;
+    this.layout = layout;
+    layout.datarevision = 0;
     Plotly.react(this.el, traces, layout, { displayModeBar: false, responsive: true });
   }
 
@@ -155,7 +158,7 @@ export class NetworkView {
         }
       });
     }
-    Plotly.restyle(this.el, { x: segs.map(s => s.x), y: segs.map(s => s.y) }, segs.map((_, i) => i));
+    segs.forEach((seg, i) => { this.traces[i].x = seg.x; this.traces[i].y = seg.y; });
   }
 
   // One animation frame. Returns true if it painted.
@@ -171,10 +174,12 @@ export class NetworkView {
     }
     if (!moving) return false;
     if (this.edgesDirty) { this.buildEdges(); this.edgesDirty = false; }
-    Plotly.restyle(this.el, {
-      'marker.size': [Array.from(c.size)], 'marker.opacity': [Array.from(c.opacity)],
-      'marker.color': [this.colors], 'marker.symbol': [this.symbols], 'marker.line.color': [this.lineColors],
-    }, [this.neuronTrace]);
+    // mutate the traces and redraw once (react + datarevision), edges and neurons together
+    const m = this.traces[this.neuronTrace].marker;
+    m.size = Array.from(c.size); m.opacity = Array.from(c.opacity);
+    m.color = this.colors.slice(); m.symbol = this.symbols.slice(); m.line = { width: 2, color: this.lineColors.slice() };
+    this.layout.datarevision++;
+    Plotly.react(this.el, this.traces, this.layout);
     this.styleDirty = false;
     this.paints++;
     return true;
