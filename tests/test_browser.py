@@ -142,3 +142,18 @@ def test_keyboard_and_narrow_screen(page, live_server):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     page.screenshot(path=str(ARTIFACTS / "playground-360.png"), full_page=True)
+
+
+def test_hovering_a_neuron_shows_its_output_over_the_plane(page, live_server):
+    open_page(page, live_server.url)
+    # hidden layer 1, neuron 0 is the third marker (after the two inputs)
+    point = page.locator("[data-role=network] .scatterlayer .trace").last.locator(".point").nth(2)
+    point.hover(force=True)
+    caption = page.locator("[data-role=plane-caption]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=plane-caption]').textContent.includes('output of neuron 0 in hidden layer 1')",
+        timeout=20000)
+    assert "eval mode" in caption.inner_text()
+    page.mouse.move(5, 5)  # leave the plot: back to the model's boundary
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=plane-caption]').textContent.includes('boundary')", timeout=20000)
