@@ -74,11 +74,16 @@ class RecordingDropoutMixin:
     def _buffer(self, x: torch.Tensor) -> torch.Tensor:
         """The noise tensor, reused from step to step while its shape holds (fewer
         allocations; fixed addresses for CUDA graphs). The previous step's backward is
-        done by then, so overwriting it is safe."""
-        shape, buf = self._noise_shape(x), self.noise
-        if not self.record or buf is None or buf.shape != shape or buf.dtype != x.dtype or buf.device != x.device:
+        done by then, so overwriting it is safe. (.to() and friends drop it: _apply.)"""
+        shape = self._noise_shape(x) if self.feature else x.shape
+        buf = self.noise
+        if buf is None or not self.record or buf.shape != shape:
             return torch.empty(shape, dtype=x.dtype, device=x.device)
         return buf
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.update(noise=None, input=None, _kept=None, _carry=None)
+        return super()._apply(fn, *args, **kwargs)
 
     def _count(self, mask: torch.Tensor) -> None:
         """Add a 0/1 mask to the running per-element kept count (one in-place add)."""
