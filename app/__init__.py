@@ -14,6 +14,7 @@ from flask_socketio import SocketIO
 
 from model_server import Limits
 
+from . import embed, exports
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Settings
@@ -46,12 +47,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = no_delay(app.wsgi_app)
     metrics = Metrics()
     registry = Registry(limits, socketio.emit, metrics)
-    socketio.on_namespace(Playground(registry))
+    socketio.on_namespace(namespace := Playground(registry))
+    exports.register(namespace)  # the 'export' event (app/exports.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
 
     from . import pages, health
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(embed.bp)
     pages.add_security_headers(app, settings)
     return app
 

@@ -10,6 +10,7 @@ import { NetworkView } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
 import { ImagesView } from './views/images.js';
 import { LossView } from './views/losses.js';
+import { Exporter } from './export.js';
 
 const PLANE_EVERY_MS = 100;   // heatmap restyle ~7 ms: at most 10/s
 const LOSS_EVERY_MS = 200;    // extendTraces ~8 ms: at most 5/s
@@ -39,6 +40,7 @@ export class Playground extends EventTarget {
     this.images = new ImagesView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
     this.losses = new LossView($(root, '[data-role=losses]'));
     this.bindTransport();
+    this.exporter = new Exporter(this);
     if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn');
     this.conn.addEventListener('connected', () => { this.connection('connected'); this.configure(); });
     this.conn.addEventListener('disconnected', e => { this.connection(`disconnected (${e.detail}); reconnecting…`); this.setPlaying(false); });
@@ -54,6 +56,7 @@ export class Playground extends EventTarget {
   // ---- settings -----------------------------------------------------------------------
   changed(key) {
     this.writeHash();
+    this.dispatchEvent(new CustomEvent('changed', { detail: key }));
     const f = BY_KEY[key];
     if (key === 'view') { this.boundaryDirty = true; return; }
     if (!this.info) return;
@@ -198,7 +201,9 @@ export class Playground extends EventTarget {
   }
 
   setPlaying(playing) {
+    const was = this.playing;
     this.playing = playing;
+    if (was !== playing) this.dispatchEvent(new CustomEvent('playing', { detail: playing }));
     const b = $(this.root, '[data-role=play]');
     if (b) { b.textContent = playing ? 'Pause' : 'Play'; b.setAttribute('aria-pressed', String(playing)); }
   }

@@ -1,0 +1,310 @@
+"""A run, taken home: runnable PyTorch code, metrics as CSV/JSON, weights as safetensors.
+
+    script(cfg, steps=2000) -> str      a standalone Python script (torch, numpy, scikit-learn)
+    metrics_csv(run) / metrics_json(run) -> str
+    weights(run) -> bytes               safetensors; never pickle
+
+The script builds the same network with torch.nn modules (nn.Dropout, nn.Dropout2d,
+nn.AlphaDropout in place of the recording layers), the same data (generated with the
+same code and seeds), the same initialisation and mini-batch order, and the same loss
+and optimiser. Its module names match Net's, so the weights file loads into it as is.
+Dropout masks come from PyTorch's global generator, seeded as the playground seeds its
+own: on the CPU an exported MLP retraces the playground's run step for step (to float
+rounding; the playground uses fused optimisers). A CNN's nn.Dropout draws its mask in
+the conv output's memory order (channels-last on the CPU), so there the masks agree in
+distribution, not element for element.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+import pprint
+import textwrap
+
+import torch
+from safetensors.torch import save
+
+from .config import RunConfig
+from . import datasets
+from .trainer import Run
+
+# the exported script's optimiser line for each config optimizer
+OPTIMIZERS = {
+    "adam": "torch.optim.Adam(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
+    "momentum": "torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9, weight_decay=WEIGHT_DECAY)",
+    "sgd": "torch.optim.SGD(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
+}
+ACTIVATIONS = {"relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
+               "selu": "nn.SELU()", "linear": "nn.Identity()"}
+HISTORY_FIELDS = ("step", "train_loss", "test_loss", "test_acc")
+
+
+def _points_source(dataset: str) -> str:
+    """The body of points(): the 2D set exactly as model_server.datasets draws it."""
+    calls = {
+        "circle": "x, y = make_circles(N_POINTS, noise=NOISE, factor=0.5, random_state=SEED)",
+        "moons": "x, y = make_moons(N_POINTS, noise=NOISE, random_state=SEED)",
+        "gauss": "x, y = make_blobs(N_POINTS, centers=[(-1, -1), (1, 1)], cluster_std=0.4 + 2 * NOISE, random_state=SEED)",
+        "xor": "x, y = _xor(N_POINTS, NOISE, np.random.default_rng(SEED))",
+        "spiral": "x, y = _spiral(N_POINTS, NOISE, np.random.default_rng(SEED))",
+    }
+    helper = ""
+    if dataset in ("xor", "spiral"):
+        helper = inspect.getsource(getattr(datasets, f"_{dataset}")) + "\n\n"
+    imports = {"circle": "make_circles", "moons": "make_moons", "gauss": "make_blobs"}
+    sk = f"from sklearn.datasets import {imports[dataset]}\n\n\n" if dataset in imports else ""
+    return sk + helper + textwrap.dedent(f'''\
+        def points():
+            """{dataset}: 2D points scaled into [-1, 1], labels 0/1."""
+            {calls[dataset]}
+            x = x - x.mean(axis=0)
+            x = x / (np.abs(x).max() + 1e-9)  # into [-1, 1]
+            return x.astype(np.float32), y
+        ''')
+
+
+DIGITS_SOURCE = '''\
+from sklearn.datasets import load_digits
+
+
+def points():
+    """sklearn's 8x8 digits, pixels scaled into [0, 1], shape (N, 1, 8, 8); labels 0..9."""
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    return x, digits.target.astype(np.int64)
+'''
+
+
+def _blocks_source(cfg: RunConfig, input_shape: tuple[int, ...]) -> tuple[list[str], str]:
+    """One nn.Sequential line per hidden block (the order of network.Block), and the head."""
+    m = cfg.model
+    cnn = m.kind == "cnn"
+    c_in = input_shape[0] if cnn else int(torch.Size(input_shape).numel())
+    lines = []
+    for width, p in zip(m.hidden, m.p):
+        layer = f"nn.Conv2d({c_in}, {width}, 3, padding=1)" if cnn else f"nn.Linear({c_in}, {width})"
+        bn = f"nn.BatchNorm2d({width})" if cnn else f"nn.BatchNorm1d({width})"
+        if m.dropout_kind == "alpha":
+            drop = f"nn.AlphaDropout(p={p!r})"
+        elif m.dropout_kind == "dropout2d" and cnn:
+            drop = f"nn.Dropout2d(p={p!r})"
+        else:  # Dropout2d on (N, features) drops single features: that is nn.Dropout
+            drop = f"nn.Dropout(p={p!r})"
+        act = ACTIVATIONS[m.activation]
+        middle = [drop, act] if m.placement == "before_activation" else [act, drop]
+        i = middle.index(drop)
+        if m.batchnorm == "before_dropout":
+            middle.insert(i, bn)
+        elif m.batchnorm == "after_dropout":
+            middle.insert(i + 1, bn)
+        lines.append(f"nn.Sequential({', '.join([layer, *middle])}),")
+        c_in = width
+    flat = c_in * int(torch.Size(input_shape[1:]).numel()) if cnn else c_in
+    return lines, f"nn.Linear({flat}, {{n_out}})"
+
+
+def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") -> str:
+    """A standalone training script for cfg (it trains `steps` steps unless told otherwise)."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    digits = cfg.task == "digits"
+    input_shape = (1, 8, 8) if digits else (2,)
+    n_out = 10 if digits else 1
+    blocks, head = _blocks_source(cfg, input_shape)
+    head = head.format(n_out=n_out)
+    arch = " -> ".join(
+        [f"input {'1x8x8' if digits else 2}"]
+        + [f"{'conv' if m.kind == 'cnn' else 'linear'} {w} (p={p:g})" for w, p in zip(m.hidden, m.p)]
+        + [f"{n_out} logit{'s' if n_out > 1 else ''}"])
+    kinds = "nn.Dropout2d" if m.dropout_kind == "dropout2d" and m.kind == "cnn" else (
+        "nn.AlphaDropout" if m.dropout_kind == "alpha" else "nn.Dropout")
+    data_source = DIGITS_SOURCE if digits else _points_source(d.dataset)
+    y_cast = "y" if digits else "y.astype(np.float32)"
+    flatten = "x = x.flatten(1)  # the MLP sees an image as 64 numbers\n        " if digits and m.kind == "mlp" else ""
+    squeeze = "" if digits else ".squeeze(-1)  # one logit per example"
+    loss = ("F.cross_entropy(logits, y)" if digits else "F.binary_cross_entropy_with_logits(logits, y)")
+    hits = "logits.argmax(1) == y" if digits else "(logits > 0).float() == y"
+    eval_every = t.eval_every or 100
+    config = pprint.pformat(cfg.model_dump(), indent=1, width=100, sort_dicts=False)
+    retrace = (", so on a CPU this retraces the playground's run from its step 0" if m.kind == "mlp"
+               else " (the masks match in distribution: nn.Dropout draws them in memory order)")
+    needs = "torch, numpy" + (", scikit-learn" if d.dataset in ("circle", "moons", "gauss", "digits") else "")
+
+    return f'''\
+#!/usr/bin/env python3
+"""A network exported from the Dropout Playground, as plain PyTorch.
+
+    {arch}
+    {m.activation}, {kinds}, dropout {m.placement.replace("_", " ")}, batchnorm {m.batchnorm.replace("_", " ")}
+    data: {d.dataset}{"" if digits else f", {d.n_points} points, noise {d.noise:g}"}, {d.train_fraction:g} for training, seed {d.seed}
+    {t.optimizer}, learning rate {t.lr:g}, weight decay {t.weight_decay:g}, batch size {t.batch_size}
+
+p is the DROP probability (PyTorch's convention): in training mode each unit is zeroed
+with probability p and the kept ones are scaled by 1 / (1 - p); net.eval() turns
+dropout off. Same data, initialisation, batch order and dropout seeding as the
+playground{retrace}.
+
+    python {filename}                       # train {steps} steps, print test metrics
+    python {filename} --steps 500
+    python {filename} --weights w.safetensors --steps 0   # evaluate the playground's weights
+
+Needs {needs} (and safetensors for --weights).
+"""
+import argparse
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# the playground's run config, for the record
+CONFIG = {textwrap.indent(config, " " * 9).lstrip()}
+
+SEED = {d.seed}
+N_POINTS = {d.n_points}
+NOISE = {d.noise!r}
+TRAIN_FRACTION = {d.train_fraction!r}
+LR = {t.lr!r}
+WEIGHT_DECAY = {t.weight_decay!r}
+BATCH_SIZE = {t.batch_size}
+STEPS = {steps}
+EVAL_EVERY = {eval_every}
+
+
+# ---- data ------------------------------------------------------------------------------
+{data_source}
+
+def make_data():
+    """Shuffle with SEED + 1 and split: (x_train, y_train, x_test, y_test) tensors."""
+    x, y = points()
+    order = np.random.default_rng(SEED + 1).permutation(len(x))
+    x, y = x[order], y[order]
+    n_train = max(1, int(len(x) * TRAIN_FRACTION))
+    x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy({y_cast})
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+# ---- model -----------------------------------------------------------------------------
+class Net(nn.Module):
+    """{arch}"""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+{textwrap.indent(chr(10).join(blocks), " " * 12)}
+        ])
+        self.head = {head}
+
+    def forward(self, x):
+        {flatten}for block in self.blocks:
+            x = block(x)
+        return self.head(x.flatten(1)){squeeze}
+
+
+def init_weights(net, generator):
+    """PyTorch's default initialisation, drawn from one seeded generator."""
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(m.weight[0].numel())
+            nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+
+
+def loss_fn(logits, y):
+    return {loss}
+
+
+@torch.no_grad()
+def evaluate(net, x, y):
+    """Test loss and accuracy with dropout off (eval mode)."""
+    was = net.training
+    net.eval()
+    logits = net(x)
+    net.train(was)
+    return loss_fn(logits, y).item(), ({hits}).float().mean().item()
+
+
+# ---- training --------------------------------------------------------------------------
+def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
+    """steps optimiser steps on mini-batches in the playground's order; returns the
+    per-step training losses."""
+    x_train, y_train, x_test, y_test = data
+    torch.manual_seed(SEED + 1)  # nn.Dropout draws its masks from the global generator
+    batches = torch.Generator().manual_seed(SEED + 2)
+    opt = {OPTIMIZERS[t.optimizer]}
+    n, order, pos, losses = len(x_train), None, 0, []
+    net.train()
+    for step in range(1, steps + 1):
+        if BATCH_SIZE >= n:
+            x, y = x_train, y_train
+        else:
+            if order is None or pos + BATCH_SIZE > n:
+                order, pos = torch.randperm(n, generator=batches), 0
+            idx = order[pos:pos + BATCH_SIZE]
+            pos += BATCH_SIZE
+            x, y = x_train[idx], y_train[idx]
+        loss = loss_fn(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step % eval_every == 0 or step == steps:
+            test_loss, acc = evaluate(net, x_test, y_test)
+            recent = losses[-eval_every:]
+            log(f"step {{step:6d}}  train loss {{sum(recent) / len(recent):.4f}}  "
+                f"test loss {{test_loss:.4f}}  test accuracy {{acc:.1%}}")
+    return losses
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=STEPS, help="optimiser steps (default %(default)s)")
+    parser.add_argument("--weights", help="start from these weights (a .safetensors file from the playground)")
+    args = parser.parse_args(argv)
+    data = make_data()
+    net = Net()
+    init_weights(net, torch.Generator().manual_seed(SEED))
+    if args.weights:
+        from safetensors.torch import load_file
+        net.load_state_dict(load_file(args.weights))
+    print(f"{{sum(p.numel() for p in net.parameters())}} parameters, "
+          f"{{len(data[0])}} training and {{len(data[2])}} test examples")
+    train(net, data, args.steps)
+    test_loss, acc = evaluate(net, data[2], data[3])
+    print(f"final: test loss {{test_loss:.4f}}, test accuracy {{acc:.1%}}")
+    return net
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def metrics_rows(run: Run) -> list[dict]:
+    return [{k: point.get(k) for k in HISTORY_FIELDS} for point in run.history]
+
+
+def metrics_csv(run: Run) -> str:
+    """step,train_loss,test_loss,test_acc: one row per test evaluation (empty = not a number)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in metrics_rows(run):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def metrics_json(run: Run) -> str:
+    """The config, the step reached and the history, as one JSON document."""
+    return json.dumps({"config": run.cfg.model_dump(), "step": run.step_count,
+                       "fields": list(HISTORY_FIELDS), "history": metrics_rows(run)}, indent=1)
+
+
+def weights(run: Run) -> bytes:
+    """The state_dict as safetensors (CPU copies; the config rides along as metadata)."""
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in run.net.state_dict().items()}
+    meta = {"format": "pt", "producer": "dropout-playground", "step": str(run.step_count),
+            "config": json.dumps(run.cfg.model_dump())}
+    return save(state, metadata=meta)

@@ -1,0 +1,65 @@
+// Export: the run as runnable PyTorch code, its metrics (CSV, JSON), its weights
+// (safetensors) from the server's 'export' event, and the panels as PNG from Plotly.
+// Each becomes a file download (a Blob and a temporary <a download>).
+
+const PANELS = [  // data-role of the plot, file name part
+  ['network', 'network'], ['plane', 'boundary'], ['losses', 'losses'],
+];
+
+export class Exporter {
+  constructor(playground) {
+    this.pg = playground;
+    this.box = playground.root.querySelector('[data-role=export]');
+    if (!this.box) return;
+    this.status = this.box.querySelector('[data-role=export-status]');
+    for (const button of this.box.querySelectorAll('[data-export]')) {
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        try { await this.export(button.dataset.export); } finally { button.disabled = false; }
+      });
+    }
+  }
+
+  say(text) { if (this.status) this.status.textContent = text; }
+
+  // what: 'code' | 'metrics_csv' | 'metrics_json' | 'weights' | 'png'
+  async export(what) {
+    if (what === 'png') return this.plots();
+    this.say('Preparing…');
+    const ack = await this.pg.conn.call('export', { what });
+    if (!ack.ok) { this.say(''); this.pg.serverErrors(ack); return ack; }
+    const size = ack.data.byteLength ?? ack.data.length;
+    download(new Blob([ack.data], { type: ack.mime }), ack.filename);
+    this.say(`Saved ${ack.filename} (${size.toLocaleString('en')} ${ack.data.byteLength === undefined ? 'characters' : 'bytes'}).`);
+    return ack;
+  }
+
+  // Every visible panel as a PNG at twice its on-screen size.
+  async plots() {
+    const step = this.pg.drawn ? this.pg.drawn.header.step : 0;
+    const names = [];
+    for (const [role, name] of PANELS) {
+      const el = this.pg.root.querySelector(`[data-role=${role}]`);
+      if (!el || !el.data || !el.offsetWidth) continue;  // hidden, or not drawn yet
+      const url = await window.Plotly.toImage(el, { format: 'png', width: el.offsetWidth, height: el.offsetHeight, scale: 2 });
+      const filename = `dropout-${name}-step${step}.png`;
+      download(url, filename);
+      names.push(filename);
+    }
+    this.say(names.length ? `Saved ${names.join(', ')}.` : 'Nothing drawn yet.');
+    return { ok: true, files: names };
+  }
+}
+
+// Save a Blob (or a data: URL) as a file.
+export function download(data, filename) {
+  const url = data instanceof Blob ? URL.createObjectURL(data) : data;
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  if (data instanceof Blob) setTimeout(() => URL.revokeObjectURL(url), 30000);
+}

@@ -1,0 +1,214 @@
+"""Export: runnable PyTorch code, metrics as CSV/JSON, weights as safetensors, plots as PNG.
+
+The exported script is checked by running it (a subprocess, a few steps) and by
+comparing it with the engine: same data, same initial weights, and for MLPs on the CPU
+the same training losses step for step (its nn.Dropout draws the playground's masks).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load as load_safetensors
+
+from model_server import Run, parse_config
+from model_server.export import script
+
+CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [4, 6], "p": [0.2, 0.3],
+       "dropout_kind": "dropout2d", "batchnorm": "before_dropout"}, "train": {"batch_size": 32}}
+
+
+def cpu(raw: dict) -> dict:
+    raw = json.loads(json.dumps(raw))
+    raw.setdefault("train", {})["device"] = "cpu"
+    return raw
+
+
+def load_script(source: str) -> types.ModuleType:
+    module = types.ModuleType("exported")
+    exec(compile(source, "exported.py", "exec"), module.__dict__)
+    return module
+
+
+def run_of(app, token: str = "test-token-1"):
+    registry = app.extensions["dropout"]["registry"]
+    session = next(s for s in registry.sessions.values() if s.token == token)
+    return session.slot("main").run
+
+
+# ---- the script -------------------------------------------------------------------------
+@pytest.mark.parametrize("raw", [
+    {},
+    {"data": {"dataset": "xor"}, "train": {"optimizer": "sgd"}, "model": {"batchnorm": "after_dropout"}},
+    {"data": {"dataset": "spiral", "n_points": 301}, "model": {"activation": "tanh", "placement": "before_activation"},
+     "train": {"optimizer": "momentum"}},
+    {"data": {"dataset": "moons"}, "model": {"activation": "selu", "dropout_kind": "alpha", "p": [0.1, 0.2]}},
+    {"data": {"dataset": "gauss"}, "model": {"dropout_kind": "dropout2d", "hidden": [5], "p": [1.0]}},
+    {"data": {"dataset": "digits"}, "model": {"hidden": [16], "p": [0.5]}, "train": {"batch_size": 64}},
+], ids=["circle", "xor-sgd-bn", "spiral-tanh-before", "moons-selu-alpha", "gauss-p1", "digits-mlp"])
+def test_exported_mlp_retraces_the_run_step_for_step(raw):
+    cfg = parse_config(cpu(raw))
+    run = Run(cfg)
+    run.step(40)
+    mod = load_script(script(cfg))
+    data = mod.make_data()
+    for mine, theirs in zip(data, (run.data.x_train, run.data.y_train, run.data.x_test, run.data.y_test)):
+        assert torch.equal(mine, theirs.cpu())
+    net = mod.Net()
+    mod.init_weights(net, torch.Generator().manual_seed(cfg.data.seed))
+    fresh = Run(cfg).net.state_dict()
+    assert list(net.state_dict()) == list(fresh)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, fresh[k]), k
+    losses = mod.train(net, data, 40, log=lambda *_: None)
+    # the playground uses fused optimisers: the same maths, rounded differently
+    assert losses == pytest.approx(run._losses[:40].tolist(), abs=1e-4)
+
+
+def test_exported_cnn_has_the_same_architecture_and_uses_dropout2d():
+    cfg = parse_config(cpu(CNN))
+    source = script(cfg)
+    assert "nn.Dropout2d(p=0.2)" in source and "nn.BatchNorm2d(4)" in source
+    mod = load_script(source)
+    net, run = mod.Net(), Run(cfg)
+    run.step(5)
+    net.load_state_dict(run.net.state_dict())  # same names and shapes
+    x = run.data.x_test[:50]
+    net.eval()
+    with run.net.scratch(train=False), torch.no_grad():
+        assert torch.equal(net(x), run.net(x))
+
+
+@pytest.mark.parametrize("raw", [{"model": {"hidden": [6, 4], "p": [0.5, 0.25]}}, CNN], ids=["mlp", "cnn"])
+def test_exported_script_runs_standalone(tmp_path, raw):
+    path = tmp_path / "exported.py"
+    path.write_text(script(parse_config(cpu(raw)), steps=1000))
+    out = subprocess.run([sys.executable, str(path), "--steps", "6"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "step      6  train loss" in out.stdout and "final: test loss" in out.stdout
+
+
+# ---- through the socket event ------------------------------------------------------------
+def configure_and_train(sio, config: dict, steps: int) -> dict:
+    assert sio.emit("configure", {"config": cpu(config)}, callback=True)["ok"]
+    ack = sio.emit("step", {"n": steps}, callback=True)
+    assert ack["ok"], ack
+    return ack
+
+
+def test_export_code_event_gives_a_script_of_the_current_config(app, sio):
+    configure_and_train(sio, {"data": {"dataset": "moons"}}, 25)
+    assert sio.emit("set", {"change": {"param": "p", "layer": 0, "value": 0.6}}, callback=True)["ok"]
+    ack = sio.emit("export", {"what": "code"}, callback=True)
+    assert ack["ok"] and ack["what"] == "code" and ack["step"] == 25
+    assert ack["filename"].endswith(".py") and ack["mime"] == "text/x-python"
+    assert "nn.Dropout(p=0.6)" in ack["data"] and "make_moons" in ack["data"] and "STEPS = 25" in ack["data"]
+    compile(ack["data"], ack["filename"], "exec")
+
+
+def test_export_weights_round_trip_through_safetensors(app, sio, tmp_path):
+    configure_and_train(sio, {"model": {"hidden": [7, 5], "batchnorm": "after_dropout"}}, 30)
+    ack = sio.emit("export", {"what": "weights"}, callback=True)
+    assert ack["ok"] and ack["filename"].endswith(".safetensors")
+    blob = ack["data"]
+    assert isinstance(blob, bytes)
+    run = run_of(app)
+    weights = load_safetensors(blob)
+    state = run.net.state_dict()
+    assert set(weights) == set(state)
+    for k, v in state.items():
+        assert torch.equal(weights[k], v.cpu()), k
+    assert weights["blocks.0.0.weight"].shape == (7, 2)
+    path = tmp_path / "weights.safetensors"
+    with open(path, "wb") as f:
+        f.write(blob)
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    assert meta["step"] == "30" and json.loads(meta["config"])["model"]["hidden"] == [7, 5]
+    # the exported script's network takes them as they are and computes the same outputs
+    mod = load_script(script(run.cfg))
+    net = mod.Net()
+    net.load_state_dict(weights)
+    net.eval()
+    x = run.data.x_test.cpu()
+    with run.net.scratch(train=False), torch.no_grad():
+        assert torch.equal(net(x), run.net(x).cpu())
+
+
+def test_export_metrics_as_csv_and_json(app, sio):
+    configure_and_train(sio, {"train": {"eval_every": 10}}, 50)
+    run = run_of(app)
+    run.frame()  # evaluations reach the history when a frame is taken
+    assert [p["step"] for p in run.history] == [10, 20, 30, 40, 50]
+
+    ack = sio.emit("export", {"what": "metrics_csv"}, callback=True)
+    assert ack["ok"] and ack["filename"].endswith("-metrics.csv") and ack["mime"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(ack["data"])))
+    assert list(rows[0]) == ["step", "train_loss", "test_loss", "test_acc"]
+    assert [int(r["step"]) for r in rows] == [10, 20, 30, 40, 50]
+    for row, point in zip(rows, run.history):
+        for k in ("train_loss", "test_loss", "test_acc"):
+            assert float(row[k]) == pytest.approx(point[k], rel=1e-12)
+
+    ack = sio.emit("export", {"what": "metrics_json"}, callback=True)
+    doc = json.loads(ack["data"])
+    assert doc["step"] == 50 and doc["config"]["train"]["eval_every"] == 10
+    assert doc["history"] == run.history
+    assert 0 <= doc["history"][-1]["test_acc"] <= 1
+
+
+def test_export_event_validates_its_payload(sio):
+    ack = sio.emit("export", {"what": "code"}, callback=True)
+    assert not ack["ok"] and ack["error"]["field"] == "run"  # nothing configured yet
+    assert sio.emit("configure", {"config": cpu({})}, callback=True)["ok"]
+    ack = sio.emit("export", {"what": "pickle"}, callback=True)
+    assert not ack["ok"] and ack["error"]["field"] == "what" and ack["error"]["received"] == "pickle"
+    assert "code" in ack["error"]["allowed"] and "weights" in ack["error"]["allowed"]
+    ack = sio.emit("export", {"what": "code", "path": "/etc/passwd"}, callback=True)
+    assert not ack["ok"] and ack["error"]["field"] == "path"
+    ack = sio.emit("export", {"what": "code", "run": "other"}, callback=True)
+    assert not ack["ok"] and ack["error"]["field"] == "run"
+    ack = sio.emit("export", "code", callback=True)
+    assert not ack["ok"] and ack["error"]["allowed"] == "object"
+    assert sio.emit("export", {"what": "code"}, callback=True)["ok"]  # the connection carries on
+
+
+# ---- in the browser -------------------------------------------------------------------------
+def test_export_buttons_download_files(live_server, page, tmp_path):
+    page.goto(live_server.url + "/embed#hidden=6&p=0.4")
+    page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.drawn", timeout=30000)
+    page.evaluate("() => window.__dp.step()")
+    page.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.step >= 1")
+    page.locator("[data-role=export] summary").click()
+    saved = {}
+    for what in ("code", "weights", "metrics_csv", "metrics_json"):
+        with page.expect_download() as info:
+            page.locator(f"[data-export={what}]").click()
+        d = info.value
+        saved[what] = tmp_path / d.suggested_filename
+        d.save_as(saved[what])
+    assert saved["code"].suffix == ".py" and "nn.Dropout(p=0.4)" in saved["code"].read_text()
+    weights = load_safetensors(saved["weights"].read_bytes())
+    assert weights["blocks.0.0.weight"].shape == (6, 2)
+    assert saved["metrics_csv"].read_text().startswith("step,train_loss,test_loss,test_acc")
+    assert json.loads(saved["metrics_json"].read_text())["config"]["model"]["p"] == [0.4]
+
+    pngs = []
+    page.on("download", lambda d: pngs.append(d))
+    page.locator("[data-export=png]").click()
+    page.wait_for_function("() => /Saved .*png/.test(document.querySelector('[data-role=export-status]').textContent)")
+    page.wait_for_timeout(300)
+    names = sorted(d.suggested_filename for d in pngs)
+    assert names == ["dropout-boundary-step1.png", "dropout-losses-step1.png", "dropout-network-step1.png"]
+    png = tmp_path / names[0]
+    pngs[0].save_as(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not page.errors, page.errors
