@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make run   and   make test
 PY := .venv/bin/python
 PIP := .venv/bin/pip
-SYSTEM_PACKAGES := chromium redis-server nginx
+SYSTEM_PACKAGES := chromium redis-server nginx podman runc debootstrap curl
 
 .PHONY: run test setup setup-test system-packages bench
 

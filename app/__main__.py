@@ -1,7 +1,35 @@
-"""python -m app: the playground on http://127.0.0.1:5000, one process, no other service."""
+"""python -m app: the playground on http://127.0.0.1:5000, one process, no other service.
+
+On SIGTERM or Ctrl-C the process first ends its own clients' runs with a message that
+says so (app.broadcast.end_local_runs), gives the sockets a moment to send it, then exits.
+"""
+import logging
+import os
+import signal
+import sys
+import time
+
 from . import create_app, socketio_of
+from .broadcast import atomic_sends, end_local_runs
+
+DRAIN_S = 0.5  # time for the socket threads to send the last 'status' events
 
 app = create_app()
+atomic_sends(socketio_of(app))
 settings = app.config["SETTINGS"]
+
+
+def stop(signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends the process at once
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if end_local_runs(app):
+        time.sleep(DRAIN_S)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)  # nothing to save; interpreter teardown with torch loaded takes seconds
+
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
 print(f"Dropout Playground on http://{settings.host}:{settings.port}", flush=True)
 socketio_of(app).run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True)
