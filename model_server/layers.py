@@ -75,10 +75,16 @@ class RecordingDropoutMixin:
         """The noise tensor, reused from step to step while its shape holds (fewer
         allocations; fixed addresses for CUDA graphs). The previous step's backward is
         done by then, so overwriting it is safe. (.to() and friends drop it: _apply.)"""
-        shape = self._noise_shape(x) if self.feature else x.shape
         buf = self.noise
-        if buf is None or not self.record or buf.shape != shape:
-            return torch.empty(shape, dtype=x.dtype, device=x.device)
+        if self.feature:
+            shape = self._noise_shape(x)
+            if buf is None or not self.record or buf.shape != shape:
+                return torch.empty(shape, dtype=x.dtype, device=x.device)
+            return buf
+        # like x, memory layout included: aten draws the mask in x's memory order
+        # (a CPU conv output can be channels-last), and so must we to match it
+        if buf is None or not self.record or buf.shape != x.shape or buf.stride() != x.stride():
+            return torch.empty_like(x)
         return buf
 
     def _apply(self, fn, *args, **kwargs):

@@ -315,3 +315,14 @@ def test_different_generator_seeds_give_different_masks():
         layer(x)
         out.append(layer.noise.clone())
     assert not torch.equal(*out)
+
+
+def test_dropout_matches_torch_on_channels_last_input():
+    """aten draws the mask in the input's memory order; so does the recording layer."""
+    x = torch.randn(4, 8, 8, 8).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(7)
+    expected = torch.nn.Dropout(0.4)(x)
+    torch.manual_seed(7)
+    layer = RecordingDropout(0.4)
+    assert torch.equal(layer(x), expected)
+    assert torch.equal(layer.noise != 0, expected != 0)

@@ -49,7 +49,9 @@ export class NetworkView {
         opacity: Array.from(this.current.opacity), line: { width: 2, color: this.lineColors } },
       showlegend: false,
     });
-    const names = this.sizes.map((n, l) => l === 0 ? 'input' : l === this.sizes.length - 1 ? 'output' : `hidden ${l}`);
+    const short = (this.el.clientWidth || 600) / this.sizes.length < 75;  // narrow: 'h1' not 'hidden 1'
+    const names = this.sizes.map((n, l) => l === 0 ? (short ? 'in' : 'input')
+      : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`));
     const layout = layoutBase({
       margin: { l: 10, r: 10, t: 10, b: 46 },
       xaxis: { visible: false, range: [-0.4, this.sizes.length - 0.6], fixedrange: true },
