@@ -10,9 +10,8 @@ same code and seeds), the same initialisation and mini-batch order, and the same
 and optimiser. Its module names match Net's, so the weights file loads into it as is.
 Dropout masks come from PyTorch's global generator, seeded as the playground seeds its
 own: on the CPU an exported MLP retraces the playground's run step for step (to float
-rounding; the playground uses fused optimisers). A CNN's nn.Dropout draws its mask in
-the conv output's memory order (channels-last on the CPU), so there the masks agree in
-distribution, not element for element.
+rounding; the playground uses fused optimisers). The recording layers draw masks in the
+input's memory order as aten does, so a CNN should retrace too; only MLPs are tested.
 """
 from __future__ import annotations
 
@@ -127,8 +126,7 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
     hits = "logits.argmax(1) == y" if digits else "(logits > 0).float() == y"
     eval_every = t.eval_every or 100
     config = pprint.pformat(cfg.model_dump(), indent=1, width=100, sort_dicts=False)
-    retrace = (", so on a CPU this retraces the playground's run from its step 0" if m.kind == "mlp"
-               else " (the masks match in distribution: nn.Dropout draws them in memory order)")
+    retrace = ", so on a CPU this retraces the playground's run from its step 0"
     needs = "torch, numpy" + (", scikit-learn" if d.dataset in ("circle", "moons", "gauss", "digits") else "")
 
     return f'''\
