@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import engineio
 import pytest
 import requests
 import socketio
@@ -56,6 +57,23 @@ def require(program: str) -> str:
     return path
 
 
+class InOrderEngineIO(engineio.Client):
+    def _trigger_event(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    """python-socketio's client handles each incoming message in a thread of its own, so a
+    binary event's header and its attachment are sometimes taken out of order ("Unexpected
+    binary attachment", a lost acknowledgement). A browser reads them in order; so does
+    this client. Its handlers run on the reading thread: they must not wait for the server."""
+
+    def _engineio_client_class(self):
+        return InOrderEngineIO
+
+
 class Player:
     """A python-socketio client that trains one run and keeps what the server sent."""
 
@@ -66,7 +84,7 @@ class Player:
         self.broadcasts: list[dict] = []
         self.connects = 0
         self.lock = threading.Lock()
-        self.sio = socketio.Client(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
+        self.sio = InOrderClient(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
         self.sio.on("connect", self._connected)
         self.sio.on("frame", self._frame)
         self.sio.on("status", lambda d: self._keep(self.statuses, d))
