@@ -5,8 +5,8 @@ model_server, and sends the bytes of encoded frames to sockets.
 """
 from __future__ import annotations
 
+import functools
 import logging
-import socket
 
 import torch
 from flask import Flask
@@ -18,6 +18,7 @@ from . import embed, exports
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Settings
+from .transport import no_delay, serialize_packets
 from .sessions import Registry
 
 
@@ -45,8 +46,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         ping_timeout=settings.ping_timeout, message_queue=settings.message_queue,
         manage_session=False, cookie=None)
     app.wsgi_app = no_delay(app.wsgi_app)
+    serialize_packets(socketio.server)
     metrics = Metrics()
-    registry = Registry(limits, socketio.emit, metrics)
+    # the registry only ever emits to its own process's clients: with a message queue,
+    # publishing their frames to every other instance would be pure waste
+    registry = Registry(limits, functools.partial(socketio.emit, ignore_queue=True), metrics)
     socketio.on_namespace(namespace := Playground(registry))
     exports.register(namespace)  # the 'export' event (app/exports.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
@@ -57,23 +61,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     pages.add_security_headers(app, settings)
     return app
-
-
-def no_delay(wsgi_app):
-    """Set TCP_NODELAY on each connection. A Socket.IO binary event is two WebSocket
-    messages; with Nagle's algorithm the second waits for the client's delayed ACK
-    (~40 ms on Linux), which capped acknowledged frames at ~20/s."""
-
-    def middleware(environ, start_response):
-        sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        return wsgi_app(environ, start_response)
-
-    return middleware
 
 
 def socketio_of(app: Flask) -> SocketIO:

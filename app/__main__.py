@@ -10,12 +10,11 @@ import sys
 import time
 
 from . import create_app, socketio_of
-from .broadcast import atomic_sends, end_local_runs
+from .broadcast import end_local_runs
 
 DRAIN_S = 0.5  # time for the socket threads to send the last 'status' events
 
 app = create_app()
-atomic_sends(socketio_of(app))
 settings = app.config["SETTINGS"]
 
 

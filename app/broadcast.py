@@ -7,9 +7,7 @@ through the Socket.IO message queue they share (SOCKETIO_MESSAGE_QUEUE or DP_MES
 or --queue redis://host:6379/0). It is a process of its own: it needs the queue, not a
 server, and a single `python -m app` without a queue has nothing to publish to.
 
-Also here: atomic_sends(), which keeps each event's messages together when several threads
-send to one client (a broadcast arriving while a run sends a frame), and what an instance
-tells its own clients when it stops. end_local_runs() ends
+Also here: what an instance tells its own clients when it stops. end_local_runs() ends
 every run of this process with a 'status' {state: "ended", reason} that names the stop, so
 a page can say why and reconnect (behind the load balancer, to another instance). Clients
 of the other instances notice nothing. `python -m app` calls it on SIGTERM/SIGINT, gunicorn
@@ -18,10 +16,8 @@ through deploy/gunicorn.conf.py.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
-import threading
 
 EVENT = "broadcast"
 MAX_MESSAGE = 500  # characters; a banner, not a document
@@ -34,38 +30,6 @@ def publish(message: str, queue_url: str) -> None:
     from flask_socketio import SocketIO
 
     SocketIO(message_queue=queue_url).emit(EVENT, {"message": message}, namespace="/")
-
-
-def atomic_sends(socketio) -> None:
-    """Send every Socket.IO packet's Engine.IO messages without interleaving.
-
-    A binary event is several messages (a text header, then one per attachment), and
-    python-socketio queues them one by one with no lock. When another thread sends to the
-    same client in between (the message-queue listener delivering a broadcast, an event's
-    acknowledgement, a status from a handler), the client takes that message for the
-    attachment and its stream breaks (python-socketio raises "invalid literal for int()
-    with base 10: b'\\x01'"). Sends only put packets on per-client queues, so one lock for
-    the process costs nothing measurable. Safe to call more than once.
-    """
-    server = socketio.server
-    if getattr(server, "_dropout_atomic_sends", False):
-        return
-    lock = threading.RLock()  # emit with a callback calls _send_packet inside emit
-
-    def locked(fn):
-        @functools.wraps(fn)
-        def call(*args, **kwargs):
-            with lock:
-                return fn(*args, **kwargs)
-        return call
-
-    manager = server.manager
-    server._send_packet = locked(server._send_packet)  # acks, connects, events with callbacks
-    if hasattr(manager, "_handle_emit"):  # a message queue: local delivery, not the publish
-        manager._handle_emit = locked(manager._handle_emit)
-    else:
-        manager.emit = locked(manager.emit)
-    server._dropout_atomic_sends = True
 
 
 def stopping_reason(instance: str = "") -> str:
