@@ -27,7 +27,8 @@ setup-test: setup system-packages .venv/.installed-dev
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
-# Chromium for the browser tests, Redis and nginx for the scale-out test (Debian packages).
+# Debian packages: Chromium for the browser tests, Redis and nginx for the scale-out test,
+# podman (with runc, debootstrap, curl) to build and run the Docker image.
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
