@@ -4,6 +4,9 @@ Every client event is answered (when the client asks for an acknowledgement) wit
 {"ok": true, ...} or {"ok": false, "error": {field, message, allowed, received},
 "errors": [...]}. Nothing a client sends can raise out of here: the connection and every
 other session carry on. The protocol is documented in docs/protocol.md.
+
+Logs: one key=value line per connect, disconnect and configure, and per refused or
+failed event: event=<name> sid=<socket id> outcome=ok|refused|error [kind=... field=...].
 """
 from __future__ import annotations
 
@@ -16,12 +19,13 @@ from flask_socketio import Namespace
 
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config
 
-from .sessions import Busy, Registry, Session
+from .sessions import Busy, Registry, Session, quote
 
 log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+STEP_CHUNK = 10  # 'step' trains in chunks of this many steps, taking turns with playing runs
 
 
 class RunRef(Strict):
@@ -60,52 +64,101 @@ class Playground(Namespace):
     # python-socketio calls this for every event; we route by name ourselves so that
     # unknown names get an answer instead of silence.
     def trigger_event(self, event: str, *args):
-        if event == "connect":
-            return self.on_connect(args[0], args[2] if len(args) > 2 else None)
-        if event == "disconnect":
-            self.registry.close(args[0])
-            return None
         sid = args[0]
+        # 'connect' and 'disconnect' also arrive as ordinary events when a client emits
+        # those names: the real ones come before the session exists / after the socket left.
+        if event == "connect" and self.registry.get(sid) is None:
+            return self.on_connect(sid, args[2] if len(args) > 2 else None)
+        if event == "disconnect" and not self._connected(sid):
+            runs = self.registry.close(sid)
+            log.info("event=disconnect sid=%s reason=%s runs_ended=%d outcome=ok", sid,
+                     quote(args[1] if len(args) > 1 else "unknown"), runs)
+            return None
         payload = args[1] if len(args) == 2 else (list(args[1:]) if len(args) > 2 else None)
         return self.dispatch(sid, event, payload)
+
+    def _cut_off(self, sid: str) -> None:
+        """Disconnect a client (its 'disconnect' event ends its runs) and close its
+        transport without waiting for it to read what is queued."""
+        try:
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
+            self.disconnect(sid)  # Socket.IO clients do not reconnect after a server disconnect
+            socket = self.server.eio.sockets.get(eio_sid)
+            if socket is not None:
+                socket.close(wait=False, abort=False)
+        except Exception:  # already gone
+            log.exception("event=disconnect sid=%s outcome=error kind=flood", sid)
+
+    def _connected(self, sid: str) -> bool:
+        server = getattr(self, "server", None)
+        try:
+            return bool(server and server.manager.is_connected(sid, self.namespace))
+        except Exception:  # a test double without a manager: trust the event name
+            return False
 
     def on_connect(self, sid: str, auth: Any):
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None and not (isinstance(token, str) and TOKEN.match(token)):
             self.metrics.errors.labels(kind="bad_token").inc()
+            log.info("event=connect sid=%s outcome=refused kind=bad_token", sid)
             raise ConnectionRefusedError("token has to be 8 to 64 letters, digits, '-' or '_'")
         self.registry.open(sid, token or sid)
+        log.info("event=connect sid=%s token=%s outcome=ok", sid, "given" if token else "none")
 
     def dispatch(self, sid: str, event: Any, payload: Any) -> dict:
-        known = event in self.handlers
-        self.metrics.events.labels(event=event if known else "unknown").inc()
+        known = isinstance(event, str) and event in self.handlers
+        name = event if known else "unknown"
+        self.metrics.events.labels(event=name).inc()
         session = self.registry.get(sid)
         if session is None:
             return error("session", "not connected")
         session.touch()
-        lim = self.registry.limits
         if not session.bucket.take():
-            self.metrics.errors.labels(kind="rate_limited").inc()
-            return error("event", f"too many events: {lim.events_per_s:g} per second allowed "
-                         f"(bursts of {lim.event_burst}); slow down", f"<= {lim.events_per_s:g}/s", str(event)[:40])
+            return self._rate_limited(session, event)
+        session.limited = False
         if not known:
-            self.metrics.errors.labels(kind="unknown_event").inc()
-            return error("event", f"unknown event {str(event)[:40]!r}", ", ".join(self.handlers), str(event)[:40])
+            return self._refuse(sid, name, "unknown_event", error(
+                "event", f"unknown event {str(event)[:40]!r}", ", ".join(self.handlers), str(event)[:40]))
         try:
-            return {"ok": True, **self.handlers[event](session, payload)}
+            reply = {"ok": True, **self.handlers[event](session, payload)}
         except ConfigError as e:
-            self.metrics.errors.labels(kind="invalid").inc()
-            return {"ok": False, "error": e.errors[0], "errors": e.errors}
+            return self._refuse(sid, name, "invalid", {"ok": False, "error": e.errors[0], "errors": e.errors})
         except Busy as e:
-            self.metrics.errors.labels(kind="busy").inc()
-            return error("run", str(e))
+            return self._refuse(sid, name, "busy", error("run", str(e)))
         except (KeyError, IndexError) as e:
-            self.metrics.errors.labels(kind="invalid").inc()
-            return error("run" if isinstance(e, KeyError) else "change", str(e.args[0]))
+            field = "run" if isinstance(e, KeyError) else "change"
+            return self._refuse(sid, name, "invalid", error(field, str(e.args[0])))
         except Exception:
-            log.exception("event %r from %s failed", event, sid)
+            log.exception("event=%s sid=%s outcome=error kind=internal", name, sid)
             self.metrics.errors.labels(kind="internal").inc()
             return error("server", "internal error while handling this event; your other runs are unaffected")
+        if event == "configure":
+            log.info("event=configure sid=%s run=%s outcome=ok params=%s", sid, reply.get("run"), reply.get("params"))
+        return reply
+
+    def _refuse(self, sid: str, event: str, kind: str, reply: dict) -> dict:
+        self.metrics.errors.labels(kind=kind).inc()
+        log.info("event=%s sid=%s outcome=refused kind=%s field=%s message=%s", event, sid, kind,
+                 quote(reply["error"]["field"]), quote(reply["error"]["message"][:200]))
+        return reply
+
+    def _rate_limited(self, session: Session, event: Any) -> dict:
+        """Refuse an event over the rate limit. A client that keeps on at that pace (it
+        ignores the refusals) is disconnected, so that a flood costs the others nothing."""
+        lim = self.registry.limits
+        self.metrics.errors.labels(kind="rate_limited").inc()
+        if not session.limited:  # one log line per run of refusals, not one per event
+            session.limited = True
+            log.info("event=%s sid=%s outcome=refused kind=rate_limited", quote(str(event)[:40]), session.sid)
+        if session.bucket.flooding():
+            self.metrics.errors.labels(kind="flood").inc()
+            log.info("event=disconnect sid=%s outcome=refused kind=flood", session.sid)
+            session.emit("status", {"run": None, "state": "disconnected", "step": None,
+                                    "reason": "disconnected: far too many events; reload the page"},
+                         to=session.sid)
+            self._cut_off(session.sid)
+        return error("event", f"too many events: {lim.events_per_s:g} per second allowed "
+                     f"(bursts of {lim.event_burst}); slow down", f"<= {lim.events_per_s:g}/s", str(event)[:40])
 
     # ---- handlers: (session, raw payload) -> ack fields ----
     def configure(self, session: Session, payload: Any) -> dict:
@@ -133,7 +186,14 @@ class Playground(Namespace):
                 raise Busy("the run is playing: pause it before stepping")
             if slot.run.finished:
                 raise Busy(slot.run.finished)
-            slot.run.step(min(msg.n, self.registry.limits.max_steps - slot.run.step_count))
+            left = min(msg.n, self.registry.limits.max_steps - slot.run.step_count)
+        while left > 0:  # in chunks, each taking its turn with the playing runs
+            with self.registry.compute, slot.lock:
+                if slot.playing or slot.closed:
+                    break
+                k = min(STEP_CHUNK, left)
+                slot.run.step(k)
+                left -= k
         slot.changed()
         return {"run": slot.run_id, "step": slot.run.step_count}
 
