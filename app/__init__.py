@@ -14,7 +14,7 @@ from flask_socketio import SocketIO
 
 from model_server import Limits
 
-from . import embed, exports
+from . import embed, exports, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Settings
@@ -53,12 +53,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     registry = Registry(limits, functools.partial(socketio.emit, ignore_queue=True), metrics)
     socketio.on_namespace(namespace := Playground(registry))
     exports.register(namespace)  # the 'export' event (app/exports.py)
+    lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
 
     from . import pages, health
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(embed.bp)
+    app.register_blueprint(lessons.bp)
     pages.add_security_headers(app, settings)
     return app
 

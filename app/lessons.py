@@ -1,0 +1,276 @@
+"""Lessons: the 'experiment' and 'sweep' socket events, and the /lessons and /compare pages.
+
+    emit('experiment', {run?: 'main', name: 'mc_dropout', params?: {thinned: 16}})
+    -> {ok: true, run, name, step, result: {...}}   result: model_server.experiments.<name>(run)
+    emit('sweep', {action: 'start', ps?: [0, 0.1, ...], every?: 10})  -> {ok, sweep: {...}}
+    emit('sweep', {action: 'step', steps?: 20})                       -> {ok, sweep: {...}}
+    emit('sweep', {action: 'result', boundaries?: false})             -> {ok, sweep: {...}}
+
+An experiment runs on one of the tab's runs while holding its lock (the training thread
+waits meanwhile) and changes nothing in its training. A sweep trains len(ps) copies of
+the SWEEP_PRESET network at once (model_server/sweep.py), one per drop probability; a tab
+holds at most one, which goes when the tab does. `sweep` is model_server.sweep's
+Sweep.result(): per-p final losses and the loss curves so far.
+
+Bad payloads get the structured errors of app/events.py, naming the field ("params.passes",
+"steps", "ps.1"), the allowed range and the value received. Answers are bounded: at most
+MAX_STEPS_PER_CALL sweep steps per event and MAX_SWEEP_STEPS per sweep, and at most
+MAX_GRID_VALUES grid values per experiment answer.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, abort, render_template
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+from model_server import experiments
+from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
+from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
+
+from .events import RunRef
+from .sessions import Busy, Session
+
+MAX_GRID = 64                        # grid resolution an experiment may ask for
+MAX_GRID_VALUES = 64 * 32 * 32       # values in all grids of one answer (~1 MB of JSON)
+MAX_SWEEP_STEPS = 10 * SWEEP_STEPS   # optimizer steps one sweep may train, in all
+MAX_STEPS_PER_CALL = 200             # ... and per 'step' event (bounds one event's work)
+LESSON_ID = re.compile(r"^[a-z0-9-]{1,40}$")
+
+Seed = Annotated[int, in_range(0, 2**31 - 1, "seed")]
+Index = Annotated[int, in_range(0, 100_000, "example")]
+
+
+def count_between(lo: int, hi: int, what: str):
+    """Like config.in_range, for the length of a list."""
+
+    def check(v):
+        if not lo <= len(v) <= hi:
+            raise PydanticCustomError("out_of_range", "{what} has to be between {lo} and {hi}, but got {got}",
+                                      {"what": what, "lo": lo, "hi": hi, "got": len(v)})
+        return v
+
+    return AfterValidator(check)
+
+
+# ---- experiments: one parameter schema per function of model_server/experiments.py ----------
+class TrainVsEval(Strict):
+    example: Index = 0
+    passes: Annotated[int, in_range(1, experiments.MAX_PASSES, "passes")] = 20
+    seed: Seed = 0
+
+
+class ForgotEvalBoundary(Strict):
+    size: Annotated[int, in_range(2, MAX_GRID, "size")] | None = None
+    grids: Annotated[int, in_range(1, experiments.MAX_GRIDS, "grids")] = 3
+    seed: Seed = 0
+
+
+class InvertedScaling(Strict):
+    layer: Annotated[int, in_range(0, 63, "layer")] = 0
+    passes: Annotated[int, in_range(1, experiments.MAX_SCALING_PASSES, "passes")] = 1000
+    examples: Annotated[int, in_range(1, experiments.MAX_EXAMPLES, "examples")] = 16
+    seed: Seed = 0
+
+
+class McDropout(Strict):
+    thinned: Annotated[int, in_range(1, experiments.MAX_THINNED, "thinned")] = 16
+    size: Annotated[int, in_range(2, MAX_GRID, "size")] | None = None
+    seed: Seed = 0
+
+
+class BatchnormShift(Strict):
+    passes: Annotated[int, in_range(1, 64, "passes")] = 8
+    seed: Seed = 0
+
+
+class Myths(Strict):
+    examples: Annotated[int, in_range(1, experiments.MAX_EXAMPLES, "examples")] = 32
+    seed: Seed = 0
+
+
+class SpatialDropout(Strict):
+    example: Index = 0
+    layer: Annotated[int, in_range(0, 63, "layer")] = 0
+    p: Prob | None = None
+    seed: Seed = 0
+
+
+EXPERIMENTS: dict[str, type[Strict]] = {
+    "train_vs_eval": TrainVsEval, "forgot_eval_boundary": ForgotEvalBoundary,
+    "inverted_scaling": InvertedScaling, "mc_dropout": McDropout,
+    "batchnorm_shift": BatchnormShift, "myths": Myths, "spatial_dropout": SpatialDropout,
+}
+
+
+class Experiment(RunRef):
+    name: Literal[tuple(EXPERIMENTS)]  # type: ignore[valid-type]
+    params: dict = Field(default_factory=dict)
+
+
+def _prefixed(err: ConfigError, prefix: str) -> ConfigError:
+    return ConfigError([{**e, "field": f"{prefix}.{e['field']}"} for e in err.errors])
+
+
+def _from_value_error(err: ValueError, params: dict, name: str) -> ConfigError:
+    """An engine ValueError ("passes has to be between 1 and 100, but got 500", or "a
+    decision boundary needs a 2D dataset, but got dataset 'digits'") as a structured error:
+    the field is the parameter it names, else the experiment's name."""
+    message = str(err)
+    word = message.split(" ", 1)[0]
+    m = re.search(r"between (\S+) and (\S+),", message)
+    if word in params or word in EXPERIMENTS[name].model_fields:
+        return ConfigError([{"field": f"params.{word}", "message": message,
+                             "allowed": f"{m[1]}..{m[2]}" if m else "", "received": params.get(word)}])
+    return ConfigError([{"field": "name", "message": f"{name}: {message}",
+                         "allowed": "an experiment that fits this run's network", "received": name}])
+
+
+def _check_answer_size(name: str, kwargs: dict, default_size: int) -> None:
+    """Many grids at a fine resolution make a big answer: bound their product."""
+    count = {"mc_dropout": "thinned", "forgot_eval_boundary": "grids"}.get(name)
+    if count is None:
+        return
+    size = kwargs.get("size") or default_size
+    n = kwargs.get(count, EXPERIMENTS[name].model_fields[count].default)
+    if n * size * size > MAX_GRID_VALUES:
+        raise ConfigError([{"field": f"params.{count}", "allowed": f"{count} x size x size <= {MAX_GRID_VALUES}",
+                            "message": f"{count} x size x size has to be at most {MAX_GRID_VALUES}, "
+                                       f"but got {n} x {size} x {size}", "received": n}])
+
+
+def run_experiment(session: Session, payload: Any) -> dict:
+    msg = parse(Experiment, payload)
+    try:
+        params = parse(EXPERIMENTS[msg.name], msg.params, "params")
+    except ConfigError as e:
+        raise _prefixed(e, "params") from None
+    slot = session.slot(msg.run)
+    fn = getattr(experiments, msg.name)
+    kwargs = params.model_dump(exclude_none=True)
+    _check_answer_size(msg.name, kwargs, slot.run.limits.grid_size)
+    with slot.lock:  # the run holds still while we look
+        try:
+            result = fn(slot.run, **kwargs)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise _from_value_error(e, kwargs, msg.name) from None
+        step = slot.run.step_count
+    return {"run": msg.run, "name": msg.name, "step": step, "result": result}
+
+
+# ---- the dropout sweep ---------------------------------------------------------------------
+class SweepStart(Strict):
+    action: Literal["start"]
+    ps: Annotated[list[Prob], count_between(1, MAX_MODELS, "number of models")] = Field(
+        default_factory=lambda: list(DEFAULT_PS))
+    every: Annotated[int, in_range(1, 100, "every")] = 10
+
+
+class SweepStep(Strict):
+    action: Literal["step"]
+    steps: Annotated[int, in_range(1, MAX_STEPS_PER_CALL, "steps")] = 20
+
+
+class SweepResult(Strict):
+    action: Literal["result"]
+    boundaries: bool = False
+
+
+SWEEP_ACTIONS: dict[str, type[Strict]] = {"start": SweepStart, "step": SweepStep, "result": SweepResult}
+
+
+class _Held:
+    """A session's sweep and the lock that keeps two of its events from training it at once."""
+
+    def __init__(self, sweep: Sweep):
+        self.sweep, self.lock = sweep, threading.Lock()
+
+
+def register(namespace) -> None:
+    """Add the 'experiment' and 'sweep' events to a Playground namespace."""
+    registry = namespace.registry
+    # one sweep per session; an entry goes with its Session object (weak key), and any
+    # whose session has left the registry is dropped at the next sweep event
+    sweeps: weakref.WeakKeyDictionary[Session, _Held] = weakref.WeakKeyDictionary()
+    sweeps_lock = threading.Lock()
+
+    def prune() -> None:
+        with sweeps_lock:
+            for s in [s for s in list(sweeps.keys()) if registry.get(s.sid) is not s]:
+                sweeps.pop(s, None)
+
+    def sweep_event(session: Session, payload: Any) -> dict:
+        prune()
+        if not isinstance(payload, dict):
+            raise ConfigError([{"field": "payload", "message": "payload has to be an object",
+                                "allowed": "object", "received": safe_value(payload)}])
+        action = payload.get("action")
+        if action not in SWEEP_ACTIONS:
+            message = ("action is required: one of start, step, result" if action is None else
+                       f"action has to be one of start, step, result, but got {str(action)[:40]!r}")
+            raise ConfigError([{"field": "action", "message": message,
+                                "allowed": "start, step, result",
+                                "received": safe_value(action)}])
+        msg = parse(SWEEP_ACTIONS[action], payload)
+        if action == "start":
+            cfg = parse_config(SWEEP_PRESET, registry.limits)
+            try:
+                held = _Held(Sweep(cfg, msg.ps, every=msg.every, limits=registry.limits))
+            except ValueError as e:
+                raise ConfigError([{"field": "ps", "message": str(e), "allowed": f"1..{MAX_MODELS} values in 0..1",
+                                    "received": list(msg.ps)}]) from None
+            with sweeps_lock:
+                sweeps[session] = held
+            return {"action": action, "sweep": held.sweep.result()}
+        with sweeps_lock:
+            held = sweeps.get(session)
+        if held is None:
+            raise ConfigError([{"field": "action", "message": f"no sweep to {action}: send action 'start' first",
+                                "allowed": "start", "received": action}])
+        if not held.lock.acquire(blocking=False):
+            raise Busy("the sweep is still busy with your previous request; wait for its answer")
+        try:
+            sw = held.sweep
+            if action == "step":
+                left = MAX_SWEEP_STEPS - sw.step_count
+                if left <= 0:
+                    raise ConfigError([{"field": "steps", "message": f"a sweep may train {MAX_SWEEP_STEPS} steps, "
+                                        f"and this one has: start a new one", "allowed": "a new sweep (action 'start')",
+                                        "received": msg.steps}])
+                sw.step(min(msg.steps, left))
+                return {"action": action, "sweep": sw.result()}
+            return {"action": action, "sweep": sw.result(boundaries=msg.boundaries)}
+        finally:
+            held.lock.release()
+
+    namespace.handlers["experiment"] = run_experiment
+    namespace.handlers["sweep"] = sweep_event
+    namespace.lesson_sweeps = sweeps  # for tests and metrics: how many sweeps are held
+
+
+# ---- pages ---------------------------------------------------------------------------------
+bp = Blueprint("lessons", __name__)
+
+
+@bp.get("/lessons")
+def lessons():
+    return render_template("lessons.html", page="lessons", lesson="")
+
+
+@bp.get("/lessons/<lesson>")
+def lesson(lesson: str):
+    """The same page, opened at one lesson (lessons.js knows which ids exist)."""
+    if not LESSON_ID.match(lesson):
+        abort(404)
+    return render_template("lessons.html", page="lessons", lesson=lesson)
+
+
+@bp.get("/compare")
+def compare():
+    return render_template("compare.html", page="compare")

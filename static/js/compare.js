@@ -1,0 +1,250 @@
+// Compare mode: two or three runs with the same data, network and seed, on one loss chart.
+// Everything lives in the URL hash, so a link reproduces the comparison:
+//
+//   /compare#data=xor&points=100&hidden=64,64&steps=1000&runs=3&a.p=0&b.p=0.5&c.wd=0.01
+//
+// Keys without a prefix are shared (the playground's keys, state.js); `a.`, `b.`, `c.`
+// prefix a run's own settings (RUN_KEYS); `runs` is how many (2 or 3) and `steps` where
+// every run pauses. Each run trains on its own socket (LiveRun), so its frames are its own.
+import { BY_KEY, check } from './state.js';
+import { LossView } from './views/losses.js';
+import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
+
+const LETTERS = ['a', 'b', 'c'];
+const DASHES = ['solid', 'dashed', 'dotted'];   // LossView's line style per series
+const SHARED_KEYS = ['data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
+const RUN_KEYS = ['p', 'wd', 'place', 'bn'];
+const EVAL_EVERY = 10;
+const DEFAULT = '#data=xor&points=100&noise=0.35&hidden=64,64&lr=0.003&batch=50&steps=1000&runs=3&a.p=0&b.p=0.5&c.p=0&c.wd=0.01';
+const STEPS = { min: 10, max: 100000, def: 1000 };
+const PAINT_MS = 200;
+
+const $ = sel => document.querySelector(sel);
+
+// hash -> {shared: {key: raw}, runs: [{key: raw}], steps, problems}
+export function parseCompare(hash) {
+  const params = new URLSearchParams(String(hash || DEFAULT).replace(/^#/, ''));
+  const shared = {}, perRun = LETTERS.map(() => ({})), problems = [];
+  let count = 2, steps = STEPS.def;
+  for (const [key, raw] of params) {
+    const m = key.match(/^([abc])\.(\w+)$/);
+    if (key === 'runs') {
+      count = raw === '3' ? 3 : 2;
+      if (!['2', '3'].includes(raw)) problems.push(`runs has to be 2 or 3, but got ${raw}`);
+    } else if (key === 'steps') {
+      const v = Number(raw);
+      if (Number.isInteger(v) && v >= STEPS.min && v <= STEPS.max) steps = v;
+      else problems.push(`steps has to be between ${STEPS.min} and ${STEPS.max}, but got ${raw}`);
+    } else if (m && RUN_KEYS.includes(m[2])) {
+      perRun[LETTERS.indexOf(m[1])][m[2]] = raw;
+    } else if (SHARED_KEYS.includes(key)) {
+      shared[key] = raw;
+    } else {
+      problems.push(`unknown setting ${key} ignored`);
+    }
+  }
+  return { shared, runs: perRun.slice(0, count), steps, problems };
+}
+
+export function compareHash(model) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(model.shared)) params.set(k, v);
+  params.set('steps', String(model.steps));
+  params.set('runs', String(model.runs.length));
+  model.runs.forEach((r, i) => { for (const [k, v] of Object.entries(r)) params.set(`${LETTERS[i]}.${k}`, v); });
+  return '#' + params.toString().replace(/%2C/g, ',');
+}
+
+// One run's playground hash: shared settings, its own, a test evaluation every few steps.
+function runHash(model, i) {
+  const own = { ...model.runs[i] };
+  const layers = String(model.shared.hidden || '8,8').split(',').length;
+  if (own.p !== undefined && !String(own.p).includes(',')) own.p = Array(layers).fill(own.p).join(',');
+  const params = new URLSearchParams({ ...model.shared, ...own, evalk: String(EVAL_EVERY) });
+  return mergeHash('#' + params.toString());
+}
+
+function runLabel(model, i) {
+  const r = model.runs[i];
+  const bits = [];
+  if (r.p !== undefined) bits.push(`p ${r.p}`);
+  if (r.wd !== undefined && Number(r.wd) !== 0) bits.push(`wd ${r.wd}`);
+  if (r.place === 'before_activation') bits.push('dropout before act.');
+  if (r.bn && r.bn !== 'none') bits.push(`BN ${r.bn.replace('_', ' ')}`);
+  return `${LETTERS[i].toUpperCase()}: ${bits.join(', ') || 'defaults'}`;
+}
+
+function field(key, value, onChange, label = BY_KEY[key].label) {
+  const f = BY_KEY[key];
+  const id = `c-${key}-${Math.random().toString(36).slice(2, 7)}`;
+  let input;
+  if (f.type === 'select') {
+    input = el('select', { id });
+    for (const o of f.options) input.append(el('option', { value: o, text: o.replace(/_/g, ' ') }));
+    input.value = value ?? f.def;
+  } else {
+    input = el('input', { id, type: f.type.endsWith('list') ? 'text' : 'number', value: value ?? (Array.isArray(f.def) ? f.def.join(',') : f.def) });
+    if (!f.type.endsWith('list')) Object.assign(input, { min: f.min, max: f.max, step: f.step ?? 'any' });
+  }
+  const err = el('span', { className: 'field-error', role: 'status' });
+  input.addEventListener('change', () => {
+    const [, problem] = check(f, f.type.endsWith('list') ? input.value : input.value);
+    err.textContent = problem || '';
+    input.setAttribute('aria-invalid', problem ? 'true' : 'false');
+    if (!problem) onChange(input.value);
+  });
+  return el('div', { className: 'field' }, el('label', { htmlFor: id, text: label }), input, err);
+}
+
+class Compare {
+  constructor(root) {
+    this.root = root;
+    const parsed = parseCompare(location.hash);
+    this.model = { shared: parsed.shared, runs: parsed.runs, steps: parsed.steps };
+    if (parsed.problems.length) this.notice(`From the link: ${parsed.problems.join('; ')}.`);
+    this.runs = [];
+    this.losses = new LossView($('[data-role=losses]'));
+    this.playing = true;
+    this.bind();
+    this.renderShared();
+    this.restart();
+    setInterval(() => this.paint(), PAINT_MS);
+    window.__compare = this;  // for the browser tests
+  }
+
+  bind() {
+    $('[data-role=play]').addEventListener('click', () => this.toggle());
+    $('[data-role=restart]').addEventListener('click', () => this.restart());
+    $('[data-role=add]').addEventListener('click', () => {
+      if (this.model.runs.length >= 3) return;
+      this.model.runs.push({ p: '0.5' });
+      this.changed();
+    });
+    window.addEventListener('hashchange', () => {
+      if (location.hash === this.written) return;
+      const parsed = parseCompare(location.hash);
+      this.model = { shared: parsed.shared, runs: parsed.runs, steps: parsed.steps };
+      this.renderShared();
+      this.restart();
+    });
+  }
+
+  renderShared() {
+    const form = $('[data-role=shared]');
+    form.textContent = '';
+    for (const key of SHARED_KEYS) {
+      form.append(field(key, this.model.shared[key], v => { this.model.shared[key] = v; this.changed(); }));
+    }
+    const steps = el('input', { type: 'number', id: 'c-steps', min: STEPS.min, max: STEPS.max, step: 100, value: this.model.steps });
+    steps.addEventListener('change', () => {
+      const v = Number(steps.value);
+      if (Number.isInteger(v) && v >= STEPS.min && v <= STEPS.max) { this.model.steps = v; this.changed(); }
+    });
+    form.append(el('div', { className: 'field' }, el('label', { htmlFor: 'c-steps', text: 'Pause at step' }), steps));
+    $('[data-role=evalk]').textContent = String(EVAL_EVERY);
+  }
+
+  renderRuns() {
+    const box = $('[data-role=runs]');
+    box.textContent = '';
+    this.cards = this.model.runs.map((r, i) => {
+      const status = el('p', { className: 'run-status', text: 'starting…' });
+      const remove = el('button', { type: 'button', className: 'small', text: 'remove', 'aria-label': `remove run ${LETTERS[i].toUpperCase()}` });
+      remove.hidden = this.model.runs.length <= 2;
+      remove.addEventListener('click', () => { this.model.runs.splice(i, 1); this.changed(); });
+      const fields = RUN_KEYS.map(k => field(k, r[k], v => { r[k] = v; this.changed(); }, k === 'p' ? 'p (drop), one or per layer' : undefined));
+      const card = el('section', { className: 'panel run-card', dataset: { run: LETTERS[i] } },
+        el('h2', {}, el('span', { text: runLabel(this.model, i) }), el('span', { className: 'dash', text: `${DASHES[i]} lines` }), remove),
+        ...fields, status);
+      box.append(card);
+      return { card, status };
+    });
+    $('[data-role=add]').hidden = this.model.runs.length >= 3;
+  }
+
+  // A setting changed: new URL, and every run starts again from the same seed.
+  changed() {
+    this.written = compareHash(this.model);
+    history.replaceState(null, '', this.written);
+    this.restart();
+  }
+
+  // Restarts run one after another: the old runs close before the new ones start.
+  restart() {
+    this.restarting = (this.restarting || Promise.resolve()).then(() => this.startRuns()).catch(e => console.error(e));
+    return this.restarting;
+  }
+
+  async startRuns() {
+    const old = this.runs;
+    this.runs = [];
+    await Promise.all(old.map(r => r.close()));
+    this.renderRuns();
+    this.losses.setup(this.model.runs.map((_, i) => ({ name: runLabel(this.model, i) })));
+    this.runs = this.model.runs.map((_, i) => {
+      const run = new LiveRun(runHash(this.model, i), { name: runLabel(this.model, i), stopAt: this.model.steps });
+      run.addEventListener('frame', e => this.losses.add(e.detail, i));
+      run.addEventListener('problem', e => this.notice(`${run.name}: ${e.detail}`));
+      run.addEventListener('playing', () => this.updateButton());
+      return run;
+    });
+    this.runs[0].conn.addEventListener('connected', () => this.status('connected'));
+    this.runs[0].conn.addEventListener('disconnected', () => this.status('reconnecting…'));
+    const share = $('[data-role=share]');
+    share.href = location.pathname + compareHash(this.model);
+    this.playing = true;
+    this.updateButton();
+    await Promise.all(this.runs.map(r => r.start({ play: true })));
+  }
+
+  async toggle() {
+    const any = this.runs.some(r => r.playing);
+    if (any) { await Promise.all(this.runs.map(r => r.pause())); this.playing = false; }
+    else {
+      for (const r of this.runs) if (r.last && r.last.header.step >= (r.stopAt || 0)) r.stopAt = r.last.header.step + this.model.steps;
+      await Promise.all(this.runs.map(r => r.play()));
+      this.playing = true;
+    }
+    this.updateButton();
+  }
+
+  updateButton() {
+    const b = $('[data-role=play]');
+    const any = this.runs.some(r => r.playing);
+    const done = this.runs.length && this.runs.every(r => r.last && r.last.header.step >= (r.stopAt || Infinity));
+    b.textContent = any ? 'Pause' : done ? `Train ${this.model.steps} more` : 'Play';
+  }
+
+  paint() {
+    this.losses.paint();
+    if (!this.cards) return;
+    const rows = [['run', 'step', 'train loss', 'test loss', 'test accuracy', 'parameters']];
+    this.runs.forEach((r, i) => {
+      const h = r.last && r.last.header, e = h && h.eval;
+      if (this.cards[i]) {
+        this.cards[i].status.textContent = h ? `step ${h.step.toLocaleString('en')}${r.playing ? ' · training' : ' · paused'}` : 'starting…';
+      }
+      rows.push([r.name, h ? h.step : '–', fmt(h && h.train_loss), fmt(e && e.test_loss), e && e.test_acc !== null ? `${(100 * e.test_acc).toFixed(1)}%` : '–',
+        r.info ? r.info.params.toLocaleString('en') : '–']);
+    });
+    const table = $('[data-role=table]');
+    table.textContent = '';
+    rows.forEach((row, k) => table.append(el('tr', {}, ...row.map(c => el(k ? 'td' : 'th', { text: String(c) })))));
+  }
+
+  status(text) {
+    const c = $('.top [data-role=connection]');
+    if (c) c.textContent = text;
+  }
+
+  notice(text) {
+    const n = $('[data-role=notice]');
+    n.textContent = text;
+    n.dataset.kind = 'warn';
+    n.hidden = !text;
+  }
+}
+
+function start() { new Compare($('[data-role=compare]')); }
+
+if (window.Plotly) start(); else window.addEventListener('load', start);

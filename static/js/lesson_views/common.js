@@ -1,0 +1,237 @@
+// Shared parts of the lesson views and the compare page: a live run on its own socket,
+// a loop that polls an experiment, and small Plotly helpers.
+//
+// Each LiveRun opens its own Connection (its own socket, so its own server session): the
+// frames of two runs never mix, and closing the socket frees the run on the server.
+import { Connection } from '../connection.js';
+import { fromHash, toConfig, fitP } from '../state.js';
+import { layoutBase } from '../views/theme.js';
+
+const BUSY_RETRIES = 8;   // a page switch may leave old runs closing on the server for a moment
+
+export const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+// Later hashes win, key by key.
+export function mergeHash(...hashes) {
+  const out = new URLSearchParams();
+  for (const h of hashes) for (const [k, v] of new URLSearchParams(String(h || '').replace(/^#/, ''))) out.set(k, v);
+  return '#' + out.toString().replace(/%2C/g, ',');
+}
+
+export function stateOf(hash) {
+  const { state, problems } = fromHash(hash);
+  return { state: fitP(state), problems };
+}
+
+export class LiveRun extends EventTarget {
+  // hash: a playground URL hash; options.stopAt: pause once this many steps are done.
+  constructor(hash, { name = '', stopAt = null } = {}) {
+    super();
+    this.name = name;
+    this.stopAt = stopAt;
+    this.setHash(hash);
+    this.info = null;
+    this.last = null;          // the latest frame
+    this.frames = 0;
+    this.playing = false;
+    this.closed = false;
+    this.conn = new Connection();
+    this.conn.addEventListener('frame', e => this.take(e.detail));
+    this.conn.addEventListener('status', e => this.status(e.detail));
+    // after a reconnect the server has a new session without our run: configure it again
+    this.conn.addEventListener('connected', () => { if (this.wanted && this.configured) this.start(this.wanted); });
+  }
+
+  setHash(hash) {
+    this.hash = hash;
+    this.state = stateOf(hash).state;
+  }
+
+  connected() {
+    if (this.conn.socket.connected) return Promise.resolve();
+    return new Promise(resolve => this.conn.addEventListener('connected', resolve, { once: true }));
+  }
+
+  // Configure from the hash (fresh weights) and, with play, train.
+  async start({ play = true } = {}) {
+    this.wanted = { play };
+    this.info = null;  // frames of the previous configuration, still in flight, are dropped
+    await this.connected();
+    if (this.closed) return null;
+    let ack;
+    for (let i = 0; i <= BUSY_RETRIES; i++) {
+      ack = await this.conn.call('configure', { config: toConfig(this.state) });
+      const busy = !ack.ok && ack.error.field === 'run' && /too many runs/.test(ack.error.message);
+      if (!busy || this.closed) break;
+      await sleep(250 * (i + 1));
+    }
+    if (!ack.ok) { this.fail(ack); return ack; }
+    this.info = ack;
+    this.configured = true;
+    this.last = null;
+    this.dispatchEvent(new CustomEvent('configured', { detail: ack }));
+    await this.conn.call('set', { change: { param: 'speed', value: this.state.speed } });
+    if (this.state.mode !== 'train') await this.conn.call('set', { change: { param: 'mode', value: this.state.mode } });
+    if (play) await this.play();
+    return ack;
+  }
+
+  async play() {
+    const ack = await this.conn.call('play', {});
+    if (ack.ok) this.setPlaying(true); else this.fail(ack);
+    return ack;
+  }
+
+  async pause() {
+    const ack = await this.conn.call('pause', {});
+    this.setPlaying(false);
+    return ack;
+  }
+
+  set(change) { return this.conn.call('set', { change }); }
+
+  // One experiment on this run (model_server/experiments.py): its result, or throws.
+  async experiment(name, params = {}) {
+    const ack = await this.conn.call('experiment', { name, params });
+    if (!ack.ok) { const err = new Error(`${ack.error.field}: ${ack.error.message}`); err.ack = ack; throw err; }
+    return ack.result;
+  }
+
+  take(frame) {
+    if (!this.info) return;
+    this.last = frame;
+    this.frames++;
+    this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
+    if (this.stopAt && this.playing && frame.header.step >= this.stopAt) {
+      this.pause();
+      this.dispatchEvent(new CustomEvent('done', { detail: frame.header.step }));
+    }
+  }
+
+  status(s) {
+    if (s.state === 'playing') this.setPlaying(true);
+    else if (['paused', 'finished', 'ended'].includes(s.state)) this.setPlaying(false);
+    if (s.reason) this.dispatchEvent(new CustomEvent('problem', { detail: s.reason }));
+  }
+
+  setPlaying(on) {
+    if (this.playing === on) return;
+    this.playing = on;
+    this.dispatchEvent(new CustomEvent('playing', { detail: on }));
+  }
+
+  fail(ack) {
+    if (this.closed) return;  // an answer that arrived after the lesson was left
+    const errors = ack.errors || [ack.error];
+    this.dispatchEvent(new CustomEvent('problem', { detail: errors.map(e => `${e.field}: ${e.message}`).join('; ') }));
+  }
+
+  // Close the run and the socket: the server frees both.
+  async close() {
+    this.closed = true;
+    this.wanted = null;
+    if (this.conn.socket.connected && this.info) {
+      await Promise.race([this.conn.call('close', { run: 'main' }), sleep(1000)]);
+    }
+    this.conn.socket.disconnect();
+  }
+}
+
+// Calls fn() again and again, at most every `ms`, one call at a time, until stopped.
+export function poll(ms, fn) {
+  let stopped = false, wake = null;
+  (async () => {
+    while (!stopped) {
+      const t0 = performance.now();
+      try { await fn(); } catch (e) { console.warn(e); }
+      const wait = Math.max(50, ms - (performance.now() - t0));
+      await new Promise(r => { wake = r; setTimeout(r, wait); });
+    }
+  })();
+  return { stop() { stopped = true; if (wake) wake(); }, now() { if (wake) wake(); } };
+}
+
+// ---- DOM and Plotly helpers ----------------------------------------------------------------
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'className') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'style') node.setAttribute('style', v);
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k in node) node[k] = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children.filter(c => c !== null && c !== undefined));
+  return node;
+}
+
+// A panel: a titled box with a plot area and a caption.
+export function panel(parent, title, { height = 300, wide = false, caption = '' } = {}) {
+  const plot = el('div', { className: 'plot', style: `height:${height}px`, role: 'img', 'aria-label': title });
+  const cap = el('p', { className: 'plot-caption', text: caption });
+  const box = el('section', { className: `lesson-panel${wide ? ' wide' : ''}` }, el('h3', { text: title }), plot, cap);
+  parent.append(box);
+  return { box, plot, caption: cap };
+}
+
+export const CONFIG = { displayModeBar: false, responsive: true };
+
+export function draw(plotEl, traces, layout = {}) {
+  return Plotly.react(plotEl, traces, layoutBase({ margin: { l: 48, r: 12, t: 10, b: 40 }, ...layout }), CONFIG);
+}
+
+// Axis values of a size x size grid over the input plane [lo, hi].
+export function axis(plane, size) {
+  return Array.from({ length: size }, (_, i) => plane[0] + (plane[1] - plane[0]) * i / (size - 1));
+}
+
+// A row of numbers as "name value" chips; values update in place.
+export class Readout {
+  constructor(parent, items) {
+    this.cells = {};
+    const box = el('dl', { className: 'readout' });
+    for (const [key, label] of items) {
+      const dd = el('dd', { text: '–', dataset: { key } });
+      box.append(el('div', {}, el('dt', { text: label }), dd));
+      this.cells[key] = dd;
+    }
+    parent.append(box);
+    this.box = box;
+  }
+
+  set(values) {
+    for (const [k, v] of Object.entries(values)) if (this.cells[k]) this.cells[k].textContent = v;
+  }
+}
+
+export function fmt(v, digits = 3) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '–';
+  if (v !== 0 && Math.abs(v) < 10 ** -digits) return v.toExponential(1);
+  return Number(v).toFixed(digits);
+}
+
+// A button row; each button: [label, onClick, {pressed}].
+export function buttons(parent, specs) {
+  const row = el('div', { className: 'lesson-buttons' });
+  const out = {};
+  for (const [key, label, fn] of specs) {
+    const b = el('button', { type: 'button', className: 'small', text: label });
+    b.addEventListener('click', fn);
+    row.append(b);
+    out[key] = b;
+  }
+  parent.append(row);
+  return out;
+}
+
+// A labelled range input; onChange gets the number when the visitor lets go.
+export function slider(parent, label, { min, max, step, value, format = v => v }, onChange) {
+  const id = `s-${Math.random().toString(36).slice(2, 8)}`;
+  const input = el('input', { type: 'range', id, min, max, step, value });
+  const out = el('output', { htmlFor: id, text: format(value) });
+  input.addEventListener('input', () => { out.textContent = format(Number(input.value)); });
+  input.addEventListener('change', () => onChange(Number(input.value)));
+  parent.append(el('div', { className: 'lesson-slider' }, el('label', { htmlFor: id, text: label }), input, out));
+  return input;
+}

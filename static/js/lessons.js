@@ -1,0 +1,278 @@
+// The lessons: one per idea of dropout, each with a question to answer before watching
+// the experiment, and a preset. Plain data, no imports: the lessons page renders it, the
+// embed page imports it to open ?lesson=<id> with the lesson's settings.
+//
+// Each lesson: {id, letter, title, hash, covers, text, question: {prompt, options: [{id,
+// text}], answer, explain}, look, view, ...view options}.
+//   hash  the playground URL hash of the lesson's preset (state.js keys); the lesson's
+//         runs are configured from it, and "Open in the playground" links to /#hash.
+//   view  which live view (static/js/lesson_views/) runs the experiment.
+// Text may mark code with `backticks`. p is always the DROP probability.
+
+export const LESSONS = [
+  {
+    id: 'thinned',
+    letter: 'a',
+    title: 'A new thinned network at every step',
+    hash: '#hidden=12,12&p=0.5,0.25&speed=10',
+    covers: ['build-up 1: what dropout is', 'expert note: a fresh mask for every batch'],
+    text: [
+      'In train mode a dropout layer tosses a biased coin for each neuron of each example: with probability p it sets that output to zero for this one step, otherwise it keeps it. At the next step it tosses again.',
+      'So the network that processes a batch is never quite the same twice. It is one of the many "thinned" sub-networks that share the same weights, and no neuron can rely on a particular partner being present. That discourages fragile teams of neurons that only work together (co-adaptation).',
+      'Here the network trains slowly, 10 steps a second, so that every step\'s mask reaches the page.',
+    ],
+    question: {
+      prompt: 'Layer 1 has p = 0.5. Which of its neurons are dropped from one step to the next?',
+      options: [
+        { id: 'same', text: 'The same half every step: dropout picks its neurons once.' },
+        { id: 'fresh', text: 'A fresh random set at every step; over time each neuron is kept about half the time.' },
+        { id: 'weak', text: 'Mostly the neurons with the smallest weights.' },
+      ],
+      answer: 'fresh',
+      explain: 'Masks are drawn anew at every step, for every example, and they ignore the weights entirely. Every row of the raster flickers, and every neuron\'s measured keep rate settles near 1 − p.',
+    },
+    look: [
+      'Raster: one column per training step, one row per neuron; dark = kept, light = dropped. This is the mask PyTorch applied to the example on display.',
+      'No row stays light for long: each neuron is dropped sometimes and kept sometimes.',
+      'Bars: each neuron\'s keep rate, counted over every example of every step so far. They gather around the dashed line at 1 − p of their layer (0.5 in layer 1, 0.75 in layer 2).',
+    ],
+    view: 'masks',
+    steps: 3000,
+  },
+  {
+    id: 'train-vs-eval',
+    letter: 'b',
+    title: 'Train mode, eval mode, and forgetting model.eval()',
+    hash: '#data=moons&points=300&noise=0.2&hidden=32,32&p=0.5,0.5',
+    covers: ['build-up 2: nn.Dropout in PyTorch', 'myth 1: dropout at test time', 'pitfall 1: no model.eval()'],
+    text: [
+      'Dropout only acts in train mode. After `model.eval()` a dropout layer hands its input on untouched, so one input always gets one answer.',
+      'PyTorch never switches the mode for you. Predict without `model.eval()` and each call runs a freshly thinned network: the answers wobble from call to call, and the decision boundary itself flickers.',
+      'The network below keeps training while we probe it with its current weights; probing changes nothing in the training.',
+    ],
+    question: {
+      prompt: 'A trained network that is still in train mode gets the same input 30 times in a row. What comes out?',
+      options: [
+        { id: 'same', text: 'The same answer 30 times: the weights did not change.' },
+        { id: 'vary', text: '30 different answers, scattered around the eval-mode answer.' },
+        { id: 'error', text: 'An error: PyTorch will not predict in train mode.' },
+      ],
+      answer: 'vary',
+      explain: 'Every forward pass in train mode draws a new mask, with or without an optimizer step, so the output changes from pass to pass. Eval mode has no randomness left.',
+    },
+    look: [
+      'Left: P(class 1) for one training point, 30 passes in each mode. Eval mode draws a flat line; the train-mode dots scatter.',
+      'Right: the decision boundary computed in train mode, each frame with new masks, beside the steady eval-mode boundary.',
+      'The numbers: the spread (standard deviation) of the 30 answers in each mode; in eval mode it is exactly 0.',
+    ],
+    view: 'train-vs-eval',
+    steps: 4000,
+  },
+  {
+    id: 'inverted-scaling',
+    letter: 'c',
+    title: 'Why kept values are divided by 1 − p',
+    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5',
+    covers: ['build-up 3: scaling', 'under the hood: the mask and 1/(1 − p)', 'expert note: inverted dropout'],
+    text: [
+      'When dropout zeroes a fraction p of a layer\'s outputs, the next layer\'s input shrinks: on average to (1 − p) of its size. In eval mode nothing is zeroed, so without a correction the next layer would get bigger inputs at test time than it ever saw in training.',
+      'PyTorch corrects during training ("inverted dropout"): each value that survives is divided by 1 − p. Averaged over many masks, the output then equals the input, which is exactly what eval mode passes on. Nothing needs rescaling at test time.',
+    ],
+    question: {
+      prompt: 'Train mode, p = 0.5. What happens to a value that is NOT dropped?',
+      options: [
+        { id: 'same', text: 'It passes through unchanged.' },
+        { id: 'double', text: 'It is doubled: divided by 1 − p = 0.5.' },
+        { id: 'half', text: 'It is halved, to make up for the dropped ones.' },
+      ],
+      answer: 'double',
+      explain: 'Kept values are multiplied by 1/(1 − p), so their mean over many masks equals the eval-mode value. The counterfactual without that factor averages only (1 − p) times the input.',
+    },
+    look: [
+      'Bars: the 16 values one example brings to the first dropout layer (what eval mode passes on), and one train-mode output: 0 where dropped, ×1/(1 − p) where kept.',
+      'Scatter: every value\'s mean over 1000 train-mode passes against its eval-mode value. With inverted dropout the points sit on the diagonal; without rescaling they sink to the line (1 − p)·x.',
+      'Move p: the kept factor and the lower line follow.',
+    ],
+    view: 'inverted-scaling',
+    steps: 2000,
+  },
+  {
+    id: 'placement',
+    letter: 'd',
+    title: 'Dropout before or after the activation?',
+    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&evalk=10&speed=400',
+    variants: [{ name: 'after activation', hash: '' }, { name: 'before activation', hash: 'place=before_activation' }],
+    covers: ['build-up 4: placement', 'pitfall 3: dropout before the activation'],
+    text: [
+      'The usual order is Linear → activation → Dropout. Whether the other order hurts depends on the activation.',
+      'ReLU maps 0 to 0 and commutes with positive scaling, so ReLU(dropout(x)) gives exactly the same numbers as dropout(ReLU(x)) for the same mask. A sigmoid maps a zeroed input to 0.5: a "dropped" neuron still sends 0.5 onward, and kept inputs are scaled before the squashing instead of after.',
+      'Two networks with the same seed (same weights, batches and masks) train side by side, one per order.',
+    ],
+    question: {
+      prompt: 'With ReLU, how differently do "Dropout after ReLU" and "Dropout before ReLU" train, with the same seed?',
+      options: [
+        { id: 'identical', text: 'Identically: for ReLU both orders compute the same thing.' },
+        { id: 'before-worse', text: 'Before is clearly worse: it drops neurons that ReLU would zero anyway.' },
+        { id: 'after-worse', text: 'After is clearly worse.' },
+      ],
+      answer: 'identical',
+      explain: 'With ReLU the two test-loss curves coincide to the last digit. The advice "after the activation" matters for activations with f(0) ≠ 0 or that do not commute with scaling: switch to sigmoid and a dropped neuron sends 0.5, and the curves part.',
+    },
+    look: [
+      'Loss chart: solid = after, dashed = before. The largest gap between the two test losses at the same step is printed below.',
+      'What a dropped neuron sends on, measured from the live masks and activations: 0 for after; 0.5 for before with sigmoid.',
+      'Switch the activation: ReLU gives identical runs, sigmoid and tanh do not.',
+    ],
+    view: 'placement',
+    steps: 1500,
+  },
+  {
+    id: 'rate-sweep',
+    letter: 'e',
+    title: 'How much dropout? A sweep over p, up to p = 1',
+    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50',
+    sweep: { ps: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], steps: 500 },
+    covers: ['build-up 5: the drop probability', 'myth 2: higher p is always better', 'pitfall 2: p = 1'],
+    text: [
+      'p trades fitting for robustness. With too little dropout a wide network memorises the noise of a small training set; with too much it cannot even fit its training data.',
+      'Eleven copies of one network (64-64 hidden, Adam) train at once on 50 noisy XOR points: identical start, identical batches, each with its own p from 0 to 1. Losses are measured in eval mode on the whole training and test sets. With 50 test points the accuracy hardly moves, so watch the test loss.',
+    ],
+    question: {
+      prompt: 'After 500 steps, which p has the lowest test loss?',
+      options: [
+        { id: 'zero', text: 'p = 0: dropout only throws information away.' },
+        { id: 'middle', text: 'Somewhere in the middle.' },
+        { id: 'one', text: 'The bigger the better, all the way to p = 1.' },
+      ],
+      answer: 'middle',
+      explain: 'p = 0 fits the training points almost perfectly while its test loss climbs: overfitting. Large p fits neither set. At p = 1 every hidden value is zero, so no weight gets a gradient; only the output bias learns the class balance and the loss stays near the label entropy, about 0.69.',
+    },
+    look: [
+      'Left: train and test loss after the steps so far, against p; it updates as the sweep trains.',
+      'The gap between the two lines is overfitting; it closes as p grows, and at high p both rise.',
+      'Right: test loss over training for each p: p = 0 turns upward after a while.',
+      'p = 1 (marked): flat near 0.69, the label entropy. It learned nothing but the class balance.',
+    ],
+    view: 'rate-sweep',
+  },
+  {
+    id: 'spatial',
+    letter: 'f',
+    title: 'Feature maps: Dropout2d versus element-wise Dropout',
+    hash: '#data=digits&kind=cnn&hidden=8,8&p=0.5,0.5&dk=dropout2d&batch=32',
+    covers: ['build-up 6: convolutional layers', 'myth 4: plain dropout on conv layers'],
+    text: [
+      'Neighbouring pixels of a feature map carry nearly the same information. Zeroing single pixels hides little: the neighbours are still there, and the next 3×3 filter reads them.',
+      '`nn.Dropout2d` drops whole channels instead: a feature map is either all there (scaled by 1/(1 − p)) or all gone, so the network cannot lean on any single feature detector. Below, the digits CNN trains, and one digit\'s first-layer feature maps go through both kinds of dropout with the same p.',
+    ],
+    question: {
+      prompt: 'nn.Dropout2d(p=0.5) acts on 8 feature maps of 8×8 pixels. What does it zero?',
+      options: [
+        { id: 'pixels', text: 'About half of the 512 pixels, scattered over all maps.' },
+        { id: 'maps', text: 'About half of the maps, each one completely.' },
+        { id: 'position', text: 'The same pixel positions in every map.' },
+      ],
+      answer: 'maps',
+      explain: 'Dropout2d draws one coin per channel of each example; element-wise Dropout draws one per pixel. Both zero about a fraction p of the values, but only Dropout2d removes whole features.',
+    },
+    look: [
+      'Top row: the digit and its 8 feature maps entering dropout.',
+      'Middle row: after Dropout2d. Whole maps are blank; the others are brighter (×1/(1 − p)).',
+      'Bottom row: after element-wise Dropout. Every map has scattered holes; no map is gone.',
+      'New masks every couple of seconds, from the training network.',
+    ],
+    view: 'spatial',
+    steps: 3000,
+  },
+  {
+    id: 'ensemble',
+    letter: 'g',
+    title: 'Many thinned networks: ensembles and MC dropout',
+    hash: '#data=moons&points=300&noise=0.25&hidden=32,32&p=0.5,0.5',
+    covers: ['build-up 7: ensemble and noise views', 'connection: ensemble learning'],
+    text: [
+      'Each mask selects one thinned network; training improves all of them at once through the weights they share. Averaging the predictions of many thinned networks would be an ensemble.',
+      'Eval mode is the cheap stand-in: one pass with every neuron on (the training-time scaling is already built in) approximates that average. Averaging T train-mode passes on purpose is "MC dropout", and the spread between the passes is an uncertainty estimate: large where the data leave the answer open.',
+    ],
+    question: {
+      prompt: 'How does the eval-mode network (every neuron, one pass) compare with the average of many thinned networks?',
+      options: [
+        { id: 'close', text: 'It is close to the average: a cheap approximation of the ensemble.' },
+        { id: 'one', text: 'It behaves like one random thinned network.' },
+        { id: 'exact', text: 'It is exactly the average.' },
+      ],
+      answer: 'close',
+      explain: 'The eval-mode network lands closer to the average of the thinned networks than a typical single thinned network does, and predicts better than one. It is not identical: the network is nonlinear, so the output of the averaged network is not the average of the outputs. Sometimes the MC average even has a clearly lower test loss than eval mode; that is what MC dropout pays T passes for.',
+    },
+    look: [
+      'Small maps: the boundaries of the first thinned networks (each a fixed mask over the whole plane).',
+      'Large maps: their average (MC dropout), the eval-mode network, and the standard deviation over the T networks (the uncertainty).',
+      'The numbers: how far eval mode is from the average, against how far one thinned network is from it (mean |ΔP| over the plane).',
+      'The uncertainty is highest along the boundary and away from the data.',
+      'Change T: the average steadies as T grows.',
+    ],
+    view: 'ensemble',
+    steps: 1500,
+  },
+  {
+    id: 'batchnorm',
+    letter: 'h',
+    title: 'Dropout and BatchNorm: the variance shift',
+    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&bn=after_dropout&batch=20',
+    variants: [{ name: 'Dropout → BatchNorm', hash: '' }, { name: 'BatchNorm → Dropout', hash: 'bn=before_dropout' }],
+    covers: ['expert note: dropout and batch normalisation'],
+    text: [
+      'BatchNorm learns the variance of its inputs during training (its running variance) and divides by it at test time.',
+      'Put dropout right before it and the inputs it learned from were noisier: the scaled mask inflates their variance. In eval mode dropout is off, the inputs are calmer, and BatchNorm divides by a variance that is too large. Putting BatchNorm before dropout spares it most of that noise.',
+      'Two networks train side by side, one per order, with the same seed.',
+    ],
+    question: {
+      prompt: 'Dropout → BatchNorm. At test time, how does the variance of BatchNorm\'s inputs compare with the running variance it learned?',
+      options: [
+        { id: 'same', text: 'About the same.' },
+        { id: 'smaller', text: 'Smaller: the training inputs were inflated by dropout.' },
+        { id: 'larger', text: 'Larger.' },
+      ],
+      answer: 'smaller',
+      explain: 'Dividing by 1 − p raises the variance of the kept values in training. BatchNorm\'s running variance remembers that, so in eval mode its inputs have a smaller variance than it divides by. With BatchNorm first, its first layer sees no dropout noise at all (ratio about 1).',
+    },
+    look: [
+      'Bars: for each BatchNorm, the variance of its inputs in eval mode divided by its running variance. 1 means no shift.',
+      'Dropout → BatchNorm: well below 1 in both layers. BatchNorm → Dropout: about 1 in layer 1; layer 2 still sees layer 1\'s dropout.',
+      'Loss chart: both orders (solid and dashed).',
+    ],
+    view: 'batchnorm',
+    steps: 3000,
+  },
+  {
+    id: 'myths',
+    letter: 'i',
+    title: 'Myths: dropout shrinks the model; more dropout is always better',
+    hash: '#data=moons&points=300&noise=0.2&hidden=32,32&p=0.5,0.5',
+    sweep: { ps: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], steps: 500 },
+    covers: ['myth 3: dropout makes the model smaller', 'myth 2: too much dropout', 'production: the full model at inference'],
+    text: [
+      'Dropout removes nothing. The parameters, the layer widths and the saved model are exactly those of the same network without dropout; during training some activations are merely multiplied by zero for one step. At inference the whole network is used.',
+      'And more dropout is not more regularisation for free: past some p the network cannot fit even its training data. That is underfitting, and it shows in the training loss.',
+    ],
+    question: {
+      prompt: 'A 2-32-32-1 network with p = 0.5 in both hidden layers. How many parameters does it have, compared with the same network at p = 0?',
+      options: [
+        { id: 'half', text: 'About half as many.' },
+        { id: 'same', text: 'Exactly as many.' },
+        { id: 'quarter', text: 'About a quarter (half of each of two layers).' },
+      ],
+      answer: 'same',
+      explain: 'Dropout has no parameters and deletes none; the layer outputs keep their full width in both modes. In train mode some of their values are zero, that is all.',
+    },
+    look: [
+      'Parameters with and without dropout: the same number. Move p: it does not change.',
+      'Layer widths in the config, in eval mode and in train mode: identical. Only the share of zero values differs.',
+      'Sweep (same network as lesson e): the training loss against p. It climbs at high p: the network underfits.',
+    ],
+    view: 'myths',
+    steps: 3000,
+  },
+];
+
+export const BY_ID = Object.fromEntries(LESSONS.map(l => [l.id, l]));
