@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Annotated, Any, Callable
 
 from pydantic import Field, StringConstraints
@@ -25,7 +26,7 @@ log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-STEP_CHUNK = 10  # 'step' trains in chunks of this many steps, taking turns with playing runs
+STEP_SLICE_S = 0.004  # 'step' trains in slices this long (at least one step), taking turns with playing runs
 
 
 class RunRef(Strict):
@@ -187,13 +188,16 @@ class Playground(Namespace):
             if slot.run.finished:
                 raise Busy(slot.run.finished)
             left = min(msg.n, self.registry.limits.max_steps - slot.run.step_count)
-        while left > 0:  # in chunks, each taking its turn with the playing runs
+        while left > 0:  # in slices, each taking its turn with the playing runs
             with self.registry.compute, slot.lock:
                 if slot.playing or slot.closed:
                     break
-                k = min(STEP_CHUNK, left)
-                slot.run.step(k)
-                left -= k
+                end = time.perf_counter() + STEP_SLICE_S
+                while left > 0:
+                    slot.run.step(1)
+                    left -= 1
+                    if time.perf_counter() >= end:
+                        break
         slot.changed()
         return {"run": slot.run_id, "step": slot.run.step_count}
 
