@@ -1,0 +1,281 @@
+"""Load benchmark: N concurrent clients, each training the default network at full speed.
+
+    python bench/load.py                    # 50 clients, under 60 s, one JSON object
+    python bench/load.py --clients 80       # more
+    python bench/load.py --url http://host:5000   # against a running server (no RSS/CPU
+                                                  # unless --pid names its process)
+
+Each client connects, sends 'configure' {} and 'play', and acknowledges every frame the
+moment it arrives (what the page does once it has drawn it). Printed, as one JSON object:
+
+    clients                   N
+    frames_per_s_per_client   median over clients, measured after a warm-up
+    latency_p95_ms            frame header "t" (server wall clock at frame creation, ms)
+                              -> time.time() * 1000 at receipt, over all frames
+    server_cpu_percent        of one core (200 = both cores of this machine), same window
+    server_rss_mb             the server's resident memory at the end
+
+The server is started here as `python -m app` on a free loopback port unless --url is
+given. Clients run in --procs processes (several clients each), so that the clients'
+own Python does not serialise on one GIL. Two kinds:
+
+    raw       (default) Engine.IO/Socket.IO spoken directly over websocket-client: a
+              blocking recv loop per client, a few microseconds of client CPU per frame,
+              so the numbers measure the server and not the load generator
+    socketio  python-socketio Client (messages taken in arrival order on its reading
+              thread: its stock client hands each to a new thread, and under load a
+              frame's attachment can overtake its header); several times the client CPU
+              of raw, which on this machine competes with the server for the same cores
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOAL = {"frames_per_s_per_client": 10.0, "latency_p95_ms": 250.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frame_time(data: bytes) -> float:
+    """The header's "t" without decoding the arrays."""
+    _, n = struct.unpack_from("<BI", data, 0)
+    return json.loads(data[5:5 + n])["t"]
+
+
+# ---- clients ---------------------------------------------------------------------------
+class RawClient:
+    """Socket.IO v5 over Engine.IO v4, websocket transport, by hand (see docs/protocol.md)."""
+
+    def __init__(self, url: str, token: str):
+        import websocket  # websocket-client
+        ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(ws_url, timeout=30)
+        opened = self.ws.recv()
+        assert opened.startswith("0"), opened
+        self.ws.send("40" + json.dumps({"token": token}))
+        reply = self.ws.recv()
+        if not reply.startswith("40"):
+            raise RuntimeError(f"connect refused: {reply}")
+        self.next_id, self.pending = 0, None
+
+    def call(self, event: str, data, on_frame=lambda data: None) -> dict:
+        """Emit with an acknowledgement and wait for it, taking frames meanwhile."""
+        self.next_id += 1
+        want = f"43{self.next_id}["
+        self.ws.send(f"42{self.next_id}" + json.dumps([event, data]))
+        while True:
+            msg = self.receive(on_frame)
+            if msg is not None and msg.startswith(want):
+                ack = json.loads(msg[len(want) - 1:])[0]
+                if not ack.get("ok"):
+                    raise RuntimeError(f"{event} refused: {json.dumps(ack)[:300]}")
+                return ack
+
+    def receive(self, on_frame) -> str | None:
+        """One message: answer a ping, acknowledge a frame, or return it."""
+        msg = self.ws.recv()
+        if isinstance(msg, bytes):          # the attachment of the pending binary event
+            on_frame(msg)
+            self.ws.send(f"43{self.pending}[true]")
+        elif msg == "2":
+            self.ws.send("3")
+        elif msg.startswith("451-"):        # binary event with ack id: 451-<id>["frame",...]
+            self.pending = msg[4:msg.index("[")]
+        else:
+            return msg
+        return None
+
+    def run(self, on_frame, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.receive(on_frame)
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+class SioClient:
+    def __init__(self, url: str, token: str):
+        import engineio
+        import socketio
+
+        class InOrderEngineIO(engineio.Client):
+            # python-socketio handles each Engine.IO message on its own thread, so a frame's
+            # attachment can overtake its header under load; take them in arrival order
+            def _trigger_event(self, event, *args, **kwargs):
+                if event == "message":
+                    kwargs["run_async"] = False
+                return super()._trigger_event(event, *args, **kwargs)
+
+        class InOrderClient(socketio.Client):
+            def _engineio_client_class(self):
+                return InOrderEngineIO
+
+        self.c = InOrderClient(reconnection=False)
+        self.url, self.token = url, token
+
+    def start(self, on_frame) -> None:
+        def frame(data):
+            on_frame(data)
+            return True
+        self.c.on("frame", frame)
+        self.c.connect(self.url, auth={"token": self.token}, transports=["websocket"])
+        for event in ("configure", "play"):
+            ack = self.c.call(event, {}, timeout=30)
+            if not ack.get("ok"):
+                raise RuntimeError(f"{event} refused: {ack}")
+
+
+def client_proc(url: str, kind: str, ids: list[int], t_start: float, t_stop: float, out) -> None:
+    """One process with several clients; sends back per-client frame counts and latencies."""
+    stop = threading.Event()
+    results = {i: {"frames": 0, "lat": [], "error": None} for i in ids}
+
+    def on_frame_for(i):
+        r = results[i]
+
+        def on_frame(data: bytes) -> None:
+            now = time.time()
+            if t_start <= now < t_stop:
+                r["frames"] += 1
+                r["lat"].append(now * 1000 - frame_time(data))
+        return on_frame
+
+    def raw_client(i):
+        try:
+            c = RawClient(url, f"load-{i:04d}-token")
+            on_frame = on_frame_for(i)
+            c.call("configure", {}, on_frame)
+            c.call("play", {}, on_frame)
+            c.run(on_frame, stop)
+            c.close()
+        except Exception as e:  # reported, not raised: the others go on
+            if not stop.is_set():
+                results[i]["error"] = repr(e)[:200]
+
+    threads, clients = [], []
+    for i in ids:
+        if kind == "raw":
+            t = threading.Thread(target=raw_client, args=(i,), daemon=True)
+            t.start()
+            threads.append(t)
+        else:
+            c = SioClient(url, f"load-{i:04d}-token")
+            try:
+                c.start(on_frame_for(i))
+                clients.append(c)
+            except Exception as e:
+                results[i]["error"] = repr(e)[:200]
+    time.sleep(max(0.0, t_stop - time.time()))
+    stop.set()
+    out.put(results)  # and exit: the clients' connections close with the process
+
+
+# ---- the server --------------------------------------------------------------------------
+def start_server(env: dict, log: str | None) -> tuple[subprocess.Popen, str]:
+    import requests
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full = {**os.environ, "DP_PORT": str(port), "DP_HOST": "127.0.0.1", "DP_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1", **env}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=full,
+                            stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become healthy")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--kind", choices=("raw", "socketio"), default="raw")
+    ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
+    ap.add_argument("--seconds", type=float, default=20.0, help="seconds measured")
+    ap.add_argument("--url", help="a running server (default: start one here)")
+    ap.add_argument("--pid", type=int, help="with --url: the server's pid, for CPU and RSS")
+    ap.add_argument("--server-log", help="file for the output of the server started here")
+    ap.add_argument("--env", action="append", default=[], metavar="DP_NAME=VALUE",
+                    help="a setting for the server started here (repeatable)")
+    args = ap.parse_args()
+
+    import psutil
+    env = dict(kv.split("=", 1) for kv in args.env)
+    env.setdefault("DP_MAX_RUNS", str(max(50, args.clients)))
+    proc, url = (None, args.url) if args.url else start_server(env, args.server_log)
+    pid = args.pid if args.url else proc.pid
+    server = psutil.Process(pid) if pid else None
+    try:
+        n, procs = args.clients, max(1, min(args.procs, args.clients))
+        t_start = time.time() + args.warmup
+        t_stop = t_start + args.seconds
+        out = mp.get_context("spawn").Queue()
+        workers = [mp.get_context("spawn").Process(
+            target=client_proc, args=(url, args.kind, list(range(k, n, procs)), t_start, t_stop, out))
+            for k in range(procs)]
+        for w in workers:
+            w.start()
+        time.sleep(max(0.0, t_start - time.time()))
+        if server:
+            server.cpu_percent()
+        time.sleep(max(0.0, t_stop - time.time()))
+        cpu = server.cpu_percent() if server else None
+        rss = server.memory_info().rss / 2**20 if server else None
+        results: dict = {}
+        for _ in workers:
+            results.update(out.get(timeout=60))
+        for w in workers:
+            w.join(10)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+
+    rates = [r["frames"] / args.seconds for r in results.values()]
+    lat = sorted(x for r in results.values() for x in r["lat"])
+    errors = [r["error"] for r in results.values() if r["error"]]
+    report = {
+        "clients": n,
+        "frames_per_s_per_client": round(statistics.median(rates), 1) if rates else 0.0,
+        "latency_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "server_cpu_percent": round(cpu, 1) if cpu is not None else None,
+        "server_rss_mb": round(rss, 1) if rss is not None else None,
+        "frames_per_s_min": round(min(rates), 1) if rates else 0.0,
+        "latency_p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
+        "kind": args.kind,
+        "errors": errors[:5],
+    }
+    report["goal_met"] = bool(lat) and not errors and \
+        report["frames_per_s_per_client"] >= GOAL["frames_per_s_per_client"] and \
+        report["latency_p95_ms"] <= GOAL["latency_p95_ms"]
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
