@@ -10,38 +10,17 @@ panels. Goals: fps >= 55, latency_p95_ms <= 100, slower panels >= 5 per second.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, live  # noqa: E402
 
 WARMUP_S, MEASURE_S = 4.0, 12.0
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "DP_PORT": str(port), "DP_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
-
 
 SNAPSHOT = """() => { const d = window.__dp; return {
     t: performance.now(), paints: d.stats.paints, frames: d.stats.frames, bytes: d.stats.bytes,
@@ -49,23 +28,18 @@ SNAPSHOT = """() => { const d = window.__dp; return {
 
 
 def main() -> None:
-    proc, url = start_server()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/")
-            page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.drawn", timeout=30000)
-            page.click("[data-role=play]")
-            page.wait_for_timeout(WARMUP_S * 1000)
-            a = page.evaluate(SNAPSHOT)
-            page.wait_for_timeout(MEASURE_S * 1000)
-            b = page.evaluate(SNAPSHOT)
-            lat = page.evaluate(f"() => window.__dp.stats.latencies.slice({a['lat'] - b['lat']})")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with live({"DP_LOG_LEVEL": "WARNING"}) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url + "/")
+        page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.drawn", timeout=30000)
+        page.click("[data-role=play]")
+        page.wait_for_timeout(WARMUP_S * 1000)
+        a = page.evaluate(SNAPSHOT)
+        page.wait_for_timeout(MEASURE_S * 1000)
+        b = page.evaluate(SNAPSHOT)
+        lat = page.evaluate(f"() => window.__dp.stats.latencies.slice({a['lat'] - b['lat']})")
+        browser.close()
     dt = (b["t"] - a["t"]) / 1000
     frames = b["frames"] - a["frames"]
     lat = sorted(lat)

@@ -107,6 +107,8 @@ export class Playground extends EventTarget {
     this.plane = digits ? this.images : this.boundary;
     this.plane.setup(info);
     const title = $(this.root, '[data-role=plane-title]');
+    const key = $(this.root, '[data-role=plane-key]');
+    if (key) key.hidden = digits;
     if (title) title.textContent = digits ? (info.config.model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
     this.losses.setup();
     this.fillWatch(info);

@@ -1,6 +1,9 @@
 // The input plane: the model's decision boundary (eval network, or this step's thinned
 // network) as a heatmap under the train and test points; hovering a neuron swaps in that
 // neuron's output over the plane. The example whose mask is shown gets a ring.
+// Two plots stacked with identical axes: the heatmap and the ring below, redrawn with each
+// refresh, and the points above, drawn once (redrawing ~500 SVG markers with every
+// heatmap refresh cost far more than the heatmap itself).
 import { COLORS, PROB_SCALE, layoutBase } from './theme.js';
 
 export class BoundaryView {
@@ -12,32 +15,40 @@ export class BoundaryView {
   }
 
   setup(info) {
-    this.plane = info.plane;
+    clearPlots(this.el);
+    this.el.classList.add('stacked');
+    const below = document.createElement('div'), above = document.createElement('div');
+    below.className = 'stack-layer'; above.className = 'stack-layer stack-top';
+    this.el.append(below, above);
+    this.below = below;
     const n = 48;
     const axis = Array.from({ length: n }, (_, i) => info.plane[0] + (info.plane[1] - info.plane[0]) * i / (n - 1));
     this.axis = axis;
     const pts = (rows, cls, test) => ({
-      type: 'scatter', mode: 'markers', hoverinfo: 'skip', showlegend: true,
-      name: `${test ? 'test' : 'train'} · class ${cls}`,
+      type: 'scatter', mode: 'markers', hoverinfo: 'skip', showlegend: false,
       x: rows.filter(r => r[2] === cls).map(r => r[0]), y: rows.filter(r => r[2] === cls).map(r => r[1]),
       marker: { size: test ? 6 : 7, symbol: (cls ? 'circle' : 'diamond') + (test ? '-open' : ''),
         color: cls ? COLORS.pos : COLORS.neg, line: { width: test ? 1.5 : 1, color: test ? undefined : '#fff' } },
     });
-    const traces = [
-      { type: 'heatmap', x: axis, y: axis, z: [[0.5]], zmin: 0, zmax: 1, colorscale: PROB_SCALE, showscale: false,
-        hoverinfo: 'skip', opacity: 0.85 },
-      pts(info.points.train, 0, false), pts(info.points.train, 1, false),
-      pts(info.points.test, 0, true), pts(info.points.test, 1, true),
-      { type: 'scatter', mode: 'markers', x: [], y: [], hoverinfo: 'skip', name: 'shown example',
-        marker: { size: 16, symbol: 'circle-open', color: '#111', line: { width: 2.5 } } },
-    ];
-    const layout = layoutBase({
-      margin: { l: 30, r: 8, t: 8, b: 28 },
+    const layout = () => layoutBase({
+      margin: { l: 30, r: 8, t: 8, b: 24 }, showlegend: false,
       xaxis: { range: info.plane, fixedrange: true, zeroline: false, constrain: 'domain' },
       yaxis: { range: info.plane, fixedrange: true, zeroline: false, scaleanchor: 'x' },
-      legend: { orientation: 'h', y: -0.12, font: { size: 10 } },
     });
-    Plotly.react(this.el, traces, layout, { displayModeBar: false, responsive: true });
+    const config = { displayModeBar: false, responsive: true, staticPlot: true };
+    this.traces = [
+      { type: 'heatmap', x: axis, y: axis, z: [[0.5]], zmin: 0, zmax: 1, colorscale: PROB_SCALE, showscale: false,
+        hoverinfo: 'skip', opacity: 0.85 },
+      { type: 'scatter', mode: 'markers', x: [], y: [], hoverinfo: 'skip',
+        marker: { size: 16, symbol: 'circle-open', color: '#111', line: { width: 2.5 } } },
+    ];
+    this.layout = layout();
+    this.layout.datarevision = 0;
+    Plotly.react(below, this.traces, this.layout, config);
+    const top = layout();
+    top.xaxis.showgrid = top.yaxis.showgrid = false;
+    Plotly.react(above, [pts(info.points.train, 0, false), pts(info.points.train, 1, false),
+      pts(info.points.test, 0, true), pts(info.points.test, 1, true)], top, config);
   }
 
   // Called for every frame; the heavy heatmap restyle happens in paint().
@@ -67,10 +78,19 @@ export class BoundaryView {
     this.pending = null;
     const n = this.axis.length, z = [];
     for (let r = 0; r < n; r++) z.push(Array.from(grid.subarray(r * n, (r + 1) * n)));
-    Plotly.restyle(this.el, { z: [z] }, [0]);
-    if (this.example) Plotly.restyle(this.el, { x: [[this.example[0]]], y: [[this.example[1]]] }, [5]);
+    this.traces[0].z = z;
+    if (this.example) { this.traces[1].x = [this.example[0]]; this.traces[1].y = [this.example[1]]; }
+    this.layout.datarevision++;
+    Plotly.react(this.below, this.traces, this.layout);
     if (this.caption) this.caption.textContent = label;
     this.paints++;
     return true;
   }
+}
+
+// Empty a panel that another view may have drawn into.
+export function clearPlots(el) {
+  for (const gd of [el, ...el.querySelectorAll('.js-plotly-plot')]) Plotly.purge(gd);
+  el.textContent = '';
+  el.classList.remove('stacked');
 }

@@ -2,11 +2,13 @@
 // one heatmap (one trace however many channels). Dropped channels (Dropout2d) go dark
 // as a whole; element-wise dropout darkens scattered pixels.
 import { layoutBase } from './theme.js';
+import { clearPlots } from './boundary.js';
 
 export class ImagesView {
   constructor(el, caption) { this.el = el; this.caption = caption; this.pending = null; this.paints = 0; }
 
   setup(info) {
+    clearPlots(this.el);
     this.kind = info.config.model.kind;
     Plotly.react(this.el, [{ type: 'heatmap', z: [[0]], colorscale: 'Greys', reversescale: false, showscale: false, hoverinfo: 'skip' }],
       layoutBase({ margin: { l: 8, r: 8, t: 8, b: 8 }, xaxis: { visible: false, fixedrange: true },

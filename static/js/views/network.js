@@ -1,20 +1,27 @@
 // The network panel: neurons as one scatter trace, edges as a few line traces bucketed
 // by sign and strength. A dropped neuron turns hollow and grey and its edges fade; kept
-// neurons are coloured by their activation. Marker size and opacity ease toward each
-// new frame's mask, so the panel repaints on every animation frame while masks change.
+// neurons are coloured by their activation. Each neuron's opacity eases toward the new
+// frame's mask over a few animation frames. Plotly redraws the panel (edges and neurons)
+// at most EDGES_PER_S times a second: any Plotly call costs ~15 ms here, whatever it
+// changes. In between, each animation frame restyles the neuron markers Plotly drew
+// (opacity, fill, stroke of their SVG paths) directly, well under a millisecond; the
+// trace data is kept in step, so the next full redraw shows the same thing.
 import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
 
 const MAX_INPUTS_DRAWN = 64;
 const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
 const BUCKETS = 3;                // strength buckets per sign
+const EDGES_PER_S = 10;
+const SIZE = 15;
 
 export class NetworkView {
   constructor(el) {
     this.el = el;
     this.sizes = null;
     this.paints = 0;
-    this.current = null;  // eased {size, opacity} per neuron
+    this.opacity = null;  // eased opacity per neuron
     this.target = null;
+    this.edgesAt = 0;
   }
 
   // sizes: [inputs, hidden..., outputs]
@@ -34,8 +41,8 @@ export class NetworkView {
     });
     this.x = xs; this.y = ys; this.text = text;
     const count = xs.length;
-    this.current = { size: new Float32Array(count).fill(14), opacity: new Float32Array(count).fill(1) };
-    this.target = { size: new Float32Array(count).fill(14), opacity: new Float32Array(count).fill(1) };
+    this.opacity = new Float32Array(count).fill(1);
+    this.target = new Float32Array(count).fill(1);
     this.colors = new Array(count).fill(COLORS.neutral);
     this.symbols = new Array(count).fill('circle');
     this.lineColors = new Array(count).fill(COLORS.edgeline);
@@ -45,8 +52,8 @@ export class NetworkView {
     for (let b = 0; b < 2 * BUCKETS + 1; b++) traces.push(this.edgeTrace(b));
     traces.push({
       type: 'scatter', mode: 'markers', x: xs, y: ys, text, hoverinfo: 'text',
-      marker: { size: Array.from(this.current.size), color: this.colors, symbol: this.symbols,
-        opacity: Array.from(this.current.opacity), line: { width: 2, color: this.lineColors } },
+      marker: { size: SIZE, color: this.colors, symbol: this.symbols,
+        opacity: Array.from(this.opacity), line: { width: 2, color: this.lineColors } },
       showlegend: false,
     });
     const short = (this.el.clientWidth || 600) / this.sizes.length < 75;  // narrow: 'h1' not 'hidden 1'
@@ -104,8 +111,7 @@ export class NetworkView {
         const k = this.index[l + 1] + i;
         const keep = mask ? mask[i] : 1;  // no mask: eval mode or p = 0, all kept
         this.kept[l + 1][i] = keep > 0.5 ? 1 : 0;
-        this.target.size[k] = 8 + 8 * keep;
-        this.target.opacity[k] = 0.35 + 0.65 * keep;
+        this.target[k] = 0.3 + 0.7 * keep;
         this.symbols[k] = keep > 0.5 ? 'circle' : 'circle-open';
         this.colors[k] = keep > 0.5 && act ? ACT_SCALE(act[i] / maxAbs) : COLORS.dropped;
         this.lineColors[k] = keep > 0.5 ? COLORS.edgeline : COLORS.dropped;
@@ -166,25 +172,51 @@ export class NetworkView {
   // One animation frame. Returns true if it painted.
   paint() {
     if (!this.sizes) return false;
-    const c = this.current, t = this.target;
-    let moving = this.edgesDirty || this.styleDirty;
-    for (let k = 0; k < c.size.length; k++) {
-      const ds = t.size[k] - c.size[k], dop = t.opacity[k] - c.opacity[k];
-      if (Math.abs(ds) > 0.05 || Math.abs(dop) > 0.005) {
-        c.size[k] += ds * 0.45; c.opacity[k] += dop * 0.45; moving = true;
-      } else { c.size[k] = t.size[k]; c.opacity[k] = t.opacity[k]; }
+    const op = this.opacity, t = this.target;
+    let moving = this.styleDirty;
+    for (let k = 0; k < op.length; k++) {
+      const d = t[k] - op[k];
+      if (Math.abs(d) > 0.01) { op[k] += d * 0.5; moving = true; } else op[k] = t[k];
     }
-    if (!moving) return false;
-    if (this.edgesDirty) { this.buildEdges(); this.edgesDirty = false; }
-    // mutate the traces and redraw once (react + datarevision), edges and neurons together
-    const m = this.traces[this.neuronTrace].marker;
-    m.size = Array.from(c.size); m.opacity = Array.from(c.opacity);
-    m.color = this.colors.slice(); m.symbol = this.symbols.slice(); m.line = { width: 2, color: this.lineColors.slice() };
-    this.layout.datarevision++;
-    Plotly.react(this.el, this.traces, this.layout);
+    const now = performance.now();
+    if (this.edgesDirty && now - this.edgesAt >= 1000 / EDGES_PER_S) {
+      this.buildEdges();
+      this.edgesDirty = false;
+      this.edgesAt = now;
+      Object.assign(this.traces[this.neuronTrace].marker, this.style());
+      this.layout.datarevision++;
+      Plotly.react(this.el, this.traces, this.layout);
+      this.points = null;  // Plotly may have replaced the SVG nodes
+    } else if (moving) {
+      this.restyleMarkers();
+    } else {
+      return false;
+    }
     this.styleDirty = false;
     this.paints++;
     return true;
+  }
+
+  restyleMarkers() {
+    if (!this.points) {
+      const trace = this.el.querySelectorAll('.scatterlayer .trace')[this.neuronTrace];
+      this.points = trace ? Array.from(trace.querySelectorAll('path.point')) : [];
+    }
+    const pts = this.points;
+    if (pts.length !== this.opacity.length) { this.points = null; return; }
+    for (let k = 0; k < pts.length; k++) {
+      const st = pts[k].style;
+      st.opacity = this.opacity[k];
+      if (this.styleDirty) {
+        st.fill = this.symbols[k] === 'circle' ? this.colors[k] : 'none';
+        st.stroke = this.lineColors[k];
+      }
+    }
+  }
+
+  style() {
+    return { opacity: Array.from(this.opacity), color: this.colors.slice(), symbol: this.symbols.slice(),
+      line: { width: 2, color: this.lineColors.slice() } };
   }
 
   // (layer, index) of a hidden neuron under a plotly hover point, or null.
