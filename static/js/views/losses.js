@@ -15,7 +15,7 @@ export class LossView {
     series.forEach((s, i) => {
       const pre = s.name ? `${s.name}: ` : '';
       traces.push({ type: 'scatter', mode: 'lines', name: `${pre}train loss`, x: [], y: [], line: { color: COLORS.train, width: 1.5, dash: dash[i] } });
-      traces.push({ type: 'scatter', mode: 'lines+markers', name: `${pre}test loss`, x: [], y: [], marker: { size: 3 }, line: { color: COLORS.test, width: 2, dash: dash[i] } });
+      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test loss`, x: [], y: [], line: { color: COLORS.test, width: 2, dash: dash[i] } });
       traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test accuracy`, x: [], y: [], yaxis: 'y2', line: { color: COLORS.acc, width: 1, dash: dash[i] } });
     });
     Plotly.react(this.el, traces, layoutBase({

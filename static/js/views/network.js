@@ -11,7 +11,7 @@ import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
 const MAX_INPUTS_DRAWN = 64;
 const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
 const BUCKETS = 3;                // strength buckets per sign
-const EDGES_PER_S = 10;
+const EDGES_PER_S = 6;
 const SIZE = 15;
 
 export class NetworkView {
