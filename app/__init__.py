@@ -18,7 +18,7 @@ from . import embed, exports, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Settings
-from .transport import no_delay, serialize_packets
+from .transport import limit_incoming, no_delay, serialize_packets
 from .sessions import Registry
 
 
@@ -27,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     test_config = dict(test_config or {})
     limits = Limits(**test_config.pop("limits", {}))
     settings = Settings(**test_config)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     torch.set_num_threads(settings.torch_threads)
 
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         manage_session=False, cookie=None)
     app.wsgi_app = no_delay(app.wsgi_app)
     serialize_packets(socketio.server)
+    limit_incoming(socketio.server, limits.max_message_bytes)
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
     # publishing their frames to every other instance would be pure waste

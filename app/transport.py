@@ -44,3 +44,24 @@ def serialize_packets(server) -> None:
 
     server._send_packet = locked
     server._packets_serialized = True
+
+
+def limit_incoming(server, max_bytes: int) -> None:
+    """Bound what one client can make the server hold, below python-socketio.
+
+    * The WebSocket layer gets max_message_size: otherwise simple-websocket buffers a
+      whole message (hundreds of MB if a client sends that) before engineio checks
+      max_http_buffer_size.
+    * Binary events and binary acks from clients are dropped unread: this app's clients
+      send none, and python-socketio would collect every attachment a binary packet's
+      header announces (up to 10**10 of them)."""
+    eio = server.eio
+    eio._async = {**eio._async, "websocket": functools.partial(eio._async["websocket"], max_message_size=max_bytes)}
+    handle = server._handle_eio_message
+
+    def text_events_only(eio_sid, data):
+        if isinstance(data, (bytes, bytearray)) or (isinstance(data, str) and data[:1] in ("5", "6")):
+            return None
+        return handle(eio_sid, data)
+
+    eio.on("message", text_events_only)

@@ -172,8 +172,6 @@ def test_an_oversized_message_closes_only_that_connection(tight, visitors):
     assert requests.get(tight.url + "/healthz").json()["ok"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="python-socketio collects a binary event's attachments without bound; "
-                   "this app's clients send no binary data, so binary packets from clients should be dropped")
 def test_binary_attachments_are_not_collected(tight):
     base = rss_mb(tight.proc.pid)
     raw = RawSocket(tight.url)
@@ -188,8 +186,6 @@ def test_binary_attachments_are_not_collected(tight):
         raw.close()
 
 
-@pytest.mark.xfail(strict=True, reason="engineio checks max_http_buffer_size only after simple-websocket has "
-                   "buffered the whole message: it needs max_message_size passed to simple_websocket.Server")
 def test_a_huge_message_is_not_read_into_memory(tight):
     base, peak, done = rss_mb(tight.proc.pid), [0.0], threading.Event()
 
