@@ -40,8 +40,9 @@ export class Exporter {
     const names = [];
     for (const [role, name] of PANELS) {
       const el = this.pg.root.querySelector(`[data-role=${role}]`);
-      if (!el || !el.data || !el.offsetWidth) continue;  // hidden, or not drawn yet
-      const url = await window.Plotly.toImage(el, { format: 'png', width: el.offsetWidth, height: el.offsetHeight, scale: 2 });
+      const layers = !el ? [] : el.data ? [el] : Array.from(el.querySelectorAll('.js-plotly-plot'));
+      if (!layers.length || !el.offsetWidth) continue;  // hidden, or not drawn yet
+      const url = await panelImage(layers, el.offsetWidth, el.offsetHeight);
       const filename = `dropout-${name}-step${step}.png`;
       download(url, filename);
       names.push(filename);
@@ -49,6 +50,24 @@ export class Exporter {
     this.say(names.length ? `Saved ${names.join(', ')}.` : 'Nothing drawn yet.');
     return { ok: true, files: names };
   }
+}
+
+// A panel as one PNG data URL. A panel may be several plots stacked with the same axes
+// (the boundary: heatmap below, points above): each is rendered, then drawn in order.
+async function panelImage(layers, width, height) {
+  const opts = { format: 'png', width, height, scale: 2 };
+  const urls = await Promise.all(layers.map(gd => window.Plotly.toImage(gd, opts)));
+  if (urls.length === 1) return urls[0];
+  const canvas = document.createElement('canvas');
+  canvas.width = 2 * width; canvas.height = 2 * height;
+  const ctx = canvas.getContext('2d');
+  for (const url of urls) {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    ctx.drawImage(img, 0, 0);
+  }
+  return canvas.toDataURL('image/png');
 }
 
 // Save a Blob (or a data: URL) as a file.
