@@ -93,6 +93,32 @@ def make_dataset(cfg: DataConfig) -> Dataset:
     return Dataset(xt[:n_train], yt[:n_train], xt[n_train:], yt[n_train:], n_classes, shape)
 
 
+class Batches:
+    """Mini-batch indices: a fresh permutation from a seeded generator every epoch, cut
+    into batches of b (an epoch's short remainder is skipped). next() is None when b
+    covers the whole set: full-batch training."""
+
+    def __init__(self, n: int, b: int, seed: int, device: torch.device):
+        self.n, self.b, self.device = n, b, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order: torch.Tensor | None = None
+        self.pos = 0
+
+    def next(self) -> torch.Tensor | None:
+        if self.b >= self.n:
+            return None
+        if self.order is None or self.pos + self.b > self.n:
+            self.order = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self.pos = 0
+        idx = self.order[self.pos:self.pos + self.b]
+        self.pos += self.b
+        return idx
+
+    def index_of(self, k: int) -> int:
+        """Dataset index of example k of the last batch (syncs a GPU: frames only)."""
+        return k if self.order is None else int(self.order[self.pos - self.b + k])
+
+
 def plane_grid(size: int) -> torch.Tensor:
     """size*size points covering PLANE, row-major with y as the row (Plotly heatmap order)."""
     axis = torch.linspace(PLANE[0], PLANE[1], size)

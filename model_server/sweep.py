@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import Limits, RunConfig
-from .datasets import make_dataset, plane_grid
+from .datasets import Batches, make_dataset, plane_grid
 from .network import ACTIVATIONS, Net
 from .trainer import make_optimizer, pick_device
 
@@ -98,12 +98,10 @@ class Sweep:
         self.keep = (1 - p).view(K, 1, 1)
         self.scale = torch.where(p < 1, 1 / (1 - p).clamp_min(1e-12), torch.zeros_like(p)).view(K, 1, 1)
         self._drop_gen = torch.Generator(dev).manual_seed(seed + 1)
-        self._batch_gen = torch.Generator().manual_seed(seed + 2)  # a Run's batch order
+        self._batches = Batches(len(self.x_train), cfg.train.batch_size, seed + 2, dev)  # a Run's order
         t = cfg.train
         self.opt = make_optimizer(t.optimizer, self.W + self.b, t.lr, t.weight_decay)
         self.step_count = 0
-        self._order: torch.Tensor | None = None
-        self._pos = 0
         self._batch_loss_sum = torch.zeros(K, device=dev)
         self._since = 0
         self._points: list[tuple[int, torch.Tensor]] = []  # (step, (5, K) metrics), on the device
@@ -144,17 +142,6 @@ class Sweep:
         return per.view(K, -1).mean(1)
 
     # ---- training --------------------------------------------------------------------
-    def _next_batch(self) -> torch.Tensor | None:
-        n, b = len(self.x_train), self.cfg.train.batch_size
-        if b >= n:
-            return None
-        if self._order is None or self._pos + b > n:
-            self._order = torch.randperm(n, generator=self._batch_gen).to(self.device)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + b]
-        self._pos += b
-        return idx
-
     def step(self, n: int = 1) -> None:
         """n optimizer steps for all K models (one batched forward/backward each)."""
         if n < 0:
@@ -163,7 +150,7 @@ class Sweep:
             raise ValueError(f"a sweep may train {self.limits.max_steps} steps, "
                              f"but got {self.step_count} + {n}")
         for _ in range(n):
-            idx = self._next_batch()
+            idx = self._batches.next()
             x = self.x_train if idx is None else self.x_train.index_select(0, idx)
             y = self.data.y_train if idx is None else self.data.y_train.index_select(0, idx)
             per_model = self.losses(self.logits(x, train=True), y)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import Limits, RunConfig
-from .datasets import PLANE, make_dataset, plane_grid
+from .datasets import PLANE, Batches, make_dataset, plane_grid
 from .frames import Frame
 from .network import Net, parameter_count
 
@@ -101,12 +101,10 @@ class Run:
         self._drop_gen = torch.Generator(dev).manual_seed(seed + 1)
         for d in self.net.drops:
             d.generator = self._drop_gen
-        self._batch_gen = torch.Generator().manual_seed(seed + 2)
+        self._batches = Batches(len(data.x_train), cfg.train.batch_size, seed + 2, dev)
         t = cfg.train
         self.opt = make_optimizer(t.optimizer, self.net.parameters(), t.lr, t.weight_decay)
         self.step_count = 0
-        self._order: torch.Tensor | None = None
-        self._pos = 0
         self._losses = torch.zeros(LOSS_RING, device=dev)
         self._masked = [0] * len(self.net.drops)  # examples that went through each mask
         self._frame_step = 0                       # step of the previous frame
@@ -178,17 +176,6 @@ class Run:
         return info
 
     # ---- training --------------------------------------------------------------------
-    def _next_batch(self) -> torch.Tensor | None:
-        n, b = len(self.data.x_train), self.cfg.train.batch_size
-        if b >= n:
-            return None
-        if self._order is None or self._pos + b > n:
-            self._order = torch.randperm(n, generator=self._batch_gen).to(self.device)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + b]
-        self._pos += b
-        return idx
-
     def step(self, n: int = 1) -> None:
         """n optimizer steps in the current mode (eval mode: dropout off, weights still learn),
         fewer if the run's step limit comes first."""
@@ -198,7 +185,7 @@ class Run:
         masking = [net.training and d.p > 0 for d in net.drops]
         every = self.cfg.train.eval_every
         for _ in range(n):
-            idx = self._next_batch()
+            idx = self._batches.next()
             x = data.x_train if idx is None else data.x_train.index_select(0, idx)
             y = data.y_train if idx is None else data.y_train.index_select(0, idx)
             loss = loss_fn(net(x), y)
@@ -369,11 +356,7 @@ class Run:
 
     def _example_info(self, k: int) -> dict:
         """Which training example the shown mask and activations belong to."""
-        n, b = len(self.data.x_train), self.cfg.train.batch_size
-        if b >= n:
-            index = k
-        else:
-            index = int(self._order[self._pos - b + k])
+        index = self._batches.index_of(k)
         info = {"index": index}
         if self.cfg.task == "binary":
             info["x"] = self.data.x_train[index].tolist()
