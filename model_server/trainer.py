@@ -264,9 +264,16 @@ class Run:
                 self._frame_due = True
         else:
             end = now + 1.0 / (8 * rate)  # short slices: live changes wait at most this long
-            while self._credit >= 1 and time.perf_counter() < end and not self.finished:
-                self.step(1)
-                self._credit -= 1
+            while self._credit >= 1 and not self.finished:
+                left = end - time.perf_counter()
+                if left <= 0:
+                    break
+                # steps in chunks that fill half the time left (measured step time), so
+                # the per-call overhead is paid a few times per slice, not every step
+                per = self._busy_s / self._busy_steps if self._busy_s > 0 else left
+                k = max(1, min(int(self._credit), int(left / per / 2)))
+                self.step(k)
+                self._credit -= k
             if time.perf_counter() >= self._next_frame_at and self.step_count > self._frame_step:
                 self._frame_due = True
         frame = None
