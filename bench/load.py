@@ -113,20 +113,8 @@ class RawClient:
 
 class SioClient:
     def __init__(self, url: str, token: str):
-        import engineio
-        import socketio
-
-        class InOrderEngineIO(engineio.Client):
-            # python-socketio handles each Engine.IO message on its own thread, so a frame's
-            # attachment can overtake its header under load; take them in arrival order
-            def _trigger_event(self, event, *args, **kwargs):
-                if event == "message":
-                    kwargs["run_async"] = False
-                return super()._trigger_event(event, *args, **kwargs)
-
-        class InOrderClient(socketio.Client):
-            def _engineio_client_class(self):
-                return InOrderEngineIO
+        sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+        from visitors import InOrderClient  # frames taken in arrival order
 
         self.c = InOrderClient(reconnection=False)
         self.url, self.token = url, token

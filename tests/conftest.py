@@ -34,6 +34,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread, as the server runs: tiny ops on 2 threads are slower here."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def app():
     return create_app({"limits": {"idle_timeout_s": 60}})

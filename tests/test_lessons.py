@@ -6,7 +6,6 @@ import gc
 import re
 
 import pytest
-import torch
 
 from app import lessons, socketio_of
 from model_server.sweep import DEFAULT_PS
@@ -18,12 +17,7 @@ CNN = {"data": {"dataset": "digits"},
        "train": {"batch_size": 16, "device": "cpu"}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def call(sio, event, payload):

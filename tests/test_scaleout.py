@@ -19,12 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-import engineio
 import pytest
 import requests
 import socketio
 
 from conftest import ARTIFACTS, ROOT, LiveServer, free_port
+from visitors import InOrderClient
 from model_server.frames import decode
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -55,23 +55,6 @@ def require(program: str) -> str:
     if path is None:
         pytest.fail(f"{program} not found: install Debian's package (make test does, SYSTEM_PACKAGES)")
     return path
-
-
-class InOrderEngineIO(engineio.Client):
-    def _trigger_event(self, event, *args, **kwargs):
-        if event == "message":
-            kwargs["run_async"] = False
-        return super()._trigger_event(event, *args, **kwargs)
-
-
-class InOrderClient(socketio.Client):
-    """python-socketio's client handles each incoming message in a thread of its own, so a
-    binary event's header and its attachment are sometimes taken out of order ("Unexpected
-    binary attachment", a lost acknowledgement). A browser reads them in order; so does
-    this client. Its handlers run on the reading thread: they must not wait for the server."""
-
-    def _engineio_client_class(self):
-        return InOrderEngineIO
 
 
 class Player:

@@ -12,13 +12,7 @@ from model_server.sweep import DEFAULT_PS, SWEEP_PRESET, SWEEP_STEPS, Sweep, swe
 from model_server.trainer import loss_fn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as the server runs: tiny ops on 2 threads are slower here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def preset(**train):
