@@ -69,16 +69,17 @@ class Slot:
             self.thread.start()
         self.session.status(self, "playing")
 
-    def pause(self) -> None:
+    def pause(self, announce: bool = True) -> None:
         with self.lock:
             was, self.playing = self.playing, False
         self.wake.set()
-        if was:
+        if was and announce:
             self.session.status(self, "paused")
 
     def close(self) -> None:
+        """Stop for good; the caller has told the client why ('ended'), or the client left."""
         self.closed = True
-        self.pause()
+        self.pause(announce=False)
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=2)
 
