@@ -46,9 +46,14 @@ export class BoundaryView {
     this.layout.datarevision = 0;
     Plotly.react(below, this.traces, this.layout, config);
     const top = layout();
-    top.xaxis.showgrid = top.yaxis.showgrid = false;
+    for (const axis of [top.xaxis, top.yaxis]) Object.assign(axis, { showgrid: false, showticklabels: false });
     Plotly.react(above, [pts(info.points.train, 0, false), pts(info.points.train, 1, false),
       pts(info.points.test, 0, true), pts(info.points.test, 1, true)], top, config);
+    // both layers must follow the panel's size together, or the points drift off the
+    // heatmap (Plotly's own 'responsive' only follows window resizes)
+    this.resizer = new ResizeObserver(() => { for (const gd of [below, above]) Plotly.Plots.resize(gd); });
+    this.resizer.observe(this.el);
+    this.el.resizer = this.resizer;
   }
 
   // Called for every frame; the heavy heatmap restyle happens in paint().
@@ -90,6 +95,7 @@ export class BoundaryView {
 
 // Empty a panel that another view may have drawn into.
 export function clearPlots(el) {
+  if (el.resizer) { el.resizer.disconnect(); el.resizer = null; }
   for (const gd of [el, ...el.querySelectorAll('.js-plotly-plot')]) Plotly.purge(gd);
   el.textContent = '';
   el.classList.remove('stacked');
