@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .config import Limits, RunConfig
 from .datasets import Batches, make_dataset, plane_grid
 from .network import ACTIVATIONS, Net
-from .trainer import make_optimizer, pick_device
+from .trainer import Thinned, make_optimizer, pick_device
 
 DEFAULT_PS = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0, 0.1, ..., 0.9
 MAX_MODELS = 16
@@ -104,8 +104,7 @@ class Sweep:
         self.step_count = 0
         self._batch_loss_sum = torch.zeros(K, device=dev)
         self._since = 0
-        self._points: list[tuple[int, torch.Tensor]] = []  # (step, (5, K) metrics), on the device
-        self._stride, self._skip = 1, 0
+        self._points = Thinned(MAX_POINTS)  # (step, (5, K) metrics), on the device
         self._record()
 
     # ---- the batched network ---------------------------------------------------------
@@ -182,14 +181,7 @@ class Sweep:
         self._latest = point = (self.step_count, self._metrics())
         self._batch_loss_sum.zero_()
         self._since = 0
-        self._skip += 1
-        if self._points and self._skip < self._stride:
-            return
-        self._skip = 0
-        self._points.append(point)
-        if len(self._points) >= MAX_POINTS:
-            self._points = self._points[::2]
-            self._stride *= 2
+        self._points.add(point)
 
     # ---- reporting -----------------------------------------------------------------------
     @torch.no_grad()

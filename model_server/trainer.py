@@ -77,6 +77,25 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+class Thinned(list):
+    """A list of at most `cap` items that still spans the whole run: when full, every
+    other item goes, and from then on only every stride-th new one is kept."""
+
+    def __init__(self, cap: int):
+        super().__init__()
+        self.cap, self.stride, self._skip = cap, 1, 0
+
+    def add(self, item) -> None:
+        self._skip += 1
+        if self._skip < self.stride:
+            return
+        self._skip = 0
+        self.append(item)
+        if len(self) >= self.cap:
+            self[:] = self[::2]
+            self.stride *= 2
+
+
 class Run:
     def __init__(self, cfg: RunConfig, limits: Limits | None = None):
         self.cfg = cfg
@@ -110,8 +129,7 @@ class Run:
         self._frame_step = 0                       # step of the previous frame
         self._evals: list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._last_eval_step = 0
-        self.history: list[dict] = []
-        self._history_stride, self._history_skip = 1, 0
+        self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
         self.latest_eval: dict | None = None
         self._busy_s = 0.0        # time spent inside step()
         self._busy_steps = 0
@@ -372,14 +390,7 @@ class Run:
 
     def _add_history(self, point: dict) -> None:
         self.latest_eval = point
-        self._history_skip += 1
-        if self._history_skip < self._history_stride:
-            return
-        self._history_skip = 0
-        self.history.append(point)
-        if len(self.history) >= HISTORY_POINTS:
-            self.history = self.history[::2]
-            self._history_stride *= 2
+        self.history.add(point)
 
     @torch.no_grad()
     def _add_extras(self, fr: Frame) -> None:
