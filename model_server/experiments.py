@@ -369,7 +369,7 @@ def batchnorm_shift(run: Run, passes: int = 8, seed: int = 0) -> dict:
 
     def measure(train: bool, n: int):
         with _borrowed(run, train=train, seed=seed) as (net_, _):
-            with _Moments(watched) as bn_in, _Moments(list(net.blocks), outputs=True) as block_out:
+            with _Moments(watched) as bn_in, _Moments([b[-1] for b in net.blocks], outputs=True) as block_out:
                 for _ in range(n):
                     net_(x)
         return bn_in, block_out

@@ -26,6 +26,7 @@ from .frames import Frame
 from .network import Net, parameter_count
 
 LOSS_RING = 16_384   # per-step losses kept on the device (frames average over them)
+LOSS_FOLD = 256      # pending per-step losses are written into the ring this many at a time
 AUTO_EVAL_SHARE = 0.02  # at most this share of the time goes to 'auto' test evaluations
 HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
 
@@ -77,6 +78,51 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+class StepLosses:
+    """The training loss of every step, kept on the device: the last LOSS_RING of them.
+
+    add() is a list append: writing each loss into a tensor (ring[i] = loss) costs ~5 us
+    a step from Python, 1-2% of a small net's step. Every LOSS_FOLD steps, and before
+    anything is read, the pending losses go into the ring in one stack and one copy."""
+
+    def __init__(self, device: torch.device):
+        self.ring = torch.zeros(LOSS_RING, device=device)
+        self.pending: list[torch.Tensor] = []
+        self.folded = 0  # steps written into the ring so far
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss)
+        if len(self.pending) >= LOSS_FOLD:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self.pending:
+            return
+        values = torch.stack(self.pending)
+        a = self.folded % LOSS_RING
+        head = min(len(values), LOSS_RING - a)  # fewer values than LOSS_RING: one wrap at most
+        self.ring[a:a + head] = values[:head]
+        self.ring[:len(values) - head] = values[head:]
+        self.folded += len(values)
+        self.pending.clear()
+
+    def window(self, start: int, stop: int) -> torch.Tensor:
+        """Losses of steps start..stop-1, oldest first (of the last LOSS_RING steps)."""
+        self._fold()
+        start, stop = max(start, self.folded - LOSS_RING, 0), min(stop, self.folded)
+        if stop <= start:
+            return self.ring[:0]
+        a, b = start % LOSS_RING, stop % LOSS_RING
+        if a < b or b == 0:
+            return self.ring[a:b or LOSS_RING]
+        return torch.cat([self.ring[a:], self.ring[:b]])
+
+    def mean(self, start: int, stop: int) -> torch.Tensor:
+        """Mean loss of steps start..stop-1 (NaN for none), as a device tensor: no sync."""
+        w = self.window(start, stop)
+        return w.mean() if len(w) else torch.full((), float("nan"), device=self.ring.device)
+
+
 class Thinned(list):
     """A list of at most `cap` items that still spans the whole run: when full, every
     other item goes, and from then on only every stride-th new one is kept."""
@@ -124,7 +170,7 @@ class Run:
         t = cfg.train
         self.opt = make_optimizer(t.optimizer, self.net.parameters(), t.lr, t.weight_decay)
         self.step_count = 0
-        self._losses = torch.zeros(LOSS_RING, device=dev)
+        self._losses = StepLosses(dev)
         self._masked = [0] * len(self.net.drops)  # examples that went through each mask
         self._frame_step = 0                       # step of the previous frame
         self._evals: list[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -200,8 +246,8 @@ class Run:
         n = max(0, min(n, self.limits.max_steps - self.step_count))
         t0 = time.perf_counter()
         data, net, opt = self.data, self.net, self.opt
-        masking = [net.training and d.p > 0 for d in net.drops]
-        every = self.cfg.train.eval_every
+        masking = [i for i, d in enumerate(net.drops) if net.training and d.p > 0]
+        every, losses = self.cfg.train.eval_every, self._losses
         for _ in range(n):
             idx = self._batches.next()
             x = data.x_train if idx is None else data.x_train.index_select(0, idx)
@@ -210,11 +256,10 @@ class Run:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            self._losses[self.step_count % LOSS_RING] = loss.detach()
+            losses.add(loss.detach())
             self.step_count += 1
-            for i, m in enumerate(masking):
-                if m:
-                    self._masked[i] += len(x)
+            for i in masking:
+                self._masked[i] += len(x)
             if every and self.step_count % every == 0:
                 self._evaluate()
         self._busy_s += time.perf_counter() - t0
@@ -228,19 +273,13 @@ class Run:
             logits = self.net(data.x_test)
         loss = loss_fn(logits, data.y_test)
         hits = (logits > 0).float() == data.y_test if logits.dim() == 1 else logits.argmax(1) == data.y_test
-        train_loss = self._mean_loss(self._last_eval_step, self.step_count)
+        train_loss = self._losses.mean(self._last_eval_step, self.step_count)
         self._evals.append((self.step_count, self._last_eval_step, train_loss, loss, hits.float().mean()))
         self._last_eval_step = self.step_count
 
-    def _mean_loss(self, start: int, stop: int) -> torch.Tensor:
-        """Mean training loss of steps start..stop-1 (the last LOSS_RING of them at most)."""
-        start = max(start, stop - LOSS_RING)
-        if stop <= start:
-            return torch.full((), float("nan"), device=self.device)
-        a, b = start % LOSS_RING, stop % LOSS_RING
-        if a < b or b == 0:
-            return self._losses[a:b or LOSS_RING].mean()
-        return torch.cat([self._losses[a:], self._losses[:b]]).mean()
+    def losses(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Training losses of steps start..stop-1 (of the last LOSS_RING steps), on the device."""
+        return self._losses.window(start, self.step_count if stop is None else stop)
 
     @property
     def finished(self) -> str | None:
@@ -343,7 +382,7 @@ class Run:
             self._next_auto_eval = now + cost / AUTO_EVAL_SHARE
         blocks = [b for b in net.blocks if b.out is not None]
         with torch.no_grad():
-            train_loss = self._mean_loss(self._frame_step, self.step_count)
+            train_loss = self._losses.mean(self._frame_step, self.step_count)
             masks = [d.last_mask(k) for d in net.drops] if blocks else []
             kept = [d.take_kept() for d in net.drops]
             acts = [b.out[k] for b in blocks]

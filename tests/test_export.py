@@ -69,7 +69,7 @@ def test_exported_mlp_retraces_the_run_step_for_step(raw):
         assert torch.equal(v, fresh[k]), k
     losses = mod.train(net, data, 40, log=lambda *_: None)
     # the playground uses fused optimisers: the same maths, rounded differently
-    assert losses == pytest.approx(run._losses[:40].tolist(), abs=1e-4)
+    assert losses == pytest.approx(run.losses()[:40].tolist(), abs=1e-4)
 
 
 def test_exported_cnn_has_the_same_architecture_and_uses_dropout2d():

@@ -144,7 +144,7 @@ def test_nan_loss_becomes_null():
     run = make_run(train={"eval_every": 1})
     run.net.head.weight.data.fill_(math.nan)
     run.step(2)
-    assert run._losses[:2].isnan().all()  # a real NaN loss happened
+    assert run.losses()[:2].isnan().all()  # a real NaN loss happened
     header, arrays = frame_of(run)
     assert header["train_loss"] is None
     assert header["eval"]["train_loss"] is None and header["eval"]["test_loss"] is None

@@ -97,9 +97,9 @@ def test_run_trains_on_the_device():
     start = heldout_loss(run)
     run.step(300)
     assert run.step_count == 300
-    assert torch.isfinite(run._losses[:300]).all()
+    assert torch.isfinite(run.losses()[:300]).all()
     assert heldout_loss(run) < 0.7 * start
-    assert run._losses[250:300].mean() < run._losses[:50].mean()
+    assert run.losses()[250:300].mean() < run.losses()[:50].mean()
 
 
 def test_run_frames_decode():
@@ -124,7 +124,7 @@ def test_run_on_the_device_is_reproducible():
         b.step()
         for da, db in zip(a.net.drops, b.net.drops):
             assert torch.equal(da.noise, db.noise)
-    torch.testing.assert_close(a._losses, b._losses)
+    torch.testing.assert_close(a.losses(), b.losses())
 
 
 def test_cnn_trains_on_the_device():

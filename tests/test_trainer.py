@@ -11,7 +11,7 @@ from model_server import trainer as trainer_module
 from model_server.config import DATASETS
 from model_server.datasets import make_dataset
 from model_server.frames import decode, encode
-from model_server.trainer import loss_fn
+from model_server.trainer import LOSS_FOLD, LOSS_RING, StepLosses, loss_fn
 
 
 def make_run(limits=None, **sections) -> Run:
@@ -75,9 +75,24 @@ def test_step_advances_step_count_and_records_losses():
     assert run.step_count == 1
     run.step(7)
     assert run.step_count == 8
-    losses = run._losses[:8]
+    losses = run.losses()
+    assert len(losses) == 8
     assert torch.isfinite(losses).all() and (losses > 0).all()
-    assert (run._losses[8:] == 0).all()
+
+
+def test_step_losses_keep_the_last_ring_of_steps_in_order():
+    log = StepLosses(torch.device("cpu"))
+    total = LOSS_RING + 3 * LOSS_FOLD + 17  # wraps the ring, ends with losses still pending
+    for i in range(total):
+        log.add(torch.tensor(float(i)))
+    assert len(log.pending) == 17
+    whole = log.window(0, total)  # only the last LOSS_RING steps are kept
+    assert whole.tolist() == [float(i) for i in range(total - LOSS_RING, total)]
+    assert log.window(total - 40, total - 5).tolist() == [float(i) for i in range(total - 40, total - 5)]
+    start = LOSS_RING - 10  # a window across the ring's end
+    assert log.window(start, start + 30).tolist() == [float(i) for i in range(start, start + 30)]
+    assert float(log.mean(total - 4, total)) == total - 2.5
+    assert log.mean(5, 5).isnan() and len(log.window(0, 10)) == 0  # empty, and long gone
 
 
 def test_training_changes_weights():
@@ -95,7 +110,7 @@ def test_same_config_same_losses_and_masks_step_for_step():
         b.step()
         for ma, mb in zip(masks_of(a), masks_of(b)):
             assert ma is not None and torch.equal(ma, mb)
-    assert torch.equal(a._losses, b._losses)
+    assert torch.equal(a.losses(), b.losses())
     assert same_weights(weights_of(a), weights_of(b))
 
 
@@ -117,15 +132,15 @@ def test_runs_do_not_share_random_state():
         torch.manual_seed(i)
         for m1, m2 in zip(alone_masks[i], masks_of(crowded)):
             assert torch.equal(m1, m2)
-    assert torch.equal(alone._losses, crowded._losses)
-    assert not torch.equal(other._losses[:10], crowded._losses[:10])
+    assert torch.equal(alone.losses(), crowded.losses())
+    assert not torch.equal(other.losses()[:10], crowded.losses()[:10])
 
 
 def test_different_seed_gives_different_run():
     a, b = make_run(), make_run(data={"seed": 1})
     a.step(5)
     b.step(5)
-    assert not torch.equal(a._losses, b._losses)
+    assert not torch.equal(a.losses(), b.losses())
 
 
 def test_masks_change_from_step_to_step():
@@ -139,15 +154,15 @@ def test_masks_change_from_step_to_step():
 def test_reset_reproduces_the_first_steps():
     run = make_run()
     run.step(6)
-    first = run._losses[:6].clone()
+    first = run.losses()[:6].clone()
     first_masks = masks_of(run)
     run.step(10)
     run.reset()
     assert run.step_count == 0
     assert run.history == [] and run.latest_eval is None
-    assert (run._losses == 0).all()
+    assert len(run.losses()) == 0
     run.step(6)
-    assert torch.equal(run._losses[:6], first)
+    assert torch.equal(run.losses()[:6], first)
     for a, b in zip(first_masks, masks_of(run)):
         assert torch.equal(a, b)
 
@@ -178,14 +193,14 @@ def test_set_p_takes_effect_at_the_next_step_keeping_weights_and_history():
     run.frame()  # takes the evaluations into the history
     history = list(run.history)
     assert len(history) == 2
-    losses = run._losses.clone()
+    losses = run.losses().clone()
     weights = weights_of(run)
 
     run.set_p(0, 0.9)
     run.set_p(1, 0.0)
     assert same_weights(weights, weights_of(run))
     assert run.history == history and run.step_count == 10
-    assert torch.equal(run._losses, losses)
+    assert torch.equal(run.losses(), losses)
     assert run.cfg.model.p == [0.9, 0.0]
 
     run.step()
@@ -249,7 +264,7 @@ def test_eval_mode_step_is_deterministic():
     with torch.no_grad():
         expected = loss_fn(run.net(run.data.x_train), run.data.y_train)
     run.step()
-    torch.testing.assert_close(run._losses[0], expected)
+    torch.testing.assert_close(run.losses()[0], expected)
 
 
 # ---- pacing and frames ------------------------------------------------------------------------
@@ -381,7 +396,7 @@ def test_2d_sets_have_n_points_of_both_classes(name, n):
 def test_each_dataset_trains(name):
     run = make_run(data={"dataset": name, "n_points": 200})
     run.step(5)
-    assert torch.isfinite(run._losses[:5]).all()
+    assert torch.isfinite(run.losses()[:5]).all()
 
 
 def test_training_lowers_test_loss_on_circle():
@@ -430,7 +445,7 @@ def test_placement_changes_the_network_for_tanh():
     b = make_run(model={**base["model"], "placement": "before_activation"})
     a.step(3)
     b.step(3)
-    assert not torch.equal(a._losses[:3], b._losses[:3])
+    assert not torch.equal(a.losses()[:3], b.losses()[:3])
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "selu", "linear"])
@@ -439,7 +454,7 @@ def test_activations_train(activation):
     run = make_run(model={"activation": activation, "dropout_kind": kind}, train={"lr": 0.03})
     start = heldout_loss(run)
     run.step(150)
-    assert torch.isfinite(run._losses[:150]).all()
+    assert torch.isfinite(run.losses()[:150]).all()
     assert heldout_loss(run) < start
 
 
@@ -448,7 +463,7 @@ def test_activations_train(activation):
 def test_dropout_kinds_and_optimizers(kind, optimizer):
     run = make_run(model={"dropout_kind": kind}, train={"optimizer": optimizer, "lr": 0.1})
     run.step(20)
-    assert torch.isfinite(run._losses[:20]).all()
+    assert torch.isfinite(run.losses()[:20]).all()
     assert run.net.drops[0].noise.shape == (10, 8)
 
 
