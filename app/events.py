@@ -222,8 +222,10 @@ class Playground(Namespace):
                 run.set_mode(change.value)
             elif change.param == "speed":
                 run.set_speed(change.value)
-            else:
+            elif change.param == "watch":
                 run.set_watch(change.layer, change.index)
+            else:
+                run.set_view(change.value)
         if not slot.playing:
             slot.changed()
         return {"run": slot.run_id, "applied": change.model_dump(), "config": run.cfg.model_dump()}

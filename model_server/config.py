@@ -12,7 +12,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -133,14 +133,32 @@ class SetSpeed(Strict):
 
 
 class SetWatch(Strict):
-    """Which hidden neuron's output over the input plane frames should carry."""
+    """Which hidden neuron's output over the input plane frames should carry (both null:
+    none, and the server stops computing it)."""
     param: Literal["watch"]
-    layer: Annotated[int, in_range(0, 63, "layer")]
-    index: Annotated[int, in_range(0, 63, "neuron")]
+    layer: Annotated[int, in_range(0, 63, "layer")] | None = None
+    index: Annotated[int, in_range(0, 63, "neuron")] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        if (self.layer is None) != (self.index is None):
+            raise PydanticCustomError(
+                "pair", "layer and index have to be given together (or both null), but got "
+                "layer={layer} and index={index}",
+                {"layer": "null" if self.layer is None else self.layer,
+                 "index": "null" if self.index is None else self.index, "allowed": "two ints, or both null"})
+        return self
+
+
+class SetView(Strict):
+    """Which decision boundary frames carry: the eval-mode network's, or the thinned
+    network's of the mask shown. Only the one on screen is computed."""
+    param: Literal["view"]
+    value: Literal["eval", "thinned"]
 
 
 class LiveChange(Strict):
-    change: Annotated[SetP | SetLr | SetMode | SetSpeed | SetWatch, Field(discriminator="param")]
+    change: Annotated[SetP | SetLr | SetMode | SetSpeed | SetWatch | SetView, Field(discriminator="param")]
 
 
 class ConfigError(ValueError):
@@ -174,6 +192,8 @@ def _from_pydantic(err: ValidationError, prefix: str = "") -> list[dict]:
         kind = e["type"]
         if kind == "out_of_range":
             allowed = f"{ctx['lo']}..{ctx['hi']}"
+        elif "allowed" in ctx:  # our own cross-field checks say it themselves
+            allowed = ctx["allowed"]
         elif kind == "literal_error":
             allowed = ctx.get("expected", "").replace(" or ", ", ")
         elif kind == "extra_forbidden":
@@ -186,7 +206,7 @@ def _from_pydantic(err: ValidationError, prefix: str = "") -> list[dict]:
             allowed = kind.split("_")[0]  # e.g. int_type -> int, list_type -> list
         if kind == "extra_forbidden":
             message = f"unknown field {field!r}"
-        elif kind in ("out_of_range", "missing"):
+        elif kind in ("out_of_range", "missing") or "allowed" in ctx:
             message = e["msg"]
         elif kind == "literal_error":
             name = str(e["loc"][-1]) if e["loc"] else "value"

@@ -68,13 +68,11 @@ class Net(nn.Module):
                                 bn if cfg.batchnorm != "none" else None, cfg))
             c_in = width
         self.blocks = nn.ModuleList(blocks)
+        # a plain list next to the registered modules: frames read it several times each
+        self.drops: list[RecordingDropoutMixin] = [b.drop for b in blocks]
         flat = c_in * math.prod(input_shape[1:]) if cfg.kind == "cnn" else c_in
         self.head = nn.Linear(flat, n_out)
         self.n_out = n_out
-
-    @property
-    def drops(self) -> list[RecordingDropoutMixin]:
-        return [b.drop for b in self.blocks]
 
     def forward(self, x: torch.Tensor, keeps: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits: (N,) for one output, else (N, n_out). With keeps (one bool mask per

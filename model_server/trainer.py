@@ -151,6 +151,7 @@ class Run:
         self.mode = "train"
         self.speed = self.limits.max_speed  # steps per second; max_speed = as fast as possible
         self.watch: tuple[int, int] | None = None  # a neuron whose output map frames carry
+        self.view = "eval"  # which decision boundary frames carry: 'eval' or 'thinned'
         self.reset()
 
     # ---- building and live changes -------------------------------------------------
@@ -162,6 +163,7 @@ class Run:
         self.data = data.to(dev)
         self.net = Net(cfg.model, tuple(data.x_train.shape[1:]), data.n_classes)
         self.net.init_weights(torch.Generator().manual_seed(seed))
+        self.params = parameter_count(self.net)
         self.net.to(dev).train(self.mode == "train")
         self._drop_gen = torch.Generator(dev).manual_seed(seed + 1)
         for d in self.net.drops:
@@ -209,13 +211,24 @@ class Run:
         self.speed = min(steps_per_s, self.limits.max_speed)
         self._credit = 0.0
 
-    def set_watch(self, layer: int, index: int) -> None:
+    def set_watch(self, layer: int | None, index: int | None) -> None:
+        """Frames carry this hidden neuron's output over the plane; None: no neuron."""
+        if layer is None or index is None:
+            self.watch = None
+            return
         widths = self.cfg.model.hidden
         if not 0 <= layer < len(widths):
             raise IndexError(f"layer has to be between 0 and {len(widths) - 1}, but got {layer}")
         if not 0 <= index < widths[layer]:
             raise IndexError(f"neuron has to be between 0 and {widths[layer] - 1}, but got {index}")
         self.watch = (layer, index)
+        self._next_extras = 0.0  # show it at the next frame
+
+    def set_view(self, view: str) -> None:
+        """'eval' or 'thinned': the decision boundary frames carry (only that one is computed)."""
+        if view not in ("eval", "thinned"):
+            raise ValueError(f"view has to be one of eval, thinned, but got {view!r}")
+        self.view = view
         self._next_extras = 0.0  # show it at the next frame
 
     def _update(self, part: str, **values) -> None:
@@ -228,7 +241,7 @@ class Run:
         info = {
             "config": self.cfg.model_dump(), "device": self.device.type,
             "sizes": [self.data.input_dim] + list(self.cfg.model.hidden) + [self.net.n_out],
-            "params": parameter_count(self.net), "task": self.cfg.task,
+            "params": self.params, "task": self.cfg.task,
             "train_size": len(data.x_train), "test_size": len(data.x_test),
         }
         if self.cfg.task == "binary":
@@ -325,10 +338,10 @@ class Run:
                 left = end - time.perf_counter()
                 if left <= 0:
                     break
-                # steps in chunks that fill half the time left (measured step time), so
-                # the per-call overhead is paid a few times per slice, not every step
+                # one chunk of steps fills the time left (at the measured step time): the
+                # per-call overhead is paid about once per slice, not every step
                 per = self._busy_s / self._busy_steps if self._busy_s > 0 else left
-                k = max(1, min(int(self._credit), int(left / per / 2)))
+                k = max(1, min(int(self._credit), int(left / per)))
                 self.step(k)
                 self._credit -= k
             if time.perf_counter() >= self._next_frame_at and self.step_count > self._frame_step:
@@ -366,7 +379,7 @@ class Run:
             "p": [d.p for d in net.drops], "lr": self.opt.param_groups[0]["lr"],
             "speed": self.speed, "kind": cfg.model.kind, "task": cfg.task,
             "sizes": [data.input_dim] + list(cfg.model.hidden) + [net.n_out],
-            "params": parameter_count(net),
+            "params": self.params,
             "busy_steps_per_s": self._busy_steps / self._busy_s if self._busy_s else None,
             "finished": self.finished, "t": time.time() * 1000,  # wall clock, ms: for latency
         }
@@ -440,12 +453,16 @@ class Run:
             return
         grid = plane_grid(self.limits.grid_size).to(self.device)
         masks = [d.last_mask(self.example) for d in net.drops]
-        keeps = [torch.ones(w, dtype=torch.bool, device=self.device) if m is None else m
-                 for m, w in zip(masks, self.cfg.model.hidden)]
+        fr.header["view"] = self.view
         with net.scratch(train=False):
-            fr.add("boundary.eval", "p8", torch.sigmoid(net(grid)).cpu().numpy())
-            if any(m is not None for m in masks):
+            # the boundary on screen only (a 64-wide net spends ~1 ms on each grid): the
+            # thinned network's when asked and there is one, else the eval-mode network's
+            if self.view == "thinned" and any(m is not None for m in masks):
+                keeps = [torch.ones(w, dtype=torch.bool, device=self.device) if m is None else m
+                         for m, w in zip(masks, self.cfg.model.hidden)]
                 fr.add("boundary.thinned", "p8", torch.sigmoid(net(grid, keeps)).cpu().numpy())
+            else:
+                fr.add("boundary.eval", "p8", torch.sigmoid(net(grid)).cpu().numpy())
             if self.watch is not None:
                 layer, index = self.watch
                 out = net.hidden_outputs(grid)[layer][:, index]

@@ -157,3 +157,30 @@ def test_hovering_a_neuron_shows_its_output_over_the_plane(page, live_server):
     page.mouse.move(5, 5)  # leave the plot: back to the model's boundary
     page.wait_for_function(
         "() => document.querySelector('[data-role=plane-caption]').textContent.includes('boundary')", timeout=20000)
+    # and the server is told: the next frame no longer carries the neuron's map
+    page.wait_for_function("() => window.__dp.drawn && !window.__dp.drawn.arrays.neuron"
+                           " && window.__dp.drawn.arrays['boundary.eval']", timeout=20000)
+
+
+def test_boundary_view_switches_between_eval_and_thinned_network(page, live_server):
+    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5")
+    page.click("[data-role=step]")
+    page.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.step === 1", timeout=20000)
+    caption = "document.querySelector('[data-role=plane-caption]').textContent"
+    assert "full network in eval mode (no dropout)" in page.evaluate(caption)
+    page.select_option("[data-role=view]", "thinned")
+    # the server computes only the boundary on screen: the next frame brings the thinned one
+    page.wait_for_function(f"() => {caption}.includes(\"this step's thinned network\")", timeout=20000)
+    sections = page.evaluate("Object.keys(window.__dp.drawn.arrays)")
+    assert "boundary.thinned" in sections and "boundary.eval" not in sections
+    assert "view=thinned" in page.url
+    page.select_option("[data-role=view]", "eval")
+    page.wait_for_function(f"() => {caption}.includes('full network in eval mode (no dropout)')"
+                           " && window.__dp.drawn.arrays['boundary.eval']", timeout=20000)
+    # a link with view=thinned asks the server for the thinned boundary from the start
+    page.goto("about:blank")
+    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5&view=thinned")
+    page.click("[data-role=step]")
+    page.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.step === 1"
+                           " && window.__dp.drawn.arrays['boundary.thinned']", timeout=20000)
+    assert not [e for e in page.errors if "favicon" not in e]

@@ -157,8 +157,12 @@ def test_run_frame_carries_boundary_and_weights_on_2d_sets():
     run.step(5)
     header, arrays = frame_of(run)
     assert arrays["boundary.eval"].shape == (20 * 20,)
-    assert arrays["boundary.thinned"].shape == (20 * 20,)
+    assert "boundary.thinned" not in arrays and header["view"] == "eval"  # only the one on screen
     assert ((arrays["boundary.eval"] >= 0) & (arrays["boundary.eval"] <= 1)).all()
+    run.set_view("thinned")
+    header, arrays = frame_of(run)
+    assert arrays["boundary.thinned"].shape == (20 * 20,)
+    assert "boundary.eval" not in arrays and header["view"] == "thinned"
     assert [arrays[f"weight.{i}"].shape for i in range(3)] == [(6, 2), (5, 6), (1, 5)]
     for i, width in enumerate((6, 5)):
         assert arrays[f"mask.{i}"].shape == (width,) and arrays[f"mask.{i}"].dtype == bool
@@ -172,17 +176,21 @@ def test_thinned_boundary_is_the_masked_network():
     is a different function), and the two agree after an eval-mode step (no mask)."""
     run = make_run(Limits(grid_size=16), model={"hidden": [16, 16], "p": [0.7, 0.7]})
     run.step(20)
+    eval_grid = frame_of(run)[1]["boundary.eval"]
+    run.set_view("thinned")
     _, arrays = frame_of(run)
-    assert not np.array_equal(arrays["boundary.eval"], arrays["boundary.thinned"])
+    assert not np.array_equal(eval_grid, arrays["boundary.thinned"])
     run.set_mode("eval")
     run.step()
-    _, arrays = frame_of(run)
-    assert "boundary.thinned" not in arrays and "boundary.eval" in arrays
+    header, arrays = frame_of(run)  # no mask to show: the eval boundary stands in
+    assert "boundary.thinned" not in arrays and "boundary.eval" in arrays and header["view"] == "thinned"
 
 
 def test_thinned_boundary_matches_a_hand_computed_thinned_net():
     run = make_run(Limits(grid_size=10), model={"hidden": [6], "p": [0.5]})
     run.step(10)
+    eval_grid = frame_of(run)[1]["boundary.eval"]
+    run.set_view("thinned")
     _, arrays = frame_of(run)
     assert not arrays["mask.0"].all() and arrays["mask.0"].any()
     keep = torch.from_numpy(arrays["mask.0"]).float()
@@ -193,7 +201,7 @@ def test_thinned_boundary_matches_a_hand_computed_thinned_net():
         expected = torch.sigmoid(hidden @ head.weight.T + head.bias).squeeze(1).numpy()
         full = torch.sigmoid(torch.relu(grid @ lin.weight.T + lin.bias) @ head.weight.T + head.bias)
     assert np.all(np.abs(arrays["boundary.thinned"] - expected) <= 1 / 510 + 1e-6)
-    assert np.all(np.abs(arrays["boundary.eval"] - full.squeeze(1).numpy()) <= 1 / 510 + 1e-6)
+    assert np.all(np.abs(eval_grid - full.squeeze(1).numpy()) <= 1 / 510 + 1e-6)
 
 
 def test_default_grid_size():
@@ -224,6 +232,9 @@ def test_watch_adds_a_neuron_section():
         run.set_watch(1, 5)
     with pytest.raises(IndexError, match="but got 2"):
         run.set_watch(2, 0)
+    run.set_watch(None, None)  # stop: the map is no longer computed
+    header, arrays = frame_of(run)
+    assert "neuron" not in arrays and "watch" not in header
 
 
 def test_digits_frames_have_no_boundary():

@@ -170,6 +170,37 @@ def test_drop_counts_match_p_and_vanish_in_eval_mode(client):
     assert all("mask.0" not in a and "dropped.0" not in a for _, a in evals)
 
 
+def test_view_and_watch_choose_what_the_extras_compute(client):
+    """Only the boundary on screen is computed; watching stops when told."""
+    assert client.call("configure", {"config": {"model": {"hidden": [4, 4], "p": [0.5, 0.5]}}})["ok"]
+    assert client.call("step", {"n": 3})["ok"]
+
+    def frame_after(change):
+        seen = len(client.wait_frames(1))
+        ack = client.call("set", {"change": change})
+        assert ack["ok"], ack
+        frames = client.wait_frames(seen + 1)  # paused: a change brings a fresh frame
+        assert len(frames) > seen
+        return frames[-1]
+
+    header, arrays = frame_after({"param": "view", "value": "thinned"})
+    assert header["view"] == "thinned" and "boundary.thinned" in arrays and "boundary.eval" not in arrays
+    header, arrays = frame_after({"param": "watch", "layer": 1, "index": 3})
+    assert header["watch"] == [1, 3] and "neuron" in arrays
+    header, arrays = frame_after({"param": "watch", "layer": None, "index": None})
+    assert "watch" not in header and "neuron" not in arrays
+    header, arrays = frame_after({"param": "view", "value": "eval"})
+    assert header["view"] == "eval" and "boundary.eval" in arrays and "boundary.thinned" not in arrays
+
+    ack = client.call("set", {"change": {"param": "watch", "layer": 1}})
+    assert ack["ok"] is False and ack["error"]["field"] == "change.watch"
+    assert ack["error"]["message"].endswith("but got layer=1 and index=null")
+    assert ack["error"]["allowed"] == "two ints, or both null"
+    ack = client.call("set", {"change": {"param": "view", "value": "sideways"}})
+    assert ack["ok"] is False and ack["error"]["field"] == "change.view.value"
+    assert "eval" in ack["error"]["allowed"] and "sideways" in ack["error"]["message"]
+
+
 def test_two_clients_see_only_their_own_runs(live_server):
     a, b = Client(live_server.url, "client-aaaa"), Client(live_server.url, "client-bbbb")
     try:

@@ -58,7 +58,11 @@ export class Playground extends EventTarget {
     this.writeHash();
     this.dispatchEvent(new CustomEvent('changed', { detail: key }));
     const f = BY_KEY[key];
-    if (key === 'view') { this.boundaryDirty = true; return; }
+    if (key === 'view') {
+      this.boundaryDirty = true;  // redraw from the last frame now; the server sends only this view
+      if (this.info) this.setLive({ param: 'view', value: this.state.view });
+      return;
+    }
     if (!this.info) return;
     if (f.live) {
       if (key === 'p') this.state.p.forEach((p, layer) => this.setLive({ param: 'p', layer, value: p }));
@@ -94,6 +98,7 @@ export class Playground extends EventTarget {
     this.setupPanels(ack);
     await this.conn.call('set', { change: { param: 'speed', value: this.state.speed } });
     if (this.state.mode !== 'train') await this.conn.call('set', { change: { param: 'mode', value: this.state.mode } });
+    if (this.state.view !== 'eval') await this.conn.call('set', { change: { param: 'view', value: this.state.view } });
     this.setPlaying(false);
     if (wasPlaying || this.options.autoplay) await this.play();
     this.dispatchEvent(new CustomEvent('configured', { detail: ack }));
@@ -131,10 +136,22 @@ export class Playground extends EventTarget {
     sel.onchange = () => this.watch(sel.value ? sel.value.split(',').map(Number) : null);
   }
 
+  // One watch call in flight at a time: a mouse sweeping over the network sends the
+  // neuron it ends on, not every neuron it crossed. null stops the server computing a map.
   async watch(target) {
     this.watching = target;
     this.boundaryDirty = true;
-    if (target) await this.conn.call('set', { change: { param: 'watch', layer: target[0], index: target[1] } });
+    if (this.watchSending) return;
+    this.watchSending = true;
+    try {
+      let sent;
+      do {
+        sent = this.watching;
+        await this.conn.call('set', { change: { param: 'watch', layer: sent ? sent[0] : null, index: sent ? sent[1] : null } });
+      } while (String(this.watching) !== String(sent));
+    } finally {
+      this.watchSending = false;
+    }
   }
 
   // ---- transport ------------------------------------------------------------------------

@@ -70,8 +70,11 @@ export class BoundaryView {
       label = `boundary of this step's thinned network (the mask shown on the left, scaled by 1/(1-p))`;
     } else if (arrays['boundary.eval']) {
       grid = arrays['boundary.eval'].data;
-      label = view === 'thinned' ? 'no thinned network in eval mode or at p = 0: full network shown'
-        : 'boundary of the full network in eval mode (no dropout)';
+      // the server sends only the boundary on screen; a frame taken before a switch to
+      // 'thinned' still carries the eval one
+      if (view !== 'thinned') label = 'boundary of the full network in eval mode (no dropout)';
+      else if (header.view === 'thinned') label = 'no thinned network in eval mode or at p = 0: full network shown';
+      else label = 'boundary of the full network in eval mode (the thinned one comes with the next frame)';
     }
     if (grid) this.pending = { grid, label };
     if (header.example && header.example.x) this.example = header.example.x;
