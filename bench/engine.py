@@ -1,6 +1,7 @@
 """Engine benchmark: a plain PyTorch loop vs a Run producing frames at the display rate.
 
     python bench/engine.py            # one JSON object per line, under 60 s
+    BENCH_DEVICE=cuda python bench/engine.py   # the same cases on a GPU
 
 bare: the same network with torch.nn.Dropout, the same data, batches and optimizer,
       in a bare loop. run: Run.advance() at full speed, i.e. training plus a frame
@@ -68,7 +69,7 @@ def bare_rate(cfg, seconds: float) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         if pos + b > n:
-            order, pos = torch.randperm(n, generator=gen), 0
+            order, pos = torch.randperm(n, generator=gen).to(run.device), 0
         idx = order[pos:pos + b]
         pos += b
         loss = loss_fn(forward(data.x_train.index_select(0, idx)), data.y_train.index_select(0, idx))
@@ -76,7 +77,14 @@ def bare_rate(cfg, seconds: float) -> float:
         loss.backward()
         opt.step()
         steps += 1
+    sync(run.device)
     return steps / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that the time measured covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run_rate(cfg, seconds: float) -> tuple[float, int]:
@@ -91,6 +99,7 @@ def run_rate(cfg, seconds: float) -> tuple[float, int]:
             frames += 1
         if wait > 0:
             time.sleep(wait)
+    sync(run.device)
     elapsed = time.perf_counter() - t0
     return run.step_count / elapsed, frames / elapsed
 
@@ -98,8 +107,9 @@ def run_rate(cfg, seconds: float) -> tuple[float, int]:
 def main() -> None:
     torch.set_num_threads(1)  # what the server does: one intra-op thread per run
     seconds = float(os.environ.get("BENCH_SECONDS", 1.5))
+    device = os.environ.get("BENCH_DEVICE", "cpu")
     for name, raw in CASES.items():
-        cfg = parse_config(raw)
+        cfg = parse_config({**raw, "train": {**raw.get("train", {}), "device": device}})
         bare_rate(cfg, 0.5)  # warm-up
         # alternate the two, best of 3 each: this 2-core machine's noise is a few percent
         bare, run, fps = 0.0, 0.0, 0.0
@@ -108,7 +118,7 @@ def main() -> None:
             r, f = run_rate(cfg, seconds)
             if r > run:
                 run, fps = r, f
-        print(json.dumps({"case": name, "device": "cpu", "bare_steps_per_s": round(bare, 1),
+        print(json.dumps({"case": name, "device": device, "bare_steps_per_s": round(bare, 1),
                           "run_steps_per_s": round(run, 1), "ratio": round(run / bare, 3),
                           "frames_per_s": round(fps, 1)}), flush=True)
 
