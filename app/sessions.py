@@ -75,6 +75,9 @@ class Slot:
         self.wake.set()
         if was and announce:
             self.session.status(self, "paused")
+            # a complete frame of the step it stopped at: at full speed the last one sent
+            # may lack the slower panels, and a paused picture should agree with itself
+            self.changed()
 
     def close(self) -> None:
         """Stop for good; the caller has told the client why ('ended'), or the client left."""

@@ -201,6 +201,28 @@ def test_view_and_watch_choose_what_the_extras_compute(client):
     assert "eval" in ack["error"]["allowed"] and "sideways" in ack["error"]["message"]
 
 
+def test_pausing_sends_a_complete_frame_of_the_last_step(client):
+    """At full speed most frames lack the slower panels; the paused picture must not mix
+    the last step's mask with an older boundary."""
+    assert client.call("configure", {"config": {}})["ok"]
+    client.wait_frames(1)
+    assert client.call("play")["ok"]
+    client.wait_frames(20)
+    ack = client.call("pause")
+    assert ack["ok"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        header, arrays = client.frames[-1]
+        if "boundary.eval" in arrays and header["step"] > 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # nothing more comes
+    header, arrays = client.frames[-1]
+    assert "boundary.eval" in arrays and "weight.0" in arrays and "mask.0" in arrays
+    ack = client.call("step", {"n": 1})
+    assert header["step"] == ack["step"] - 1  # the frame shows the step the run stopped at
+
+
 def test_two_clients_see_only_their_own_runs(live_server):
     a, b = Client(live_server.url, "client-aaaa"), Client(live_server.url, "client-bbbb")
     try:
