@@ -224,7 +224,7 @@ class Playground(Namespace):
                 run.set_speed(change.value)
             elif change.param == "watch":
                 run.set_watch(change.layer, change.index)
-            else:
+            elif change.param == "view":
                 run.set_view(change.value)
         if not slot.playing:
             slot.changed()

@@ -181,6 +181,7 @@ class Run:
         self.latest_eval: dict | None = None
         self._busy_s = 0.0        # time spent inside step()
         self._busy_steps = 0
+        self._step_s = 0.0        # time per step of the latest step() call (0: none yet)
         self._played_s = 0.0      # time spent playing (for the wall-time limit)
         self._clock: float | None = None
         self._credit = 0.0
@@ -275,8 +276,11 @@ class Run:
                 self._masked[i] += len(x)
             if every and self.step_count % every == 0:
                 self._evaluate()
-        self._busy_s += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        self._busy_s += spent
         self._busy_steps += n
+        if n:
+            self._step_s = spent / n
 
     @torch.no_grad()
     def _evaluate(self) -> None:
@@ -291,7 +295,8 @@ class Run:
         self._last_eval_step = self.step_count
 
     def losses(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        """Training losses of steps start..stop-1 (of the last LOSS_RING steps), on the device."""
+        """Training losses of steps start..stop-1 (of the last LOSS_RING steps), on the
+        device: often a view of the ring, which later steps overwrite (clone to keep)."""
         return self._losses.window(start, self.step_count if stop is None else stop)
 
     @property
@@ -338,9 +343,10 @@ class Run:
                 left = end - time.perf_counter()
                 if left <= 0:
                     break
-                # one chunk of steps fills the time left (at the measured step time): the
-                # per-call overhead is paid about once per slice, not every step
-                per = self._busy_s / self._busy_steps if self._busy_s > 0 else left
+                # one chunk of steps fills the time left (at the latest step time: it
+                # changes with p, mode and the other runs), so the per-call overhead is
+                # paid about once per slice, not every step
+                per = self._step_s or left
                 k = max(1, min(int(self._credit), int(left / per)))
                 self.step(k)
                 self._credit -= k

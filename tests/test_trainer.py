@@ -1,5 +1,6 @@
 """model_server.trainer.Run: real training, reproducible step for step, live changes
 that take effect at the next step, pacing and the frames it yields."""
+import random
 import time
 
 import pytest
@@ -93,6 +94,23 @@ def test_step_losses_keep_the_last_ring_of_steps_in_order():
     assert log.window(start, start + 30).tolist() == [float(i) for i in range(start, start + 30)]
     assert float(log.mean(total - 4, total)) == total - 2.5
     assert log.mean(5, 5).isnan() and len(log.window(0, 10)) == 0  # empty, and long gone
+
+
+def test_step_losses_match_a_plain_list_with_folds_between_reads(monkeypatch):
+    """A small ring, reads between adds: partial folds, folds across the ring's end,
+    windows ending on it, and the clamp to the oldest step still kept."""
+    monkeypatch.setattr(trainer_module, "LOSS_RING", 16)
+    monkeypatch.setattr(trainer_module, "LOSS_FOLD", 5)
+    rng = random.Random(0)
+    log, every = StepLosses(torch.device("cpu")), []
+    for _ in range(400):
+        for _ in range(rng.randrange(0, 9)):
+            every.append(float(len(every)))
+            log.add(torch.tensor(every[-1]))
+        n = len(every)
+        start, stop = rng.randrange(-3, n + 3), rng.randrange(-3, n + 3)
+        kept = range(max(start, n - 16, 0), min(stop, n))
+        assert log.window(start, stop).tolist() == [every[i] for i in kept], (start, stop, n)
 
 
 def test_training_changes_weights():

@@ -147,7 +147,8 @@ export class Playground extends EventTarget {
       let sent;
       do {
         sent = this.watching;
-        await this.conn.call('set', { change: { param: 'watch', layer: sent ? sent[0] : null, index: sent ? sent[1] : null } });
+        const ack = await this.conn.call('set', { change: { param: 'watch', layer: sent ? sent[0] : null, index: sent ? sent[1] : null } });
+        if (!ack.ok) { this.serverErrors(ack); break; }
       } while (String(this.watching) !== String(sent));
     } finally {
       this.watchSending = false;
