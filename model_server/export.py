@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save
 
 from .config import RunConfig
+from .network import block_order
 from . import datasets
 from .trainer import Run
 
@@ -91,13 +92,8 @@ def _blocks_source(cfg: RunConfig, input_shape: tuple[int, ...]) -> tuple[list[s
             drop = f"nn.Dropout2d(p={p!r})"
         else:  # Dropout2d on (N, features) drops single features: that is nn.Dropout
             drop = f"nn.Dropout(p={p!r})"
-        act = ACTIVATIONS[m.activation]
-        middle = [drop, act] if m.placement == "before_activation" else [act, drop]
-        i = middle.index(drop)
-        if m.batchnorm == "before_dropout":
-            middle.insert(i, bn)
-        elif m.batchnorm == "after_dropout":
-            middle.insert(i + 1, bn)
+        parts = {"act": ACTIVATIONS[m.activation], "drop": drop, "bn": bn}
+        middle = [parts[name] for name in block_order(m)]
         lines.append(f"nn.Sequential({', '.join([layer, *middle])}),")
         c_in = width
     flat = c_in * int(torch.Size(input_shape[1:]).numel()) if cnn else c_in

@@ -21,17 +21,25 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": 
                "selu": nn.SELU, "linear": nn.Identity}
 
 
+def block_order(cfg: ModelConfig) -> list[str]:
+    """What follows a block's Linear or Conv2d, in order: 'act', 'drop' and, with
+    BatchNorm, 'bn'. (export.py writes its scripts in the same order.)"""
+    order = ["drop", "act"] if cfg.placement == "before_activation" else ["act", "drop"]
+    i = order.index("drop")
+    if cfg.batchnorm == "before_dropout":
+        order.insert(i, "bn")
+    elif cfg.batchnorm == "after_dropout":
+        order.insert(i + 1, "bn")
+    return order
+
+
 class Block(nn.Sequential):
     """One hidden layer. .out holds its last output: (N, width) or (N, C, H, W)."""
 
     def __init__(self, layer: nn.Module, act: nn.Module, drop: RecordingDropoutMixin,
                  bn: nn.Module | None, cfg: ModelConfig):
-        middle = [drop, act] if cfg.placement == "before_activation" else [act, drop]
-        i = middle.index(drop)
-        if cfg.batchnorm == "before_dropout":
-            middle.insert(i, bn)
-        elif cfg.batchnorm == "after_dropout":
-            middle.insert(i + 1, bn)
+        parts = {"act": act, "drop": drop, "bn": bn}
+        middle = [parts[name] for name in block_order(cfg)]
         super().__init__(layer, *middle)
         self._drop_at = 1 + middle.index(drop)  # an index, not an attribute: a second
         # registration of the module would make Sequential run it twice
