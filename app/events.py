@@ -37,6 +37,11 @@ class Configure(RunRef):
     config: dict = Field(default_factory=dict)
 
 
+class Play(RunRef):
+    # pause exactly at this step (its range depends on the run: checked in play())
+    until: int | None = None
+
+
 class Step(RunRef):
     n: Annotated[int, in_range(1, 1000, "n (steps)")] = 1
 
@@ -170,9 +175,20 @@ class Playground(Namespace):
         return {"run": msg.run, **slot.run.describe()}
 
     def play(self, session: Session, payload: Any) -> dict:
-        slot = session.slot(self._ref(payload).run)
-        slot.play()
-        return {"run": slot.run_id, "state": "playing"}
+        msg = parse(Play, payload if payload is not None else {})
+        slot = session.slot(msg.run)
+        with slot.lock:  # the step cannot move between the check and the play
+            run = slot.run
+            if msg.until is not None and not run.finished:
+                lo, hi = run.step_count + 1, self.registry.limits.max_steps
+                if not lo <= msg.until <= hi:
+                    raise ConfigError([{"field": "until", "allowed": f"{lo}..{hi}", "received": msg.until,
+                                        "message": f"until has to be between {lo} and {hi}, but got {msg.until}"}])
+            slot.play(msg.until)
+        reply = {"run": slot.run_id, "state": "playing"}
+        if msg.until is not None:
+            reply["until"] = msg.until
+        return reply
 
     def pause(self, session: Session, payload: Any) -> dict:
         slot = session.slot(self._ref(payload).run)

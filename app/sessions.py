@@ -55,12 +55,17 @@ class Slot:
         self.generation = 0             # which play() the training thread belongs to
 
     # ---- control (from event handlers) ----
-    def play(self) -> None:
+    def play(self, until: int | None = None) -> None:
+        """Train at the run's speed; with until, pause exactly at that step (the caller
+        has checked that it lies ahead). A play while playing only moves the stop."""
         with self.lock:
-            if self.playing or self.closed or self.session.closed:
+            if self.closed or self.session.closed:
                 return
             if self.run.finished:
                 raise Busy(self.run.finished)
+            self.run.until = until
+            if self.playing:
+                return
             self.playing = True
             self.generation += 1  # a loop of an earlier play, still winding down, stops
             self.run.start_clock()
@@ -74,10 +79,13 @@ class Slot:
             was, self.playing = self.playing, False
         self.wake.set()
         if was and announce:
-            self.session.status(self, "paused")
-            # a complete frame of the step it stopped at: at full speed the last one sent
-            # may lack the slower panels, and a paused picture should agree with itself
-            self.changed()
+            self._paused()
+
+    def _paused(self) -> None:
+        self.session.status(self, "paused")
+        # a complete frame of the step it stopped at: at full speed the last one sent
+        # may lack the slower panels, and a paused picture should agree with itself
+        self.changed()
 
     def close(self) -> None:
         """Stop for good; the caller has told the client why ('ended'), or the client left."""
@@ -104,6 +112,12 @@ class Slot:
                     finished = self.run.finished
                     if frame is not None:
                         self._emit(encode(frame))
+                    stopped = self.run.stopped and not finished
+                    if stopped:  # at play's `until`: a pause like any other, at exactly that step
+                        self.playing = False
+                if stopped:
+                    self._paused()
+                    break
                 if finished:
                     log.info("event=finished sid=%s run=%s steps=%d reason=%s", self.session.sid,
                              self.run_id, self.run.step_count, quote(finished))
@@ -144,7 +158,7 @@ class Slot:
         with self.lock:
             if self._waiting() or not self.want_frame or self.closed:
                 return
-            self._emit(encode(self.run.frame(extras=True)))
+            self._emit(encode(self.run.frame(complete=True)))
 
     def _emit(self, data: bytes) -> None:
         """Send a frame (with the lock held); the next waits for its acknowledgement."""

@@ -5,6 +5,7 @@
     run.set_p(0, 0.5); run.set_mode("eval"); run.set_lr(0.1)   # effective at the next step
     frame = run.frame(extras=True)     # what the last step looked like (frames.Frame)
     frame, wait_s = run.advance()      # pacing: train at run.speed, a frame at most fps/s
+    run.until = 3000                   # advance() stops exactly at step 3000 (run.stopped)
 
 Runs never share random state: weights, batches and dropout masks come from the run's
 own generators, so the same config and seed give the same losses and masks step for step,
@@ -152,6 +153,7 @@ class Run:
         self.speed = self.limits.max_speed  # steps per second; max_speed = as fast as possible
         self.watch: tuple[int, int] | None = None  # a neuron whose output map frames carry
         self.view = "eval"  # which decision boundary frames carry: 'eval' or 'thinned'
+        self.until: int | None = None  # advance() trains up to this step and no further
         self.reset()
 
     # ---- building and live changes -------------------------------------------------
@@ -308,6 +310,11 @@ class Run:
             return f"time limit reached: a run may train {self.limits.max_run_seconds:g} s"
         return None
 
+    @property
+    def stopped(self) -> bool:
+        """advance() has trained up to self.until and will train no further."""
+        return self.until is not None and self.step_count >= self.until
+
     # ---- pacing ------------------------------------------------------------------------
     def start_clock(self) -> None:
         """Call when play starts or resumes: no catching up on the time spent paused."""
@@ -321,6 +328,7 @@ class Run:
         taken at most frame_rate times a second, carrying drop counts for all steps since
         the previous one. frame_ready() is asked when a frame is due; while it says False
         (the client has not taken the last frame), training goes on and no frame is taken.
+        Training stops exactly at step self.until when it is set (chunks never overshoot).
         """
         now = time.perf_counter()
         if self._clock is None:
@@ -330,7 +338,7 @@ class Run:
         self._credit = min(self._credit + (now - self._clock) * self.speed, max(1.0, self.speed / rate))
         self._played_s += now - self._clock
         self._clock = now
-        if self.finished:
+        if self.finished or self.stopped:
             return None, 1.0 / rate
         if slow:
             if self._credit >= 1 and not self._frame_due:
@@ -339,7 +347,7 @@ class Run:
                 self._frame_due = True
         else:
             end = now + 1.0 / (8 * rate)  # short slices: live changes wait at most this long
-            while self._credit >= 1 and not self.finished:
+            while self._credit >= 1 and not self.finished and not self.stopped:
                 left = end - time.perf_counter()
                 if left <= 0:
                     break
@@ -348,6 +356,8 @@ class Run:
                 # paid about once per slice, not every step
                 per = self._step_s or left
                 k = max(1, min(int(self._credit), int(left / per)))
+                if self.until is not None:
+                    k = min(k, self.until - self.step_count)
                 self.step(k)
                 self._credit -= k
             if time.perf_counter() >= self._next_frame_at and self.step_count > self._frame_step:
@@ -374,9 +384,12 @@ class Run:
         return min(until_credit, max(0.0, self._next_frame_at - time.perf_counter()))
 
     # ---- frames --------------------------------------------------------------------------
-    def frame(self, extras: bool = False) -> Frame:
+    def frame(self, extras: bool = False, complete: bool = False) -> Frame:
         """What the last step looked like. Copies from the device happen here, and only here.
-        extras adds the slow panels: edge weights, decision boundaries, a watched neuron."""
+        extras adds the slow panels: edge weights, decision boundaries, a watched neuron.
+        complete (a paused run's picture, which has to agree with itself): extras, and with
+        'auto' evaluation a test evaluation of this very step."""
+        extras = extras or complete
         net, data, cfg = self.net, self.data, self.cfg
         k = self.example
         steps = self.step_count - self._frame_step
@@ -390,15 +403,17 @@ class Run:
             "finished": self.finished, "t": time.time() * 1000,  # wall clock, ms: for latency
         }
         fr = Frame(header)
-        now = time.perf_counter()
         if (extras and self.cfg.train.eval_every == 0 and self.step_count > self._last_eval_step
-                and now >= self._next_auto_eval):
+                and (complete or time.perf_counter() >= self._next_auto_eval)):
             # 'auto': test metrics refresh with the boundary, a few times a second, but
             # never costing more than AUTO_EVAL_SHARE of the time (the digits test set is
-            # 899 images: evaluating it 6 times a second would slow a small CNN by ~5%)
+            # 899 images: evaluating it 6 times a second would slow a small CNN by ~5%).
+            # The cost is this thread's CPU time: wall time also counts the moments another
+            # thread held the GIL or the OS ran something else, and one such moment of
+            # 0.1 s used to hold the test curve still for 5 s, and the paused picture with it.
+            cpu = time.thread_time()
             self._evaluate()
-            cost = time.perf_counter() - now
-            self._next_auto_eval = now + cost / AUTO_EVAL_SHARE
+            self._next_auto_eval = time.perf_counter() + (time.thread_time() - cpu) / AUTO_EVAL_SHARE
         blocks = [b for b in net.blocks if b.out is not None]
         with torch.no_grad():
             train_loss = self._losses.mean(self._frame_step, self.step_count)

@@ -73,6 +73,50 @@ def test_step_reset_and_live_changes(sio):
     assert ack == {"ok": True, "run": "main", "step": 0}
 
 
+def wait_status(client, state: str, timeout: float = 30) -> dict:
+    """The first status event of that state (other messages are dropped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in client.get_received():
+            if m["name"] == "status" and m["args"][0]["state"] == state:
+                return m["args"][0]
+        time.sleep(0.02)
+    raise AssertionError(f"no {state!r} status within {timeout} s")
+
+
+def test_play_until_pauses_exactly_at_that_step(sio):
+    assert sio.emit("configure", {"config": {"model": {"hidden": [16, 16]}}}, callback=True)["ok"]
+    for until in (700, 1313):  # from step 0, then onwards from where it stopped
+        ack = sio.emit("play", {"until": until}, callback=True)
+        assert ack == {"ok": True, "run": "main", "state": "playing", "until": until}
+        assert wait_status(sio, "paused")["step"] == until
+        assert sio.emit("pause", {}, callback=True)["step"] == until  # and it stays there
+    # a play while playing moves the stop (the second play comes a few ms after the first)
+    assert sio.emit("play", {"until": 150_000}, callback=True)["ok"]
+    assert sio.emit("play", {"until": 3313}, callback=True)["ok"]
+    assert wait_status(sio, "paused")["step"] == 3313
+
+
+@pytest.mark.parametrize("until, message", [
+    (5, "until has to be between 6 and 200000, but got 5"),
+    (0, "until has to be between 6 and 200000, but got 0"),
+    (200_001, "until has to be between 6 and 200000, but got 200001"),
+    ("ten", "valid integer, but got 'ten'"),
+    (7.5, "valid integer, but got 7.5"),
+    (True, "valid integer, but got True"),
+])
+def test_play_until_out_of_range_is_refused(sio, until, message):
+    assert sio.emit("configure", {"config": {}}, callback=True)["ok"]
+    assert sio.emit("step", {"n": 5}, callback=True)["step"] == 5
+    ack = sio.emit("play", {"until": until}, callback=True)
+    assert ack["ok"] is False
+    assert ack["error"]["field"] == "until" and message in ack["error"]["message"]
+    if isinstance(until, int) and not isinstance(until, bool):
+        assert ack["error"]["allowed"] == "6..200000" and ack["error"]["received"] == until
+    assert sio.emit("pause", {}, callback=True) == {"ok": True, "run": "main", "state": "paused", "step": 5}
+    assert sio.is_connected()
+
+
 # ---- a real client against a real server ------------------------------------------------
 
 class Client:
@@ -237,3 +281,30 @@ def test_two_clients_see_only_their_own_runs(live_server):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("speed, until", [(1_000_000, 1500), (25, 8)])
+def test_play_until_stops_there_with_a_complete_frame_of_that_step(client, speed, until):
+    """Full speed: steps run in chunks, none past until. Slow: every step has its frame,
+    and the last is the until step. Either way the run pauses like any pause: a 'paused'
+    status with the step, and a complete frame whose test evaluation is of that step."""
+    assert client.call("configure", {"config": {"model": {"hidden": [16, 16]}}})["ok"]
+    assert client.call("set", {"change": {"param": "speed", "value": speed}})["ok"]
+    client.wait_frames(1)
+    assert client.call("play", {"until": until})["ok"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(s["state"] == "paused" for s in client.statuses):
+        time.sleep(0.05)
+    assert [s["step"] for s in client.statuses if s["state"] == "paused"] == [until]
+    while time.monotonic() < deadline and client.frames[-1][0]["step"] != until:
+        time.sleep(0.05)
+    time.sleep(0.3)  # nothing more comes
+    steps = [h["step"] for h, _ in client.frames]
+    assert max(steps) == until and steps == sorted(steps)
+    header, arrays = client.frames[-1]
+    assert header["step"] == until and header["eval"]["step"] == until
+    assert "boundary.eval" in arrays and "weight.0" in arrays
+    if speed <= 30:
+        moved = [h["step"] for h, _ in client.frames if h["steps"]]
+        assert moved == list(range(1, until + 1))
+    assert client.call("pause")["step"] == until

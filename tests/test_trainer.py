@@ -56,6 +56,9 @@ class FakeClock:
     def time(self) -> float:
         return time.time()
 
+    def thread_time(self) -> float:  # CPU time is measured, not faked
+        return time.thread_time()
+
     def tick(self, seconds: float) -> None:
         self.now += seconds
 
@@ -369,6 +372,80 @@ def test_advance_stops_at_the_step_limit(clock):
     clock.tick(1)
     assert run.advance()[0] is None
     assert run.step_count == 5
+
+
+def test_advance_stops_exactly_at_until(clock):
+    """Chunks of steps never overshoot the stop step, at full speed and one step at a time."""
+    run = make_run()
+    run.set_speed(3000)  # 100 steps per frame period
+    run.until = 37
+    run.advance()
+    clock.tick(1 / 30)
+    run.advance()
+    assert run.step_count == 37 and run.stopped
+    clock.tick(1)
+    assert run.advance()[0] is None and run.step_count == 37
+    run.until = 80  # a later stop: training goes on, and stops there
+    for _ in range(3):
+        clock.tick(1 / 30)
+        run.advance()
+    assert run.step_count == 80
+
+    run = make_run()
+    run.set_speed(5)
+    run.until = 2
+    run.advance()
+    for _ in range(6):
+        clock.tick(0.25)
+        run.advance()
+    assert run.step_count == 2 and run.stopped
+
+
+def test_advance_stops_exactly_at_until_on_the_real_clock():
+    run = make_run(model={"hidden": [16, 16]})
+    run.until = 1234
+    deadline = time.monotonic() + 60
+    while not run.stopped and time.monotonic() < deadline:
+        _, wait = run.advance()
+        time.sleep(min(wait, 0.005))
+    assert run.step_count == 1234
+    run.advance()
+    assert run.step_count == 1234
+
+
+def test_a_slow_moment_does_not_hold_the_test_curve_still(monkeypatch):
+    """'auto' evaluation spends at most AUTO_EVAL_SHARE of the time on the test set. An
+    evaluation that took long on the wall clock because this thread did not run (another
+    held the GIL, the machine was busy: here a sleep) used to count as expensive, and the
+    test curve stood still for 50 times that long while training went on."""
+    run = make_run()  # eval_every 0: 'auto'
+    real, evaluated = run._evaluate, []
+
+    def evaluate():
+        real()
+        if len(evaluated) == 1:
+            time.sleep(0.3)  # wall time, no CPU time
+        evaluated.append(run.step_count)
+
+    monkeypatch.setattr(run, "_evaluate", evaluate)
+    for _ in range(3):
+        run.step(10)
+        run.frame(extras=True)
+        time.sleep(0.3)
+    assert evaluated == [10, 20, 30]
+    assert run.frame().header["eval"]["step"] == 30
+
+
+def test_a_complete_frame_carries_the_test_loss_of_its_step():
+    """A paused run's picture (frame(complete=True)) is evaluated at its own step, even
+    right after an evaluation, when 'auto' would otherwise wait."""
+    run = make_run()
+    run.step(10)
+    assert run.frame(extras=True).header["eval"]["step"] == 10
+    run.step(5)
+    header = run.frame(complete=True).header
+    assert header["step"] == header["eval"]["step"] == 15
+    assert "boundary.eval" in run.frame(complete=True).sections  # complete: extras too
 
 
 def test_frame_shows_the_mask_applied_in_the_last_step():
