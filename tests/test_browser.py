@@ -63,13 +63,12 @@ def test_play_frames_masks_eval_and_live_p(page, live_server):
     assert "mode eval" in page.locator("[data-role=caption]").inner_text()
     assert "mode=eval" in page.url and "p=0.1,0.1" in page.url
 
-    # the network panel really draws hollow (dropped) markers in train mode
+    # the network panel really draws crosses (dropped) beside circles (kept) in train mode
     page.uncheck("[data-role=mode]")
-    wait_frames(page, 10)
-    symbols = page.evaluate("""() => {
+    page.wait_for_function("""() => {
         const gd = document.querySelector('[data-role=network]');
-        return gd.data[window.__dp.network.neuronTrace].marker.symbol; }""")
-    assert "circle" in symbols
+        const s = gd.data[window.__dp.network.neuronTrace].marker.symbol;
+        return s.includes('x') && s.includes('circle'); }""", timeout=20000)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
     assert not [e for e in page.errors if "favicon" not in e]
 
@@ -99,8 +98,9 @@ def test_invalid_link_values_fall_back_to_defaults_with_a_notice(page, live_serv
     notice = page.locator("[data-role=notice]")
     assert notice.is_visible()
     text = notice.inner_text()
-    assert "data has to be one of" in text and "mnist" in text
-    assert "points has to be between 50 and 2000, but got 9" in text
+    # named by the labels on screen, with the link's own key
+    assert "Dataset has to be one of" in text and "mnist" in text and "link setting data" in text
+    assert "Points has to be between 50 and 2000, but got 9" in text
     cfg = page.evaluate("window.__dp.info.config")
     assert cfg["data"]["dataset"] == "circle" and cfg["data"]["n_points"] == 500
     assert cfg["model"]["p"] == [0.3, 0.3]
@@ -112,7 +112,7 @@ def test_a_bad_setting_shows_a_clear_message(page, live_server):
     page.select_option("#f-kind", "cnn")
     notice = page.locator("[data-role=notice]")
     notice.wait_for(state="visible")
-    assert "model.kind: a CNN needs images" in notice.inner_text()
+    assert "Network: a CNN needs images" in notice.inner_text()
     assert "but got dataset 'circle'" in notice.inner_text()
     assert page.get_attribute("#f-kind", "aria-invalid") == "true"
     # a width out of range is refused at the control, with the range and the value
@@ -123,7 +123,7 @@ def test_a_bad_setting_shows_a_clear_message(page, live_server):
     page.fill("#f-noise", "0.9")
     page.press("#f-noise", "Tab")
     err = page.locator("#f-noise-err")
-    assert "noise has to be between 0 and 0.5, but got 0.9" in err.inner_text()
+    assert "Noise has to be between 0 and 0.5, but got 0.9" in err.inner_text()
     assert page.get_attribute("#f-noise", "aria-invalid") == "true"
 
 
@@ -151,7 +151,7 @@ def test_hovering_a_neuron_shows_its_output_over_the_plane(page, live_server):
     point.hover(force=True)
     caption = page.locator("[data-role=plane-caption]")
     page.wait_for_function(
-        "() => document.querySelector('[data-role=plane-caption]').textContent.includes('output of neuron 0 in hidden layer 1')",
+        "() => document.querySelector('[data-role=plane-caption]').textContent.includes('output of neuron 1 of hidden layer 1')",
         timeout=20000)
     assert "eval mode" in caption.inner_text()
     page.mouse.move(5, 5)  # leave the plot: back to the model's boundary

@@ -6,7 +6,7 @@ import { FIELDS, BY_KEY, check, fitP } from './state.js';
 const GROUPS = { run: 'Run', data: 'Data', model: 'Model', train: 'Training' };
 const fmt = v => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : String(+Number(v).toPrecision(3)));
 
-export function speedLabel(v) { return v >= 1000000 ? 'as fast as possible' : `${fmt(v)} steps/s`; }
+export function speedLabel(v) { return v >= 1000000 ? 'as fast as possible' : `${fmt(v)} ${v === 1 ? 'step' : 'steps'}/s`; }
 
 export class Controls {
   constructor(form, state, onChange, { locked = new Set(), hidden = new Set() } = {}) {
@@ -75,7 +75,9 @@ export class Controls {
         const out = el('output', { htmlFor: `f-p-${l}`, textContent: this.state.p[l].toFixed(2) });
         p.addEventListener('input', () => { out.textContent = Number(p.value).toFixed(2); });
         p.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(p.value); this.set('p', ps); });
-        row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} width` }), wid,
+        // a CNN layer's width is its number of channels: the label says which
+        const unit = this.state.kind === 'cnn' ? 'channels' : 'width';
+        row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} ${unit}` }), wid,
           el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), p, out);
         box.append(row);
       });

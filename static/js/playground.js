@@ -6,7 +6,8 @@
 import { Connection } from './connection.js';
 import { Controls, speedLabel } from './controls.js';
 import { fromHash, toHash, toConfig, keyOfPath, BY_KEY } from './state.js';
-import { NetworkView } from './views/network.js';
+import { captionParts, networkLegend, lossNote } from './captions.js';
+import { NetworkView, neuronName } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
 import { ImagesView } from './views/images.js';
 import { LossView } from './views/losses.js';
@@ -30,13 +31,16 @@ export class Playground extends EventTarget {
     this.drawn = null;
     this.watching = null;
     this.stats = { paints: 0, latencies: [], dropFractions: [], frames: 0, bytes: 0 };
-    this.dropCounts = null;      // per layer: [dropped, seen] since the last reset or p change
+    this.dropCounts = null;      // per layer: [dropped, seen] since dropSince, under one mode and p
+    this.dropKey = null;         // the mode and p the counts were measured under
+    this.dropSince = 0;          // the first step they cover
     this.rate = null;
     this.conn = options.connection || new Connection();
     this.controls = new Controls($(root, '[data-role=settings]'), this.state, key => this.changed(key),
       { locked: options.locked || new Set(), hidden: options.hiddenGroups || new Set() });
     this.network = new NetworkView($(root, '[data-role=network]'));
-    this.boundary = new BoundaryView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
+    this.boundary = new BoundaryView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'),
+      $(root, '[data-role=plane-title]'));
     this.images = new ImagesView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
     this.losses = new LossView($(root, '[data-role=losses]'));
     this.bindTransport();
@@ -69,8 +73,7 @@ export class Playground extends EventTarget {
       else if (key === 'lr') this.setLive({ param: 'lr', value: this.state.lr });
       else if (key === 'speed') this.setLive({ param: 'speed', value: this.state.speed });
       else if (key === 'mode') this.setLive({ param: 'mode', value: this.state.mode });
-      this.caption();
-      return;
+      return;  // the caption follows the next frame, which shows the change
     }
     clearTimeout(this.reconfigureTimer);
     this.reconfigureTimer = setTimeout(() => this.configure(), 150);
@@ -84,7 +87,6 @@ export class Playground extends EventTarget {
   async setLive(change) {
     const ack = await this.conn.call('set', { change });
     if (!ack.ok) this.serverErrors(ack);
-    if (change.param === 'p') this.dropCounts = null;  // measure the new p from scratch
     return ack;
   }
 
@@ -95,6 +97,7 @@ export class Playground extends EventTarget {
     this.clearErrors();
     this.info = ack;
     this.dropCounts = null;
+    this.dropKey = null;
     this.setupPanels(ack);
     await this.conn.call('set', { change: { param: 'speed', value: this.state.speed } });
     if (this.state.mode !== 'train') await this.conn.call('set', { change: { param: 'mode', value: this.state.mode } });
@@ -107,14 +110,20 @@ export class Playground extends EventTarget {
 
   setupPanels(info) {
     const digits = info.task !== 'binary';
-    this.network.setup(info.sizes, info.config.model.kind);
+    const model = info.config.model;
+    this.network.setup(info.sizes, model);
     this.bindHover();
     this.plane = digits ? this.images : this.boundary;
     this.plane.setup(info);
+    // no boundary, neuron maps or two classes for the digits: their controls and key go
+    for (const role of ['plane-key', 'view-field', 'watch-field']) {
+      const node = $(this.root, `[data-role=${role}]`);
+      if (node) node.hidden = digits;
+    }
     const title = $(this.root, '[data-role=plane-title]');
-    const key = $(this.root, '[data-role=plane-key]');
-    if (key) key.hidden = digits;
-    if (title) title.textContent = digits ? (info.config.model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
+    if (title) title.textContent = digits ? (model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
+    const legend = $(this.root, '[data-role=legend]');
+    if (legend) legend.innerHTML = networkLegend(model);
     this.losses.setup();
     this.fillWatch(info);
     this.rate = null;
@@ -129,7 +138,7 @@ export class Playground extends EventTarget {
     sel.append(new Option('the model (decision boundary)', ''));
     if (info.task === 'binary') {
       info.sizes.slice(1, -1).forEach((n, l) => {
-        for (let i = 0; i < n; i++) sel.append(new Option(`hidden layer ${l + 1}, neuron ${i}`, `${l},${i}`));
+        for (let i = 0; i < n; i++) sel.append(new Option(neuronName(l, i, info.config.model.kind), `${l},${i}`));
       });
     }
     sel.disabled = info.task !== 'binary';
@@ -141,6 +150,12 @@ export class Playground extends EventTarget {
   async watch(target) {
     this.watching = target;
     this.boundaryDirty = true;
+    // the controls say what the panel is asked to show: the neuron's map, for which
+    // "Boundary of" does not apply
+    const sel = $(this.root, '[data-role=watch]');
+    if (sel) sel.value = target ? target.join(',') : '';
+    const view = $(this.root, '[data-role=view]');
+    if (view) view.disabled = Boolean(target);
     if (this.watchSending) return;
     this.watchSending = true;
     try {
@@ -216,7 +231,7 @@ export class Playground extends EventTarget {
 
   async reset() {
     const ack = await this.conn.call('reset', {});
-    if (ack.ok) { this.losses.clear(); this.dropCounts = null; this.rate = null; }
+    if (ack.ok) { this.losses.clear(); this.dropKey = null; this.rate = null; }
     return ack;
   }
 
@@ -253,11 +268,22 @@ export class Playground extends EventTarget {
     this.frame = frame;
   }
 
+  // The measured drop rate covers one mode and one p: a frame that brings a new mode or p
+  // starts the count afresh, and is itself left out (its steps may straddle the change),
+  // so eval mode reads exactly 0 and a new p is measured on its own.
   countDrops(frame) {
     const h = frame.header, n = h.p.length;
-    if (!this.dropCounts || this.dropCounts.length !== n) this.dropCounts = Array.from({ length: n }, () => [0, 0]);
+    const key = `${h.mode}|${h.p.join(',')}|${this.info.config.model.dropout_kind}`;
+    let counting = true;
+    if (key !== this.dropKey || !this.dropCounts || this.dropCounts.length !== n) {
+      counting = this.dropKey === null;  // the first frame after configure or reset counts
+      this.dropKey = key;
+      this.dropCounts = Array.from({ length: n }, () => [0, 0]);
+      this.dropSince = counting ? h.step - h.steps + 1 : h.step + 1;
+    }
     let shownDropped = 0, shownTotal = 0;
     for (let l = 0; l < n; l++) {
+      if (!counting) break;
       const d = frame.arrays[`dropped.${l}`];
       const width = h.sizes[l + 1];
       if (h.masked[l] > 0 && d) {
@@ -305,18 +331,12 @@ export class Playground extends EventTarget {
     const h = this.drawn && this.drawn.header;
     const cap = $(this.root, '[data-role=caption]');
     if (!cap || !this.info) return;
-    const p = this.state.p;
-    const mode = this.state.mode;
-    const factors = p.map(v => (mode === 'eval' ? '×1 (eval: no dropout)' : v >= 1 ? 'all dropped (p = 1)' : `×${(1 / (1 - v)).toFixed(2)}`));
-    const measured = this.dropCounts ? this.dropCounts.map(([d, s]) => (s ? (d / s).toFixed(3) : '–')) : p.map(() => '–');
-    const parts = [
-      `<b>step ${h ? h.step.toLocaleString('en') : 0}</b>`,
-      `mode <b>${mode}</b>`,
-      `p (drop probability) per layer: <b>${p.map(v => v.toFixed(2)).join(', ')}</b>`,
-      `kept neurons scaled by <b>${factors.join(', ')}</b>`,
-      `measured drop rate: ${measured.join(', ')}`,
-    ];
-    cap.innerHTML = parts.join(' · ');
+    const rates = this.dropCounts && this.dropCounts.some(([, seen]) => seen)
+      ? this.dropCounts.map(([d, seen]) => (seen ? d / seen : null)) : null;
+    cap.innerHTML = captionParts({
+      step: h ? h.step : 0, mode: h ? h.mode : this.state.mode, p: h ? h.p : this.state.p,
+      model: this.info.config.model, rates, since: this.dropSince,
+    }).join(' · ');
     const dev = $(this.root, '[data-role=device]');
     if (dev && h) {
       const rate = this.rate === null ? '' : ` · ${Math.round(this.rate).toLocaleString('en')} steps/s`;
@@ -325,14 +345,18 @@ export class Playground extends EventTarget {
     const stats = $(this.root, '[data-role=stats]');
     if (stats && h && h.eval) {
       const e = h.eval;
-      stats.textContent = `step ${e.step}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`;
+      stats.textContent = `step ${e.step.toLocaleString('en')}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`;
     }
+    const note = $(this.root, '[data-role=loss-note]');
+    if (note && h) note.textContent = lossNote(h.mode, h.p);
   }
 
   // ---- messages ---------------------------------------------------------------------------
   serverErrors(ack) {
     const errors = ack.errors || [ack.error];
-    this.notice(errors.map(e => `${e.field}: ${e.message}`).join('\n'), 'error');
+    // named as on screen: the control's label, not the config path
+    const named = e => { const key = keyOfPath(e.field); return key ? BY_KEY[key].label : e.field; };
+    this.notice(errors.map(e => `${named(e)}: ${e.message}`).join('\n'), 'error');
     for (const e of errors) {
       const key = keyOfPath(e.field);
       if (key) this.controls.showError(key, e.message);
@@ -349,7 +373,14 @@ export class Playground extends EventTarget {
   notice(text, kind = 'info') {
     const n = $(this.root, '[data-role=notice]');
     if (!n) return;
-    n.textContent = text;
+    n.textContent = '';
+    const body = document.createElement('span');
+    body.textContent = text;
+    const close = document.createElement('button');
+    Object.assign(close, { type: 'button', className: 'small dismiss', textContent: '×', title: 'Dismiss' });
+    close.setAttribute('aria-label', 'Dismiss this message');
+    close.addEventListener('click', () => { n.hidden = true; });
+    n.append(body, close);
     n.dataset.kind = kind;
     n.hidden = !text;
   }

@@ -38,18 +38,18 @@ export function check(field, raw) {
   const inRange = v => Number.isFinite(v) && v >= field.min && v <= field.max;
   switch (field.type) {
     case 'select':
-      return field.options.includes(raw) ? [raw, null] : [field.def, `${field.key} has to be one of ${field.options.join(', ')}, but got ${raw}`];
+      return field.options.includes(raw) ? [raw, null] : [field.def, `${field.label} has to be one of ${field.options.join(', ')}, but got ${raw}`];
     case 'int': case 'float': case 'speed': {
       const v = num(raw);
       const ok = inRange(v) && (field.type !== 'int' || Number.isInteger(v));
-      return ok ? [v, null] : [field.def, `${field.key} has to be between ${field.min} and ${field.max}, but got ${raw}`];
+      return ok ? [v, null] : [field.def, `${field.label} has to be between ${field.min} and ${field.max}, but got ${raw}`];
     }
     case 'intlist': case 'floatlist': {
       const parts = Array.isArray(raw) ? raw : String(raw).split(',');
       const vals = parts.map(num);
       const lenOk = field.minLen === undefined || (vals.length >= field.minLen && vals.length <= field.maxLen);
       const ok = lenOk && vals.every(v => inRange(v) && (field.type !== 'intlist' || Number.isInteger(v)));
-      return ok ? [vals, null] : [field.def.slice(), `${field.key} has to be a list of values between ${field.min} and ${field.max}, but got ${raw}`];
+      return ok ? [vals, null] : [field.def.slice(), `${field.label} has to be a list of values between ${field.min} and ${field.max}, but got ${raw}`];
     }
   }
   return [field.def, `unknown field ${field.key}`];
@@ -79,7 +79,7 @@ export function fromHash(hash) {
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
     const [value, problem] = check(field, raw);
     state[key] = value;
-    if (problem) problems.push(problem + ' (using the default)');
+    if (problem) problems.push(`${problem} (link setting ${key}; using the default)`);
   }
   if (params.get('p') && state.p.length !== state.hidden.length) problems.push('p needs one value per hidden layer; adjusted');
   fitP(state);

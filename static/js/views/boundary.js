@@ -5,11 +5,13 @@
 // refresh, and the points above, drawn once (redrawing ~500 SVG markers with every
 // heatmap refresh cost far more than the heatmap itself).
 import { COLORS, PROB_SCALE, layoutBase } from './theme.js';
+import { neuronName } from './network.js';
 
 export class BoundaryView {
-  constructor(el, caption) {
+  constructor(el, caption, title = null) {
     this.el = el;
     this.caption = caption;
+    this.title = title;  // the panel's heading: it names what the heatmap shows
     this.paints = 0;
     this.pending = null;
   }
@@ -59,12 +61,14 @@ export class BoundaryView {
   // Called for every frame; the heavy heatmap restyle happens in paint().
   update(frame, view, watching) {
     const { arrays, header } = frame;
-    let grid = null, label = null, scale = null;
+    let grid = null, label = null, title = 'Decision boundary';
     if (watching && arrays.neuron && header.watch) {
       grid = arrays.neuron.data;
       let m = 1e-6; for (const v of grid) m = Math.max(m, Math.abs(v));
       grid = Float32Array.from(grid, v => 0.5 + 0.5 * v / m);
-      label = `output of neuron ${header.watch[1]} in hidden layer ${header.watch[0] + 1} (eval mode; blue > 0 > vermillion)`;
+      const name = neuronName(header.watch[0], header.watch[1]);
+      title = `Output of ${name}`;
+      label = `output of ${name} over the plane (eval mode; blue > 0 > vermillion)`;
     } else if (view === 'thinned' && arrays['boundary.thinned']) {
       grid = arrays['boundary.thinned'].data;
       label = `boundary of this step's thinned network (the mask shown on the left, scaled by 1/(1-p))`;
@@ -76,13 +80,13 @@ export class BoundaryView {
       else if (header.view === 'thinned') label = 'no thinned network in eval mode or at p = 0: full network shown';
       else label = 'boundary of the full network in eval mode (the thinned one comes with the next frame)';
     }
-    if (grid) this.pending = { grid, label };
+    if (grid) this.pending = { grid, label, title };
     if (header.example && header.example.x) this.example = header.example.x;
   }
 
   paint() {
     if (!this.pending) return false;
-    const { grid, label } = this.pending;
+    const { grid, label, title } = this.pending;
     this.pending = null;
     const n = this.axis.length, z = [];
     for (let r = 0; r < n; r++) z.push(Array.from(grid.subarray(r * n, (r + 1) * n)));
@@ -91,6 +95,7 @@ export class BoundaryView {
     this.layout.datarevision++;
     Plotly.react(this.below, this.traces, this.layout);
     if (this.caption) this.caption.textContent = label;
+    if (this.title) this.title.textContent = title;
     this.paints++;
     return true;
   }

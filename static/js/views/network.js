@@ -1,6 +1,8 @@
 // The network panel: neurons as one scatter trace, edges as a few line traces bucketed
-// by sign and strength. A dropped neuron turns hollow and grey and its edges fade; kept
-// neurons are coloured by their activation. Each neuron's opacity eases toward the new
+// by sign and strength. A dropped neuron becomes a grey cross and its edges turn dotted;
+// kept neurons stay circles, filled with the colour of their activation (a kept neuron
+// whose output is 0 is a white circle: still a circle, never a cross). Shape, not shade,
+// tells dropped from kept, so it reads in grayscale and for colour-blind visitors. Each neuron's opacity eases toward the new
 // frame's mask over a few animation frames. Plotly redraws the panel (edges and neurons)
 // at most EDGES_PER_S times a second: any Plotly call costs ~15 ms here, whatever it
 // changes. In between, each animation frame restyles the neuron markers Plotly drew
@@ -13,6 +15,18 @@ const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a 
 const BUCKETS = 3;                // strength buckets per sign
 const EDGES_PER_S = 6;
 const SIZE = 15;
+const KEPT = 'circle', DROPPED = 'x';
+const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
+// The SVG paths Plotly draws for these two symbols at SIZE (its symbol_defs), so that a
+// restyle between two Plotly redraws can switch a marker's shape without a Plotly call.
+const R = SIZE / 2, RX = Math.round(R * 0.8 / Math.SQRT2 * 100) / 100;
+const PATHS = {
+  [KEPT]: `M${R},0A${R},${R} 0 1,1 0,-${R}A${R},${R} 0 0,1 ${R},0Z`,
+  [DROPPED]: (() => {
+    const a = `l${RX},${RX}`, b = `l${RX},-${RX}`, c = `l-${RX},-${RX}`, d = `l-${RX},${RX}`;
+    return `M0,${RX}${a}${b}${c}${b}${c}${d}${c}${d}${a}${d}${a}Z`;
+  })(),
+};
 
 export class NetworkView {
   constructor(el) {
@@ -24,10 +38,13 @@ export class NetworkView {
     this.edgesAt = 0;
   }
 
-  // sizes: [inputs, hidden..., outputs]
-  setup(sizes, kind) {
+  // sizes: [inputs, hidden..., outputs]; model: the run's model config (kind, dropout_kind)
+  setup(sizes, model) {
     this.sizes = sizes.slice();
-    this.kind = kind;
+    this.kind = model.kind;
+    // element-wise dropout in a CNN drops pixels, not channels: a channel's marker then
+    // fades with the share of its pixels dropped instead of turning into a cross
+    this.partial = model.kind === 'cnn' && model.dropout_kind !== 'dropout2d';
     if (this.sizes[0] > MAX_INPUTS_DRAWN) this.sizes[0] = MAX_INPUTS_DRAWN;
     const xs = [], ys = [], text = [];
     this.index = [];  // per layer: first point index
@@ -44,7 +61,7 @@ export class NetworkView {
     this.opacity = new Float32Array(count).fill(1);
     this.target = new Float32Array(count).fill(1);
     this.colors = new Array(count).fill(COLORS.neutral);
-    this.symbols = new Array(count).fill('circle');
+    this.symbols = new Array(count).fill(KEPT);
     this.lineColors = new Array(count).fill(COLORS.edgeline);
     this.weights = null;
     this.kept = this.sizes.map(n => new Uint8Array(n).fill(1));
@@ -77,8 +94,8 @@ export class NetworkView {
   label(l, i) {
     const last = this.sizes.length - 1;
     if (l === 0) return this.kind === 'cnn' ? 'input image' : `input x${i + 1}`;
-    if (l === last) return `output ${i}`;
-    return `${this.kind === 'cnn' ? 'channel' : 'neuron'} ${i} of hidden layer ${l}`;
+    if (l === last) return this.sizes[last] === 1 ? 'output' : `output for class ${i}`;
+    return neuronName(l - 1, i, this.kind);
   }
 
   edgeTrace(b) {
@@ -110,11 +127,12 @@ export class NetworkView {
       for (let i = 0; i < n; i++) {
         const k = this.index[l + 1] + i;
         const keep = mask ? mask[i] : 1;  // no mask: eval mode or p = 0, all kept
-        this.kept[l + 1][i] = keep > 0.5 ? 1 : 0;
-        this.target[k] = 0.3 + 0.7 * keep;
-        this.symbols[k] = keep > 0.5 ? 'circle' : 'circle-open';
-        this.colors[k] = keep > 0.5 && act ? ACT_SCALE(act[i] / maxAbs) : COLORS.dropped;
-        this.lineColors[k] = keep > 0.5 ? COLORS.edgeline : COLORS.dropped;
+        const kept = this.partial || keep > 0.5;
+        this.kept[l + 1][i] = kept ? 1 : 0;
+        this.target[k] = this.partial ? 0.25 + 0.75 * keep : 1;
+        this.symbols[k] = kept ? KEPT : DROPPED;
+        this.colors[k] = kept ? (act ? ACT_SCALE(act[i] / maxAbs) : COLORS.neutral) : CROSS;
+        this.lineColors[k] = kept ? COLORS.edgeline : CROSS;
       }
     }
     if (header.example && header.example.x) {
@@ -208,8 +226,10 @@ export class NetworkView {
       const st = pts[k].style;
       st.opacity = this.opacity[k];
       if (this.styleDirty) {
-        st.fill = this.symbols[k] === 'circle' ? this.colors[k] : 'none';
+        st.fill = this.colors[k];
         st.stroke = this.lineColors[k];
+        const d = PATHS[this.symbols[k]];
+        if (pts[k].getAttribute('d') !== d) pts[k].setAttribute('d', d);
       }
     }
   }
@@ -217,6 +237,11 @@ export class NetworkView {
   style() {
     return { opacity: Array.from(this.opacity), color: this.colors.slice(), symbol: this.symbols.slice(),
       line: { width: 2, color: this.lineColors.slice() } };
+  }
+
+  // How many hidden neurons the last frame shows dropped (crosses), per layer: for tests.
+  droppedShown() {
+    return this.kept.slice(1, -1).map(k => k.length - k.reduce((a, b) => a + b, 0));
   }
 
   // (layer, index) of a hidden neuron under a plotly hover point, or null.
@@ -227,4 +252,10 @@ export class NetworkView {
     }
     return null;
   }
+}
+
+// What the page calls hidden neuron `index` of hidden layer `layer` (both 0-based in the
+// protocol): numbered from 1 on screen, like the layers.
+export function neuronName(layer, index, kind = 'mlp') {
+  return `${kind === 'cnn' ? 'channel' : 'neuron'} ${index + 1} of hidden layer ${layer + 1}`;
 }
