@@ -7,7 +7,8 @@
     emit('sweep', {action: 'result', boundaries?: false})             -> {ok, sweep: {...}}
 
 An experiment runs on one of the tab's runs while holding its lock (the training thread
-waits meanwhile) and changes nothing in its training. A sweep trains len(ps) copies of
+waits meanwhile) and changes nothing in its training; placement_seeds reads only the
+run's config and trains copies of its own, without the lock. A sweep trains len(ps) copies of
 the SWEEP_PRESET network at once (model_server/sweep.py), one per drop probability; a tab
 holds at most one, which goes when the tab does. `sweep` is model_server.sweep's
 Sweep.result(): per-p final losses and the loss curves so far.
@@ -81,6 +82,12 @@ class McDropout(Strict):
     thinned: Annotated[int, in_range(1, experiments.MAX_THINNED, "thinned")] = 16
     size: Annotated[int, in_range(2, MAX_GRID, "size")] | None = None
     seed: Seed = 0
+    draws: Annotated[int, in_range(1, experiments.MAX_DRAWS, "draws")] = 1
+
+
+class PlacementSeeds(Strict):
+    seeds: Annotated[int, in_range(2, MAX_MODELS // 2, "seeds")] = 8
+    steps: Annotated[int, in_range(1, experiments.MAX_PLACEMENT_STEPS, "steps")] = 1500
 
 
 class BatchnormShift(Strict):
@@ -104,7 +111,11 @@ EXPERIMENTS: dict[str, type[Strict]] = {
     "train_vs_eval": TrainVsEval, "forgot_eval_boundary": ForgotEvalBoundary,
     "inverted_scaling": InvertedScaling, "mc_dropout": McDropout,
     "batchnorm_shift": BatchnormShift, "myths": Myths, "spatial_dropout": SpatialDropout,
+    "placement_seeds": PlacementSeeds,
 }
+# experiments that read only the run's config: they train copies of their own, so the run
+# goes on training meanwhile instead of waiting seconds for its lock
+CONFIG_ONLY = {"placement_seeds"}
 
 
 class Experiment(RunRef):
@@ -143,6 +154,13 @@ def _check_answer_size(name: str, kwargs: dict, default_size: int) -> None:
                                        f"but got {n} x {size} x {size}", "received": n}])
 
 
+class _ConfigOnly:
+    """What a CONFIG_ONLY experiment gets instead of the run: its config, nothing live."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+
 def run_experiment(session: Session, payload: Any) -> dict:
     msg = parse(Experiment, payload)
     try:
@@ -153,14 +171,19 @@ def run_experiment(session: Session, payload: Any) -> dict:
     fn = getattr(experiments, msg.name)
     kwargs = params.model_dump(exclude_none=True)
     _check_answer_size(msg.name, kwargs, slot.run.limits.grid_size)
-    with slot.lock:  # the run holds still while we look
-        try:
-            result = fn(slot.run, **kwargs)
-        except ConfigError:
-            raise
-        except ValueError as e:
-            raise _from_value_error(e, kwargs, msg.name) from None
-        step = slot.run.step_count
+    try:
+        if msg.name in CONFIG_ONLY:
+            with slot.lock:
+                step, config_of = slot.run.step_count, _ConfigOnly(slot.run.cfg)
+            result = fn(config_of, **kwargs)
+        else:
+            with slot.lock:  # the run holds still while we look
+                result = fn(slot.run, **kwargs)
+                step = slot.run.step_count
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise _from_value_error(e, kwargs, msg.name) from None
     return {"run": msg.run, "name": msg.name, "step": step, "result": result}
 
 

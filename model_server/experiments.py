@@ -12,6 +12,7 @@ and every buffer (BatchNorm running statistics) is put back afterwards. Modes ar
     batchnorm_shift(run)        variance entering BatchNorm / the next layer, train vs eval
     myths(run)                  dropout removes no parameters and no neurons
     spatial_dropout(run)        Dropout2d zeroes whole feature maps, Dropout single pixels
+    placement_seeds(run)        both placements of the run's config, trained over several seeds
 
 Grids are size rows (y) x size columns (x) over datasets.PLANE, Plotly heatmap order,
 values P(class 1) rounded to 1e-4.
@@ -19,14 +20,18 @@ values P(class 1) rounded to 1e-4.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import statistics
 
 import torch
 from torch import nn
 
+from .config import RunConfig
 from .datasets import plane_grid
 from .layers import RecordingDropout, RecordingDropout2d
 from .network import Net, parameter_count
+from .sweep import MAX_MODELS, SeedSweep
 from .trainer import Run
 
 MAX_PASSES = 100         # train_vs_eval
@@ -36,6 +41,8 @@ MAX_SCALING_PASSES = 4096
 MAX_EXAMPLES = 256
 MAX_GRID_SIZE = 128
 MAX_VALUES = 1 << 24     # inverted_scaling: passes x examples x features, at most (64 MB)
+MAX_DRAWS = 16           # mc_dropout
+MAX_PLACEMENT_STEPS = 5000
 
 
 def _bounded(name: str, v: int, lo: int, hi: int) -> int:
@@ -168,9 +175,14 @@ def train_vs_eval(run: Run, example: int = 0, passes: int = 20, seed: int = 0) -
     a network with BatchNorm (which needs a batch in train mode) the example goes in with
     batch_size - 1 other training examples (at least one), as in a training step.
 
+    The train-mode answers are not centred on the eval-mode answer: the network is
+    nonlinear, so the average over masks of its output is not the output of the eval-mode
+    network (for a point the network is sure about, the average is less sure).
+
     Returns {"example", "y", "x" (2D sets: [2]), "class" (the class whose probability is
     shown), "train": [passes], "eval": [passes], "train_labels": [passes], "eval_labels":
-    [passes], "train_std", "eval_std", "train_distinct", "eval_distinct"}."""
+    [passes], "train_std", "eval_std", "train_distinct", "eval_distinct", "train_mean",
+    "below", "above" (train-mode answers below / above the eval-mode answer)}."""
     example = _example(run, example)
     passes = _bounded("passes", passes, 1, MAX_PASSES)
     data = run.data
@@ -201,6 +213,9 @@ def train_vs_eval(run: Run, example: int = 0, passes: int = 20, seed: int = 0) -
         "eval_std": float(shown_eval.double().std(unbiased=False)),
         "train_distinct": len(set(shown_train.cpu().tolist())),
         "eval_distinct": len(set(shown_eval.cpu().tolist())),
+        "train_mean": float(shown_train.double().mean()),
+        "below": int((shown_train < shown_eval[0]).sum()),
+        "above": int((shown_train > shown_eval[0]).sum()),
     }
     if run.cfg.task == "binary":
         out["x"] = _lists(x[0])
@@ -215,8 +230,9 @@ def forgot_eval_boundary(run: Run, size: int | None = None, grids: int = 3, seed
     would. 2D datasets only.
 
     Returns {"size", "train": [grids][size][size], "eval": [size][size],
-    "train_vs_eval": mean |train - eval| over grids and points, "flicker": mean |grid 0 -
-    grid 1| (None for one grid)}."""
+    "train_vs_eval": mean |train - eval| over grids and points, "flicker": mean |grid i -
+    grid i+1| over points and consecutive grids, what changes from one call to the next
+    (None for one grid)}."""
     _binary(run, "a decision boundary")
     size = _bounded("size", size or run.limits.grid_size, 2, MAX_GRID_SIZE)
     grids = _bounded("grids", grids, 1, MAX_GRIDS)
@@ -229,7 +245,7 @@ def forgot_eval_boundary(run: Run, size: int | None = None, grids: int = 3, seed
         "size": size,
         "train": [_grid(t, size) for t in train_p], "eval": _grid(eval_p, size),
         "train_vs_eval": float((train_p - eval_p).abs().mean()),
-        "flicker": float((train_p[0] - train_p[1]).abs().mean()) if grids > 1 else None,
+        "flicker": float((train_p[1:] - train_p[:-1]).abs().mean()) if grids > 1 else None,
     }
 
 
@@ -298,7 +314,8 @@ def inverted_scaling(run: Run, layer: int = 0, passes: int = 1000, examples: int
 
 
 # ---- g. ensembles of thinned networks, MC dropout ----------------------------------------
-def mc_dropout(run: Run, thinned: int = 16, size: int | None = None, seed: int = 0) -> dict:
+def mc_dropout(run: Run, thinned: int = 16, size: int | None = None, seed: int = 0,
+               draws: int = 1) -> dict:
     """`thinned` networks sampled from the run's network: network t keeps neuron j of layer
     l where mask_t[l][j] = 1, Bernoulli(1 - p_l), one mask per network shared by every
     input (Net's keeps), evaluated with the layers' own arithmetic (apply_mask) and in
@@ -306,43 +323,58 @@ def mc_dropout(run: Run, thinned: int = 16, size: int | None = None, seed: int =
     (all neurons, no masks) is the cheap approximation of that average. The per-point
     standard deviation over the thinned networks is MC dropout's uncertainty. 2D datasets.
 
+    One draw of T masks is one estimate; its numbers change from draw to draw. With
+    draws > 1 the whole estimate is repeated with fresh masks (same weights), and
+    "draws" lists each draw's numbers, so that a margin can be held against its spread.
+    The maps and masks are those of the first draw.
+
     Returns {"size", "thinned", "masks": [thinned][layers][width] (0/1), "boundaries":
     [thinned][size][size], "mean": [size][size], "eval": [size][size], "std":
-    [size][size], "mc_vs_eval": mean |mean - eval|, "single_vs_eval": mean over t of
-    mean |boundary_t - eval|, "first_vs_eval", "mc_vs_first": mean |mean - boundary_0|,
+    [size][size], and the first draw's numbers: "mc_vs_eval": mean |mean - eval|,
+    "single_vs_mean": mean over t of mean |boundary_t - mean|, "single_vs_eval": the
+    same against eval, "first_vs_eval", "mc_vs_first": mean |mean - boundary_0|,
     "mean_std", and on the test set "test_loss": {"eval", "mc", "single"} (single: the
-    thinned networks' mean loss)}."""
+    thinned networks' mean loss); "draws": [draws] of {"mc_vs_eval", "single_vs_mean",
+    "single_vs_eval", "test_loss"}}."""
     _binary(run, "a decision boundary")
     T = _bounded("thinned", thinned, 1, MAX_THINNED)
+    D = _bounded("draws", draws, 1, MAX_DRAWS)
     size = _bounded("size", size or run.limits.grid_size, 2, MAX_GRID_SIZE)
     grid = plane_grid(size).to(run.device)
     data = run.data
     widths = list(run.cfg.model.hidden)
-    with _borrowed(run, train=False, seed=seed) as (net, gen):
-        masks = [torch.rand(T, w, generator=gen, device=run.device) >= d.p
-                 for d, w in zip(net.drops, widths)]  # keep with probability 1 - p
-        keeps = [[m[t] for m in masks] for t in range(T)]
-        thin = torch.stack([torch.sigmoid(net(grid, k)) for k in keeps])          # (T, size^2)
-        eval_p = torch.sigmoid(net(grid))
-        thin_test = torch.stack([torch.sigmoid(net(data.x_test, k)) for k in keeps])
-        eval_test = torch.sigmoid(net(data.x_test))
-    mean = thin.mean(0)
     diff = lambda a, b: float((a - b).abs().mean())  # noqa: E731
     bce = lambda q: float(nn.functional.binary_cross_entropy(q.clamp(1e-7, 1 - 1e-7), data.y_test))  # noqa: E731
-    return {
-        "size": size, "thinned": T,
-        "masks": [[m[t].int().cpu().tolist() for m in masks] for t in range(T)],
-        "boundaries": [_grid(b, size) for b in thin],
-        "mean": _grid(mean, size), "eval": _grid(eval_p, size),
-        "std": _grid(thin.std(0, unbiased=False), size),
-        "mc_vs_eval": diff(mean, eval_p),
-        "single_vs_eval": float((thin - eval_p).abs().mean()),
-        "first_vs_eval": diff(thin[0], eval_p),
-        "mc_vs_first": diff(mean, thin[0]),
-        "mean_std": float(thin.std(0, unbiased=False).mean()),
-        "test_loss": {"eval": bce(eval_test), "mc": bce(thin_test.mean(0)),
-                      "single": sum(bce(q) for q in thin_test) / T},
-    }
+    out, rows = {}, []
+    with _borrowed(run, train=False, seed=seed) as (net, gen):
+        eval_p = torch.sigmoid(net(grid))
+        eval_test = torch.sigmoid(net(data.x_test))
+        for d in range(D):
+            masks = [torch.rand(T, w, generator=gen, device=run.device) >= drop.p
+                     for drop, w in zip(net.drops, widths)]  # keep with probability 1 - p
+            keeps = [[m[t] for m in masks] for t in range(T)]
+            thin = torch.stack([torch.sigmoid(net(grid, k)) for k in keeps])          # (T, size^2)
+            thin_test = torch.stack([torch.sigmoid(net(data.x_test, k)) for k in keeps])
+            mean = thin.mean(0)
+            rows.append({"mc_vs_eval": diff(mean, eval_p),
+                         "single_vs_mean": float((thin - mean).abs().mean()),
+                         "single_vs_eval": float((thin - eval_p).abs().mean()),
+                         "test_loss": {"eval": bce(eval_test), "mc": bce(thin_test.mean(0)),
+                                       "single": sum(bce(q) for q in thin_test) / T}})
+            if d == 0:
+                out = {
+                    "size": size, "thinned": T,
+                    "masks": [[m[t].int().cpu().tolist() for m in masks] for t in range(T)],
+                    "boundaries": [_grid(b, size) for b in thin],
+                    "mean": _grid(mean, size), "eval": _grid(eval_p, size),
+                    "std": _grid(thin.std(0, unbiased=False), size),
+                    "first_vs_eval": diff(thin[0], eval_p),
+                    "mc_vs_first": diff(mean, thin[0]),
+                    "mean_std": float(thin.std(0, unbiased=False).mean()),
+                    **rows[0],
+                }
+    out["draws"] = rows
+    return out
 
 
 # ---- h. dropout and BatchNorm --------------------------------------------------------------
@@ -479,5 +511,56 @@ def spatial_dropout(run: Run, example: int = 0, layer: int = 0, p: float | None 
     }
 
 
+# ---- d. placement, settled over seeds -------------------------------------------------------
+def placement_seeds(run: Run, seeds: int = 8, steps: int = 1500) -> dict:
+    """Does dropout before the activation hurt, for this run's network? Measured, not
+    argued: copies of the run's config (its activation, widths, p, optimizer) train for
+    `steps` steps with dropout after and with dropout before the activation, on `seeds`
+    seeds (the run's seed and the next ones: each its own data sample, initial weights,
+    batches and masks, shared by both placements; model_server.sweep.SeedSweep). The
+    run itself is only read (its config). Results are cached per config, seeds and steps.
+
+    The difference is paired: diff = test loss before - test loss after, seed by seed.
+    verdict: "identical" when every |diff| is below 1e-6 (ReLU: both orders compute the
+    same numbers), "before-worse" / "after-worse" when |mean diff| exceeds the spread
+    (standard deviation) of the diffs over seeds, otherwise "no-clear-winner".
+
+    Returns {"activation", "steps", "seeds": [S], "after" and "before": {"test_loss",
+    "test_acc", "train_loss": [S], "test_loss_mean", "test_loss_std", "test_acc_mean",
+    "test_acc_std"}, "diff": {"values": [S], "mean", "std", "before_worse": count of
+    seeds with diff > 0}, "verdict"} (std over seeds, n - 1 in the denominator)."""
+    if run.cfg.model.kind != "mlp":
+        raise ValueError(f"placement_seeds needs an MLP (model.kind 'mlp'), but got {run.cfg.model.kind!r}")
+    seeds = _bounded("seeds", seeds, 2, MAX_MODELS // 2)
+    steps = _bounded("steps", steps, 1, MAX_PLACEMENT_STEPS)
+    return _placement_seeds(run.cfg.model_dump_json(), seeds, steps)
+
+
+@functools.lru_cache(maxsize=32)
+def _placement_seeds(cfg_json: str, seeds: int, steps: int) -> dict:
+    cfg = RunConfig.model_validate_json(cfg_json)
+    first = cfg.data.seed
+    sw = SeedSweep(cfg, range(first, first + seeds), ["after_activation", "before_activation"])
+    sw.step(steps)
+    r = sw.result()
+    out = {"activation": cfg.model.activation, "steps": steps, "seeds": list(range(first, first + seeds))}
+    for j, name in enumerate(("after", "before")):
+        part = {k: r[k][j * seeds:(j + 1) * seeds] for k in ("test_loss", "test_acc", "train_loss")}
+        for k in ("test_loss", "test_acc"):
+            part[f"{k}_mean"] = statistics.fmean(part[k])
+            part[f"{k}_std"] = statistics.stdev(part[k])
+        out[name] = part
+    diffs = [b - a for a, b in zip(out["after"]["test_loss"], out["before"]["test_loss"])]
+    mean, std = statistics.fmean(diffs), statistics.stdev(diffs)
+    out["diff"] = {"values": diffs, "mean": mean, "std": std, "before_worse": sum(d > 0 for d in diffs)}
+    if max(abs(d) for d in diffs) < 1e-6:
+        out["verdict"] = "identical"
+    elif abs(mean) > std:
+        out["verdict"] = "before-worse" if mean > 0 else "after-worse"
+    else:
+        out["verdict"] = "no-clear-winner"
+    return out
+
+
 __all__ = ["train_vs_eval", "forgot_eval_boundary", "inverted_scaling", "mc_dropout",
-           "batchnorm_shift", "myths", "spatial_dropout"]
+           "batchnorm_shift", "myths", "spatial_dropout", "placement_seeds"]

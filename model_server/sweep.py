@@ -236,3 +236,123 @@ def sweep(cfg: RunConfig, ps=DEFAULT_PS, steps: int = SWEEP_STEPS, every: int = 
 
 def _finite(v: float) -> float | None:
     return v if v == v and abs(v) != math.inf else None
+
+
+
+class SeedSweep:
+    """Copies of one MLP config trained at once, one per (placement, seed): copy j*S + k
+    (S = len(seeds)) has placement placements[j] and starts as a Run of cfg with data.seed
+    = seeds[k] would start: its own data sample, initial weights and batch order. Every
+    copy uses cfg's activation and p per layer. The masks come from one generator seeded
+    by seeds[0] (they are not a Run's masks), drawn once per seed and shared by that
+    seed's copies of every placement: the copies of one seed see the same data, weights,
+    batches and masks, and differ only in the placement. A paired comparison, seed by seed.
+
+    placements defaults to [cfg.model.placement]. The batched step is Sweep's, with the
+    data stacked per copy: x (K, N, in). Same support as Sweep: MLPs without BatchNorm,
+    dropout kind 'dropout' or 'dropout2d'."""
+
+    def __init__(self, cfg: RunConfig, seeds, placements=None, limits: Limits | None = None):
+        _check_supported(cfg)
+        seeds = [int(s) for s in seeds]
+        placements = list(placements or [cfg.model.placement])
+        for pl in placements:
+            if pl not in ("after_activation", "before_activation"):
+                raise ValueError(f"placement has to be after_activation or before_activation, but got {pl!r}")
+        if not 1 <= len(seeds) * len(placements) <= MAX_MODELS:
+            raise ValueError(f"number of models has to be between 1 and {MAX_MODELS}, "
+                             f"but got {len(seeds)} seeds x {len(placements)} placements")
+        self.cfg, self.seeds, self.placements = cfg, seeds, placements
+        self.limits = limits or Limits()
+        self.device = dev = pick_device(cfg.train.device)
+        datas, linears = [], []
+        for s in seeds:
+            data = make_dataset(cfg.data.model_copy(update={"seed": s}))
+            net = Net(cfg.model, tuple(data.x_train.shape[1:]), data.n_classes)
+            net.init_weights(torch.Generator().manual_seed(s))  # what a Run of that seed draws
+            datas.append(data.to(dev))
+            linears.append([b[0] for b in net.blocks] + [net.head])
+        self.n_out = net.n_out
+        J = len(placements)
+        stack = lambda ts: torch.stack(ts).repeat(J, *([1] * ts[0].dim())).to(dev)  # noqa: E731
+        self.x_train = stack([d.x_train.flatten(1) for d in datas])  # (K, N, in)
+        self.x_test = stack([d.x_test.flatten(1) for d in datas])
+        self.y_train = stack([d.y_train for d in datas])             # (K, N)
+        self.y_test = stack([d.y_test for d in datas])
+        self.W = [stack([ls[i].weight.detach().T for ls in linears]).requires_grad_() for i in range(len(linears[0]))]
+        self.b = [stack([ls[i].bias.detach().unsqueeze(0) for ls in linears]).requires_grad_() for i in range(len(linears[0]))]
+        self.act = ACTIVATIONS[cfg.model.activation]()
+        self.before = torch.tensor([pl == "before_activation" for pl in placements for _ in seeds], device=dev).view(-1, 1, 1)
+        self.ps = [float(p) for p in cfg.model.p]
+        self._drop_gen = torch.Generator(dev).manual_seed(seeds[0] + 1)
+        self._batches = [Batches(self.x_train.shape[1], cfg.train.batch_size, s + 2, dev) for s in seeds]
+        t = cfg.train
+        self.opt = make_optimizer(t.optimizer, self.W + self.b, t.lr, t.weight_decay)
+        self.step_count = 0
+
+    def _mask(self, shape, p: float) -> torch.Tensor:
+        """One scaled mask per seed, Bernoulli(1 - p) / (1 - p) (0 for p = 1), repeated for
+        every placement: (K, B, F)."""
+        S = len(self.seeds)
+        u = torch.rand((S, *shape[1:]), generator=self._drop_gen, device=self.device)
+        m = u.lt_(1 - p).mul_(1 / (1 - p) if p < 1 else 0.0)
+        return m.repeat(len(self.placements), 1, 1)
+
+    def logits(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """Every copy's logits for its own inputs x (K, N, in): (K, N) or (K, N, C).
+        train=True applies dropout, before or after the activation as each copy's
+        placement says."""
+        h = x
+        for W, b, p in zip(self.W[:-1], self.b[:-1], self.ps):
+            h = torch.baddbmm(b, h, W)
+            if not train or p == 0:
+                h = self.act(h)
+                continue
+            m = self._mask(h.shape, p)
+            h = torch.where(self.before, self.act(h * m), self.act(h) * m)
+        out = torch.baddbmm(self.b[-1], h, self.W[-1])
+        return out.squeeze(-1) if self.n_out == 1 else out
+
+    def losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each copy's mean loss (K,) against its own labels y (K, N)."""
+        if self.n_out == 1:
+            return F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
+        per = F.cross_entropy(logits.reshape(-1, self.n_out), y.reshape(-1), reduction="none")
+        return per.view(y.shape).mean(1)
+
+    def step(self, n: int = 1) -> None:
+        """n optimizer steps for every copy, each on a batch of its own data."""
+        if n < 0 or self.step_count + n > self.limits.max_steps:
+            raise ValueError(f"number of steps has to be between 0 and {self.limits.max_steps - self.step_count}, "
+                             f"but got {n}")
+        J = len(self.placements)
+        rows = torch.arange(len(self.seeds) * J, device=self.device).unsqueeze(1)
+        for _ in range(n):
+            idx = [b.next() for b in self._batches]
+            if idx[0] is None:
+                x, y = self.x_train, self.y_train
+            else:
+                idx = torch.stack(idx).repeat(J, 1)  # (K, B): a seed's batch, for every placement
+                x, y = self.x_train[rows, idx], self.y_train[rows, idx]
+            loss = self.losses(self.logits(x, train=True), y).sum()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.step_count += 1
+
+    @torch.no_grad()
+    def result(self) -> dict:
+        """Per copy (K = placements x seeds, placement-major), in eval mode on its whole
+        splits: {"step", "placement": [K], "seed": [K], "train_loss", "test_loss",
+        "test_acc", "train_acc": [K]}."""
+        lt, lv = self.logits(self.x_train), self.logits(self.x_test)
+
+        def acc(lg, y):
+            hits = (lg > 0).float() == y if self.n_out == 1 else lg.argmax(-1) == y
+            return hits.float().mean(1)
+
+        rows = [self.losses(lt, self.y_train), self.losses(lv, self.y_test), acc(lv, self.y_test), acc(lt, self.y_train)]
+        train_loss, test_loss, test_acc, train_acc = [[_finite(v) for v in r.cpu().tolist()] for r in rows]
+        return {"step": self.step_count, "placement": [pl for pl in self.placements for _ in self.seeds],
+                "seed": self.seeds * len(self.placements), "train_loss": train_loss,
+                "test_loss": test_loss, "test_acc": test_acc, "train_acc": train_acc}

@@ -1,6 +1,6 @@
-"""The lessons and compare pages in a real browser: every lesson preset opens, runs and
-shows live data; the prediction is kept and revealed with measured numbers; compare
-mode trains two runs side by side. Screenshots go to artifacts/."""
+"""The lessons and compare pages in a real browser: every lesson preset opens, waits for a
+prediction, then runs and shows live data; the prediction is kept and revealed with
+measured numbers; compare mode trains two runs side by side. Screenshots go to artifacts/."""
 from __future__ import annotations
 
 import json
@@ -40,17 +40,19 @@ def test_every_lesson_preset_runs_live_and_reveals_its_answer(page, live_server)
     assert len(ids) == 9
     for i, lesson_id in enumerate(ids):
         page.goto(f"{live_server.url}/lessons#{lesson_id}")  # a hash change: the page switches lessons
-        wait_live(page, lesson_id)
-        n = page.evaluate("() => window.__lesson.updates")
+        page.wait_for_function(f"() => window.__lesson && window.__lesson.id === {json.dumps(lesson_id)}", timeout=LIVE)
         assert page.locator(f"[data-lesson={lesson_id}][aria-current=page]").count() == 1
         answer = page.locator("[data-role=answer]")
         assert answer.get_attribute("data-verdict") is None  # nothing revealed before a choice
+        assert page.evaluate("() => window.__lesson.started") is False  # and nothing runs yet
         # predict: the right option on odd lessons, a wrong one on even ones
         right = page.evaluate(f"""async () => (await import('/static/js/lessons.js')).BY_ID[{json.dumps(lesson_id)}].question.answer""")
         options = page.locator(".predict input[type=radio]")
         values = [options.nth(k).get_attribute("value") for k in range(options.count())]
         choice = right if i % 2 else next(v for v in values if v != right)
         page.check(f".predict input[value={choice}]")
+        wait_live(page, lesson_id)
+        n = page.evaluate("() => window.__lesson.updates")
         page.wait_for_function("() => window.__lesson.evidence !== null", timeout=LIVE)
         verdict = "right" if choice == right else "wrong"
         page.wait_for_selector(f"[data-role=answer][data-verdict={verdict}]", timeout=5000)
@@ -85,6 +87,8 @@ def check_placement_claims(page):
 
 def test_lesson_path_and_unknown_lesson(page, live_server):
     page.goto(live_server.url + "/lessons/inverted-scaling")
+    page.wait_for_function("() => window.__lesson && window.__lesson.id === 'inverted-scaling'", timeout=LIVE)
+    page.click(".predict button.link")  # no guess: the experiment starts all the same
     wait_live(page, "inverted-scaling", updates=1)
     href = page.locator(".lesson-actions a", has_text="playground").get_attribute("href")
     assert href.startswith("/#") and "hidden=16,16" in href

@@ -6,7 +6,8 @@
 // text}], answer, explain}, look, view, ...view options}.
 //   hash  the playground URL hash of the lesson's preset (state.js keys); the lesson's
 //         runs are configured from it, and "Open in the playground" links to /#hash.
-//   view  which live view (static/js/lesson_views/) runs the experiment.
+//   view  which live view (static/js/lesson_views/) runs the experiment; it starts only
+//         once the visitor has answered the question (predict, then run).
 // Text may mark code with `backticks`. p is always the DROP probability.
 
 export const LESSONS = [
@@ -54,16 +55,16 @@ export const LESSONS = [
       prompt: 'A trained network that is still in train mode gets the same input 30 times in a row. What comes out?',
       options: [
         { id: 'same', text: 'The same answer 30 times: the weights did not change.' },
-        { id: 'vary', text: '30 different answers, scattered around the eval-mode answer.' },
+        { id: 'vary', text: '30 different answers. The eval-mode answer lies among them, but it is not their average.' },
         { id: 'error', text: 'An error: PyTorch will not predict in train mode.' },
       ],
       answer: 'vary',
-      explain: 'Every forward pass in train mode draws a new mask, with or without an optimizer step, so the output changes from pass to pass. Eval mode has no randomness left.',
+      explain: 'Every forward pass in train mode draws a new mask, with or without an optimizer step, so the output changes from pass to pass. Eval mode has no randomness left. The train-mode answers are not centred on the eval-mode one: the network is nonlinear (ReLU between the layers, a sigmoid at the end), so averaging its outputs over masks does not give the output of the full network. For a point the network is sure about, a probability cannot rise much further but an unlucky mask can pull it far down, so the scatter leans to the less sure side and its mean is less sure than eval mode.',
     },
     look: [
-      'Left: P(class 1) for one training point, 30 passes in each mode. Eval mode draws a flat line; the train-mode dots scatter.',
-      'Right: the decision boundary computed in train mode, each frame with new masks, beside the steady eval-mode boundary.',
-      'The numbers: the spread (standard deviation) of the 30 answers in each mode; in eval mode it is exactly 0.',
+      'Top: P(class 1) for one training point, 30 passes in each mode. Eval mode draws a flat line; the train-mode dots scatter, unevenly: count how many fall below and above the line, and compare their mean (dotted) with it.',
+      'Bottom: the decision boundary computed in train mode, each frame with new masks, beside the steady eval-mode boundary.',
+      'The numbers: the spread (standard deviation) of the 30 answers in each mode (in eval mode exactly 0), and two boundary numbers, each with one definition: the flicker (how much the train-mode picture changes from one pass to the next) and the distance of a train-mode picture from the eval-mode one.',
     ],
     view: 'train-vs-eval',
     steps: 4000,
@@ -77,6 +78,7 @@ export const LESSONS = [
     text: [
       'When dropout zeroes a fraction p of a layer\'s outputs, the next layer\'s input shrinks: on average to (1 − p) of its size. In eval mode nothing is zeroed, so without a correction the next layer would get bigger inputs at test time than it ever saw in training.',
       'PyTorch corrects during training ("inverted dropout"): each value that survives is divided by 1 − p. Averaged over many masks, the output then equals the input, which is exactly what eval mode passes on. Nothing needs rescaling at test time.',
+      'A correction to the explainer this playground grew from: its overview says that at test time all neurons are on "but outputs are scaled", and one of its steps is titled as if dropout scaled outputs during testing. That describes the original recipe, not PyTorch. The first dropout papers (Hinton et al. 2012, Srivastava et al. 2014) trained with plain 0/1 masks and, at test time, multiplied the outgoing weights by the keep probability 1 − p. PyTorch\'s `nn.Dropout` does the inverse: it divides by 1 − p while training, and in eval mode it is the identity. Both give the next layer inputs of the same average size; only the moment of the scaling differs. Below you can measure which one PyTorch does.',
     ],
     question: {
       prompt: 'Train mode, p = 0.5. What happens to a value that is NOT dropped?',
@@ -86,7 +88,7 @@ export const LESSONS = [
         { id: 'half', text: 'It is halved, to make up for the dropped ones.' },
       ],
       answer: 'double',
-      explain: 'Kept values are multiplied by 1/(1 − p), so their mean over many masks equals the eval-mode value. The counterfactual without that factor averages only (1 − p) times the input.',
+      explain: 'Kept values are multiplied by 1/(1 − p), so their mean over many masks equals the eval-mode value, and eval mode scales nothing. The counterfactual without that factor (the original papers\' training, which then had to scale by 1 − p at test time) averages only (1 − p) times the input.',
     },
     look: [
       'Bars: the 16 values one example brings to the first dropout layer (what eval mode passes on), and one train-mode output: 0 where dropped, ×1/(1 − p) where kept.',
@@ -100,28 +102,32 @@ export const LESSONS = [
     id: 'placement',
     letter: 'd',
     title: 'Dropout before or after the activation?',
-    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&evalk=10&speed=400',
+    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&evalk=20&speed=400',
     variants: [{ name: 'after activation', hash: '' }, { name: 'before activation', hash: 'place=before_activation' }],
+    stride: 20,  // lockstep: both runs take 20 steps, then both frames are compared
     covers: ['build-up 4: placement', 'pitfall 3: dropout before the activation'],
     text: [
       'The usual order is Linear → activation → Dropout. Whether the other order hurts depends on the activation.',
       'ReLU maps 0 to 0 and commutes with positive scaling, so ReLU(dropout(x)) gives exactly the same numbers as dropout(ReLU(x)) for the same mask. A sigmoid maps a zeroed input to 0.5: a "dropped" neuron still sends 0.5 onward, and kept inputs are scaled before the squashing instead of after.',
-      'Two networks with the same seed (same weights, batches and masks) train side by side, one per order.',
+      'Two networks with the same seed (same weights, batches and masks) train side by side, one per order, in lockstep: both take 20 steps, then both are shown at that same step.',
+      'The explainer counts "dropout before the activation" among its pitfalls. Whether it really hurts is a question for measurement: the last panel trains both orders on 8 seeds with the activation you picked and compares their test losses with their spread over seeds.',
     ],
     question: {
-      prompt: 'With ReLU, how differently do "Dropout after ReLU" and "Dropout before ReLU" train, with the same seed?',
+      prompt: 'The experiment starts with ReLU. With the same seed, how differently do "dropout after the activation" and "dropout before it" train? (Switch the activation later: the verdict follows it.)',
       options: [
-        { id: 'identical', text: 'Identically: for ReLU both orders compute the same thing.' },
-        { id: 'before-worse', text: 'Before is clearly worse: it drops neurons that ReLU would zero anyway.' },
-        { id: 'after-worse', text: 'After is clearly worse.' },
+        { id: 'identical', text: 'Identically: both orders compute exactly the same numbers.' },
+        { id: 'differ', text: 'Differently, but neither order ends clearly better than the other.' },
+        { id: 'before-worse', text: 'Dropout before the activation is clearly worse.' },
+        { id: 'after-worse', text: 'Dropout after the activation is clearly worse.' },
       ],
-      answer: 'identical',
-      explain: 'With ReLU the two test-loss curves coincide to the last digit. The advice "after the activation" matters for activations with f(0) ≠ 0 or that do not commute with scaling: switch to sigmoid and a dropped neuron sends 0.5, and the curves part.',
+      answer: 'identical',  // for ReLU; for the other activations the seed experiment decides
+      explain: 'ReLU maps 0 to 0 and commutes with the positive factor 1/(1 − p), so with the same mask both orders compute the same numbers at every step: the bars of the two runs match, the test-loss curves coincide to the last digit, and so do the results on every seed. The order can matter only for activations with f(0) ≠ 0 or that do not commute with scaling: switch to sigmoid or tanh.',
     },
     look: [
-      'Loss chart: solid = after, dashed = before. The largest gap between the two test losses at the same step is printed below.',
+      'Loss chart: solid = after, dashed = before. The largest gap between the two test losses at the same step is printed above the charts.',
+      'Layer 1 bars: both runs at the same step, for the same example and mask. Solid bars: kept neurons, in each run\'s colour; hollow hatched bars marked ×: dropped ones.',
       'What a dropped neuron sends on, measured from the live masks and activations: 0 for after; 0.5 for before with sigmoid.',
-      'Switch the activation: ReLU gives identical runs, sigmoid and tanh do not.',
+      'Seeds panel: each seed\'s test loss for both orders (one line per seed) and the mean ± standard deviation. A difference smaller than that spread is no evidence that one order is better.',
     ],
     view: 'placement',
     steps: 1500,
@@ -202,14 +208,14 @@ export const LESSONS = [
         { id: 'exact', text: 'It is exactly the average.' },
       ],
       answer: 'close',
-      explain: 'The eval-mode network lands closer to the average of the thinned networks than a typical single thinned network does, and predicts better than one. It is not identical: the network is nonlinear, so the output of the averaged network is not the average of the outputs. Sometimes the MC average even has a clearly lower test loss than eval mode; that is what MC dropout pays T passes for.',
+      explain: 'One draw of T masks is one estimate, and its numbers change from draw to draw; so the claim is checked over several draws. In every draw we measured, the eval-mode network is closer to the average of the thinned networks than a typical single thinned network is, by more than the spread over draws. It is not the average: the network is nonlinear, so the output of the full network is not the average of the thinned outputs. Whether the MC average also predicts better than eval mode is a different question, and it has no single answer: it depends on the network (on some training seeds of this preset it does, on others eval mode is better), so read it off the draws below.',
     },
     look: [
-      'Small maps: the boundaries of the first thinned networks (each a fixed mask over the whole plane).',
+      'Small maps: the boundaries of the first thinned networks of the first draw (each a fixed mask over the whole plane).',
       'Large maps: their average (MC dropout), the eval-mode network, and the standard deviation over the T networks (the uncertainty).',
-      'The numbers: how far eval mode is from the average, against how far one thinned network is from it (mean |ΔP| over the plane).',
+      'Draws panel: the same numbers for several independent draws of T masks, with their mean ± standard deviation. A margin smaller than that spread proves nothing.',
       'The uncertainty is highest along the boundary and away from the data.',
-      'Change T: the average steadies as T grows.',
+      'Change T: the draws agree more as T grows.',
     ],
     view: 'ensemble',
     steps: 1500,
@@ -218,13 +224,14 @@ export const LESSONS = [
     id: 'batchnorm',
     letter: 'h',
     title: 'Dropout and BatchNorm: the variance shift',
-    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&bn=after_dropout&batch=20',
+    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&bn=after_dropout&batch=20&evalk=50',
     variants: [{ name: 'Dropout → BatchNorm', hash: '' }, { name: 'BatchNorm → Dropout', hash: 'bn=before_dropout' }],
+    stride: 50,
     covers: ['expert note: dropout and batch normalisation'],
     text: [
       'BatchNorm learns the variance of its inputs during training (its running variance) and divides by it at test time.',
       'Put dropout right before it and the inputs it learned from were noisier: the scaled mask inflates their variance. In eval mode dropout is off, the inputs are calmer, and BatchNorm divides by a variance that is too large. Putting BatchNorm before dropout spares it most of that noise.',
-      'Two networks train side by side, one per order, with the same seed.',
+      'Two networks train side by side, one per order, with the same seed, in lockstep: both are measured at the same step.',
     ],
     question: {
       prompt: 'Dropout → BatchNorm. At test time, how does the variance of BatchNorm\'s inputs compare with the running variance it learned?',

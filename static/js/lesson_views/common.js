@@ -90,11 +90,34 @@ export class LiveRun extends EventTarget {
 
   set(change) { return this.conn.call('set', { change }); }
 
+  // Train n steps while paused (the 'step' event) and wait for the frame of the step
+  // reached: its step number, or null if the server refused (the problem is reported).
+  async stepBy(n, timeoutMs = 10_000) {
+    const ack = await this.conn.call('step', { n });
+    if (!ack.ok) { this.fail(ack); return null; }
+    if (!(this.last && this.last.header.step >= ack.step)) {
+      let on = null;
+      const arrived = new Promise(resolve => {
+        on = e => { if (e.detail.header.step >= ack.step) resolve(true); };
+        this.addEventListener('frame', on);
+      });
+      const ok = await Promise.race([arrived, sleep(timeoutMs).then(() => false)]);
+      this.removeEventListener('frame', on);
+      if (!ok) return null;
+    }
+    return ack.step;
+  }
+
   // One experiment on this run (model_server/experiments.py): its result, or throws.
   async experiment(name, params = {}) {
+    return (await this.measure(name, params)).result;
+  }
+
+  // The same, with the step the run was at when measured: {step, result}.
+  async measure(name, params = {}) {
     const ack = await this.conn.call('experiment', { name, params });
     if (!ack.ok) { const err = new Error(`${ack.error.field}: ${ack.error.message}`); err.ack = ack; throw err; }
-    return ack.result;
+    return ack;
   }
 
   take(frame) {

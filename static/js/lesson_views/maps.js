@@ -64,11 +64,17 @@ export function spatial(root, lesson, ctx) {
 // ---- g. ensembles of thinned networks, MC dropout -----------------------------------------
 const SMALL = 8;   // thinned networks drawn as small multiples
 const SIZE = 32;   // grid resolution of every map
+const DRAWS = 6;   // independent draws of T masks per measurement: the spread of each number
+
+const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = xs => { const m = mean(xs); return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1)); };
+const pm = xs => `${fmt(mean(xs))} ± ${fmt(sd(xs))}`;
 
 export function ensemble(root, lesson, ctx) {
   const run = new LiveRun(lesson.hash, { stopAt: lesson.steps });
   const small = panel(root, `The first ${SMALL} thinned networks`, { height: 300, wide: true, caption: 'each: one fixed mask, all neurons of the plane go through the same thinned network' });
   const big = panel(root, 'Their average (MC dropout), eval mode, and the spread', { height: 320, wide: true, caption: '' });
+  const spread = panel(root, `The same numbers over ${DRAWS} draws of masks`, { height: 300, wide: true, caption: '' });
   const readout = new Readout(ctx.controls, [['T', 'T'], ['mc', 'eval ↔ average'], ['single', 'one thinned ↔ average'], ['loss', 'test loss: eval / MC / one thinned']]);
   let T = 16, seed = 0, points = null;
   slider(ctx.controls, 'T thinned networks', { min: 1, max: 64, step: 1, value: T, format: v => String(v) }, v => { T = v; loop.now(); });
@@ -93,7 +99,7 @@ export function ensemble(root, lesson, ctx) {
 
   async function probe() {
     if (!run.info || !run.last || !points) return;
-    const r = await run.experiment('mc_dropout', { thinned: T, size: SIZE, seed: ++seed });
+    const { step, result: r } = await run.measure('mc_dropout', { thinned: T, size: SIZE, seed: ++seed, draws: DRAWS });
     const ax = axis(run.info.plane, r.size);
     const heat = (z, k, scale = PROB_SCALE, zmax = 1) => ({ type: 'heatmap', x: ax, y: ax, z, zmin: 0, zmax, colorscale: scale, showscale: false,
       hoverinfo: 'skip', xaxis: `x${k ? k + 1 : ''}`, yaxis: `y${k ? k + 1 : ''}` });
@@ -106,17 +112,53 @@ export function ensemble(root, lesson, ctx) {
       annotations: titles.map((text, k) => ({ text, x: (k + 0.5) / 3, y: 1, xref: 'paper', yref: 'paper', yanchor: 'bottom', showarrow: false, font: { size: 12 } })),
       margin: { l: 8, r: 8, t: 24, b: 8 },
     });
-    big.caption.textContent = `step ${run.last.header.step}. Left and middle: P(class 1); right: dark = the thinned networks disagree (max std ${fmt(maxStd, 2)}).`;
-    // how far a single thinned network is from the average, for comparison with eval mode
-    let sum = 0, count = 0;
-    for (const b of r.boundaries) b.forEach((row, i) => row.forEach((v, j) => { sum += Math.abs(v - r.mean[i][j]); count++; }));
-    const singleVsMean = sum / count;
-    const tl = r.test_loss;
-    readout.set({ T: r.thinned, mc: fmt(r.mc_vs_eval), single: fmt(singleVsMean), loss: `${fmt(tl.eval)} / ${fmt(tl.mc)} / ${fmt(tl.single)}` });
+    big.caption.textContent = `step ${step}, first draw. Left and middle: P(class 1); right: dark = the thinned networks disagree (max std ${fmt(maxStd, 2)}).`;
+    // every number over the draws: one draw's margin can be smaller than the spread
+    const D = r.draws, col = f => D.map(f);
+    const evalAvg = col(d => d.mc_vs_eval), singleAvg = col(d => d.single_vs_mean);
+    const closer = col(d => d.single_vs_mean - d.mc_vs_eval);
+    const lossEval = D[0].test_loss.eval, lossMc = col(d => d.test_loss.mc), lossOne = col(d => d.test_loss.single);
+    drawSpread(D, step, r.thinned);
+    readout.set({ T: r.thinned, mc: pm(evalAvg), single: pm(singleAvg), loss: `${fmt(lossEval)} / ${pm(lossMc)} / ${pm(lossOne)}` });
     if (r.thinned >= 8) {
-      ctx.evidence(`Measured with T = ${r.thinned} at step ${run.last.header.step}: over the plane, the eval-mode network's P(class 1) is on average ${fmt(r.mc_vs_eval)} away from the average of the thinned networks, while a single thinned network is ${fmt(singleVsMean)} away from it. Test loss: eval mode ${fmt(tl.eval)}, MC average ${fmt(tl.mc)}, one thinned network ${fmt(tl.single)} (mean over the ${r.thinned}).`);
+      const won = closer.filter(v => v > 0).length;
+      const clear = mean(closer) > sd(closer) ? 'by more than the spread over draws' : 'but by less than the spread over draws: no clear claim';
+      const mcBetter = lossMc.filter(v => v < lossEval).length;
+      const mcClause = mcBetter === D.length && lossEval - mean(lossMc) > sd(lossMc) ? 'the MC average predicted better than eval mode in every draw'
+        : mcBetter === 0 && mean(lossMc) - lossEval > sd(lossMc) ? 'eval mode predicted better than the MC average in every draw'
+          : `the MC average beat eval mode in ${mcBetter} of ${D.length} draws: no clear winner`;
+      const oneWorse = lossOne.filter(v => v > lossEval).length;
+      ctx.evidence(`Measured with T = ${r.thinned} at step ${step}, over ${D.length} draws of masks (mean ± standard deviation): over the plane, the eval-mode network's P(class 1) is ${pm(evalAvg)} away from the average of the thinned networks, a single thinned network ${pm(singleAvg)}. ` +
+        `Eval mode was the closer one in ${won} of ${D.length} draws, ${clear}. Test loss: eval mode ${fmt(lossEval)} (no randomness), MC average ${pm(lossMc)}, one thinned network ${pm(lossOne)} (higher than eval mode in ${oneWorse} of ${D.length} draws); ${mcClause}.`);
     }
     ctx.tick();
+  }
+
+  // left: distances to the average; right: test losses; a dot per draw, mean ± sd bars
+  function drawSpread(D, step, T) {
+    const groups = [
+      ['x', 'y', [['eval ↔ average', d => d.mc_vs_eval, COLORS.pos], ['one thinned ↔ average', d => d.single_vs_mean, COLORS.neg]]],
+      ['x2', 'y2', [['eval mode', d => d.test_loss.eval, COLORS.pos], ['MC average', d => d.test_loss.mc, '#4a2377'], ['one thinned', d => d.test_loss.single, COLORS.neg]]],
+    ];
+    const traces = [];
+    for (const [xa, ya, series] of groups) {
+      for (const [name, f, color] of series) {
+        const ys = D.map(f);
+        traces.push({ type: 'scatter', mode: 'markers', name, xaxis: xa, yaxis: ya, x: ys.map(() => name), y: ys, showlegend: false,
+          marker: { color, size: 7, opacity: 0.75 }, hovertemplate: `${name}, draw %{pointNumber}: %{y:.3f}<extra></extra>` });
+        traces.push({ type: 'scatter', mode: 'markers', name: `${name}: mean ± sd`, xaxis: xa, yaxis: ya, x: [name], y: [mean(ys)], showlegend: false,
+          error_y: { type: 'data', array: [sd(ys)], color: '#20242b', thickness: 2, width: 12 },
+          marker: { symbol: 'line-ew-open', size: 28, color: '#20242b', line: { width: 3 } }, hoverinfo: 'skip' });
+      }
+    }
+    draw(spread.plot, traces, {
+      xaxis: { domain: [0, 0.45], type: 'category' }, yaxis: { title: { text: 'mean |ΔP| over the plane' }, rangemode: 'tozero' },
+      xaxis2: { domain: [0.55, 1], type: 'category', anchor: 'y2' }, yaxis2: { title: { text: 'test loss' }, anchor: 'x2', rangemode: 'tozero' },
+      margin: { l: 52, r: 12, t: 10, b: 40 },
+    });
+    spread.caption.textContent = `step ${step}: ${D.length} independent draws of ${T} masks each, the same weights; a dot per draw, bars: mean ± standard deviation. ` +
+      'Eval mode has no randomness: its test loss is the same in every draw.';
+    spread.plot.dataset.draws = String(D.length);
   }
 
   const loop = poll(2500, probe);

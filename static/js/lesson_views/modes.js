@@ -14,7 +14,9 @@ export function trainVsEval(root, lesson, ctx) {
   const run = new LiveRun(lesson.hash, { stopAt: lesson.steps });
   const passes = panel(root, `One input, ${PASSES} forward passes in each mode`, { height: 260, wide: true, caption: 'P(class 1) for the same training point' });
   const planes = panel(root, 'Decision boundary without and with model.eval()', { height: 300, wide: true, caption: '' });
-  const readout = new Readout(ctx.controls, [['step', 'step'], ['train_std', 'spread, train mode'], ['eval_std', 'spread, eval mode'], ['flicker', 'boundary flicker (train mode)']]);
+  // each number has one definition, used by the tile and the evidence alike
+  const readout = new Readout(ctx.controls, [['step', 'step'], ['train_std', 'spread, train mode'], ['eval_std', 'spread, eval mode'],
+    ['flicker', 'boundary flicker: pass to pass'], ['off', 'train-mode boundary vs eval']]);
   let example = 0, seed = 0, grids = null, shown = 0, points = null;
   buttons(ctx.controls, [['other', 'Another input point', () => { example = Math.floor(Math.random() * (run.info ? run.info.train_size : 1)); loop.now(); }]]);
 
@@ -24,19 +26,27 @@ export function trainVsEval(root, lesson, ctx) {
   async function probe() {
     if (!run.info || !run.last) return;
     seed++;
-    const a = await run.experiment('train_vs_eval', { example, passes: PASSES, seed });
+    const { step, result: a } = await run.measure('train_vs_eval', { example, passes: PASSES, seed });
     const b = await run.experiment('forgot_eval_boundary', { grids: GRIDS, size: GRID, seed });
     const xs = a.train.map((_, i) => i + 1);
+    const pe = a.eval[0];
     draw(passes.plot, [
       { type: 'scatter', mode: 'markers', name: 'train mode (dropout on)', x: xs, y: a.train, marker: { color: COLORS.neg, size: 8, symbol: 'diamond' } },
       { type: 'scatter', mode: 'lines+markers', name: 'eval mode (model.eval())', x: xs, y: a.eval, line: { color: COLORS.pos, width: 3 }, marker: { size: 5 } },
+      { type: 'scatter', mode: 'lines', name: 'mean of the train-mode answers', x: [1, PASSES], y: [a.train_mean, a.train_mean], line: { color: COLORS.neg, width: 1.5, dash: 'dot' } },
     ], { xaxis: { title: { text: 'pass' } }, yaxis: { title: { text: 'P(class 1)' }, range: [-0.02, 1.02] },
       legend: { orientation: 'h', y: -0.25 } });
-    passes.caption.textContent = `training point #${a.example} at (${a.x.map(v => v.toFixed(2)).join(', ')}), class ${a.y}; the same weights in both modes`;
+    const sure = Math.abs(a.train_mean - 0.5) < Math.abs(pe - 0.5) ? 'less sure than' : 'at least as sure as';
+    passes.caption.textContent = `training point #${a.example} at (${a.x.map(v => v.toFixed(2)).join(', ')}), class ${a.y}, step ${step}; the same weights in both modes. ` +
+      `${a.below} train-mode answers below the eval-mode answer, ${a.above} above; their mean ${fmt(a.train_mean)} vs eval ${fmt(pe)}`;
     grids = b; shown = 0;
     drawPlanes(a.x);
-    readout.set({ step: run.last.header.step, train_std: fmt(a.train_std), eval_std: fmt(a.eval_std), flicker: fmt(b.flicker) });
-    ctx.evidence(`Measured: ${PASSES} train-mode passes on one point gave ${a.train_distinct} different answers (spread ${fmt(a.train_std)}); eval mode gave ${a.eval_distinct} (spread ${fmt(a.eval_std)}). Train-mode boundaries differ from the eval-mode one by ${fmt(b.train_vs_eval)} on average.`);
+    const numbers = { step, train_std: fmt(a.train_std), eval_std: fmt(a.eval_std), flicker: fmt(b.flicker), off: fmt(b.train_vs_eval) };
+    readout.set(numbers);
+    ctx.evidence(`Measured at step ${step} on point #${a.example}: ${PASSES} train-mode passes gave ${a.train_distinct} different answers, from ${fmt(Math.min(...a.train))} to ${fmt(Math.max(...a.train))} (spread ${numbers.train_std}); ` +
+      `eval mode gave ${a.eval_distinct} (spread ${numbers.eval_std}), always ${fmt(pe)}. ${a.below} train-mode answers fall below the eval-mode answer and ${a.above} above it; ` +
+      `their mean, ${fmt(a.train_mean)}, is ${sure} eval mode. Boundary flicker: pass to pass (mean |ΔP| over the plane between consecutive train-mode passes) ${numbers.flicker}; ` +
+      `train-mode boundary vs eval (mean |ΔP| between a train-mode pass and the eval-mode boundary) ${numbers.off}.`);
     ctx.tick();
   }
 
