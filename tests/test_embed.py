@@ -241,7 +241,7 @@ def drive_from_allowed_origin(tab, course: CoursePage):
                           timeout=40000)
     a, b = embed_frame(tab, "id=a"), embed_frame(tab, "id=b")
     ready = {m["id"]: m for m in received(tab, "ready")}
-    assert ready["a"]["version"] == 1 and ready["b"]["locked"] == ["p", "hidden"]
+    assert ready["a"]["version"] == 2 and ready["b"]["locked"] == ["p", "hidden"]
     assert "p" not in ready["b"]["keys"] and "p" in ready["a"]["keys"]
 
     # the host sized each iframe to the height the embed reported

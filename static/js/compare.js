@@ -6,6 +6,11 @@
 // Keys without a prefix are shared (the playground's keys, state.js); `a.`, `b.`, `c.`
 // prefix a run's own settings (RUN_KEYS); `runs` is how many (2 or 3) and `steps` where
 // every run pauses. Each run trains on its own socket (LiveRun), so its frames are its own.
+//
+// Runs train at their own speed (a dropout run's steps cost more), so at any moment they
+// are at different steps. They are compared only where they are at the same one: the
+// server pauses every run at exactly the stop step (play {until}), and the numbers under
+// the chart are set side by side only when all runs stand there.
 import { BY_KEY, check } from './state.js';
 import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
@@ -20,6 +25,24 @@ const STEPS = { min: 10, max: 100000, def: 1000 };
 const PAINT_MS = 200;
 
 const $ = sel => document.querySelector(sel);
+const thousands = n => n.toLocaleString('en');  // 1,000
+
+// A LiveRun that the server pauses at exactly step `until` (no pause sent after the fact,
+// which would land wherever each run happens to be).
+class StopRun extends LiveRun {
+  constructor(hash, options) {
+    super(hash, options);
+    this.until = null;
+  }
+
+  get step() { return this.last ? this.last.header.step : 0; }
+
+  async play() {
+    const ack = await this.conn.call('play', this.until > this.step ? { until: this.until } : {});
+    if (ack.ok) this.setPlaying(true); else this.fail(ack);
+    return ack;
+  }
+}
 
 // hash -> {shared: {key: raw}, runs: [{key: raw}], steps, problems}
 export function parseCompare(hash) {
@@ -140,7 +163,7 @@ class Compare {
       const v = Number(steps.value);
       if (Number.isInteger(v) && v >= STEPS.min && v <= STEPS.max) { this.model.steps = v; this.changed(); }
     });
-    form.append(el('div', { className: 'field' }, el('label', { htmlFor: 'c-steps', text: 'Pause at step' }), steps));
+    form.append(el('div', { className: 'field' }, el('label', { htmlFor: 'c-steps', text: 'Every run stops at step' }), steps));
     $('[data-role=evalk]').textContent = String(EVAL_EVERY);
   }
 
@@ -181,8 +204,11 @@ class Compare {
     await Promise.all(old.map(r => r.close()));
     this.renderRuns();
     this.losses.setup(this.model.runs.map((_, i) => ({ name: runLabel(this.model, i) })));
+    this.until = this.model.steps;
+    this.markStop();
     this.runs = this.model.runs.map((_, i) => {
-      const run = new LiveRun(runHash(this.model, i), { name: runLabel(this.model, i), stopAt: this.model.steps });
+      const run = new StopRun(runHash(this.model, i), { name: runLabel(this.model, i) });
+      run.until = this.until;
       run.addEventListener('frame', e => this.losses.add(e.detail, i));
       run.addEventListener('problem', e => this.notice(`${run.name}: ${e.detail}`));
       run.addEventListener('playing', () => this.updateButton());
@@ -197,39 +223,83 @@ class Compare {
     await Promise.all(this.runs.map(r => r.start({ play: true })));
   }
 
+  // Pause stops each run where it is; Play takes every run on to the same stop step (the
+  // next one, `steps` further, once all stand at the current one).
   async toggle() {
     const any = this.runs.some(r => r.playing);
     if (any) { await Promise.all(this.runs.map(r => r.pause())); this.playing = false; }
     else {
-      for (const r of this.runs) if (r.last && r.last.header.step >= (r.stopAt || 0)) r.stopAt = r.last.header.step + this.model.steps;
+      if (this.allAtStop()) { this.until += this.model.steps; this.markStop(); }
+      for (const r of this.runs) r.until = this.until;
       await Promise.all(this.runs.map(r => r.play()));
       this.playing = true;
     }
     this.updateButton();
   }
 
+  allAtStop() {
+    return this.runs.length > 0 && this.runs.every(r => !r.playing && r.step === this.until);
+  }
+
   updateButton() {
     const b = $('[data-role=play]');
     const any = this.runs.some(r => r.playing);
-    const done = this.runs.length && this.runs.every(r => r.last && r.last.header.step >= (r.stopAt || Infinity));
-    b.textContent = any ? 'Pause' : done ? `Train ${this.model.steps} more` : 'Play';
+    b.textContent = any ? 'Pause' : this.allAtStop() ? `Train ${this.model.steps} more` : 'Play';
   }
 
+  // A dotted line on the chart where every run will stop (and be compared).
+  markStop() {
+    const x = this.until;
+    Plotly.relayout(this.losses.el, {
+      shapes: [{ type: 'line', xref: 'x', yref: 'paper', x0: x, x1: x, y0: 0, y1: 1, line: { color: '#6b7480', width: 1, dash: 'dot' } }],
+      annotations: [{ xref: 'x', yref: 'paper', x, y: 1, xanchor: 'right', yanchor: 'top', showarrow: false,
+        text: `every run stops at step ${thousands(x)}`, font: { size: 10, color: '#4a5563' } }],
+    });
+  }
+
+  // The table: each run's latest test evaluation and the step it was measured at. The
+  // line above it says whether they may be compared: only when every run stands at the
+  // stop step and was evaluated at one and the same step.
   paint() {
     this.losses.paint();
     if (!this.cards) return;
-    const rows = [['run', 'step', 'train loss', 'test loss', 'test accuracy', 'parameters']];
+    const rows = [['run', 'measured at step', 'test loss', 'test accuracy', 'train loss', 'parameters']];
     this.runs.forEach((r, i) => {
       const h = r.last && r.last.header, e = h && h.eval;
       if (this.cards[i]) {
-        this.cards[i].status.textContent = h ? `step ${h.step.toLocaleString('en')}${r.playing ? ' · training' : ' · paused'}` : 'starting…';
+        this.cards[i].status.textContent = h ? `step ${thousands(h.step)}${r.playing ? ' · training' : ' · paused'}` : 'starting…';
       }
-      rows.push([r.name, h ? h.step : '–', fmt(h && h.train_loss), fmt(e && e.test_loss), e && e.test_acc !== null ? `${(100 * e.test_acc).toFixed(1)}%` : '–',
-        r.info ? r.info.params.toLocaleString('en') : '–']);
+      rows.push([r.name, e ? thousands(e.step) : '–', fmt(e && e.test_loss), e && e.test_acc !== null ? `${(100 * e.test_acc).toFixed(1)}%` : '–',
+        fmt(e && e.train_loss), r.info ? thousands(r.info.params) : '–']);
     });
     const table = $('[data-role=table]');
     table.textContent = '';
     rows.forEach((row, k) => table.append(el('tr', {}, ...row.map(c => el(k ? 'td' : 'th', { text: String(c) })))));
+    this.verdict();
+  }
+
+  verdict() {
+    const box = $('[data-role=verdict]');
+    const evals = this.runs.map(r => r.last && r.last.header.eval);
+    const stand = new Set(this.runs.map(r => r.step));
+    const measured = new Set(evals.map(e => e && e.step));
+    const still = this.runs.length > 0 && this.runs.every(r => r.last && !r.playing);
+    let text, at = '';
+    if (this.runs.some(r => !r.last)) {
+      text = 'Starting…';
+    } else if (still && stand.size === 1 && measured.size === 1 && evals.every(e => e && e.test_loss !== null)) {
+      at = String(this.runs[0].step);
+      const order = this.runs.map((r, i) => [r.name, evals[i].test_loss]).sort((a, b) => a[1] - b[1]);
+      text = `Every run stopped at step ${thousands(this.runs[0].step)}. Test loss at step ${thousands(evals[0].step)}, lowest first: ` +
+        order.map(([name, loss]) => `${name} ${fmt(loss)}`).join(' · ') + '.';
+    } else if (!still) {
+      text = `Training: each run at its own speed, so at different steps. Every run stops at step ${thousands(this.until)}; they are compared there.`;
+    } else {
+      text = `Paused at different steps (${this.runs.map(r => `${r.name.split(':')[0]} ${thousands(r.step)}`).join(', ')}): not compared. ` +
+        `Play takes every run to step ${thousands(this.until)}.`;
+    }
+    if (box.textContent !== text) box.textContent = text;
+    box.dataset.step = at;  // the step the runs are compared at ('' while they are not)
   }
 
   status(text) {

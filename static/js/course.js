@@ -2,14 +2,20 @@
 // A classic script (no module) so a page on any origin can load it. For every
 // <iframe data-embed="ID" src=".../embed?id=ID">: size it to the height the playground
 // reports, show its state in [data-status=ID], log what it says in [data-role=log], and
-// send the command of each <button data-target=ID data-command=... data-key data-value>.
+// send the command of each <button data-target="ID [ID...]" data-command=... data-key
+// data-value data-until>. [data-role=verdict] compares the embeds' test losses, and only
+// when all of them are paused at the same step and were evaluated at it.
 (() => {
   'use strict';
   const PREFIX = 'dropout-playground:';
   const frames = [...document.querySelectorAll('iframe[data-embed]')];
   const log = document.querySelector('[data-role=log]');
   const received = [];  // every message, for the browser tests
-  window.__course = { received };
+  const states = {};    // id -> the latest state {playing, step, eval}
+  const verdict = document.querySelector('[data-role=verdict]');
+  window.__course = { received, states };
+  const steps = n => n.toLocaleString('en');
+  const loss = v => (v === null || v === undefined ? '–' : v.toFixed(3));
 
   const frameOf = source => frames.find(f => f.contentWindow === source);
   const originOf = f => new URL(f.src, location.href).origin;
@@ -31,7 +37,13 @@
     const status = document.querySelector(`[data-status="${id}"]`);
     const say = (text, kind = '') => { if (status) { status.textContent = text; status.dataset.kind = kind; } };
     if (name === 'height') { f.style.height = `${m.height}px`; return; }
-    if (name === 'state') say(`${m.playing ? 'playing' : 'paused'} · step ${m.step.toLocaleString('en')}`);
+    if (name === 'state') {
+      states[id] = m;
+      const e = m.eval;
+      say(`${m.playing ? 'playing' : 'paused'} · step ${steps(m.step)}` +
+        (e && e.test_loss !== null ? ` · test loss ${loss(e.test_loss)} (at step ${steps(e.step)})` : ''));
+      compare();
+    }
     if (name === 'error') { say(m.error.message, 'error'); note(`${id}: error: ${m.error.message}`); }
     if (name === 'ready') note(`${id}: ready${m.locked.length ? `, locked: ${m.locked.join(', ')}` : ''}`);
     if (name === 'configured') { say('ready'); note(`${id}: configured, ${m.params} parameters, p = ${m.config.model.p.join(', ')}`); }
@@ -39,13 +51,39 @@
     if (name === 'result' && m.command !== 'get') note(`${id}: ${m.command} done`);
   });
 
+  // Test losses side by side, only at one and the same step: the embeds train at their
+  // own speeds, so while playing (or paused apart) their numbers are of different steps.
+  function compare() {
+    if (!verdict) return;
+    const all = frames.map(f => states[f.dataset.embed]);
+    const label = f => f.dataset.embed.toUpperCase();
+    let text, at = '';
+    if (all.some(s => !s || s.playing)) {
+      text = 'Training: each network at its own speed, so at different steps; they are compared once both have stopped at the same step.';
+    } else if (new Set(all.map(s => s.step)).size > 1) {
+      text = `Not compared: paused at different steps (${frames.map((f, i) => `${label(f)} at ${steps(all[i].step)}`).join(', ')}).`;
+    } else if (all.every(s => s.eval && s.eval.step === s.step && s.eval.test_loss !== null)) {
+      at = String(all[0].step);
+      const parts = frames.map((f, i) => `${label(f)} ${loss(all[i].eval.test_loss)}`);
+      const best = all.reduce((k, s, i) => (s.eval.test_loss < all[k].eval.test_loss ? i : k), 0);
+      text = `Both stopped at step ${steps(all[0].step)}. Test loss there: ${parts.join(', ')}; lower: ${label(frames[best])}.`;
+    } else {
+      text = all[0].step === 0 ? 'Not compared yet: both networks are at step 0.' : `Both at step ${steps(all[0].step)}; waiting for their test evaluations at that step.`;
+    }
+    verdict.textContent = text;
+    verdict.dataset.step = at;
+  }
+
   for (const button of document.querySelectorAll('button[data-target][data-command]')) {
     button.addEventListener('click', () => {
-      const f = frames.find(x => x.dataset.embed === button.dataset.target);
-      if (!f) return;
-      const msg = { type: PREFIX + button.dataset.command, request: `${button.dataset.command}-${Date.now()}` };
-      if (button.dataset.key) { msg.key = button.dataset.key; msg.value = JSON.parse(button.dataset.value); }
-      f.contentWindow.postMessage(msg, originOf(f));
+      for (const id of button.dataset.target.split(' ')) {
+        const f = frames.find(x => x.dataset.embed === id);
+        if (!f) continue;
+        const msg = { type: PREFIX + button.dataset.command, request: `${button.dataset.command}-${Date.now()}` };
+        if (button.dataset.key) { msg.key = button.dataset.key; msg.value = JSON.parse(button.dataset.value); }
+        if (button.dataset.until) msg.until = Number(button.dataset.until);
+        f.contentWindow.postMessage(msg, originOf(f));
+      }
     });
   }
 })();

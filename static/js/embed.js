@@ -3,17 +3,17 @@
 // size the iframe, follow the run and drive it. The API is described in docs/embedding.md.
 //
 // Outgoing (to window.parent): {type: 'dropout-playground:<name>', id, ...}
-//   ready, height {height}, configured {config, sizes, ...}, state {playing, step},
+//   ready, height {height}, configured {config, sizes, ...}, state {playing, step, eval},
 //   changed {key, value}, result {request, command, ok, ...}, error {request?, error, errors}
 // Incoming (from window.parent, an allowed origin): {type: 'dropout-playground:<command>', request?}
-//   play, pause, step, reset, get, set {key, value}
+//   play {until?}, pause, step, reset, get, set {key, value}
 import { Playground } from './playground.js';
 import { BY_KEY, FIELDS, check, toHash } from './state.js';
 import { speedLabel } from './controls.js';
 
 export const PREFIX = 'dropout-playground:';
-export const VERSION = 1;
-const COMMANDS = { play: [], pause: [], step: [], reset: [], get: [], set: ['key', 'value'] };
+export const VERSION = 2;  // 2: play takes until; state, result carry eval
+const COMMANDS = { play: ['until'], pause: [], step: [], reset: [], get: [], set: ['key', 'value'] };
 const COMMON = ['type', 'request'];
 const FORM_GROUPS = ['data', 'model', 'train'];
 const STEP_EVERY_MS = 500;        // step-count reports while playing: 2 per second at most
@@ -107,12 +107,14 @@ export class HostLink {
     this.framed = window.parent !== window;
     this.target = this.pickTarget();
     this.step = 0;
-    this.posted = { step: -1, at: 0, height: 0 };
+    this.eval = null;  // the latest test evaluation {step, train_loss, test_loss, test_acc}
+    this.posted = { step: -1, evalStep: -1, at: 0, height: 0 };
     this.configured = new Promise(resolve => { this.onConfigured = resolve; });
     window.addEventListener('message', e => this.receive(e));
     pg.addEventListener('configured', e => {
       const a = e.detail;
       this.step = 0;
+      this.eval = null;
       this.onConfigured();
       this.post('configured', { config: a.config, sizes: a.sizes, params: a.params, device: a.device, task: a.task,
         state: { ...pg.state } });
@@ -121,11 +123,16 @@ export class HostLink {
     pg.addEventListener('playing', () => this.reportState(true));
     pg.addEventListener('changed', e => this.post('changed', { key: e.detail, value: pg.state[e.detail] }));
     pg.addEventListener('error', e => this.post('error', { error: e.detail[0], errors: e.detail }));
-    pg.conn.addEventListener('frame', e => { this.step = e.detail.header.step; this.reportState(false); });
+    pg.conn.addEventListener('frame', e => {
+      const h = e.detail.header;
+      this.step = h.step;
+      this.eval = h.eval || null;
+      this.reportState(false);
+    });
     pg.conn.addEventListener('status', e => {
       const s = e.detail;
       if (typeof s.step === 'number') this.step = s.step;
-      if (s.state === 'finished' || s.state === 'ended') this.post('state', { playing: false, step: this.step, reason: s.reason });
+      if (s.state === 'finished' || s.state === 'ended') this.post('state', { playing: false, step: this.step, eval: this.eval, reason: s.reason });
     });
     const frame = $('[data-role=embed]') || document.body;
     new ResizeObserver(() => this.reportHeight(frame)).observe(frame);
@@ -166,18 +173,20 @@ export class HostLink {
     this.post('height', { height });
   }
 
-  // playing/paused at once; the step count while playing at most every STEP_EVERY_MS
+  // playing/paused at once; the step count while playing at most every STEP_EVERY_MS; a
+  // paused run's new evaluation (the complete frame after a pause) at once
   reportState(now) {
     const t = performance.now();
     const playing = this.pg.playing;
-    if (!now && (this.step === this.posted.step || (playing && t - this.posted.at < STEP_EVERY_MS))) return;
-    this.posted.step = this.step;
-    this.posted.at = t;
-    this.post('state', { playing, step: this.step });
+    const evalStep = this.eval ? this.eval.step : -1;
+    const same = this.step === this.posted.step && evalStep === this.posted.evalStep;
+    if (!now && (same || (playing && t - this.posted.at < STEP_EVERY_MS))) return;
+    Object.assign(this.posted, { step: this.step, evalStep, at: t });
+    this.post('state', { playing, step: this.step, eval: this.eval });
   }
 
   snapshot() {
-    return { playing: this.pg.playing, step: this.step, state: { ...this.pg.state }, locked: [...this.locked] };
+    return { playing: this.pg.playing, step: this.step, eval: this.eval, state: { ...this.pg.state }, locked: [...this.locked] };
   }
 
   // ---- commands ----------------------------------------------------------------------
@@ -231,6 +240,9 @@ export class HostLink {
       if (!fields.includes(k)) return entry(k, `unknown field ${k} for ${command}`, fields.join(', '), msg[k]);
     }
     if (command === 'set') return this.checkSet(msg);
+    if (command === 'play' && 'until' in msg && !(Number.isInteger(msg.until) && msg.until >= 1)) {
+      return entry('until', `until has to be a whole number of steps, at least 1, but got ${short(msg.until)}`, 'an integer >= 1', msg.until);
+    }
     return null;
   }
 
@@ -277,12 +289,21 @@ export class HostLink {
       if (!ok) return { ok: false, error: entry('value', `${msg.key} was not changed`, allowedText(BY_KEY[msg.key]), msg.value) };
       return { ok: true, key: msg.key, value: pg.state[msg.key], ...this.snapshot() };
     }
-    const ack = await pg[command]();
+    const ack = command === 'play' && msg.until !== undefined ? await playUntil(pg, msg.until) : await pg[command]();
     if (!ack.ok) return { ok: false, error: ack.error, errors: ack.errors || [ack.error] };
     if (typeof ack.step === 'number') this.step = ack.step;
     if (command !== 'play') this.reportState(true);
     return { ok: true, ...this.snapshot() };
   }
+}
+
+// play {until}: the server pauses the run at exactly that step (docs/protocol.md), so two
+// embeds on a page stop at the same step. Playground.play() sends no until: this is it
+// with one.
+async function playUntil(pg, until) {
+  const ack = await pg.conn.call('play', { until });
+  if (!ack.ok) pg.serverErrors(ack); else pg.setPlaying(true);
+  return ack;
 }
 
 function allowedText(f) {
