@@ -44,6 +44,8 @@ def namespace_of(app):
     ("mc_dropout", {"thinned": 4, "size": 12}, {"boundaries", "mean", "eval", "std", "test_loss"}),
     ("batchnorm_shift", {"passes": 2}, {"blocks", "batchnorm"}),
     ("myths", {}, {"params", "params_without_dropout", "sizes_train"}),
+    ("mc_dropout", {"thinned": 4, "size": 8, "draws": 3}, {"draws", "mean", "single_vs_mean"}),
+    ("placement_seeds", {"seeds": 2, "steps": 20}, {"after", "before", "diff", "verdict"}),
 ])
 def test_each_experiment_answers_with_its_result_and_leaves_the_run_alone(mlp, name, params, keys):
     ack = call(mlp, "experiment", {"name": name, "params": params})
@@ -63,6 +65,17 @@ def test_experiment_results_carry_the_lesson_claims(mlp):
     assert r["params"] == r["params_without_dropout"]
     r = call(mlp, "experiment", {"name": "forgot_eval_boundary", "params": {"size": 8}})["result"]
     assert len(r["eval"]) == 8 and len(r["train"]) == 3  # defaults: 3 grids
+
+
+def test_placement_seeds_reads_only_the_config(mlp):
+    """It trains copies of its own from the run's config: the run is not trained."""
+    ack = call(mlp, "experiment", {"name": "placement_seeds", "params": {"seeds": 3, "steps": 30}})
+    assert ack["ok"] is True and ack["step"] == 50
+    r = ack["result"]
+    assert r["verdict"] == "identical" and r["seeds"] == [0, 1, 2] and r["activation"] == "relu"
+    assert call(mlp, "step", {"n": 1})["step"] == 51
+    again = call(mlp, "experiment", {"name": "placement_seeds", "params": {"seeds": 3, "steps": 30}})
+    assert again["result"] == r  # the same config, seeds and steps: the same measurement
 
 
 def test_experiment_on_a_named_run_and_the_cnn(sio):
@@ -89,6 +102,9 @@ def test_experiment_on_a_named_run_and_the_cnn(sio):
     ({"name": "train_vs_eval", "params": {"example": 5000}}, "params.example", "but got 5000", "0..99"),
     ({"name": "spatial_dropout"}, "name", "needs the CNN", "fits this run"),
     ({"name": "mc_dropout", "params": {"size": 200}}, "params.size", "between 2 and 64, but got 200", "2..64"),
+    ({"name": "mc_dropout", "params": {"draws": 17}}, "params.draws", "between 1 and 16, but got 17", "1..16"),
+    ({"name": "placement_seeds", "params": {"seeds": 9}}, "params.seeds", "between 2 and 8, but got 9", "2..8"),
+    ({"name": "placement_seeds", "params": {"steps": 6000}}, "params.steps", "between 1 and 5000, but got 6000", "1..5000"),
     ({"name": "mc_dropout", "params": {"thinned": 64, "size": 48}}, "params.thinned", "at most 65536, but got 64 x 48 x 48",
      "thinned x size x size <= 65536"),
     ({"name": "myths", "params": [1, 2]}, "params", "valid dictionary", "object"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model_server import Run, parse_config
-from model_server.sweep import DEFAULT_PS, SWEEP_PRESET, SWEEP_STEPS, Sweep, sweep
+from model_server.sweep import DEFAULT_PS, SWEEP_PRESET, SWEEP_STEPS, SeedSweep, Sweep, sweep
 from model_server.trainer import loss_fn
 
 
@@ -152,3 +152,42 @@ def test_digits_mlp_sweep_uses_cross_entropy():
     assert all(loss < s for loss, s in zip(r["train_loss"], start))
     with pytest.raises(ValueError, match="2D dataset"):
         sw.boundaries()
+
+
+# ---- SeedSweep: copies per (placement, seed), paired ----------------------------------------
+def moons(act: str, **model):
+    return parse_config({"data": {"dataset": "moons", "n_points": 200, "noise": 0.2},
+                         "model": {"hidden": [16, 16], "p": [0.5, 0.5], "activation": act, **model},
+                         "train": {"device": "cpu"}})
+
+
+def test_seed_sweep_relu_orders_agree_seed_by_seed_and_seeds_differ():
+    sw = SeedSweep(moons("relu"), range(5), ["after_activation", "before_activation"])
+    sw.step(200)
+    r = sw.result()
+    assert r["placement"] == ["after_activation"] * 5 + ["before_activation"] * 5 and r["seed"] == list(range(5)) * 2
+    after, before = r["test_loss"][:5], r["test_loss"][5:]
+    # ReLU(x * m) = ReLU(x) * m for m >= 0: the same numbers, on every seed
+    assert after == pytest.approx(before, abs=1e-6)
+    assert len({round(v, 6) for v in after}) == 5  # each seed its own data, weights and batches
+
+
+def test_seed_sweep_sigmoid_orders_part_and_a_copy_matches_its_run_at_the_start():
+    sw = SeedSweep(moons("sigmoid"), [3, 4], ["after_activation", "before_activation"])
+    start = sw.result()
+    # step 0: a copy is a Run of its seed (same data, initial weights), whatever the placement
+    run = Run(moons("sigmoid", placement="before_activation").model_copy(
+        update={"data": moons("sigmoid").data.model_copy(update={"seed": 4})}))
+    run._evaluate()
+    assert start["test_loss"][3] == pytest.approx(run.frame().header["eval"]["test_loss"], abs=1e-5)
+    sw.step(300)
+    r = sw.result()
+    for k in range(2):
+        assert abs(r["test_loss"][k] - r["test_loss"][k + 2]) > 1e-4  # the orders compute different numbers
+
+
+def test_seed_sweep_bounds_name_the_value():
+    with pytest.raises(ValueError, match="between 1 and 16, but got 9 seeds x 2 placements"):
+        SeedSweep(moons("relu"), range(9), ["after_activation", "before_activation"])
+    with pytest.raises(ValueError, match="but got 'sideways'"):
+        SeedSweep(moons("relu"), [0], ["sideways"])
