@@ -208,7 +208,7 @@ export const LESSONS = [
         { id: 'exact', text: 'It is exactly the average.' },
       ],
       answer: 'close',
-      explain: 'One draw of T masks is one estimate, and its numbers change from draw to draw; so the claim is checked over several draws. In every draw we measured, the eval-mode network is closer to the average of the thinned networks than a typical single thinned network is, by more than the spread over draws. It is not the average: the network is nonlinear, so the output of the full network is not the average of the thinned outputs. Whether the MC average also predicts better than eval mode is a different question, and it has no single answer: it depends on the network (on some training seeds of this preset it does, on others eval mode is better), so read it off the draws below.',
+      explain: 'One draw of T masks is one estimate, and its numbers change from draw to draw; so the claim is checked over several draws. In our tests (five training seeds of this preset, six draws each) the eval-mode network was, in every draw, closer to the average of the thinned networks than a typical single thinned network, by more than the spread over draws; the draws panel below checks it again for the network on screen. It is not the average: the network is nonlinear, so the output of the full network is not the average of the thinned outputs. Whether the MC average also predicts better than eval mode is a different question, and it has no single answer: it depends on the network (on some training seeds of this preset it does, on others eval mode is better), so read it off the draws below.',
     },
     look: [
       'Small maps: the boundaries of the first thinned networks of the first draw (each a fixed mask over the whole plane).',
