@@ -75,6 +75,8 @@ def test_course_example_compares_both_embeds_at_the_same_step(page, live_server)
     verdict = page.locator("[data-role=verdict]").inner_text()
     assert f"Both stopped at step {until:,}" in verdict
     assert verdict.rstrip(".").endswith("lower: A")  # the page's claim (tests/test_course_claim.py: every seed)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "course-stopped.png"), full_page=True)
 
     # a stop step behind the run is refused with its range; a non-number before it leaves the page
     answer = page.evaluate("""([until]) => new Promise(resolve => {
@@ -84,6 +86,4 @@ def test_course_example_compares_both_embeds_at_the_same_step(page, live_server)
     })""", [until - 1])
     assert answer["type"] == PREFIX + "error" and answer["error"]["field"] == "until"
     assert answer["error"]["message"] == f"until has to be between {until + 1} and 200000, but got {until - 1}"
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(ARTIFACTS / "course-stopped.png"), full_page=True)
     assert not [e for e in page.errors if "favicon" not in e], page.errors

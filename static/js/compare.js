@@ -244,7 +244,8 @@ class Compare {
   updateButton() {
     const b = $('[data-role=play]');
     const any = this.runs.some(r => r.playing);
-    b.textContent = any ? 'Pause' : this.allAtStop() ? `Train ${this.model.steps} more` : 'Play';
+    const text = any ? 'Pause' : this.allAtStop() ? `Train ${this.model.steps} more` : 'Play';
+    if (b.textContent !== text) b.textContent = text;
   }
 
   // A dotted line on the chart where every run will stop (and be compared).
@@ -276,6 +277,7 @@ class Compare {
     table.textContent = '';
     rows.forEach((row, k) => table.append(el('tr', {}, ...row.map(c => el(k ? 'td' : 'th', { text: String(c) })))));
     this.verdict();
+    this.updateButton();  // a run's complete frame may come after its 'paused' status
   }
 
   verdict() {
@@ -291,7 +293,7 @@ class Compare {
       at = String(this.runs[0].step);
       const order = this.runs.map((r, i) => [r.name, evals[i].test_loss]).sort((a, b) => a[1] - b[1]);
       text = `Every run stopped at step ${thousands(this.runs[0].step)}. Test loss at step ${thousands(evals[0].step)}, lowest first: ` +
-        order.map(([name, loss]) => `${name} ${fmt(loss)}`).join(' · ') + '.';
+        order.map(([name, loss]) => `${name.replace(': ', ' (')}) ${fmt(loss)}`).join(' · ') + '.';
     } else if (!still) {
       text = `Training: each run at its own speed, so at different steps. Every run stops at step ${thousands(this.until)}; they are compared there.`;
     } else {
