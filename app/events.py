@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable
 from pydantic import Field, StringConstraints
 from flask_socketio import Namespace
 
-from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config
+from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
 from .sessions import Busy, Registry, Session, quote
 
@@ -182,8 +182,9 @@ class Playground(Namespace):
             if msg.until is not None and not run.finished:
                 lo, hi = run.step_count + 1, self.registry.limits.max_steps
                 if not lo <= msg.until <= hi:
-                    raise ConfigError([{"field": "until", "allowed": f"{lo}..{hi}", "received": msg.until,
-                                        "message": f"until has to be between {lo} and {hi}, but got {msg.until}"}])
+                    got = safe_value(msg.until)
+                    raise ConfigError([{"field": "until", "allowed": f"{lo}..{hi}", "received": got,
+                                        "message": f"until has to be between {lo} and {hi}, but got {got}"}])
             slot.play(msg.until)
         reply = {"run": slot.run_id, "state": "playing"}
         if msg.until is not None:
