@@ -27,23 +27,6 @@ const PAINT_MS = 200;
 const $ = sel => document.querySelector(sel);
 const thousands = n => n.toLocaleString('en');  // 1,000
 
-// A LiveRun that the server pauses at exactly step `until` (no pause sent after the fact,
-// which would land wherever each run happens to be).
-class StopRun extends LiveRun {
-  constructor(hash, options) {
-    super(hash, options);
-    this.until = null;
-  }
-
-  get step() { return this.last ? this.last.header.step : 0; }
-
-  async play() {
-    const ack = await this.conn.call('play', this.until > this.step ? { until: this.until } : {});
-    if (ack.ok) this.setPlaying(true); else this.fail(ack);
-    return ack;
-  }
-}
-
 // hash -> {shared: {key: raw}, runs: [{key: raw}], steps, problems}
 export function parseCompare(hash) {
   const params = new URLSearchParams(String(hash || DEFAULT).replace(/^#/, ''));
@@ -207,8 +190,7 @@ class Compare {
     this.until = this.model.steps;
     this.markStop();
     this.runs = this.model.runs.map((_, i) => {
-      const run = new StopRun(runHash(this.model, i), { name: runLabel(this.model, i) });
-      run.until = this.until;
+      const run = new LiveRun(runHash(this.model, i), { name: runLabel(this.model, i), stopAt: this.until });
       run.addEventListener('frame', e => this.losses.add(e.detail, i));
       run.addEventListener('problem', e => this.notice(`${run.name}: ${e.detail}`));
       run.addEventListener('playing', () => this.updateButton());
@@ -230,7 +212,7 @@ class Compare {
     if (any) { await Promise.all(this.runs.map(r => r.pause())); this.playing = false; }
     else {
       if (this.allAtStop()) { this.until += this.model.steps; this.markStop(); }
-      for (const r of this.runs) r.until = this.until;
+      for (const r of this.runs) r.stopAt = this.until;
       await Promise.all(this.runs.map(r => r.play()));
       this.playing = true;
     }

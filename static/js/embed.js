@@ -289,21 +289,12 @@ export class HostLink {
       if (!ok) return { ok: false, error: entry('value', `${msg.key} was not changed`, allowedText(BY_KEY[msg.key]), msg.value) };
       return { ok: true, key: msg.key, value: pg.state[msg.key], ...this.snapshot() };
     }
-    const ack = command === 'play' && msg.until !== undefined ? await playUntil(pg, msg.until) : await pg[command]();
+    const ack = command === 'play' ? await pg.play(msg.until) : await pg[command]();
     if (!ack.ok) return { ok: false, error: ack.error, errors: ack.errors || [ack.error] };
     if (typeof ack.step === 'number') this.step = ack.step;
     if (command !== 'play') this.reportState(true);
     return { ok: true, ...this.snapshot() };
   }
-}
-
-// play {until}: the server pauses the run at exactly that step (docs/protocol.md), so two
-// embeds on a page stop at the same step. Playground.play() sends no until: this is it
-// with one.
-async function playUntil(pg, until) {
-  const ack = await pg.conn.call('play', { until });
-  if (!ack.ok) pg.serverErrors(ack); else pg.setPlaying(true);
-  return ack;
 }
 
 function allowedText(f) {

@@ -210,8 +210,9 @@ export class Playground extends EventTarget {
     this.network.el.on('plotly_unhover', () => { if (this.watching) this.watch(null); });
   }
 
-  async play() {
-    const ack = await this.conn.call('play', {});
+  // until: the server pauses the run at exactly that step (embeds compared on one page)
+  async play(until) {
+    const ack = await this.conn.call('play', until === undefined ? {} : { until });
     if (!ack.ok) this.serverErrors(ack); else this.setPlaying(true);
     return ack;
   }

@@ -24,7 +24,8 @@ export function stateOf(hash) {
 }
 
 export class LiveRun extends EventTarget {
-  // hash: a playground URL hash; options.stopAt: pause once this many steps are done.
+  // hash: a playground URL hash; options.stopAt: the server pauses the run at exactly this
+  // step (play {until}), so runs compared at their stop are compared at one step.
   constructor(hash, { name = '', stopAt = null } = {}) {
     super();
     this.name = name;
@@ -76,8 +77,10 @@ export class LiveRun extends EventTarget {
     return ack;
   }
 
+  get step() { return this.last ? this.last.header.step : 0; }
+
   async play() {
-    const ack = await this.conn.call('play', {});
+    const ack = await this.conn.call('play', this.stopAt > this.step ? { until: this.stopAt } : {});
     if (ack.ok) this.setPlaying(true); else this.fail(ack);
     return ack;
   }
@@ -125,8 +128,8 @@ export class LiveRun extends EventTarget {
     this.last = frame;
     this.frames++;
     this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
-    if (this.stopAt && this.playing && frame.header.step >= this.stopAt) {
-      this.pause();
+    if (this.stopAt && frame.header.step === this.stopAt && this.doneAt !== this.stopAt) {
+      this.doneAt = this.stopAt;  // once per stop: the paused picture repeats the step
       this.dispatchEvent(new CustomEvent('done', { detail: frame.header.step }));
     }
   }
