@@ -122,6 +122,8 @@ def test_digits_cnn_hides_the_plane_controls_and_names_channels(page, live_serve
     legend = page.locator("[data-role=legend]").inner_text()
     assert "channel" in legend and "not fully connected" in legend
     assert page.locator("label[for=f-hidden-0]").inner_text() == "Layer 1 channels"
+    # the digits set is fixed: no 'Points' or 'Noise' that would contradict its 1,797 images
+    assert not page.locator("#f-points").is_visible() and not page.locator("#f-noise").is_visible()
     assert page.locator("[data-role=plane-title]").inner_text() == "Input and feature maps"
     page.click("[data-role=step]")
     page.wait_for_function("""() => {
@@ -132,6 +134,9 @@ def test_digits_cnn_hides_the_plane_controls_and_names_channels(page, live_serve
     # the network's hover names say channel, numbered from 1
     texts = page.evaluate("document.querySelector('[data-role=network]').data[window.__dp.network.neuronTrace].text")
     assert "channel 1 of hidden layer 1" in texts and not any("channel 0 " in t for t in texts)
+    # paused: the device line claims no training rate
+    page.wait_for_timeout(300)
+    assert "steps/s" not in page.locator("[data-role=device]").inner_text()
     page.screenshot(path=str(ARTIFACTS / "labels-cnn.png"), full_page=True)
 
 
@@ -180,3 +185,15 @@ def test_small_labels_speed_notice_and_narrow_caption(page, live_server):
     box = page.locator("[data-role=watch]").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.screenshot(path=str(ARTIFACTS / "labels-360.png"), full_page=True)
+
+
+def test_the_steps_per_second_shown_is_the_speed_trained(page, live_server):
+    open_page(page, live_server.url, "#hidden=8,8&speed=20")
+    page.click("[data-role=play]")
+    page.wait_for_timeout(3500)
+    text = page.locator("[data-role=device]").inner_text()
+    rate = int(re.search(r"([0-9,]+) steps/s", text).group(1).replace(",", ""))
+    assert 15 <= rate <= 22, text  # 20 steps/s asked for; an average of 1/dt used to read ~30
+    page.click("[data-role=play]")  # pause: no rate claimed
+    page.wait_for_function("() => !document.querySelector('[data-role=device]').textContent.includes('steps/s')",
+                           timeout=5000)

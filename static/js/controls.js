@@ -46,6 +46,8 @@ export class Controls {
     input.disabled = this.locked.has(f.key);
     input.addEventListener('change', () => this.set(f.key, input.value));
     this.inputs[f.key] = input;
+    if (f.applies) (this.conditional ||= []).push([wrap, f.applies]);
+    wrap.hidden = f.applies ? !f.applies(this.state) : false;
     wrap.append(input, el('span', { className: 'field-error', id: `${id}-err`, role: 'status' }));
     input.setAttribute('aria-describedby', `${id}-err`);
     return wrap;
@@ -102,6 +104,7 @@ export class Controls {
   }
 
   sync() {
+    for (const [wrap, applies] of this.conditional || []) wrap.hidden = !applies(this.state);
     for (const [k, input] of Object.entries(this.inputs)) if (document.activeElement !== input) input.value = this.state[k];
     if (this.renderLayers) {
       const focused = document.activeElement && document.activeElement.id;

@@ -15,6 +15,7 @@ import { Exporter } from './export.js';
 
 const PLANE_EVERY_MS = 150;   // heatmap redraw (~12 ms here): about 6/s, as often as the server sends one
 const LOSS_EVERY_MS = 180;    // extendTraces (~20 ms here): a little over 5/s
+const RATE_WINDOW_MS = 2000;  // the steps/s shown: measured over this much of the recent past
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -127,6 +128,7 @@ export class Playground extends EventTarget {
     this.losses.setup();
     this.fillWatch(info);
     this.rate = null;
+    this.rateWindow = [];
     const dev = $(this.root, '[data-role=device]');
     if (dev) dev.textContent = `${info.device} · ${info.params.toLocaleString('en')} parameters`;
   }
@@ -232,13 +234,14 @@ export class Playground extends EventTarget {
 
   async reset() {
     const ack = await this.conn.call('reset', {});
-    if (ack.ok) { this.losses.clear(); this.dropKey = null; this.rate = null; }
+    if (ack.ok) { this.losses.clear(); this.dropKey = null; this.rate = null; this.rateWindow = []; }
     return ack;
   }
 
   setPlaying(playing) {
     const was = this.playing;
     this.playing = playing;
+    if (!playing) { this.rate = null; this.rateWindow = []; }  // measured afresh on the next play
     if (was !== playing) this.dispatchEvent(new CustomEvent('playing', { detail: playing }));
     const b = $(this.root, '[data-role=play]');
     if (b) { b.textContent = playing ? 'Pause' : 'Play'; b.setAttribute('aria-pressed', String(playing)); }
@@ -259,11 +262,13 @@ export class Playground extends EventTarget {
     if (h.step === 0) this.losses.clear();
     this.losses.add(frame);
     this.countDrops(frame);
-    if (this.prev && h.step > this.prev.step) {
-      const dt = (h.t - this.prev.t) / 1000;
-      if (dt > 0) { const r = (h.step - this.prev.step) / dt; this.rate = this.rate === null ? r : 0.8 * this.rate + 0.2 * r; }
-    }
-    this.prev = { step: h.step, t: h.t };
+    // steps per second over the last RATE_WINDOW_MS of frames (an average of per-frame
+    // rates would overstate it: 1/dt weighs the short gaps more)
+    const w = (this.rateWindow ||= []);
+    w.push([h.t, h.step]);
+    while (w.length > 2 && h.t - w[1][0] >= RATE_WINDOW_MS) w.shift();
+    const [t0, s0] = w[0];
+    this.rate = this.playing && h.t - t0 >= 250 && h.step >= s0 ? (h.step - s0) / ((h.t - t0) / 1000) : this.rate;
     this.network.update(frame);
     this.plane.update(frame, this.state.view, this.watching);
     this.frame = frame;
@@ -340,7 +345,8 @@ export class Playground extends EventTarget {
     }).join(' · ');
     const dev = $(this.root, '[data-role=device]');
     if (dev && h) {
-      const rate = this.rate === null ? '' : ` · ${Math.round(this.rate).toLocaleString('en')} steps/s`;
+      // the training rate while playing; a paused run trains at no rate at all
+      const rate = this.rate === null || !this.playing ? '' : ` · ${Math.round(this.rate).toLocaleString('en')} steps/s`;
       dev.textContent = `${h.device}${rate} · ${this.info.params.toLocaleString('en')} parameters`;
     }
     const stats = $(this.root, '[data-role=stats]');

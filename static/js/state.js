@@ -7,8 +7,9 @@ export const DATASETS = ['circle', 'xor', 'gauss', 'spiral', 'moons', 'digits'];
 export const FIELDS = [
   // group, key (in the URL), path (in the config), label, type, range/options, default
   { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset', type: 'select', options: DATASETS, def: 'circle' },
-  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', type: 'int', min: 50, max: 2000, step: 50, def: 500 },
-  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', type: 'float', min: 0, max: 0.5, step: 0.05, def: 0.1 },
+  // `applies`: the control shows only when it means something (the digits set is fixed)
+  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', type: 'int', min: 50, max: 2000, step: 50, def: 500, applies: s => s.data !== 'digits' },
+  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', type: 'float', min: 0, max: 0.5, step: 0.05, def: 0.1, applies: s => s.data !== 'digits' },
   { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', type: 'float', min: 0.1, max: 0.9, step: 0.1, def: 0.5 },
   { group: 'data', key: 'seed', path: 'data.seed', label: 'Seed', type: 'int', min: 0, max: 2147483647, step: 1, def: 0 },
   { group: 'model', key: 'kind', path: 'model.kind', label: 'Network', type: 'select', options: ['mlp', 'cnn'], def: 'mlp' },
