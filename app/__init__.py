@@ -11,27 +11,30 @@ import logging
 import torch
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from model_server import Limits
 
 from . import embed, exports, lessons
 from .events import Playground
 from .metrics import Metrics
-from .settings import ROOT, Settings
+from .settings import ROOT, Serving, Settings
 from .transport import limit_incoming, no_delay, serialize_packets
 from .sessions import Registry
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """test_config: Settings fields, plus "limits": a dict of Limits fields."""
+    """test_config: Settings fields, plus "limits": a dict of Limits and Serving fields."""
     test_config = dict(test_config or {})
-    limits = Limits(**test_config.pop("limits", {}))
+    given = test_config.pop("limits", {})
+    limits = Limits(**{k: v for k, v in given.items() if k not in Serving.model_fields})
+    serving = Serving(**{k: v for k, v in given.items() if k in Serving.model_fields})
     settings = Settings(**test_config)
     logging.basicConfig(level=settings.log_level, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     torch.set_num_threads(settings.torch_threads)
 
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
-    app.config.update(SETTINGS=settings, LIMITS=limits)
+    app.config.update(SETTINGS=settings, LIMITS=limits, SERVING=serving)
 
     def origin_allowed(origin: str | None, environ: dict) -> bool:
         """Same origin, or one listed in settings.cors_origins."""
@@ -42,16 +45,18 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     socketio = SocketIO(
         app, async_mode="threading", cors_allowed_origins=origin_allowed,
-        max_http_buffer_size=limits.max_message_bytes, ping_interval=settings.ping_interval,
+        max_http_buffer_size=serving.max_message_bytes, ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout, message_queue=settings.message_queue,
         manage_session=False, cookie=None)
     app.wsgi_app = no_delay(app.wsgi_app)
+    if serving.trusted_proxies:  # the client address from X-Forwarded-For, set by that many proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=serving.trusted_proxies)
     serialize_packets(socketio.server)
-    limit_incoming(socketio.server, limits.max_message_bytes)
+    limit_incoming(socketio.server, serving.max_message_bytes)
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
     # publishing their frames to every other instance would be pure waste
-    registry = Registry(limits, functools.partial(socketio.emit, ignore_queue=True), metrics)
+    registry = Registry(limits, serving, functools.partial(socketio.emit, ignore_queue=True), metrics)
     socketio.on_namespace(namespace := Playground(registry))
     exports.register(namespace)  # the 'export' event (app/exports.py)
     lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Annotated, Any, Callable
 
 from pydantic import Field, StringConstraints
@@ -26,7 +25,6 @@ log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-STEP_SLICE_S = 0.004  # 'step' trains in slices this long (at least one step), taking turns with playing runs
 
 
 class RunRef(Strict):
@@ -74,7 +72,8 @@ class Playground(Namespace):
         # 'connect' and 'disconnect' also arrive as ordinary events when a client emits
         # those names: the real ones come before the session exists / after the socket left.
         if event == "connect" and self.registry.get(sid) is None:
-            return self.on_connect(sid, args[2] if len(args) > 2 else None)
+            environ = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+            return self.on_connect(sid, args[2] if len(args) > 2 else None, environ.get("REMOTE_ADDR", ""))
         if event == "disconnect" and not self._connected(sid):
             runs = self.registry.close(sid)
             log.info("event=disconnect sid=%s reason=%s runs_ended=%d outcome=ok", sid,
@@ -102,13 +101,15 @@ class Playground(Namespace):
         except Exception:  # a test double without a manager: trust the event name
             return False
 
-    def on_connect(self, sid: str, auth: Any):
+    def on_connect(self, sid: str, auth: Any, address: str = ""):
+        """address: the client's (REMOTE_ADDR: the socket's peer, or the forwarded client
+        behind settings.trusted_proxies proxies, through werkzeug's ProxyFix)."""
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None and not (isinstance(token, str) and TOKEN.match(token)):
             self.metrics.errors.labels(kind="bad_token").inc()
             log.info("event=connect sid=%s outcome=refused kind=bad_token", sid)
             raise ConnectionRefusedError("token has to be 8 to 64 letters, digits, '-' or '_'")
-        self.registry.open(sid, token or sid)
+        self.registry.open(sid, token or sid, address)
         log.info("event=connect sid=%s token=%s outcome=ok", sid, "given" if token else "none")
 
     def dispatch(self, sid: str, event: Any, payload: Any) -> dict:
@@ -119,7 +120,7 @@ class Playground(Namespace):
         if session is None:
             return error("session", "not connected")
         session.touch()
-        if not session.bucket.take():
+        if not session.events.take():
             return self._rate_limited(session, event)
         session.limited = False
         if not known:
@@ -151,12 +152,12 @@ class Playground(Namespace):
     def _rate_limited(self, session: Session, event: Any) -> dict:
         """Refuse an event over the rate limit. A client that keeps on at that pace (it
         ignores the refusals) is disconnected, so that a flood costs the others nothing."""
-        lim = self.registry.limits
+        lim = self.registry.serving
         self.metrics.errors.labels(kind="rate_limited").inc()
         if not session.limited:  # one log line per run of refusals, not one per event
             session.limited = True
             log.info("event=%s sid=%s outcome=refused kind=rate_limited", quote(str(event)[:40]), session.sid)
-        if session.bucket.flooding():
+        if session.events.flooding():
             self.metrics.errors.labels(kind="flood").inc()
             log.info("event=disconnect sid=%s outcome=refused kind=flood", session.sid)
             session.emit("status", {"run": None, "state": "disconnected", "step": None,
@@ -171,21 +172,18 @@ class Playground(Namespace):
         msg = parse(Configure, payload if payload is not None else {})
         cfg = parse_config(msg.config, self.registry.limits)
         slot = session.configure(msg.run, cfg)
-        slot.changed()  # the untrained network's first frame
-        return {"run": msg.run, **slot.run.describe()}
+        return {"run": msg.run, **slot.state.describe()}
 
     def play(self, session: Session, payload: Any) -> dict:
         msg = parse(Play, payload if payload is not None else {})
         slot = session.slot(msg.run)
-        with slot.lock:  # the step cannot move between the check and the play
-            run = slot.run
-            if msg.until is not None and not run.finished:
-                lo, hi = run.step_count + 1, self.registry.limits.max_steps
-                if not lo <= msg.until <= hi:
-                    got = safe_value(msg.until)
-                    raise ConfigError([{"field": "until", "allowed": f"{lo}..{hi}", "received": got,
-                                        "message": f"until has to be between {lo} and {hi}, but got {got}"}])
-            slot.play(msg.until)
+        if msg.until is not None and not slot.pace.finished:
+            # the run may move on meanwhile only if it plays: then a stop behind it is refused
+            lo, hi = slot.state.step_count + 1, self.registry.limits.max_steps
+            if not lo <= msg.until <= hi:
+                raise ConfigError([{"field": "until", "allowed": f"{lo}..{hi}", "received": safe_value(msg.until),
+                                    "message": f"until has to be between {lo} and {hi}, but got {safe_value(msg.until)}"}])
+        slot.play(msg.until)
         reply = {"run": slot.run_id, "state": "playing"}
         if msg.until is not None:
             reply["until"] = msg.until
@@ -194,58 +192,34 @@ class Playground(Namespace):
     def pause(self, session: Session, payload: Any) -> dict:
         slot = session.slot(self._ref(payload).run)
         slot.pause()
-        return {"run": slot.run_id, "state": "paused", "step": slot.run.step_count}
+        return {"run": slot.run_id, "state": "paused", "step": slot.state.step_count}
 
     def step(self, session: Session, payload: Any) -> dict:
         msg = parse(Step, payload if payload is not None else {})
         slot = session.slot(msg.run)
-        with slot.lock:
-            if slot.playing:
-                raise Busy("the run is playing: pause it before stepping")
-            if slot.run.finished:
-                raise Busy(slot.run.finished)
-            left = min(msg.n, self.registry.limits.max_steps - slot.run.step_count)
-        while left > 0:  # in slices, each taking its turn with the playing runs
-            with self.registry.compute, slot.lock:
-                if slot.playing or slot.closed:
-                    break
-                end = time.perf_counter() + STEP_SLICE_S
-                while left > 0:
-                    slot.run.step(1)
-                    left -= 1
-                    if time.perf_counter() >= end:
-                        break
-        slot.changed()
-        return {"run": slot.run_id, "step": slot.run.step_count}
+        return {"run": slot.run_id, "step": slot.step(msg.n)}
 
     def reset(self, session: Session, payload: Any) -> dict:
         slot = session.slot(self._ref(payload).run)
-        with slot.lock:
-            slot.run.reset()
-        slot.changed()
+        slot.reset()
         return {"run": slot.run_id, "step": 0}
 
     def set(self, session: Session, payload: Any) -> dict:
         msg = parse(Set, payload)
         change = parse(LiveChange, {"change": msg.change}).change
         slot = session.slot(msg.run)
-        run = slot.run
-        with slot.lock:
-            if change.param == "p":
-                run.set_p(change.layer, change.value)
-            elif change.param == "lr":
-                run.set_lr(change.value)
-            elif change.param == "mode":
-                run.set_mode(change.value)
-            elif change.param == "speed":
-                run.set_speed(change.value)
-            elif change.param == "watch":
-                run.set_watch(change.layer, change.index)
-            elif change.param == "view":
-                run.set_view(change.value)
-        if not slot.playing:
-            slot.changed()
-        return {"run": slot.run_id, "applied": change.model_dump(), "config": run.cfg.model_dump()}
+        if change.param == "speed":
+            slot.set_speed(change.value)
+        else:
+            apply = {
+                "p": lambda s: s.set_p(change.layer, change.value),
+                "lr": lambda s: s.set_lr(change.value),
+                "mode": lambda s: s.set_mode(change.value),
+                "watch": lambda s: s.set_watch(change.layer, change.index),
+                "view": lambda s: s.set_view(change.value),
+            }[change.param]
+            slot.change(apply)
+        return {"run": slot.run_id, "applied": change.model_dump(), "config": slot.state.cfg.model_dump()}
 
     def close(self, session: Session, payload: Any) -> dict:
         ref = self._ref(payload)

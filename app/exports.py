@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from model_server import export
 from model_server.config import parse
+from model_server.runstate import RunState
 
 from .events import RunRef
 from .sessions import Session
@@ -34,18 +35,17 @@ FORMATS = {  # what -> (file suffix, MIME type)
 def export_run(session: Session, payload: Any) -> dict:
     msg = parse(Export, payload)
     slot = session.slot(msg.run)
-    with slot.lock:  # a consistent snapshot: the training thread waits meanwhile
-        run = slot.run
-        step = run.step_count
-        stem = f"dropout-{run.cfg.data.dataset}-{run.cfg.model.kind}-step{step}"
-        if msg.what == "code":
-            data = export.script(run.cfg, steps=step or DEFAULT_STEPS, filename=stem.replace("-", "_") + ".py")
-        elif msg.what == "metrics_csv":
-            data = export.metrics_csv(run)
-        elif msg.what == "metrics_json":
-            data = export.metrics_json(run)
-        else:
-            data = export.weights(run)
+    run = slot.look(RunState.frozen)  # a copy at one step: training goes on meanwhile
+    step = run.step_count
+    stem = f"dropout-{run.cfg.data.dataset}-{run.cfg.model.kind}-step{step}"
+    if msg.what == "code":
+        data = export.script(run.cfg, steps=step or DEFAULT_STEPS, filename=stem.replace("-", "_") + ".py")
+    elif msg.what == "metrics_csv":
+        data = export.metrics_csv(run)
+    elif msg.what == "metrics_json":
+        data = export.metrics_json(run)
+    else:
+        data = export.weights(run)
     suffix, mime = FORMATS[msg.what]
     filename = stem.replace("-", "_") + ".py" if msg.what == "code" else stem + suffix
     return {"run": msg.run, "what": msg.what, "step": step, "filename": filename, "mime": mime, "data": data}

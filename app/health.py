@@ -19,10 +19,10 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Ready to take another run (503 when at the run limit)."""
-    registry, limits = _state()["registry"], current_app.config["LIMITS"]
+    registry, serving = _state()["registry"], current_app.config["SERVING"]
     runs = registry.runs()
-    ready = runs < limits.max_runs
-    return jsonify(ready=ready, runs=runs, max_runs=limits.max_runs), (200 if ready else 503)
+    ready = runs < serving.max_runs
+    return jsonify(ready=ready, runs=runs, max_runs=serving.max_runs), (200 if ready else 503)
 
 
 @bp.get("/metrics")

@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from model_server import experiments
 from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
+from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
 
 from .events import RunRef
@@ -170,16 +171,14 @@ def run_experiment(session: Session, payload: Any) -> dict:
     slot = session.slot(msg.run)
     fn = getattr(experiments, msg.name)
     kwargs = params.model_dump(exclude_none=True)
-    _check_answer_size(msg.name, kwargs, slot.run.limits.grid_size)
+    _check_answer_size(msg.name, kwargs, slot.state.limits.grid_size)
     try:
         if msg.name in CONFIG_ONLY:
-            with slot.lock:
-                step, config_of = slot.run.step_count, _ConfigOnly(slot.run.cfg)
+            step, config_of = slot.state.step_count, _ConfigOnly(slot.state.cfg)
             result = fn(config_of, **kwargs)
         else:
-            with slot.lock:  # the run holds still while we look
-                result = fn(slot.run, **kwargs)
-                step = slot.run.step_count
+            run = slot.look(RunState.frozen)  # a copy at one step: training goes on meanwhile
+            result, step = fn(run, **kwargs), run.step_count
     except ConfigError:
         raise
     except ValueError as e:

@@ -1,200 +1,168 @@
-"""Per-client session registry: who owns which runs, and how frames reach them.
+"""Per-client sessions: who owns which runs, and how their frames reach them.
 
-A Session is one connected browser tab (its socket id and its per-tab token). It holds
-up to limits.max_runs_per_client Slots; a Slot is one Run, the thread that trains it
-while it plays, and its outgoing frame slot.
+A Session is one connected browser tab (its socket id, its per-tab token and its client
+address). It holds up to limits.max_runs_per_client Slots; a Slot is one run: its state
+(model_server.runstate.RunState), trained by the process's one shared trainer
+(app/scheduler.py), and its outgoing frame.
 
 Flow control (the streaming rules in DESIGN.md): a slot has at most ONE frame in flight.
 A frame is emitted with an acknowledgement callback; until the client acknowledges it,
-the run keeps training but takes no new frame, so its drop counts keep adding up for
+the run keeps training but gets no new frame, so its drop counts keep adding up for
 the next one. A client that stops reading therefore costs one frame of memory, never a
 queue, and it slows nobody else.
-
-Training threads take turns (Registry.compute, a few fair permits) instead of all
-competing for the GIL at once: with 50 runs playing, the socket threads that carry frames
-and acknowledgements then wait behind a few trainers, not fifty.
 """
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
-from model_server import Limits, Run, RunConfig
-from model_server.frames import encode
+from model_server import Limits, RunConfig
+from model_server.frames import Frame, encode
+from model_server.runstate import RunState
 
 from .metrics import Metrics
+from .scheduler import Trainer
+from .settings import Serving
 
 log = logging.getLogger("dropout.sessions")
 ACK_TIMEOUT_S = 10.0  # a frame unacknowledged this long is presumed lost
-TRAINING_PERMITS = 4  # runs training at the same moment (see FairPermits; measured in bench/load.py)
 
 Emit = Callable[..., None]  # emit(event, data, to=sid, callback=None)
 
 
 class Busy(Exception):
-    """A limit on runs was reached; the message says which and what to do."""
+    """A limit on runs was reached, or the run cannot do that now; the message says which."""
 
 
 class Slot:
-    def __init__(self, session: "Session", run_id: str, run: Run):
-        self.session, self.run_id, self.run = session, run_id, run
-        self.lock = threading.RLock()   # held while the run trains or changes
-        self.wake = threading.Event()   # cuts a wait short: pause, close, a change
-        self.playing = False
+    """One run of a tab. Control methods are called from socket threads and go through
+    the trainer; ready/send/status are the trainer's (its Sink)."""
+
+    def __init__(self, session: "Session", run_id: str, state: RunState):
+        self.session, self.run_id, self.state = session, run_id, state
+        self.trainer: Trainer = session.registry.trainer
         self.closed = False
         self.in_flight = False          # a frame was emitted and not yet acknowledged
-        self.want_frame = False         # a frame is owed (after a step/reset while paused)
-        self.next_drop = 0.0            # when a withheld frame next counts as dropped
+        self.next_drop = 0.0            # when a withheld frame next counts as skipped
         self.seq, self.sent_at = 0, 0.0  # the frame in flight: its number, when it went
-        self.thread: threading.Thread | None = None
-        self.generation = 0             # which play() the training thread belongs to
+        self.pace = self.trainer.add(state, self)
+
+    @property
+    def playing(self) -> bool:
+        return self.pace.playing
 
     # ---- control (from event handlers) ----
     def play(self, until: int | None = None) -> None:
         """Train at the run's speed; with until, pause exactly at that step (the caller
         has checked that it lies ahead). A play while playing only moves the stop."""
-        with self.lock:
-            if self.closed or self.session.closed:
-                return
-            if self.run.finished:
-                raise Busy(self.run.finished)
-            self.run.until = until
-            if self.playing:
-                return
-            self.playing = True
-            self.generation += 1  # a loop of an earlier play, still winding down, stops
-            self.run.start_clock()
-            self.thread = threading.Thread(target=self._loop, args=(self.generation,),
-                                           name=f"run-{self.session.sid}-{self.run_id}", daemon=True)
-            self.thread.start()
+        if self.closed or self.session.closed:
+            return
+        try:
+            self.trainer.play(self.state, until)
+        except RuntimeError as e:  # finished: the step or time limit
+            raise Busy(str(e)) from None
         self.session.status(self, "playing")
 
-    def pause(self, announce: bool = True) -> None:
-        with self.lock:
-            was, self.playing = self.playing, False
-        self.wake.set()
-        if was and announce:
-            self._paused()
+    def pause(self) -> None:
+        if self.trainer.pause(self.state):
+            self.session.status(self, "paused")
 
-    def _paused(self) -> None:
-        self.session.status(self, "paused")
-        # a complete frame of the step it stopped at: at full speed the last one sent
-        # may lack the slower panels, and a paused picture should agree with itself
-        self.changed()
+    def step(self, n: int) -> int:
+        if self.playing:
+            raise Busy("the run is playing: pause it before stepping")
+        if self.pace.finished:
+            raise Busy(self.pace.finished)
+        return self.trainer.step(self.state, n)
+
+    def reset(self) -> None:
+        self.trainer.change(self.state, RunState.reset, frame=True)
+
+    def change(self, fn: Callable[[RunState], Any]) -> Any:
+        """A live change; a paused run shows it at once (a complete frame)."""
+        return self.trainer.change(self.state, fn, frame=not self.playing)
+
+    def set_speed(self, steps_per_s: float) -> None:
+        self.trainer.set_speed(self.state, steps_per_s)
+        if not self.playing:  # like any change while paused: the client hears back with a frame
+            self.trainer.owe_frame(self.state)
+
+    def look(self, fn: Callable[[RunState], Any]) -> Any:
+        """fn(state) on the trainer's thread, between two steps: a consistent view."""
+        return self.trainer.call(lambda: fn(self.state))
 
     def close(self) -> None:
         """Stop for good; the caller has told the client why ('ended'), or the client left."""
+        if self.closed:
+            return
         self.closed = True
-        self.pause(announce=False)
-        if self.thread is not None and self.thread is not threading.current_thread():
-            self.thread.join(timeout=2)
+        self.trainer.remove(self.state)
 
-    def changed(self) -> None:
-        """After a step, reset or change while paused: owe the client a fresh frame."""
-        with self.lock:
-            self.want_frame = True
-        self._flush()
-
-    # ---- frames ----
-    def _loop(self, generation: int) -> None:
-        metrics, compute = self.session.metrics, self.session.registry.compute
-        try:
-            while self.playing and not self.closed and generation == self.generation:
-                with compute, self.lock:
-                    if not self.playing or self.closed or generation != self.generation:
-                        break
-                    frame, wait = self.run.advance(frame_ready=self._ready)
-                    finished = self.run.finished
-                    if frame is not None:
-                        self._emit(encode(frame))
-                    stopped = self.run.stopped and not finished
-                    if stopped:  # at play's `until`: a pause like any other, at exactly that step
-                        self.playing = False
-                if stopped:
-                    self._paused()
-                    break
-                if finished:
-                    log.info("event=finished sid=%s run=%s steps=%d reason=%s", self.session.sid,
-                             self.run_id, self.run.step_count, quote(finished))
-                    with self.lock:
-                        self.playing = False
-                    self.session.status(self, "finished", finished)
-                    break
-                if wait > 0:
-                    self.wake.wait(wait)
-                self.wake.clear()
-        except Exception:  # a bug must end this run only, loudly, never the server
-            log.exception("event=run_crashed sid=%s run=%s outcome=error", self.session.sid, self.run_id)
-            metrics.errors.labels(kind="run_crashed").inc()
-            self.playing = False
-            self.session.status(self, "ended", "this run stopped on a server error; reset or configure to go on")
-
-    def _ready(self) -> bool:
-        """Asked by the run when a frame is due (once per training slice until one is taken);
-        counts one dropped frame per frame period while the client holds the last one."""
-        if not self._waiting():
-            return True
-        now = time.monotonic()
-        if now >= self.next_drop:
-            self.session.metrics.frames_skipped.inc()
-            self.next_drop = now + 1.0 / self.session.limits.frame_rate
-        return False
-
-    def _waiting(self) -> bool:
-        """A frame is in flight, and not yet presumed lost (ACK_TIMEOUT_S: an acknowledgement
-        a client dropped must not stall the run for good; a client that does not read at all
-        answers no ping either and is disconnected long before that adds up)."""
+    # ---- the trainer's sink ----
+    def ready(self) -> bool:
+        """The client has taken the last frame (or it is presumed lost: ACK_TIMEOUT_S, so
+        that an acknowledgement a client dropped does not stall the run for good; a client
+        that does not read at all answers no ping either and is gone long before that).
+        While not, one skipped frame is counted per frame period."""
+        if self.closed:
+            return False
         if self.in_flight and time.monotonic() - self.sent_at > ACK_TIMEOUT_S:
             self.session.metrics.errors.labels(kind="ack_timeout").inc()
             self.in_flight = False
-        return self.in_flight
+        if self.in_flight:
+            now = time.monotonic()
+            if now >= self.next_drop:
+                self.session.metrics.frames_skipped.inc()
+                self.next_drop = now + 1.0 / self.session.serving.frame_rate
+            return False
+        return True
 
-    def _flush(self) -> None:
-        with self.lock:
-            if self._waiting() or not self.want_frame or self.closed:
-                return
-            self._emit(encode(self.run.frame(complete=True)))
-
-    def _emit(self, data: bytes) -> None:
-        """Send a frame (with the lock held); the next waits for its acknowledgement."""
+    def send(self, frame: Frame) -> None:
+        data = encode(frame)
         self.seq += 1
-        self.in_flight, self.want_frame, self.sent_at = True, False, time.monotonic()
+        self.in_flight, self.sent_at = True, time.monotonic()
         self.session.metrics.frames_sent.inc()
         self.session.metrics.frame_bytes.inc(len(data))
         self.session.emit("frame", data, to=self.session.sid, callback=functools.partial(self._acked, self.seq))
+
+    def status(self, state: str, reason: str | None = None) -> None:
+        if state == "finished":
+            log.info("event=finished sid=%s run=%s steps=%d reason=%s", self.session.sid, self.run_id,
+                     self.state.step_count, quote(reason))
+        self.session.status(self, state, reason)
+
+    def crashed(self) -> None:
+        self.session.metrics.errors.labels(kind="run_crashed").inc()
+        self.session.status(self, "ended", "this run stopped on a server error; configure to start again")
 
     def _acked(self, seq: int, *_args) -> None:
         self.session.touch()
         if seq != self.seq:  # late, for a frame presumed lost: the current one is still out
             return
-        self.in_flight = False  # no lock: the training loop may be holding it
-        if self.playing:
-            self.wake.set()
-        else:
-            self._flush()
+        self.in_flight = False
+        self.trainer.wake()
 
 
 class Session:
-    def __init__(self, sid: str, token: str, registry: "Registry"):
-        self.sid, self.token, self.registry = sid, token, registry
-        self.emit, self.metrics, self.limits = registry.emit, registry.metrics, registry.limits
+    def __init__(self, sid: str, token: str, address: str, registry: "Registry"):
+        self.sid, self.token, self.address, self.registry = sid, token, address, registry
+        self.emit, self.metrics = registry.emit, registry.metrics
+        self.limits, self.serving = registry.limits, registry.serving
         self.slots: dict[str, Slot] = {}
         self.pending = 0        # runs being built (admitted, not yet in slots)
         self.closed = False
         self.limited = False    # the last event was refused by the rate limit
         self.last_seen = time.monotonic()
-        self.bucket = TokenBucket(self.limits.events_per_s, self.limits.event_burst)
+        self.events = TokenBucket(self.serving.events_per_s, self.serving.event_burst)
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
 
     def status(self, slot: Slot, state: str, reason: str | None = None) -> None:
-        self.emit("status", {"run": slot.run_id, "state": state, "reason": reason, "step": slot.run.step_count},
+        self.emit("status", {"run": slot.run_id, "state": state, "reason": reason, "step": slot.state.step_count},
                   to=self.sid)
 
     def slot(self, run_id: str) -> Slot:
@@ -209,7 +177,7 @@ class Session:
         registry = self.registry
         registry.admit(self)  # counts this run as pending: concurrent configures cannot overshoot
         try:
-            slot = Slot(self, run_id, Run(cfg, self.limits))
+            slot = Slot(self, run_id, RunState(cfg, self.limits))
         finally:
             with registry.lock:
                 self.pending -= 1
@@ -282,34 +250,6 @@ class TokenBucket:
         return self.overflow > self.FLOOD_BURSTS * max(1, self.burst)
 
 
-class FairPermits:
-    """k permits, handed out first come, first served. (threading.Semaphore lets the
-    thread that releases take its permit straight back: with trainers that loop
-    release -> acquire, the others would starve.)"""
-
-    def __init__(self, k: int):
-        self.free = k
-        self.lock = threading.Lock()
-        self.waiters: collections.deque[threading.Event] = collections.deque()
-
-    def __enter__(self) -> "FairPermits":
-        with self.lock:
-            if self.free > 0 and not self.waiters:
-                self.free -= 1
-                return self
-            turn = threading.Event()
-            self.waiters.append(turn)
-        turn.wait()  # the releasing thread passed its permit to us
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self.lock:
-            if self.waiters:
-                self.waiters.popleft().set()
-            else:
-                self.free += 1
-
-
 def quote(value) -> str:
     """A log value: bare when it is one word, else JSON-quoted (key=value logs stay parseable)."""
     text = str(value)
@@ -317,19 +257,19 @@ def quote(value) -> str:
 
 
 class Registry:
-    """All sessions of this process. One per app; no module-level state."""
+    """All sessions of this process and its one trainer. One per app; no module-level state."""
 
-    def __init__(self, limits: Limits, emit: Emit, metrics: Metrics):
-        self.limits, self.emit, self.metrics = limits, emit, metrics
+    def __init__(self, limits: Limits, serving: Serving, emit: Emit, metrics: Metrics):
+        self.limits, self.serving, self.emit, self.metrics = limits, serving, emit, metrics
         self.sessions: dict[str, Session] = {}
         self.lock = threading.RLock()  # guards sessions, every session's slots and pending
-        self.compute = FairPermits(TRAINING_PERMITS)
+        self.trainer = Trainer(limits, serving)
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def open(self, sid: str, token: str) -> Session:
+    def open(self, sid: str, token: str, address: str = "") -> Session:
         with self.lock:
-            session = self.sessions[sid] = Session(sid, token, self)
+            session = self.sessions[sid] = Session(sid, token, address, self)
         self.update_gauges()
         self._start_reaper()
         return session
@@ -338,7 +278,7 @@ class Registry:
         return self.sessions.get(sid)
 
     def close(self, sid: str, reason: str | None = None) -> int:
-        """Forget a session and end its runs (their threads stop, their memory goes)."""
+        """Forget a session and end its runs (their rows leave their buckets)."""
         with self.lock:
             session = self.sessions.pop(sid, None)
         ended = session.close(reason) if session is not None else 0
@@ -356,14 +296,19 @@ class Registry:
 
     def admit(self, session: Session) -> None:
         """Count one more run for session (as pending), or raise Busy if that would pass a
-        limit, server-wide or per visitor (the sessions sharing session's token). The check
-        and the count are one step, so concurrent configures cannot overshoot."""
-        lim = self.limits
+        limit: server-wide, per visitor (the sessions sharing session's token) or per
+        client address. The check and the count are one step, so concurrent configures
+        cannot overshoot."""
+        lim = self.serving
         with self.lock:
-            mine = sum(len(s.slots) + s.pending for s in self.sessions.values() if s.token == session.token)
-            if mine >= lim.max_runs_per_client:
+            def held(same) -> int:
+                return sum(len(s.slots) + s.pending for s in self.sessions.values() if same(s))
+            if held(lambda s: s.token == session.token) >= lim.max_runs_per_client:
                 raise Busy(f"too many runs: {lim.max_runs_per_client} per visitor allowed; "
                            "close one (or reload the page) first")
+            if session.address and held(lambda s: s.address == session.address) >= lim.max_runs_per_address:
+                raise Busy(f"too many runs from your address: {lim.max_runs_per_address} allowed "
+                           "(DP_MAX_RUNS_PER_ADDRESS); close some first")
             active = self.runs()
             if active >= lim.max_runs:
                 raise Busy(f"server busy: {active} runs active, try again in a minute")
@@ -381,13 +326,13 @@ class Registry:
 
     def _reap(self) -> None:
         """End the runs of sessions idle longer than limits.idle_timeout_s."""
-        period = max(0.5, min(30.0, self.limits.idle_timeout_s / 4))
+        period = max(0.5, min(30.0, self.serving.idle_timeout_s / 4))
         while not self._stop.wait(period):
-            cutoff = time.monotonic() - self.limits.idle_timeout_s
+            cutoff = time.monotonic() - self.serving.idle_timeout_s
             for session in list(self.sessions.values()):
                 if session.slots and session.last_seen < cutoff:
                     self.metrics.errors.labels(kind="idle").inc()
-                    ended = session.end_runs(f"ended after {self.limits.idle_timeout_s:g} s without activity; "
+                    ended = session.end_runs(f"ended after {self.serving.idle_timeout_s:g} s without activity; "
                                              "configure to start again")
                     log.info("event=idle sid=%s runs=%d outcome=ended", session.sid, ended)
                     self.update_gauges()
@@ -395,3 +340,4 @@ class Registry:
     def stop(self) -> None:
         self._stop.set()
         self.close_all("server shutting down")
+        self.trainer.stop()

@@ -1,7 +1,8 @@
 """Server settings, each from the environment (DP_ prefix), with safe defaults.
 
-The training limits (model size, steps, events/s, ...) live with the engine in
-model_server.config.Limits; this holds what only the web server cares about.
+What one run may be (layers, widths, steps) is the engine's: model_server.config.Limits.
+What serving visitors may cost and how they are paced is Serving; how the web server
+runs is Settings.
 """
 from __future__ import annotations
 
@@ -13,6 +14,27 @@ from pydantic import field_validator
 from typing import Annotated
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Serving(BaseSettings):
+    """Limits of serving visitors, each from the environment (DP_<NAME>)."""
+
+    model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore")
+
+    max_runs: int = 300            # runs held at once by this process's clients
+    max_runs_per_client: int = 3   # runs one visitor (token) may hold (compare mode uses 3)
+    max_runs_per_address: int = 100  # runs from one client address (a classroom behind one NAT)
+    max_run_seconds: float = 1800  # wall time a run may play
+    events_per_s: float = 20       # token-bucket refill per client
+    event_burst: int = 40          # token-bucket size per client
+    max_message_bytes: int = 16_384
+    idle_timeout_s: float = 600    # a run nobody touched for this long is ended
+    max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
+    frame_rate: float = 30         # frames per second per run, at most
+    boundary_rate: float = 6       # decision-boundary grids per second per run, at most
+    # how many proxies in front of this server to trust for X-Forwarded-For (0: none: the
+    # client address is the socket's peer, and a forwarded header is ignored)
+    trusted_proxies: int = 0
 
 
 class Settings(BaseSettings):

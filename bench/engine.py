@@ -21,7 +21,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from model_server import Run, parse_config  # noqa: E402
 from model_server.frames import encode  # noqa: E402
-from model_server.trainer import loss_fn  # noqa: E402
+from model_server.runstate import loss_fn  # noqa: E402
 
 # The issue names the second case 2-64-64-64-2; the binary sets train one logit with
 # binary cross-entropy, so the network here is 2-64-64-64-1.

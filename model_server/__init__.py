@@ -1,5 +1,5 @@
 """Pure-PyTorch training engine of the Dropout Playground. Never imports Flask."""
 from .config import ConfigError, Limits, RunConfig, parse_config
-from .trainer import Run
+from .run import Run
 
 __all__ = ["ConfigError", "Limits", "Run", "RunConfig", "parse_config"]

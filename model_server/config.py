@@ -22,7 +22,8 @@ DIGITS_SIZE = 1797  # sklearn's load_digits ships this many 8x8 images
 
 
 class Limits(BaseSettings):
-    """Server-side limits. Each can be set by environment, e.g. DP_MAX_WIDTH=32."""
+    """What one run may be: the engine's limits. Each can be set by environment, e.g.
+    DP_MAX_WIDTH=32. (What serving visitors may cost is app.settings.Serving.)"""
 
     model_config = SettingsConfigDict(env_prefix="DP_", extra="ignore")
 
@@ -32,16 +33,6 @@ class Limits(BaseSettings):
     max_channels: int = 16         # channels per conv block
     max_batch: int = 2000          # batch size
     max_steps: int = 200_000       # optimizer steps per run
-    max_run_seconds: float = 1800  # wall time a run may train
-    max_runs: int = 50             # runs training at once on this server
-    max_runs_per_client: int = 3   # runs one connection may hold (compare mode uses 3)
-    events_per_s: float = 20       # token-bucket refill per client
-    event_burst: int = 40          # token-bucket size per client
-    max_message_bytes: int = 16_384
-    idle_timeout_s: float = 600    # a run nobody touched for this long is ended
-    max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
-    frame_rate: float = 30         # frames per second per client, at most
-    boundary_rate: float = 6       # decision-boundary grids per second, at most
     grid_size: int = 48            # decision-boundary grid resolution
 
 

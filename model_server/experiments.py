@@ -1,4 +1,4 @@
-"""Lesson experiments on a live Run: each returns plain lists, dicts and floats (JSON-able).
+"""Lesson experiments on a run (a FrozenRun: a copy at one step; a model_server.Run works too): each returns plain lists, dicts and floats (JSON-able).
 
 None of them changes the run's training: forward passes go through net.scratch() (no
 recorded masks, counts or outputs), under torch.no_grad(), with the dropout layers drawing
@@ -32,7 +32,7 @@ from .datasets import plane_grid
 from .layers import RecordingDropout, RecordingDropout2d
 from .network import Net, parameter_count
 from .sweep import MAX_MODELS, SeedSweep
-from .trainer import Run
+from .runstate import FrozenRun
 
 MAX_PASSES = 100         # train_vs_eval
 MAX_GRIDS = 16           # forgot_eval_boundary
@@ -51,15 +51,15 @@ def _bounded(name: str, v: int, lo: int, hi: int) -> int:
     return v
 
 
-def _layer(run: Run, layer: int) -> int:
+def _layer(run: FrozenRun, layer: int) -> int:
     return _bounded("layer", layer, 0, len(run.net.drops) - 1)
 
 
-def _example(run: Run, example: int) -> int:
+def _example(run: FrozenRun, example: int) -> int:
     return _bounded("example", example, 0, len(run.data.x_train) - 1)
 
 
-def _binary(run: Run, what: str) -> None:
+def _binary(run: FrozenRun, what: str) -> None:
     if run.cfg.task != "binary":
         raise ValueError(f"{what} needs a 2D dataset, but got dataset {run.cfg.data.dataset!r}")
 
@@ -69,7 +69,7 @@ def _has_batchnorm(net: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def _borrowed(run: Run, train: bool, seed: int):
+def _borrowed(run: FrozenRun, train: bool, seed: int):
     """run.net for scratch passes in train or eval mode: its dropout layers draw from a
     generator seeded with `seed`, and generators, buffers and modes are restored after."""
     net = run.net
@@ -165,7 +165,7 @@ def _lists(t: torch.Tensor) -> list:
 
 
 # ---- b. train mode vs eval mode ---------------------------------------------------------
-def train_vs_eval(run: Run, example: int = 0, passes: int = 20, seed: int = 0) -> dict:
+def train_vs_eval(run: FrozenRun, example: int = 0, passes: int = 20, seed: int = 0) -> dict:
     """One training example through the network `passes` times in train mode and `passes`
     times in eval mode. Train mode draws a fresh mask each pass, so the output varies;
     eval mode is deterministic, every pass identical.
@@ -222,7 +222,7 @@ def train_vs_eval(run: Run, example: int = 0, passes: int = 20, seed: int = 0) -
     return out
 
 
-def forgot_eval_boundary(run: Run, size: int | None = None, grids: int = 3, seed: int = 0) -> dict:
+def forgot_eval_boundary(run: FrozenRun, size: int | None = None, grids: int = 3, seed: int = 0) -> dict:
     """The pitfall of predicting without model.eval(): the input plane's P(class 1) computed
     in train mode, `grids` times (each grid point gets its own fresh mask, and a new one
     each time, so the picture flickers), next to the eval-mode boundary. In a network with
@@ -250,7 +250,7 @@ def forgot_eval_boundary(run: Run, size: int | None = None, grids: int = 3, seed
 
 
 # ---- c. inverted scaling ------------------------------------------------------------------
-def inverted_scaling(run: Run, layer: int = 0, passes: int = 1000, examples: int = 16,
+def inverted_scaling(run: FrozenRun, layer: int = 0, passes: int = 1000, examples: int = 16,
                      seed: int = 0) -> dict:
     """What one dropout layer does to a batch over many train-mode passes.
 
@@ -314,7 +314,7 @@ def inverted_scaling(run: Run, layer: int = 0, passes: int = 1000, examples: int
 
 
 # ---- g. ensembles of thinned networks, MC dropout ----------------------------------------
-def mc_dropout(run: Run, thinned: int = 16, size: int | None = None, seed: int = 0,
+def mc_dropout(run: FrozenRun, thinned: int = 16, size: int | None = None, seed: int = 0,
                draws: int = 1) -> dict:
     """`thinned` networks sampled from the run's network: network t keeps neuron j of layer
     l where mask_t[l][j] = 1, Bernoulli(1 - p_l), one mask per network shared by every
@@ -378,7 +378,7 @@ def mc_dropout(run: Run, thinned: int = 16, size: int | None = None, seed: int =
 
 
 # ---- h. dropout and BatchNorm --------------------------------------------------------------
-def batchnorm_shift(run: Run, passes: int = 8, seed: int = 0) -> dict:
+def batchnorm_shift(run: FrozenRun, passes: int = 8, seed: int = 0) -> dict:
     """The variance shift between training and inference: the whole training set goes
     through the network `passes` times in train mode (dropout on, BatchNorm on batch
     statistics) and once in eval mode (dropout off, BatchNorm on its running statistics).
@@ -430,7 +430,7 @@ def batchnorm_shift(run: Run, passes: int = 8, seed: int = 0) -> dict:
 
 
 # ---- i. myths ------------------------------------------------------------------------------
-def myths(run: Run, examples: int = 32, seed: int = 0) -> dict:
+def myths(run: FrozenRun, examples: int = 32, seed: int = 0) -> dict:
     """Dropout removes nothing. The parameter count equals that of the same network built
     with p = 0; in eval mode and in train mode every hidden layer keeps its full size (the
     block outputs' shapes for the first `examples` training examples). Train mode only
@@ -467,7 +467,7 @@ def myths(run: Run, examples: int = 32, seed: int = 0) -> dict:
 
 
 # ---- f. spatial dropout --------------------------------------------------------------------
-def spatial_dropout(run: Run, example: int = 0, layer: int = 0, p: float | None = None,
+def spatial_dropout(run: FrozenRun, example: int = 0, layer: int = 0, p: float | None = None,
                     seed: int = 0) -> dict:
     """The feature maps entering conv block `layer`'s dropout for one digit (C x 8 x 8,
     from an eval-mode pass), put through the engine's Dropout2d and its element-wise
@@ -512,7 +512,7 @@ def spatial_dropout(run: Run, example: int = 0, layer: int = 0, p: float | None 
 
 
 # ---- d. placement, settled over seeds -------------------------------------------------------
-def placement_seeds(run: Run, seeds: int = 8, steps: int = 1500) -> dict:
+def placement_seeds(run: FrozenRun, seeds: int = 8, steps: int = 1500) -> dict:
     """Does dropout before the activation hurt, for this run's network? Measured, not
     argued: copies of the run's config (its activation, widths, p, optimizer) train for
     `steps` steps with dropout after and with dropout before the activation, on `seeds`

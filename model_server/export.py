@@ -28,7 +28,7 @@ from safetensors.torch import save
 from .config import RunConfig
 from .network import block_order
 from . import datasets
-from .trainer import Run
+from .runstate import FrozenRun
 
 # the exported script's optimiser line for each config optimizer
 OPTIMIZERS = {
@@ -276,11 +276,11 @@ if __name__ == "__main__":
 '''
 
 
-def metrics_rows(run: Run) -> list[dict]:
+def metrics_rows(run: FrozenRun) -> list[dict]:
     return [{k: point.get(k) for k in HISTORY_FIELDS} for point in run.history]
 
 
-def metrics_csv(run: Run) -> str:
+def metrics_csv(run: FrozenRun) -> str:
     """step,train_loss,test_loss,test_acc: one row per test evaluation (empty = not a number)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
@@ -290,13 +290,13 @@ def metrics_csv(run: Run) -> str:
     return out.getvalue()
 
 
-def metrics_json(run: Run) -> str:
+def metrics_json(run: FrozenRun) -> str:
     """The config, the step reached and the history, as one JSON document."""
     return json.dumps({"config": run.cfg.model_dump(), "step": run.step_count,
                        "fields": list(HISTORY_FIELDS), "history": metrics_rows(run)}, indent=1)
 
 
-def weights(run: Run) -> bytes:
+def weights(run: FrozenRun) -> bytes:
     """The state_dict as safetensors (CPU copies; the config rides along as metadata)."""
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in run.net.state_dict().items()}
     meta = {"format": "pt", "producer": "dropout-playground", "step": str(run.step_count),

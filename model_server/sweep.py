@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .config import Limits, RunConfig
 from .datasets import Batches, make_dataset, plane_grid
 from .network import ACTIVATIONS, Net
-from .trainer import Thinned, make_optimizer, pick_device
+from .runstate import Thinned, make_optimizer, pick_device
 
 DEFAULT_PS = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0, 0.1, ..., 0.9
 MAX_MODELS = 16

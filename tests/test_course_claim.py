@@ -18,7 +18,7 @@ import torch
 
 from conftest import ROOT
 from model_server import Run, parse_config
-from model_server.trainer import loss_fn
+from model_server.runstate import loss_fn
 
 PAGE = (ROOT / "templates" / "course_example.html").read_text()
 SEEDS = range(6)

@@ -40,7 +40,7 @@ def load_script(source: str) -> types.ModuleType:
 def run_of(app, token: str = "test-token-1"):
     registry = app.extensions["dropout"]["registry"]
     session = next(s for s in registry.sessions.values() if s.token == token)
-    return session.slot("main").run
+    return session.slot("main").look(lambda state: state.frozen())  # a copy at this step
 
 
 # ---- the script -------------------------------------------------------------------------
@@ -145,8 +145,7 @@ def test_export_weights_round_trip_through_safetensors(app, sio, tmp_path):
 
 def test_export_metrics_as_csv_and_json(app, sio):
     configure_and_train(sio, {"train": {"eval_every": 10}}, 50)
-    run = run_of(app)
-    run.frame()  # evaluations reach the history when a frame is taken
+    run = run_of(app)  # evaluations no frame has read yet are in its history too
     assert [p["step"] for p in run.history] == [10, 20, 30, 40, 50]
 
     ack = sio.emit("export", {"what": "metrics_csv"}, callback=True)

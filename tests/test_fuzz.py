@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from conftest import live
-from model_server import Limits
+from app.settings import Serving
 from visitors import RawSocket, Visitor, metric, wait_until
 
 EVENTS = ["configure", "play", "pause", "step", "reset", "set", "close"]
-MAX_RUNS_PER_CLIENT = Limits().max_runs_per_client
-MAX_MESSAGE = Limits().max_message_bytes
+MAX_RUNS_PER_CLIENT = Serving().max_runs_per_client
+MAX_MESSAGE = Serving().max_message_bytes
 MAX_GAP_S = 3.0  # the watcher must never wait longer than this for a frame
 
 

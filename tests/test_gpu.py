@@ -7,7 +7,7 @@ from scipy.stats import binom
 from model_server import Run, parse_config
 from model_server.frames import decode, encode
 from model_server.layers import RecordingAlphaDropout, RecordingDropout, RecordingDropout2d
-from model_server.trainer import loss_fn
+from model_server.runstate import loss_fn
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -19,6 +19,7 @@ import websocket
 
 from app.sessions import ACK_TIMEOUT_S
 from conftest import live
+from app.settings import Serving
 from model_server import Limits
 from visitors import RawSocket, Visitor, metric, rss_mb, token, wait_until
 
@@ -59,19 +60,20 @@ def log_lines(server) -> list[str]:
 def test_every_limit_is_documented_with_its_env_var_and_default():
     text = (ROOT / "docs/limits.md").read_text()
     rows = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| (\w+) \| (DP_\w+) \| ([^|]+?) \|", text, re.M)}
-    for name, field in Limits.model_fields.items():
+    for name, field in {**Limits.model_fields, **Serving.model_fields}.items():
         assert name in rows, f"docs/limits.md has no row for {name}"
         env, default = rows[name]
         assert env == f"DP_{name.upper()}"
-        assert float(default) == float(field.default), f"{name}: docs say {default}, Limits says {field.default}"
+        assert float(default) == float(field.default), f"{name}: docs say {default}, the code says {field.default}"
 
 
 def test_each_limit_is_read_from_its_env_var(monkeypatch):
-    for name, field in Limits.model_fields.items():
-        monkeypatch.setenv(f"DP_{name.upper()}", "7")
-    limits = Limits()
-    for name in Limits.model_fields:
-        assert getattr(limits, name) == 7, name
+    for cls in (Limits, Serving):
+        for name in cls.model_fields:
+            monkeypatch.setenv(f"DP_{name.upper()}", "7")
+        limits = cls()
+        for name in cls.model_fields:
+            assert getattr(limits, name) == 7, name
 
 
 def test_server_busy_is_refused_with_a_clear_message_and_others_notice_nothing(tight, visitors):
@@ -157,7 +159,7 @@ def test_a_flooding_client_is_disconnected_and_others_keep_streaming(tight, visi
 
 
 def test_an_oversized_message_closes_only_that_connection(tight, visitors):
-    limit = Limits().max_message_bytes
+    limit = Serving().max_message_bytes
     watcher, big = visitors(), visitors()
     watcher.ok("configure", {})
     watcher.ok("play")
@@ -283,7 +285,7 @@ def test_health_readiness_and_metrics(tight, visitors):
     dropped = metric(tight.url, "dropout_frames_dropped_total") - dropped0
     elapsed = time.monotonic() - t
     assert len(holder.frame_times) == 1
-    assert 0 < dropped <= Limits().frame_rate * (elapsed + 0.5)  # one per frame period missed
+    assert 0 < dropped <= Serving().frame_rate * (elapsed + 0.5)  # one per frame period missed
     holder.release.set()
     wait_until(lambda: len(holder.frame_times) > 3, what="frames after the client acknowledged")
     assert metric(tight.url, "dropout_frames_sent_total") > sent0 + 3

@@ -9,7 +9,7 @@ import torch
 
 from model_server import Run, parse_config
 from model_server.sweep import DEFAULT_PS, SWEEP_PRESET, SWEEP_STEPS, SeedSweep, Sweep, sweep
-from model_server.trainer import loss_fn
+from model_server.runstate import loss_fn
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -178,7 +178,7 @@ def test_seed_sweep_sigmoid_orders_part_and_a_copy_matches_its_run_at_the_start(
     # step 0: a copy is a Run of its seed (same data, initial weights), whatever the placement
     run = Run(moons("sigmoid", placement="before_activation").model_copy(
         update={"data": moons("sigmoid").data.model_copy(update={"seed": 4})}))
-    run._evaluate()
+    run.evaluate()
     assert start["test_loss"][3] == pytest.approx(run.frame().header["eval"]["test_loss"], abs=1e-5)
     sw.step(300)
     r = sw.result()

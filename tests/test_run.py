@@ -1,25 +1,32 @@
-"""model_server.trainer.Run: real training, reproducible step for step, live changes
-that take effect at the next step, pacing and the frames it yields."""
+"""The engine: model_server.Run (one run in a bucket of its own) and the bucket that
+trains many runs as one. Real training, reproducible step for step whoever else trains,
+torch's arithmetic per run, live changes at the next step, and the frames it yields."""
+import math
 import random
-import time
 
+import numpy as np
 import pytest
 import torch
 from scipy.stats import binom
 
 from model_server import Limits, Run, parse_config
-from model_server import trainer as trainer_module
+from model_server import bucket as bucket_module
+from model_server.bucket import Bucket, key_of
 from model_server.config import DATASETS
 from model_server.datasets import make_dataset
 from model_server.frames import decode, encode
-from model_server.trainer import LOSS_FOLD, LOSS_RING, StepLosses, loss_fn
+from model_server.runstate import RunState, loss_fn
 
 
-def make_run(limits=None, **sections) -> Run:
+def config(limits=None, **sections):
     raw = {"data": {}, "model": {}, "train": {"device": "cpu"}}
     for part, values in sections.items():
         raw[part] = {**raw[part], **values}
-    return Run(parse_config(raw, limits), limits)
+    return parse_config(raw, limits)
+
+
+def make_run(limits=None, **sections) -> Run:
+    return Run(config(limits, **sections), limits)
 
 
 def heldout_loss(run: Run) -> float:
@@ -27,8 +34,8 @@ def heldout_loss(run: Run) -> float:
         return loss_fn(run.net(run.data.x_test), run.data.y_test).item()
 
 
-def masks_of(run: Run) -> list[torch.Tensor | None]:
-    return [None if d.noise is None else d.noise.clone() for d in run.net.drops]
+def masks_of(run) -> list[torch.Tensor | None]:
+    return [None if m is None else m.clone() for m in run.bucket.last_masks(run.state)]
 
 
 def weights_of(run: Run) -> dict[str, torch.Tensor]:
@@ -42,32 +49,6 @@ def same_weights(a: dict, b: dict) -> bool:
 def assert_rate(dropped: int, n: int, p: float) -> None:
     lo, hi = binom.interval(0.999, n, p)
     assert lo <= dropped <= hi, f"dropped {dropped} of {n} at p={p}: outside {lo}..{hi}"
-
-
-class FakeClock:
-    """Stands in for the time module inside trainer.py: pacing without sleeping."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return time.time()
-
-    def thread_time(self) -> float:  # CPU time is measured, not faked
-        return time.thread_time()
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(trainer_module, "time", fake)
-    return fake
 
 
 # ---- stepping and reproducibility ------------------------------------------------------------
@@ -84,36 +65,35 @@ def test_step_advances_step_count_and_records_losses():
     assert torch.isfinite(losses).all() and (losses > 0).all()
 
 
-def test_step_losses_keep_the_last_ring_of_steps_in_order():
-    log = StepLosses(torch.device("cpu"))
-    total = LOSS_RING + 3 * LOSS_FOLD + 17  # wraps the ring, ends with losses still pending
-    for i in range(total):
-        log.add(torch.tensor(float(i)))
-    assert len(log.pending) == 17
-    whole = log.window(0, total)  # only the last LOSS_RING steps are kept
-    assert whole.tolist() == [float(i) for i in range(total - LOSS_RING, total)]
-    assert log.window(total - 40, total - 5).tolist() == [float(i) for i in range(total - 40, total - 5)]
-    start = LOSS_RING - 10  # a window across the ring's end
-    assert log.window(start, start + 30).tolist() == [float(i) for i in range(start, start + 30)]
-    assert float(log.mean(total - 4, total)) == total - 2.5
-    assert log.mean(5, 5).isnan() and len(log.window(0, 10)) == 0  # empty, and long gone
-
-
-def test_step_losses_match_a_plain_list_with_folds_between_reads(monkeypatch):
-    """A small ring, reads between adds: partial folds, folds across the ring's end,
-    windows ending on it, and the clamp to the oldest step still kept."""
-    monkeypatch.setattr(trainer_module, "LOSS_RING", 16)
-    monkeypatch.setattr(trainer_module, "LOSS_FOLD", 5)
+def test_loss_rings_match_plain_lists_while_runs_sit_out_and_move(monkeypatch):
+    """Each run's ring of per-step losses, folded a few steps at a time, keeps exactly
+    that run's last LOSS_RING losses in order, while runs of the bucket sit out steps
+    at random and rows move as a run leaves."""
+    monkeypatch.setattr(bucket_module, "LOSS_RING", 16)
+    monkeypatch.setattr(bucket_module, "TALLY_FOLD", 5)
     rng = random.Random(0)
-    log, every = StepLosses(torch.device("cpu")), []
-    for _ in range(400):
-        for _ in range(rng.randrange(0, 9)):
-            every.append(float(len(every)))
-            log.add(torch.tensor(every[-1]))
-        n = len(every)
-        start, stop = rng.randrange(-3, n + 3), rng.randrange(-3, n + 3)
-        kept = range(max(start, n - 16, 0), min(stop, n))
-        assert log.window(start, stop).tolist() == [every[i] for i in kept], (start, stop, n)
+    states = [RunState(config(data={"seed": i})) for i in range(4)]
+    b = Bucket(key_of(states[0]), states[0].initial_net())
+    for s in states:
+        b.join(s)
+    seen: dict[int, list[float]] = {id(s): [] for s in states}
+    for t in range(120):
+        if t == 60:
+            b.leave(states[1])  # the last row moves into its place
+            states.pop(1)
+        active = np.array([rng.random() < 0.6 for _ in b.runs])
+        b.step(active)
+        if active.any():
+            b._fold()
+            for s, on in zip(b.runs, active):
+                if on:
+                    seen[id(s)].append(float(b.ring[s.row, (int(b.ringn[s.row]) - 1) % 16]))
+        for s in b.runs:
+            n = len(seen[id(s)])
+            start, stop = rng.randrange(-3, n + 3), rng.randrange(-3, n + 3)
+            kept = range(max(start, n - 16, 0), min(stop, n))
+            assert s.losses(start, stop).tolist() == [seen[id(s)][i] for i in kept]
+            assert s.step_count == n
 
 
 def test_training_changes_weights():
@@ -135,15 +115,43 @@ def test_same_config_same_losses_and_masks_step_for_step():
     assert same_weights(weights_of(a), weights_of(b))
 
 
+def test_a_run_among_30_busy_runs_draws_the_same_masks_and_losses_as_alone():
+    """The same config and seed, alone or in a bucket of 30 others that join, leave and
+    sit out steps at random: identical masks for 50 steps, losses within 1e-4 relative."""
+    cfg = config(model={"hidden": [16, 16], "p": [0.5, 0.3]})
+    alone = Run(cfg)
+    others = [RunState(config(model={"hidden": [16, 16], "p": [0.1 * (i % 9), 0.5]}, data={"seed": i + 1},
+                              train={"lr": 0.001 * (i + 1)})) for i in range(30)]
+    mine = RunState(cfg)
+    crowd = Bucket(key_of(mine), mine.initial_net())
+    for s in others[:15]:
+        crowd.join(s)
+    crowd.join(mine)
+    for s in others[15:]:
+        crowd.join(s)
+    rng = np.random.default_rng(0)
+    for t in range(50):
+        if t == 20:
+            crowd.leave(others[3])  # rows move: mine may be one of them
+        if t == 30:
+            others[3].reset()
+            crowd.join(others[3])
+        active = rng.random(len(crowd.runs)) < 0.7
+        active[mine.row] = True
+        alone.step()
+        crowd.step(active)
+        for ma, mb in zip(masks_of(alone), crowd.last_masks(mine)):
+            assert torch.equal(ma, mb), t
+    torch.testing.assert_close(mine.losses(), alone.losses(), rtol=1e-4, atol=0)
+
+
 def test_runs_do_not_share_random_state():
-    """Another run stepping in between, or anyone using torch's default generator,
-    changes nothing: each run draws from its own generators."""
+    """Anyone using torch's default generator changes nothing: each run draws from its own."""
     alone = make_run()
     alone_masks = []
     for _ in range(10):
         alone.step()
         alone_masks.append(masks_of(alone))
-
     torch.manual_seed(0)
     crowded, other = make_run(), make_run(data={"seed": 5})
     for i in range(10):
@@ -169,7 +177,7 @@ def test_masks_change_from_step_to_step():
     run.step()
     first = masks_of(run)
     run.step()
-    assert not torch.equal(first[0], run.net.drops[0].noise)
+    assert not torch.equal(first[0], masks_of(run)[0])
 
 
 def test_reset_reproduces_the_first_steps():
@@ -192,9 +200,69 @@ def test_finished_reports_the_step_limit():
     run = make_run(Limits(max_steps=5))
     run.step(4)
     assert run.finished is None
-    run.step()
+    run.step(3)
+    assert run.step_count == 5
     assert run.finished is not None and "5" in run.finished and "step limit" in run.finished
     assert run.frame().header["finished"] == run.finished
+
+
+# ---- torch's semantics, per run ---------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["dropout", "alpha"])
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_a_step_computes_what_torch_computes_with_the_same_masks(kind, p):
+    """Given the masks the bucket drew, torch.nn.functional's dropout arithmetic on the
+    same network gives the bucket's loss: inverted scaling, p = 1 zeros without NaN,
+    AlphaDropout's affine form."""
+    act = "selu" if kind == "alpha" else "relu"
+    run = make_run(model={"hidden": [12, 12], "p": [p, p], "dropout_kind": kind, "activation": act},
+                   train={"batch_size": 250})  # the whole set, in order: the batch is known
+    net = run.net
+    run.step()
+    masks = masks_of(run)
+    x, y = run.data.x_train, run.data.y_train
+    h = x
+    for block, mask in zip(net.blocks, masks):
+        h = block[1](block[0](h))
+        if p == 1:
+            h = h * 0.0
+        elif mask is not None:
+            noise = mask.float()
+            if kind == "alpha":
+                a = 1 / math.sqrt((1.7580993408473766 ** 2 * p + 1) * (1 - p))
+                h = h * (noise * a) + (noise - 1) * 1.7580993408473766 * a + 1.7580993408473766 * a * p
+            else:
+                h = h * (noise / (1 - p))
+        else:
+            assert p == 0
+    expected = loss_fn(net.head(h).squeeze(-1), y)
+    assert not math.isnan(float(run.losses()[0]))
+    torch.testing.assert_close(run.losses()[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_masks_are_what_nn_dropout_draws_from_the_same_generator():
+    """Each layer's mask is the bernoulli_(1 - p) draw torch.nn.Dropout makes: a generator
+    seeded as the run's, drawing the same shapes in the same order, gives the same masks."""
+    run = make_run(model={"hidden": [16, 8], "p": [0.5, 0.25]})
+    gen = torch.Generator().manual_seed(run.cfg.data.seed + 1)
+    for _ in range(3):
+        run.step()
+        for mask, width, p in zip(masks_of(run), (16, 8), (0.5, 0.25)):
+            expected = torch.empty(10, width).bernoulli_(1 - p, generator=gen)
+            assert torch.equal(mask, expected > 0)
+
+
+def test_cnn_dropout2d_drops_whole_channels():
+    run = make_run(data={"dataset": "digits"}, model={"kind": "cnn", "hidden": [4, 4], "p": [0.5, 0.5],
+                                                       "dropout_kind": "dropout2d"}, train={"batch_size": 32})
+    run.step()
+    mask = masks_of(run)[0]
+    assert mask.shape == (32, 4, 1, 1)
+    header, arrays = decode(encode(run.frame()))
+    act = arrays["act.0"]  # (4, 8, 8): a dropped channel is zero everywhere
+    for c, kept in enumerate(mask[0].reshape(-1).tolist()):
+        if not kept:
+            assert np.abs(act[c]).max() == 0
 
 
 # ---- live changes -----------------------------------------------------------------------------
@@ -216,20 +284,17 @@ def test_set_p_takes_effect_at_the_next_step_keeping_weights_and_history():
     assert len(history) == 2
     losses = run.losses().clone()
     weights = weights_of(run)
-
     run.set_p(0, 0.9)
     run.set_p(1, 0.0)
     assert same_weights(weights, weights_of(run))
     assert run.history == history and run.step_count == 10
     assert torch.equal(run.losses(), losses)
     assert run.cfg.model.p == [0.9, 0.0]
-
     run.step()
-    dropped = int((run.net.drops[0].noise == 0).sum())
-    assert_rate(dropped, 1000 * 64, 0.9)
-    assert run.net.drops[1].noise is None  # p = 0: nothing dropped, nothing drawn
-    header = run.frame().header
-    assert header["p"] == [0.9, 0.0]
+    masks = masks_of(run)
+    assert_rate(int((~masks[0]).sum()), 1000 * 64, 0.9)
+    assert masks[1] is None  # p = 0: nothing dropped, nothing drawn
+    assert run.frame().header["p"] == [0.9, 0.0]
     assert run.history[:2] == history
 
 
@@ -244,19 +309,24 @@ def test_set_p_survives_reset():
     run.set_p(0, 0.7)
     run.reset()
     assert run.net.drops[0].p == 0.7
+    run.step()
+    assert run.frame().header["p"][0] == 0.7
 
 
 def test_set_lr_takes_effect_at_the_next_step():
-    run = make_run(train={"optimizer": "sgd"})
-    run.step(3)
-    run.set_lr(0.5)
-    assert run.cfg.train.lr == 0.5
-    before = weights_of(run)
-    run.step()
-    # plain SGD: the update is exactly -lr * grad of this step
-    for name, param in run.net.named_parameters():
-        torch.testing.assert_close(param.detach(), before[name] - 0.5 * param.grad)
-    assert run.frame().header["lr"] == 0.5
+    """Plain SGD: the same step at twice the learning rate moves every weight twice as far."""
+    a, b = make_run(train={"optimizer": "sgd"}), make_run(train={"optimizer": "sgd"})
+    for run in (a, b):
+        run.step(3)
+    a.set_lr(0.5)
+    b.set_lr(0.25)
+    assert a.cfg.train.lr == 0.5
+    before = weights_of(a)
+    a.step()
+    b.step()
+    for name, w in before.items():
+        torch.testing.assert_close(weights_of(a)[name] - w, 2 * (weights_of(b)[name] - w), rtol=1e-4, atol=1e-7)
+    assert a.frame().header["lr"] == 0.5
 
 
 def test_set_mode_eval_draws_no_masks_but_keeps_learning():
@@ -266,16 +336,16 @@ def test_set_mode_eval_draws_no_masks_but_keeps_learning():
     run.set_mode("eval")
     assert same_weights(weights, weights_of(run)) and run.step_count == 3
     run.step()
-    assert all(d.noise is None for d in run.net.drops)
+    assert all(m is None for m in masks_of(run))
     assert not same_weights(weights, weights_of(run))  # eval mode turns dropout off, not learning
     fr = run.frame()
     assert fr.header["mode"] == "eval"
     assert not any(name.startswith("mask.") for name in fr.sections)
-
     run.set_mode("train")
     run.step()
-    assert all(d.noise is not None for d in run.net.drops)
-    assert_rate(int((run.net.drops[0].noise == 0).sum()), 1000 * 64, 0.2)
+    masks = masks_of(run)
+    assert all(m is not None for m in masks)
+    assert_rate(int((~masks[0]).sum()), 1000 * 64, 0.2)
 
 
 def test_eval_mode_step_is_deterministic():
@@ -288,67 +358,7 @@ def test_eval_mode_step_is_deterministic():
     torch.testing.assert_close(run.losses()[0], expected)
 
 
-# ---- pacing and frames ------------------------------------------------------------------------
-
-def test_slow_speed_gives_one_frame_per_step(clock):
-    run = make_run()
-    run.set_speed(5)
-    frame, wait = run.advance()  # starts the clock
-    assert frame is None and wait > 0
-    for expected_step in (1, 2, 3):
-        clock.tick(0.1)  # half a step's time: nothing is due
-        assert run.advance()[0] is None
-        clock.tick(0.15)
-        frame, wait = run.advance()
-        assert frame is not None
-        assert frame.header["step"] == expected_step and frame.header["steps"] == 1
-        assert wait == pytest.approx(0.2)
-        assert any(name.startswith("mask.") for name in frame.sections)
-    clock.tick(10)  # a long pause is not caught up: still one step per frame
-    frame, _ = run.advance()
-    assert frame.header["step"] == 4 and frame.header["steps"] == 1
-
-
-def test_fast_speed_frames_carry_drop_counts(clock):
-    limits = Limits(frame_rate=32)  # a frame period of 1/32 s, exact in binary
-    run = make_run(limits, model={"hidden": [16, 16], "p": [0.3, 0.6]}, train={"batch_size": 50})
-    run.set_speed(3200)  # 100 steps per frame period
-    run.advance()
-    clock.tick(1 / 32)
-    frame, _ = run.advance()
-    header = frame.header
-    assert header["steps"] == run.step_count == 100
-    assert header["masked"] == [100 * 50, 100 * 50]
-    arrays = decode(encode(frame))[1]
-    for i, p in enumerate((0.3, 0.6)):
-        dropped = arrays[f"dropped.{i}"]
-        assert dropped.shape == (16,)
-        assert (dropped <= header["masked"][i]).all()
-        assert_rate(int(dropped.sum()), header["masked"][i] * 16, p)
-    # the counts restart with each frame; credit is capped at one frame period's steps
-    clock.tick(1.0)
-    frame, _ = run.advance()
-    assert frame.header["masked"] == [5000, 5000]
-    assert_rate(int(decode(encode(frame))[1]["dropped.1"].sum()), 5000 * 16, 0.6)
-
-
-def test_fast_speed_on_the_real_clock():
-    """No fake clock: full speed trains until frames arrive; their counts add up."""
-    run = make_run(model={"hidden": [16, 16], "p": [0.5, 0.5]})
-    frames = []
-    for _ in range(200):
-        frame, wait = run.advance()
-        assert wait >= 0
-        if frame is not None:
-            frames.append(frame.header)
-            if len(frames) == 2:
-                break
-        time.sleep(min(wait, 0.01))
-    assert len(frames) == 2
-    assert sum(h["steps"] for h in frames) == run.step_count
-    for h in frames:
-        assert h["steps"] >= 1 and h["masked"] == [h["steps"] * 10] * 2
-
+# ---- frames -----------------------------------------------------------------------------------
 
 def test_drop_counts_match_the_masks_drawn():
     """dropped.i is exactly the count of zeros in the masks of the steps since the last frame."""
@@ -357,88 +367,13 @@ def test_drop_counts_match_the_masks_drawn():
     zeros = torch.zeros(8)
     for _ in range(7):
         run.step()
-        zeros += (run.net.drops[0].noise == 0).float().sum(0)
-    arrays = decode(encode(run.frame()))[1]
+        zeros += (~masks_of(run)[0]).float().sum(0)
+    header, arrays = decode(encode(run.frame()))
     assert arrays["dropped.0"].tolist() == zeros.int().tolist()
-
-
-def test_advance_stops_at_the_step_limit(clock):
-    run = make_run(Limits(max_steps=5))
-    run.set_speed(3000)
-    run.advance()
-    clock.tick(1 / 30)
-    frame, _ = run.advance()
-    assert run.step_count == 5 and frame.header["finished"]
-    clock.tick(1)
-    assert run.advance()[0] is None
-    assert run.step_count == 5
-
-
-def test_advance_stops_exactly_at_until(clock):
-    """Chunks of steps never overshoot the stop step, at full speed and one step at a time."""
-    run = make_run()
-    run.set_speed(3000)  # 100 steps per frame period
-    run.until = 37
-    run.advance()
-    clock.tick(1 / 30)
-    run.advance()
-    assert run.step_count == 37 and run.stopped
-    clock.tick(1)
-    assert run.advance()[0] is None and run.step_count == 37
-    run.until = 80  # a later stop: training goes on, and stops there
-    for _ in range(3):
-        clock.tick(1 / 30)
-        run.advance()
-    assert run.step_count == 80
-
-    run = make_run()
-    run.set_speed(5)
-    run.until = 2
-    run.advance()
-    for _ in range(6):
-        clock.tick(0.25)
-        run.advance()
-    assert run.step_count == 2 and run.stopped
-
-
-def test_advance_stops_exactly_at_until_on_the_real_clock():
-    run = make_run(model={"hidden": [16, 16]})
-    run.until = 1234
-    deadline = time.monotonic() + 60
-    while not run.stopped and time.monotonic() < deadline:
-        _, wait = run.advance()
-        time.sleep(min(wait, 0.005))
-    assert run.step_count == 1234
-    run.advance()
-    assert run.step_count == 1234
-
-
-def test_a_slow_moment_does_not_hold_the_test_curve_still(monkeypatch):
-    """'auto' evaluation spends at most AUTO_EVAL_SHARE of the time on the test set. An
-    evaluation that took long on the wall clock because this thread did not run (another
-    held the GIL, the machine was busy: here a sleep) used to count as expensive, and the
-    test curve stood still for 50 times that long while training went on."""
-    run = make_run()  # eval_every 0: 'auto'
-    real, evaluated = run._evaluate, []
-
-    def evaluate():
-        real()
-        if len(evaluated) == 1:
-            time.sleep(0.3)  # wall time, no CPU time
-        evaluated.append(run.step_count)
-
-    monkeypatch.setattr(run, "_evaluate", evaluate)
-    for _ in range(3):
-        run.step(10)
-        run.frame(extras=True)
-        time.sleep(0.3)
-    assert evaluated == [10, 20, 30]
-    assert run.frame().header["eval"]["step"] == 30
+    assert header["masked"] == [7 * 20, 7 * 20] and header["steps"] == 7
 
 
 def test_a_complete_frame_carries_the_test_loss_of_its_step():
-    """A paused run's picture (frame(complete=True)) is evaluated at its own step, even
-    right after an evaluation, when 'auto' would otherwise wait."""
     run = make_run()
     run.step(10)
     assert run.frame(extras=True).header["eval"]["step"] == 10
@@ -452,10 +387,25 @@ def test_frame_shows_the_mask_applied_in_the_last_step():
     run = make_run(model={"hidden": [16, 8], "p": [0.5, 0.5]})
     run.step(3)
     header, arrays = decode(encode(run.frame()))
-    for i, d in enumerate(run.net.drops):
-        assert arrays[f"mask.{i}"].tolist() == (d.noise[0] != 0).tolist()
+    for i, mask in enumerate(masks_of(run)):
+        assert arrays[f"mask.{i}"].tolist() == mask[0].tolist()
     assert header["example"]["index"] in range(len(run.data.x_train))
     assert header["step"] == 3 and header["sizes"] == [2, 16, 8, 1]
+
+
+def test_the_thinned_boundary_is_the_shown_masks_network():
+    """boundary.thinned is P(class 1) over the plane of the network whose masks frames
+    show, scaled by 1/(1-p): computed here with torch.nn from those masks."""
+    limits = Limits(grid_size=12)
+    run = make_run(limits, model={"hidden": [6, 5], "p": [0.5, 0.5]})
+    run.step(4)
+    run.set_view("thinned")
+    masks = [m[0] for m in masks_of(run)]
+    header, arrays = decode(encode(run.frame(extras=True)))
+    from model_server.datasets import plane_grid
+    with torch.no_grad(), run.net.scratch(train=False):
+        expected = torch.sigmoid(run.net(plane_grid(12), masks)).numpy()
+    assert np.abs(arrays["boundary.thinned"] - expected).max() <= 1 / 255 + 1e-6  # p8 quantization
 
 
 # ---- datasets ---------------------------------------------------------------------------------
@@ -498,8 +448,20 @@ def test_training_lowers_test_loss_on_circle():
     run = make_run(model={"hidden": [8, 8], "p": [0.1, 0.1]})
     start = heldout_loss(run)
     run.step(300)
-    end = heldout_loss(run)
-    assert end < 0.7 * start
+    assert heldout_loss(run) < 0.7 * start
+
+
+def test_runs_of_different_data_sizes_share_a_bucket():
+    """Datasets of different sizes pad into one bucket; each run batches from its own."""
+    small, large = RunState(config(data={"n_points": 60})), RunState(config(data={"n_points": 1000}))
+    b = Bucket(key_of(small), small.initial_net())
+    b.join(small)
+    b.join(large)  # the data grows to fit
+    alone = Run(config(data={"n_points": 60}))
+    for _ in range(40):  # several epochs of the small set
+        b.step(np.ones(2, bool))
+        alone.step()
+    torch.testing.assert_close(small.losses(), alone.losses(), rtol=1e-4, atol=0)
 
 
 # ---- architectures ----------------------------------------------------------------------------
@@ -526,12 +488,22 @@ def test_cnn_variants_train(batchnorm, placement):
     start = heldout_loss(run)
     run.step(40)
     assert heldout_loss(run) < 0.8 * start
-    noise = run.net.drops[0].noise
-    assert noise.shape == (32, 4, 1, 1)  # whole channels
-    fr = run.frame(extras=True)
-    header, arrays = decode(encode(fr))
+    assert masks_of(run)[0].shape == (32, 4, 1, 1)  # whole channels
+    header, arrays = decode(encode(run.frame(extras=True)))
     assert arrays["mask.0"].shape == (4,) and arrays["dropped.0"].shape == (4,)
     assert arrays["act.0"].shape == (4, 8, 8)
+
+
+def test_batchnorm_running_statistics_follow_torch():
+    """A bucket's BatchNorm updates running statistics as torch.nn.BatchNorm1d does: in
+    eval mode the materialized network (torch.nn) and the bucket agree on the outputs."""
+    run = make_run(model={"hidden": [8, 8], "batchnorm": "before_dropout"}, train={"batch_size": 50})
+    run.step(20)
+    with torch.no_grad(), run.net.scratch(train=False):
+        expected = run.net(run.data.x_test)
+    torch.testing.assert_close(run.outputs(run.data.x_test), expected, rtol=1e-5, atol=1e-6)
+    bn = run.net.blocks[0][2]
+    assert not torch.equal(bn.running_mean, torch.zeros(8))  # they moved
 
 
 def test_placement_changes_the_network_for_tanh():
@@ -556,14 +528,34 @@ def test_activations_train(activation):
 @pytest.mark.parametrize("kind", ["dropout", "dropout2d", "alpha"])
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_dropout_kinds_and_optimizers(kind, optimizer):
-    run = make_run(model={"dropout_kind": kind}, train={"optimizer": optimizer, "lr": 0.1})
+    run = make_run(model={"dropout_kind": kind}, train={"optimizer": optimizer, "lr": 0.1, "weight_decay": 0.01})
     run.step(20)
     assert torch.isfinite(run.losses()[:20]).all()
-    assert run.net.drops[0].noise.shape == (10, 8)
+    assert masks_of(run)[0].shape == (10, 8)
+
+
+def test_the_optimizers_follow_torch_optim():
+    """Each optimizer is torch.optim's arithmetic: the bucket's weights after 30 steps
+    match a torch.nn copy trained by torch.optim on the same batches and masks."""
+    for opt, make in (("adam", lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.001)),
+                      ("momentum", lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=0.001)),
+                      ("sgd", lambda p: torch.optim.SGD(p, lr=0.01, weight_decay=0.001))):
+        run = make_run(model={"hidden": [8, 8], "p": [0.0, 0.0]},
+                       train={"optimizer": opt, "batch_size": 250, "weight_decay": 0.001})
+        net = run.net
+        optim = make(net.parameters())
+        for _ in range(30):
+            run.step()
+            loss = loss_fn(net(run.data.x_train), run.data.y_train)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+        for name, w in run.net.state_dict().items():
+            torch.testing.assert_close(w, net.state_dict()[name], rtol=1e-4, atol=1e-6, msg=f"{opt} {name}")
 
 
 def test_full_batch_training():
     run = make_run(train={"batch_size": 250})
     run.step(3)
-    assert run.net.drops[0].noise.shape == (250, 8)
+    assert masks_of(run)[0].shape == (250, 8)
     assert run.frame().header["example"]["index"] == 0

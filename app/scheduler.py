@@ -1,0 +1,402 @@
+"""The shared trainer: one thread trains every run of this process, bucket by bucket.
+
+    trainer = Trainer(limits)
+    pace = trainer.add(state, sink)       # the run joins the bucket of its shape
+    trainer.play(state, until=3000); trainer.pause(state); trainer.step(state, 10)
+    trainer.change(state, lambda s: s.set_p(0, 0.5))
+    trainer.remove(state)
+
+Runs of one shape train as one batched step (model_server.bucket). This thread decides,
+step by step, which bucket steps next and which of its runs take part:
+
+* Pacing. A run at speed v takes part in about v bucket steps a second (a credit that
+  fills at v); at or below the frame rate every step gets its own frame and the next step
+  waits for it. A run at full speed takes part in every step of its bucket.
+* Fairness. Each bucket's steps cost CPU time; a bucket's clock advances by that time
+  divided by the runs that took part, and the bucket with the earliest clock goes next.
+  So every playing run gets about the same CPU time: a bucket of heavy CNNs steps less
+  often than the default bucket, and neither starves the other.
+* Frames. About frame_rate times a second (and at once after a slow run's step), the
+  runs whose frame is due and whose client has taken the last one are snapshotted,
+  bucket by bucket, in one pass each (model_server.snapshot), and handed to their sinks.
+  A run never has more than one frame in flight.
+
+Socket threads never train and never touch a bucket: every change goes through call(),
+which runs a function on this thread between two steps and returns its result.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from model_server.bucket import Bucket, BucketKey, key_of
+from model_server.config import Limits
+from model_server.frames import Frame
+from model_server.runstate import RunState
+from model_server.snapshot import take_frames
+
+from .settings import Serving
+
+log = logging.getLogger("dropout.trainer")
+
+AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a run's time
+IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
+
+
+class Sink(Protocol):
+    """Where a run's frames and news go (app.sessions.Slot)."""
+    def ready(self) -> bool: ...                      # the client has taken the last frame
+    def send(self, frame: Frame) -> None: ...          # called on the trainer's thread
+    def status(self, state: str, reason: str | None = None) -> None: ...
+    def crashed(self) -> None: ...                    # its bucket failed: the run has ended
+
+
+class Pace:
+    """How one run is driven: playing or not, its speed and stop step, steps owed to a
+    'step' event, and which frame it is owed."""
+
+    def __init__(self, state: RunState, sink: Sink, serving: Serving):
+        self.state, self.sink, self.serving = state, sink, serving
+        self.playing = False
+        self.speed = serving.max_speed
+        self.until: int | None = None
+        self.credit = 0.0
+        self.clock = 0.0
+        self.played_s = 0.0
+        self.owed = 0                     # steps a 'step' event asked for
+        self.owed_done: Future | None = None
+        self.frame_due = False            # a frame is owed (slow run's step, or a complete one)
+        self.complete = False             # ... and it has to be complete (paused picture)
+        self.next_frame_at = 0.0
+        self.next_extras = 0.0
+        self.next_auto_eval = 0.0
+        self.busy_s = 0.0                 # this run's share of its buckets' step time
+        self.busy_steps = 0
+
+    @property
+    def slow(self) -> bool:
+        return self.speed <= self.serving.frame_rate
+
+    def wants_step(self, now: float) -> bool:
+        """Whether this run takes part in its bucket's next step."""
+        if self.owed:
+            return True
+        if not self.playing or self.state.finished:
+            return False
+        if self.slow and self.frame_due:
+            return False  # every step its own frame: the next waits for this one
+        if self.speed >= self.serving.max_speed:
+            return True
+        self.credit = min(self.credit + (now - self.clock) * self.speed, max(1.0, self.speed / self.serving.frame_rate))
+        self.clock = now
+        return self.credit >= 1
+
+    def next_due(self, now: float) -> float:
+        """When this run next wants a step (for sleeping)."""
+        if not self.playing or (self.slow and self.frame_due):
+            return now + IDLE_WAIT_S
+        return now + max(0.0, (1 - self.credit) / self.speed)
+
+    @property
+    def finished(self) -> str | None:
+        if self.state.finished:
+            return self.state.finished
+        if self.played_s >= self.serving.max_run_seconds:
+            return f"time limit reached: a run may train {self.serving.max_run_seconds:g} s"
+        return None
+
+
+class Trainer:
+    def __init__(self, limits: Limits, serving: Serving):
+        self.limits, self.serving = limits, serving
+        self.buckets: dict[BucketKey, Bucket] = {}
+        self.vclock: dict[BucketKey, float] = {}
+        self.paces: dict[int, Pace] = {}          # id(state) -> its pace
+        self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._next_tick = 0.0
+        self._last_tick = time.perf_counter()
+        self.steps_taken = 0                      # model-steps, all buckets (metrics)
+        self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
+        self.thread.start()
+
+    # ---- calls from other threads -----------------------------------------------------------
+    def call(self, fn: Callable[[], Any], timeout: float | None = 60) -> Any:
+        """Run fn() on the trainer's thread between two steps; its result or exception."""
+        if threading.current_thread() is self.thread:
+            return fn()
+        future: Future = Future()
+        self._calls.append((fn, future))
+        self._wake.set()
+        return future.result(timeout)
+
+    def add(self, state: RunState, sink: Sink) -> Pace:
+        def join() -> Pace:
+            key = key_of(state)
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                bucket = self.buckets[key] = Bucket(key, state.initial_net())
+                self.vclock[key] = min(self.vclock.values(), default=0.0)
+            bucket.join(state)
+            pace = self.paces[id(state)] = Pace(state, sink, self.serving)
+            self._owe(pace)  # the untrained network's first frame
+            return pace
+        return self.call(join)
+
+    def remove(self, state: RunState) -> None:
+        def leave() -> None:
+            pace = self.paces.pop(id(state), None)
+            if pace is not None and pace.owed_done is not None and not pace.owed_done.done():
+                pace.owed_done.set_result(state.step_count)
+            bucket = state.bucket
+            if bucket is None:
+                return
+            bucket.leave(state)
+            if not bucket.runs:
+                del self.buckets[bucket.key], self.vclock[bucket.key]
+            else:
+                bucket.shrink()
+        self.call(leave)
+
+    def play(self, state: RunState, until: int | None = None) -> None:
+        def go() -> None:
+            pace = self._pace(state)
+            if pace.finished:
+                raise RuntimeError(pace.finished)
+            pace.until = until
+            if not pace.playing:
+                pace.playing, pace.credit, pace.clock = True, 0.0, time.perf_counter()
+        self.call(go)
+
+    def pause(self, state: RunState) -> bool:
+        """Stop playing; True if it was playing (a complete frame of this step follows)."""
+        def stop() -> bool:
+            pace = self._pace(state)
+            was, pace.playing = pace.playing, False
+            if was:
+                self._owe(pace)
+            return was
+        return self.call(stop)
+
+    def step(self, state: RunState, n: int) -> int:
+        """Train n steps now (the run is paused); the step count when they are done."""
+        def ask() -> Future:
+            pace = self._pace(state)
+            pace.owed = min(n, self.limits.max_steps - state.step_count)
+            pace.owed_done = Future()
+            if pace.owed == 0:
+                pace.owed_done.set_result(state.step_count)
+            return pace.owed_done
+        return self.call(ask).result(timeout=600)
+
+    def change(self, state: RunState, fn: Callable[[RunState], Any], frame: bool = False) -> Any:
+        """Apply a live change (fn(state)) between two steps; frame: owe a complete frame."""
+        def apply() -> Any:
+            out = fn(state)
+            pace = self.paces.get(id(state))
+            if pace is not None:
+                pace.next_extras = 0.0  # the change shows in the next frame's slow panels too
+                if frame:
+                    self._owe(pace)
+            return out
+        return self.call(apply)
+
+    def set_speed(self, state: RunState, speed: float) -> None:
+        def apply() -> None:
+            pace = self._pace(state)
+            pace.speed, pace.credit = min(speed, self.serving.max_speed), 0.0
+        self.call(apply)
+
+    def owe_frame(self, state: RunState) -> None:
+        """A complete frame of the run's current step (after a reset, say)."""
+        def owe() -> None:
+            pace = self.paces.get(id(state))
+            if pace is not None:
+                self._owe(pace)
+        self.call(owe)
+
+    def _pace(self, state: RunState) -> Pace:
+        pace = self.paces.get(id(state))
+        if pace is None:
+            raise KeyError("this run has ended (a server error); configure it again")
+        return pace
+
+    def wake(self) -> None:
+        """Something changed for a sink (a frame was acknowledged): look again now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.thread.join(timeout=5)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_calls()
+                stepped = self._step_one()
+                now = time.perf_counter()
+                if now >= self._next_tick or stepped:
+                    self._frames(now, tick=now >= self._next_tick)
+                if not stepped:
+                    self._sleep()
+            except Exception:  # a bug must not stop every run: log, drop the culprit calls, go on
+                log.exception("event=trainer_error outcome=error")
+                time.sleep(0.01)
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn, future = self._calls.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(e)
+
+    def _step_one(self) -> bool:
+        """One step of the bucket whose clock is earliest among those with a run to step."""
+        now = time.perf_counter()
+        best, best_active = None, None
+        for key, bucket in self.buckets.items():
+            if best is not None and self.vclock[key] >= self.vclock[best.key]:
+                continue
+            active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
+            if active.any():
+                best, best_active = bucket, active
+        if best is None:
+            return False
+        cpu = time.thread_time()
+        try:
+            best.step(best_active)
+        except Exception:  # a bug must end this bucket's runs only, loudly, never the server
+            log.exception("event=bucket_crashed runs=%d outcome=error", len(best.runs))
+            self._crash(best)
+            return True
+        cost = time.thread_time() - cpu
+        n = int(best_active.sum())
+        self.vclock[best.key] += cost / n
+        self.steps_taken += n
+        after = time.perf_counter()
+        for state, on in zip(best.runs, best_active):
+            if on:
+                self._stepped(self.paces[id(state)], cost / n, after)
+        return True
+
+    def _crash(self, bucket: Bucket) -> None:
+        for state in list(bucket.runs):
+            pace = self.paces.pop(id(state))
+            pace.playing = False
+            if pace.owed_done is not None and not pace.owed_done.done():
+                pace.owed_done.set_exception(RuntimeError("the run stopped on a server error"))
+            bucket.leave(state)
+            pace.sink.crashed()
+        del self.buckets[bucket.key], self.vclock[bucket.key]
+
+    def _stepped(self, pace: Pace, cost: float, now: float) -> None:
+        pace.busy_s += cost
+        pace.busy_steps += 1
+        if pace.owed:
+            pace.owed -= 1
+            if pace.owed == 0:
+                self._owe(pace)  # the frame goes out before the 'step' event is answered
+                pace.owed_done.set_result(pace.state.step_count)
+            return
+        if pace.speed < self.serving.max_speed:
+            pace.credit -= 1
+        if pace.slow:
+            pace.frame_due = True
+        if pace.until is not None and pace.state.step_count >= pace.until:
+            pace.playing, pace.until = False, None
+            pace.sink.status("paused")
+            self._owe(pace)
+        elif pace.finished:
+            pace.playing = False
+            pace.sink.status("finished", pace.finished)
+
+    def _frames(self, now: float, tick: bool) -> None:
+        """Frames for every run that is owed one (or due one at this tick) and whose
+        client took the last: one snapshot per bucket."""
+        rate = self.serving.frame_rate
+        played = 0.0
+        if tick:
+            self._next_tick = now + 1.0 / rate
+            played, self._last_tick = min(1.0, now - self._last_tick), now
+        for bucket in list(self.buckets.values()):
+            takers: list[tuple[RunState, Pace, bool]] = []
+            for state in bucket.runs:
+                pace = self._pace(state)
+                if tick and pace.playing:
+                    pace.played_s += played
+                due = pace.frame_due or (tick and pace.playing and not pace.slow
+                                         and state.step_count > state.frame_step and now >= pace.next_frame_at)
+                if not due or not pace.sink.ready():
+                    continue
+                extras = pace.complete or pace.slow or now >= pace.next_extras
+                takers.append((state, pace, extras))
+            if not takers:
+                continue
+            self._auto_evaluate(bucket, takers, now)
+            frames = take_frames(bucket, [t[0] for t in takers], [t[2] for t in takers], self.limits.grid_size,
+                                 [self._header(p) for _, p, _ in takers])
+            for (state, pace, extras), frame in zip(takers, frames):
+                pace.frame_due = pace.complete = False
+                pace.next_frame_at = now + 1.0 / rate
+                if extras:
+                    pace.next_extras = now + 1.0 / self.serving.boundary_rate
+                pace.sink.send(frame)
+
+    def _owe(self, pace: Pace) -> None:
+        """The run owes its client a complete frame of its current step: it goes out now
+        if the client has taken the last one (so it precedes the answer to the event that
+        caused it), else as soon as the client has."""
+        pace.frame_due = pace.complete = True
+        state = pace.state
+        if state.bucket is None or not pace.sink.ready():
+            return
+        now = time.perf_counter()
+        taker = [(state, pace, True)]
+        self._auto_evaluate(state.bucket, taker, now)
+        frame, = take_frames(state.bucket, [state], [True], self.limits.grid_size, [self._header(pace)])
+        pace.frame_due = pace.complete = False
+        pace.next_frame_at = now + 1.0 / self.serving.frame_rate
+        pace.next_extras = now + 1.0 / self.serving.boundary_rate
+        pace.sink.send(frame)
+
+    def _auto_evaluate(self, bucket: Bucket, takers: list, now: float) -> None:
+        """'auto' test evaluation (eval_every 0): with a frame's slow panels, but costing
+        a run at most AUTO_EVAL_SHARE of the time; a complete frame always evaluates its
+        own step. The cost is CPU time (wall time would count other threads' turns)."""
+        due = [(s, p) for s, p, extras in takers
+               if extras and s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step
+               and (p.complete or now >= p.next_auto_eval)]
+        if not due:
+            return
+        cpu = time.thread_time()
+        bucket.evaluate([s.row for s, _ in due])
+        per_run = (time.thread_time() - cpu) / len(due)
+        for _, p in due:
+            p.next_auto_eval = now + per_run / AUTO_EVAL_SHARE
+
+    @staticmethod
+    def _header(pace: Pace) -> dict:
+        return {"speed": pace.speed, "finished": pace.finished,
+                "busy_steps_per_s": pace.busy_steps / pace.busy_s if pace.busy_s else None}
+
+    def _sleep(self) -> None:
+        now = time.perf_counter()
+        until = self._next_tick
+        for pace in self.paces.values():
+            if pace.playing or pace.owed:
+                until = min(until, pace.next_due(now))
+        wait = min(IDLE_WAIT_S, max(0.0, until - now))
+        if wait > 0:
+            self._wake.wait(wait)
+        self._wake.clear()

@@ -1,0 +1,851 @@
+"""A bucket: every run of one network shape, trained as stacked tensors in one step.
+
+    bucket = Bucket(key_of(state), state.initial_net())
+    bucket.join(state); bucket.join(other)  # continuous batching: at any step boundary
+    bucket.step(active)                     # one optimizer step of the runs marked active
+    views = bucket.snapshot(states, extras) # what frames need, one device-to-host copy
+    bucket.leave(state)
+
+Runs stack when their networks have the same shape (BucketKey): kind, layer sizes,
+activation, dropout kind and placement, BatchNorm, optimizer, batch size, input shape
+and device. Row k of every stacked tensor belongs to one run. Layer l's weights are
+    W (K, in, out), b (K, 1, out):   h = baddbmm(b, x, W)        x: (K, B, in)
+all of them views into one flat parameter tensor theta (K, P), so the optimizer is a
+handful of element-wise ops over theta with each run's own learning rate, weight decay
+and step count (Adam's bias correction); a run that sits out a step changes nothing
+(its coefficients are 0 and 1, which leave every value exactly as it was). A CNN's 3x3
+convolutions run as one grouped convolution (groups = K). A run whose shape is alone
+trains in a bucket of one, through the same code.
+
+Each run keeps its own random streams (RunState.drop_gen, .batch_gen): each layer's
+mask is drawn from the run's own generator into the run's own row, with the call
+torch.nn.Dropout makes (bernoulli_(1 - p) on the layer's (B, *units) noise), and only
+where nn.Dropout draws (train mode, 0 < p < 1); its batches follow
+model_server.datasets.Batches' rules with its own generator. So a run's masks and
+batches depend only on its own config and seed, never on who else trains in the
+bucket; its losses differ from the same run alone only by float rounding (a batched
+matmul may sum in another order); and a script with torch.nn.Dropout, seeded alike,
+draws the very same masks (model_server/export.py).
+
+Dropout keeps torch's semantics per run and layer (tests compare with torch itself):
+    train, p < 1:     out = x * (noise * (1 / (1 - p)))    noise ~ Bernoulli(1 - p), 0 or 1
+    train, p = 1:     out = 0                              (zeros, never NaN)
+    eval, or p = 0:   out = x                              (exactly)
+    dropout2d:        one draw per (example, channel) of a CNN; per neuron on an MLP
+    alpha:            out = x * (mask * a) + (mask - 1) * alpha' * a + alpha' * a * p
+BatchNorm: batch statistics per run in train mode (running ones updated with momentum
+0.1, the variance unbiased), running statistics in eval mode, as torch.nn.BatchNorm.
+
+What frames need is kept cheaply per step and read only when a frame is taken: each
+step's tensors (pre-dropout input, mask, block output) stay referenced as that run's
+last step; per-unit kept counts add up in place; per-step losses wait in a list and are
+folded into each run's ring and sums at most TALLY_FOLD steps later.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .datasets import plane_grid
+from .layers import SELU_ALPHA_PRIME
+from .network import Net, block_order
+
+if TYPE_CHECKING:
+    from .runstate import RunState
+
+LOSS_RING = 1024          # per-step training losses kept per run
+MAX_PENDING_EVALS = 256   # evaluations waiting for a frame before they are folded in
+TALLY_FOLD = 64           # per-step losses are folded into the rings this many at a time
+BN_EPS, BN_MOMENTUM = 1e-5, 0.1
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+MOMENTUM = 0.9
+ACTS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu,
+        "selu": torch.selu, "linear": lambda x: x}
+
+
+@dataclass(frozen=True)
+class BucketKey:
+    """What has to agree for runs to train as stacked tensors."""
+    kind: str
+    input_shape: tuple[int, ...]
+    hidden: tuple[int, ...]
+    n_out: int
+    activation: str
+    dropout_kind: str
+    placement: str
+    batchnorm: str
+    optimizer: str
+    batch: int
+    device: str
+
+
+def key_of(state: "RunState") -> BucketKey:
+    cfg = state.cfg
+    m = cfg.model
+    return BucketKey(m.kind, tuple(state.data.x_train.shape[1:]), tuple(m.hidden), state.n_out, m.activation,
+                     m.dropout_kind, m.placement, m.batchnorm, cfg.train.optimizer, state.batch,
+                     str(state.device))
+
+
+class Layout:
+    """Where each parameter of a Net sits in a row of theta. Linear weights are stored
+    transposed, (in, out), the way baddbmm takes them."""
+
+    def __init__(self, net: Net):
+        self.params: list[tuple[str, tuple[int, ...], bool, int]] = []  # name, stored shape, transposed, offset
+        offset = 0
+        for name, p in net.named_parameters():
+            linear = p.dim() == 2
+            self.params.append((name, tuple(p.shape[::-1]) if linear else tuple(p.shape), linear, offset))
+            offset += p.numel()
+        self.size = offset
+        self.sizes = [math.prod(s) for _, s, _, _ in self.params]
+
+    def flatten(self, net: Net) -> torch.Tensor:
+        parts = dict(net.named_parameters())
+        return torch.cat([(parts[n].detach().T if t else parts[n].detach()).reshape(-1)
+                          for n, _, t, _ in self.params])
+
+    def views(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """name -> (K, *shape) views into theta (K, P): no copies, gradients flow (one
+        split: its backward is one concatenation, where a slice per parameter would
+        cost a zero-filled theta-sized gradient each)."""
+        K = theta.shape[0]
+        return {n: part.view(K, *s) for (n, s, _, _), part in zip(self.params, theta.split(self.sizes, dim=1))}
+
+    def unflatten(self, row: np.ndarray | torch.Tensor) -> list:
+        """One row as the Net's parameters (torch layout), in order."""
+        out = []
+        for _, s, t, o in self.params:
+            v = row[o:o + math.prod(s)].reshape(s)
+            out.append(v.T if t else v)
+        return out
+
+
+class Bucket:
+    """All runs of one BucketKey. Not thread-safe: one thread (the scheduler's, or a
+    Run's caller) does everything with a bucket."""
+
+    def __init__(self, key: BucketKey, template: Net):
+        self.key = key
+        self.device = torch.device(key.device)
+        self.layout = Layout(template)
+        self.order = block_order(template.cfg)
+        self.L = len(key.hidden)
+        self.cnn = key.kind == "cnn"
+        self.runs: list["RunState"] = []
+        self.steps_taken = 0
+        B = key.batch
+        if self.cnn:
+            h, w = key.input_shape[1:]
+            self.act_shape = [(c, h, w) for c in key.hidden]
+            feature = key.dropout_kind == "dropout2d"
+            self.noise_shape = [(c, 1, 1) if feature else (c, h, w) for c in key.hidden]
+        else:
+            self.act_shape = [(c,) for c in key.hidden]
+            self.noise_shape = [(c,) for c in key.hidden]
+        self.mask_sizes = [math.prod(s) for s in self.noise_shape]   # mask units, one example
+        self.act_sizes = [math.prod(s) for s in self.act_shape]
+        sizes = [B * n for n in self.mask_sizes]
+        self.noise_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        self.n_train_max = self.n_test_max = 1
+        self.cap = 0
+        self._tally: list[tuple[torch.Tensor, np.ndarray]] = []
+        self._records: dict[int, tuple] = {}   # step id -> that step's tensors (see step())
+        self._grids: dict[int, torch.Tensor] = {}
+        self._tables_dirty = True
+        self._weight_shapes = [tuple(p.shape) for p in template.weights()]  # torch layout, for frames
+        self._alloc(1)
+
+    # ---- rows ------------------------------------------------------------------------------
+    def _row_specs(self) -> dict[str, tuple[tuple, float, torch.dtype]]:
+        """Every per-run device tensor: name -> (shape of one row, initial value, dtype)."""
+        key, L, B = self.key, self.L, self.key.batch
+        ydt = torch.float32 if key.n_out == 1 else torch.long
+        specs = {
+            "theta": ((self.layout.size,), 0.0, torch.float32),
+            "m": ((self.layout.size,), 0.0, torch.float32),     # Adam's first moment / SGD's momentum
+            "v": ((self.layout.size,), 0.0, torch.float32),     # Adam's second moment
+            "t": ((1,), 0.0, torch.float64),                   # optimizer steps taken (bias correction)
+            "noise": ((self.noise_offsets[-1],), 0.0, torch.float32),
+            "lsum": ((), 0.0, torch.float32), "lcnt": ((), 0.0, torch.float32),  # since the last frame
+            "esum": ((), 0.0, torch.float32), "ecnt": ((), 0.0, torch.float32),  # since the last evaluation
+            "ring": ((LOSS_RING + 1,), 0.0, torch.float32),      # the last column takes no-ops
+            "ringn": ((), 0, torch.long),
+            "x_train": ((self.n_train_max, *key.input_shape), 0.0, torch.float32),
+            "y_train": ((self.n_train_max,), 0, ydt),
+            "x_test": ((self.n_test_max, *key.input_shape), 0.0, torch.float32),
+            "y_test": ((self.n_test_max,), 0, ydt),
+            "w_test": ((self.n_test_max,), 0.0, torch.float32),  # 1/n on a run's own test points
+            "perm": ((self.n_train_max,), 0, torch.long),
+        }
+        for l, n in enumerate(self.mask_sizes):
+            specs[f"kept{l}"] = ((B, n), 0.0, torch.float32)     # kept count per example slot and unit
+        if key.batchnorm != "none":
+            for l, c in enumerate(key.hidden):
+                specs[f"bn_mean{l}"] = ((c,), 0.0, torch.float32)
+                specs[f"bn_var{l}"] = ((c,), 1.0, torch.float32)
+        return specs
+
+    HOST = {  # per-run numbers kept on the host: name -> (dtype, initial value)
+        "pos": (np.int64, 0), "n_train": (np.int64, 0), "drawn": (bool, False), "steps": (np.int64, 0),
+        "eval_every": (np.int64, 0), "lr": (np.float64, 0.0), "wd": (np.float64, 0.0),
+        "train": (bool, True), "masked": (np.int64, 0), "rec_of": (np.int64, -1), "rec_row": (np.int64, 0),
+    }
+
+    def _alloc(self, cap: int) -> None:
+        """(Re)allocate every per-run tensor for cap rows (or larger data), keeping the
+        rows in use."""
+        K, dev = len(self.runs), self.device
+        with torch.no_grad():
+            for name, (shape, fill, dtype) in self._row_specs().items():
+                t = torch.full((cap, *shape), fill, device=dev, dtype=dtype)
+                old = getattr(self, name, None)
+                if old is not None and K:
+                    t[(slice(0, K),) + tuple(slice(0, s) for s in old.shape[1:])] = old[:K].detach()
+                setattr(self, name, t)
+        self.theta.requires_grad_(True)
+        for name, (dtype, fill) in self.HOST.items():
+            arr = np.full(cap, fill, dtype)
+            old = getattr(self, name, None)
+            if old is not None and K:
+                arr[:K] = old[:K]
+            setattr(self, name, arr)
+        for name in ("p", "masked_l"):
+            arr = np.zeros((cap, self.L), np.float64 if name == "p" else np.int64)
+            old = getattr(self, name, None)
+            if old is not None and K:
+                arr[:K] = old[:K]
+            setattr(self, name, arr)
+        # each row's noise, one view per layer, made once: (B, *units)
+        self._noise_slices = [[row[a:b].view(self.key.batch, *sh) for a, b, sh in
+                               zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
+                              for row in self.noise.unbind(0)]
+        self._x_flat = self.x_train.view(-1, *self.key.input_shape)
+        self._y_flat = self.y_train.view(-1)
+        self._row_base = (torch.arange(cap, device=dev) * self.n_train_max).view(cap, 1)
+        self._ar_batch = torch.arange(self.key.batch, device=dev).view(1, -1)
+        self._cpu = dev.type == "cpu"
+        self.cap = cap
+        self._tables_dirty = True
+
+    def join(self, state: "RunState") -> None:
+        """Add a run (between two steps): its own weights, data and optimizer state."""
+        self._fold()
+        n_tr, n_te = len(state.data.x_train), len(state.data.x_test)
+        if len(self.runs) == self.cap or n_tr > self.n_train_max or n_te > self.n_test_max:
+            self.n_train_max, self.n_test_max = max(self.n_train_max, n_tr), max(self.n_test_max, n_te)
+            self._alloc(max(self.cap, 4, 2 * len(self.runs)) if len(self.runs) == self.cap else self.cap)
+        state.bucket, state.row = self, len(self.runs)
+        self.runs.append(state)
+        self.load(state)
+
+    def load(self, state: "RunState") -> None:
+        """(Re)start a run's row from its config: fresh weights, optimizer state, data,
+        batch order and counters. Used by join and by reset."""
+        self._fold()
+        k, d = state.row, state.data
+        with torch.no_grad():
+            for name, (shape, fill, dtype) in self._row_specs().items():
+                getattr(self, name)[k] = fill
+            self.theta[k] = self.layout.flatten(state.initial_net()).to(self.device)
+            n, m = len(d.x_train), len(d.x_test)
+            self.x_train[k, :n], self.y_train[k, :n] = d.x_train, d.y_train
+            self.x_test[k, :m], self.y_test[k, :m] = d.x_test, d.y_test
+            self.w_test[k, :m] = 1.0 / m
+            self.perm[k, :n] = torch.arange(n, device=self.device)
+        for name, (dtype, fill) in self.HOST.items():
+            getattr(self, name)[k] = fill
+        self.masked_l[k] = 0
+        self.n_train[k] = n
+        self.eval_every[k] = state.cfg.train.eval_every
+        self.set_hyper(state)
+
+    def set_hyper(self, state: "RunState") -> None:
+        """A run's p per layer, learning rate, weight decay and mode, from its state
+        (they act from the next step)."""
+        k = state.row
+        self.p[k] = state.p
+        self.lr[k], self.wd[k] = state.lr, state.weight_decay
+        self.train[k] = state.mode == "train"
+        self._tables_dirty = True
+
+    def leave(self, state: "RunState") -> None:
+        """Remove a run between two steps; the last row moves into its place."""
+        self._fold()
+        k, last = state.row, len(self.runs) - 1
+        if k != last:
+            with torch.no_grad():
+                for name in self._row_specs():
+                    t = getattr(self, name)
+                    t[k] = t[last]
+            for name in list(self.HOST) + ["p", "masked_l"]:
+                arr = getattr(self, name)
+                arr[k] = arr[last]
+            moved = self.runs[last]
+            self.runs[k], moved.row = moved, k
+        self.runs.pop()
+        state.bucket, state.row = None, -1
+        self._tables_dirty = True
+        self._prune_records()
+
+    def shrink(self) -> None:
+        """Give memory back once most rows are empty (after runs left)."""
+        K = len(self.runs)
+        if self.cap > 8 and K <= self.cap // 4:
+            self._fold()
+            self._alloc(max(4, 2 * K))
+
+    # ---- per-row tables for the batched network ------------------------------------------
+    def _tables(self) -> None:
+        """Device tables from the host's per-run settings, rebuilt after a change."""
+        if not self._tables_dirty:
+            return
+        K, dev = len(self.runs), self.device
+        p = self.p[:K]
+        train = self.train[:K, None]
+        drawing = train & (p > 0)
+        self.drawing = drawing                                  # (K, L) host: a mask is drawn
+        draw = drawing & (p < 1)                                 # nn.Dropout draws here
+        self.draws = draw.any(1)                                 # (K,) host: noise is drawn
+        # per row: the layers it draws, as (noise view, keep probability); a layer that
+        # draws nothing holds its constant noise: 1 (eval mode, p = 0) or 0 (p = 1)
+        self._draw_plan = []
+        with torch.no_grad():
+            for k in range(K):
+                for l in range(self.L):
+                    if not draw[k, l]:
+                        self._noise_slices[k][l].fill_(0.0 if drawing[k, l] else 1.0)
+                plan = [(self._noise_slices[k][l], float(1 - p[k, l])) for l in range(self.L) if draw[k, l]]
+                self._draw_plan.append(plan)
+        if self.key.dropout_kind == "alpha":
+            live = drawing & (p < 1)
+            a = np.where(live, 1 / np.sqrt((SELU_ALPHA_PRIME ** 2 * p + 1) * np.maximum(1 - p, 1e-30)), 0.0)
+            mul = np.where(drawing, a, 1.0)
+            tabs = {"mul": mul, "alpha_a": SELU_ALPHA_PRIME * a, "alpha_ap": SELU_ALPHA_PRIME * a * p}
+        else:
+            # 1 / (1 - p) rounded as aten rounds it: float32(1) / float32(1 - p)
+            one_minus = (1 - p).astype(np.float32)
+            scale = np.where(p < 1, np.float32(1) / np.maximum(one_minus, np.float32(1e-30)), 0.0)
+            tabs = {"mul": np.where(drawing, scale, 1.0)}
+        self.tab = {name: torch.tensor(v, dtype=torch.float32, device=dev) for name, v in tabs.items()}
+        self.train_t = torch.tensor(self.train[:K], dtype=torch.float32, device=dev)
+        self.lr_t = torch.tensor(self.lr[:K], dtype=torch.float32, device=dev).view(K, 1)
+        self.lr64 = torch.tensor(self.lr[:K], dtype=torch.float64, device=dev).view(K, 1)
+        self.wd_t = torch.tensor(self.wd[:K], dtype=torch.float32, device=dev).view(K, 1) if self.wd[:K].any() else None
+        self._cols: dict = {}
+        # what a step with every run active needs, made once per membership or setting
+        B = self.key.batch
+        self._draw_rows = np.flatnonzero(self.draws)
+        self._ones = torch.ones(K, device=dev)
+        self._masked_step = drawing.astype(np.int64) * B
+        self._pos_step = np.where(self.n_train[:K] > B, B, 0)
+        self._all_rows = np.arange(K)
+        self._noise_views = [self.noise[:K, a:b].view(K, B, *sh) for a, b, sh in
+                             zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
+        self._any_eval = bool((self.eval_every[:K] > 0).any())
+        self._layer_counts = [(bool(drawing[:, l].any()), bool(drawing[:, l].all())) for l in range(self.L)]
+        self._tables_dirty = False
+
+    def _column(self, name: str, rows, l: int, ndim: int) -> torch.Tensor:
+        """Column l of a (K, L) table, shaped to broadcast against a layer's activation:
+        (K', 1, ...) for an MLP's (K', N, F), (1, K', 1, 1, 1) for a CNN's (N, K', C, H, W)."""
+        if rows is None:
+            hit = self._cols.get((name, l, ndim))
+            if hit is not None:
+                return hit
+        col = self.tab[name][:, l] if rows is None else self.tab[name][rows, l]
+        col = col.view(1, -1, 1, 1, 1) if self.cnn else col.view(-1, *([1] * (ndim - 1)))
+        if rows is None:
+            self._cols[(name, l, ndim)] = col
+        return col
+
+    def _sel(self, t: torch.Tensor, rows) -> torch.Tensor:
+        return t[:len(self.runs)] if rows is None else t[rows]
+
+    # ---- the batched network ---------------------------------------------------------------
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, noise: list | None = None,
+                keeps: list | None = None, record: list | None = None, bn_update: torch.Tensor | None = None,
+                hidden: list | None = None) -> torch.Tensor:
+        """Logits of each run for its own inputs x (K', N, *in); rows: which runs (None:
+        all, in row order). Returns (K', N) for one output, else (K', N, classes).
+
+        noise: per layer, (K', N, *noise) 0/1 draws (1 = kept): train mode, i.e. dropout
+        with these masks and BatchNorm on batch statistics, for the rows in train mode
+        (eval-mode rows' noise is all 1: they pass through). keeps: per layer, (K', *noise) bool masks
+        applied to every example (one thinned network per run). Neither: eval mode.
+        record: a list to append (pre-dropout input, mask or None, block output) per layer.
+        bn_update: (K',) 1 where this batch updates BatchNorm's running statistics.
+        hidden: a list to append each block's output to."""
+        self._tables()
+        theta = self._sel(self.theta, rows)
+        K, N = theta.shape[0], x.shape[1]
+        P = self.layout.views(theta)
+        train_rows = (self.train_t if rows is None else self.train_t[rows]) if noise is not None else None
+        h = x.transpose(0, 1).reshape(N, K * x.shape[2], *x.shape[3:]) if self.cnn else x.flatten(2)
+        for l in range(self.L):
+            w, b = P[f"blocks.{l}.0.weight"], P[f"blocks.{l}.0.bias"]
+            if self.cnn:
+                c = w.shape[1]
+                h = F.conv2d(h, w.reshape(K * c, *w.shape[2:]), b.reshape(K * c), padding=1, groups=K)
+                h = h.view(N, K, c, *h.shape[2:])
+            else:
+                h = torch.baddbmm(b.unsqueeze(1), h, w)
+            pre = mask = None
+            for op in self.order:
+                if op == "act":
+                    h = ACTS[self.key.activation](h)
+                elif op == "bn":
+                    h = self._batchnorm(h, l, P, rows, train_rows, bn_update)
+                else:
+                    pre = h
+                    h, mask = self._dropout(h, l, rows, None if noise is None else noise[l],
+                                            None if keeps is None else keeps[l])
+            if record is not None:
+                record.append((pre, mask, h))
+            if hidden is not None:
+                hidden.append(h)
+            if self.cnn and l + 1 < self.L:
+                h = h.reshape(N, -1, *h.shape[3:])
+        if self.cnn:
+            h = h.transpose(0, 1).reshape(K, N, -1)
+        out = torch.baddbmm(P["head.bias"].unsqueeze(1), h, P["head.weight"])
+        return out.squeeze(-1) if self.key.n_out == 1 else out
+
+    def _dropout(self, h, l, rows, noise, keep):
+        if noise is None and keep is None:
+            return h, None
+        if keep is not None:  # one fixed mask per run, broadcast over the examples
+            mask = keep.unsqueeze(0) if self.cnn else keep.unsqueeze(1)
+            kept = mask.to(h.dtype)
+        else:                 # this step's noise: 1 kept, 0 dropped
+            kept = noise.transpose(0, 1) if self.cnn else noise
+            mask = kept > 0
+        mul = self._column("mul", rows, l, h.dim())
+        if self.key.dropout_kind == "alpha":
+            # aten: b = (noise - 1) * alpha' * a + alpha' * a * p;  out = x * (noise * a) + b
+            b = (kept - 1) * self._column("alpha_a", rows, l, h.dim()) + self._column("alpha_ap", rows, l, h.dim())
+            return h * (kept * mul) + b, mask
+        return h * (kept * mul), mask   # kept * mul: 0 or 1/(1-p), aten's scaled noise
+
+    def _batchnorm(self, h, l, P, rows, train_rows, bn_update):
+        rm, rv = self._sel(getattr(self, f"bn_mean{l}"), rows), self._sel(getattr(self, f"bn_var{l}"), rows)
+        K = rm.shape[0]
+        at = f"blocks.{l}.{1 + self.order.index('bn')}"
+        gamma, beta = P[f"{at}.weight"], P[f"{at}.bias"]
+        if self.cnn:  # h (N, K, C, H, W): statistics over N, H, W
+            dims, shape, n = (0, 3, 4), (1, K, -1, 1, 1), h.shape[0] * h.shape[3] * h.shape[4]
+        else:         # h (K, N, C): statistics over N
+            dims, shape, n = (1,), (K, 1, -1), h.shape[1]
+        mean, var = rm.view(shape), rv.view(shape)
+        if train_rows is not None:  # train-mode rows normalise with their batch's statistics
+            bmean = h.mean(dims, keepdim=True)
+            bvar = h.var(dims, unbiased=False, keepdim=True)
+            use = (train_rows > 0).view((1, K, 1, 1, 1) if self.cnn else (K, 1, 1))
+            mean, var = torch.where(use, bmean, mean), torch.where(use, bvar, var)
+            if bn_update is not None:
+                with torch.no_grad():
+                    upd = (bn_update * train_rows).view(K, 1) * BN_MOMENTUM
+                    bv = bvar.detach().reshape(K, -1) * (n / max(n - 1, 1))  # running variance: unbiased
+                    target = slice(0, K) if rows is None else rows
+                    getattr(self, f"bn_mean{l}")[target] = rm * (1 - upd) + bmean.detach().reshape(K, -1) * upd
+                    getattr(self, f"bn_var{l}")[target] = rv * (1 - upd) + bv * upd
+        return (h - mean) / torch.sqrt(var + BN_EPS) * gamma.view(shape) + beta.view(shape)
+
+    def losses(self, logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Each run's mean loss (K',) over its examples (weighted: padded test sets)."""
+        if self.key.n_out == 1:
+            per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        else:
+            per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)
+        return per.mean(1) if weight is None else (per * weight).sum(1)
+
+    # ---- training ------------------------------------------------------------------------
+    def step(self, active: np.ndarray) -> None:
+        """One optimizer step for the runs where active[k] (a bool per row, row order).
+        The caller keeps runs at their step limit out."""
+        K = len(self.runs)
+        act = np.asarray(active[:K], bool)
+        if K == 0 or not act.any():
+            return
+        self._tables()
+        dev, B = self.device, self.key.batch
+        every = bool(act.all())   # the common case: every run of the bucket steps
+        # 1. randomness: each train-mode run draws this step's noise from its own stream
+        for k in (self._draw_rows if every else np.flatnonzero(act & self.draws)):
+            gen = self.runs[k].drop_gen
+            for noise, keep in self._draw_plan[k]:
+                noise.bernoulli_(keep, generator=gen)
+        # 2. each run's batch, in its own order
+        self._next_batches(act)
+        pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)  # idle rows: any batch
+        pos = torch.from_numpy(pos)
+        idx = self.perm[:K].gather(1, (pos if self._cpu else pos.to(dev)).view(K, 1) + self._ar_batch)
+        flat = (idx + self._row_base[:K]).view(-1)
+        x = self._x_flat.index_select(0, flat).view(K, B, *self.key.input_shape)
+        y = self._y_flat.index_select(0, flat).view(K, B)
+        # 3. forward and backward; rows sitting out contribute nothing
+        act_t = self._ones if every else torch.from_numpy(act.astype(np.float32)).to(dev)  # (K,) 0/1
+        record: list = []
+        with torch.enable_grad():
+            per_run = self.losses(self.forward(x, noise=self._noise_views, record=record, bn_update=act_t), y)
+            (per_run.sum() if every else (per_run * act_t).sum()).backward()
+        self._update(K, act_t, every)
+        # 4. what frames will read
+        self.steps[:K] += act
+        self.pos[:K] += self._pos_step if every else np.where(act, self._pos_step, 0)
+        counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
+        self.masked_l[:K] += self._masked_step if every else counted * B
+        with torch.no_grad():
+            for l, (pre, mask, out) in enumerate(record):
+                some, all_ = self._layer_counts[l] if every else (counted[:, l].any(), counted[:, l].all())
+                if mask is None or not some:
+                    continue
+                m = (mask.transpose(0, 1) if self.cnn else mask).reshape(K, B, -1)
+                if not all_:
+                    m = m & torch.from_numpy(counted[:, l]).to(dev).view(K, 1, 1)
+                getattr(self, f"kept{l}")[:K].add_(m)
+        self._tally.append((per_run.detach(), act))
+        if len(self._tally) >= TALLY_FOLD:
+            self._fold()
+        sid = self.steps_taken
+        self._records[sid] = ([(None if pre is None else pre.detach(), mask, out.detach())
+                               for pre, mask, out in record], idx[:, 0], counted)
+        if every:
+            self.rec_of[:K] = sid
+            self.rec_row[:K] = self._all_rows
+        else:
+            self.rec_of[:K][act] = sid
+            self.rec_row[:K][act] = np.flatnonzero(act)
+        if len(self._records) > 8:
+            self._prune_records()
+        self.steps_taken += 1
+        if self._any_eval:
+            ev = self.eval_every[:K]
+            due = act & (ev > 0) & (self.steps[:K] % np.maximum(ev, 1) == 0)
+            if due.any():
+                self.evaluate(np.flatnonzero(due))
+
+    def _prune_records(self) -> None:
+        used = set(self.rec_of[:len(self.runs)].tolist())
+        for sid in [s for s in self._records if s not in used]:
+            del self._records[sid]
+
+    def _next_batches(self, act: np.ndarray) -> None:
+        """Datasets.Batches' rules, row by row: a fresh permutation from the run's own
+        generator when the next batch would run past the end (an epoch's remainder is
+        skipped); a batch as large as the training set is the whole set, in order."""
+        B, K = self.key.batch, len(act)
+        n = self.n_train[:K]
+        for k in np.flatnonzero((self.pos[:K] + B > n) & act & (n > B) | act & (n > B) & ~self.drawn[:K]):
+            self.perm[k, :n[k]] = torch.randperm(int(n[k]), generator=self.runs[k].batch_gen).to(self.device)
+            self.pos[k], self.drawn[k] = 0, True
+
+    def _update(self, K: int, act: torch.Tensor, every: bool) -> None:
+        """One optimizer step per active row: torch.optim's arithmetic with per-run
+        hyper-parameters. A row that sat out gets coefficients (0 and 1) that leave its
+        weights and optimizer state exactly as they were."""
+        with torch.no_grad():
+            theta, g, t = self.theta[:K], self.theta.grad[:K], self.t[:K]
+            a = act.view(K, 1)
+            if self.wd_t is not None:
+                g = g + self.wd_t * theta
+            opt = self.key.optimizer
+            if opt == "adam":
+                b1, b2 = ADAM_BETAS
+                m, v = self.m[:K], self.v[:K]
+                # the bias corrections in double precision, as torch.optim.Adam computes them
+                if every:
+                    t.add_(1)
+                    m.lerp_(g, 1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    step_size = (self.lr64 / (1 - torch.pow(b1, t))).float()
+                else:
+                    t.add_(a.double())
+                    m.lerp_(g, a * (1 - b1))
+                    v.mul_(1 - a * (1 - b2)).addcmul_(g, g * (a * (1 - b2)))
+                    step_size = (self.lr64 * a.double() / (1 - torch.pow(b1, t.clamp_min(1)))).float()
+                bc2_sqrt = torch.sqrt(1 - torch.pow(b2, t.clamp_min(1))).float()
+                denom = v.sqrt().div_(bc2_sqrt).add_(ADAM_EPS)
+                theta.sub_(m * step_size / denom)  # addcdiv's order: (step * m) / denom
+            else:
+                t.add_(a.double())
+                if opt == "momentum":
+                    buf = self.m[:K]
+                    if every:
+                        buf.mul_(MOMENTUM).add_(g)
+                    else:
+                        buf.mul_(1 - a * (1 - MOMENTUM)).add_(g * a)
+                    g = buf
+                theta.sub_(g * (self.lr_t if every else self.lr_t * a))
+        self.theta.grad = None
+
+    def _fold(self) -> None:
+        """Pending per-step losses into each run's ring and sums (they move with rows)."""
+        if not self._tally:
+            return
+        K = len(self.runs)
+        with torch.no_grad():
+            L = torch.stack([loss for loss, _ in self._tally])                     # (T, K)
+            A = torch.from_numpy(np.stack([a for _, a in self._tally]).astype(np.float32)).to(self.device)
+            LA = L * A
+            s, c = LA.sum(0), A.sum(0)
+            self.lsum[:K] += s
+            self.lcnt[:K] += c
+            self.esum[:K] += s
+            self.ecnt[:K] += c
+            at = (self.ringn[:K].view(1, K) + A.long().cumsum(0) - 1) % LOSS_RING
+            at = torch.where(A > 0, at, torch.full_like(at, LOSS_RING))           # sat out: the spare column
+            self.ring[:K].scatter_(1, at.T.contiguous(), L.T.contiguous())
+            self.ringn[:K] += c.long()
+        self._tally = []
+
+    # ---- measuring ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, rows) -> None:
+        """Test loss and accuracy (eval mode, whole test set) of the runs in rows, in one
+        batched pass; each run also gets its mean training loss since its previous
+        evaluation. The numbers stay on the device until a frame reads them."""
+        rows = [int(r) for r in rows]
+        if not rows:
+            return
+        self._fold()
+        idx = torch.tensor(rows, device=self.device)
+        logits = self.forward(self.x_test[idx], rows=idx)
+        y, w = self.y_test[idx], self.w_test[idx]
+        loss = self.losses(logits, y, w)
+        hits = ((logits > 0).float() == y) if self.key.n_out == 1 else (logits.argmax(-1) == y)
+        acc = (hits.float() * w).sum(1)
+        cnt = self.ecnt[idx]
+        train = torch.where(cnt > 0, self.esum[idx] / cnt.clamp_min(1), torch.full_like(cnt, math.nan))
+        self.esum[idx] = 0
+        self.ecnt[idx] = 0
+        stack = torch.stack([train, loss, acc])  # (3, K')
+        for i, k in enumerate(rows):
+            state = self.runs[k]
+            state.evals.append((int(self.steps[k]), stack, i))
+            state.last_eval_step = int(self.steps[k])
+            if len(state.evals) > MAX_PENDING_EVALS:  # nobody takes frames: fold them in now
+                self._evals_to_history(state, {id(stack): stack.cpu().numpy()})
+
+    def flush_evals(self, state: "RunState") -> None:
+        """A run's evaluations that no frame has read yet, into its history now."""
+        if state.evals:
+            self._evals_to_history(state, {id(st): st.cpu().numpy() for _, st, _ in state.evals})
+
+    @staticmethod
+    def _evals_to_history(state: "RunState", host: dict) -> None:
+        for step, stack, i in state.evals:
+            tl, vl, acc = (float(v) for v in host[id(stack)][:, i])
+            state.add_history({"step": step, "train_loss": _finite(tl), "test_loss": _finite(vl),
+                               "test_acc": _finite(acc)})
+        state.evals = []
+
+    def losses_of(self, state: "RunState", start: int, stop: int) -> torch.Tensor:
+        """A run's training losses of steps start..stop-1, oldest first (of its last
+        LOSS_RING steps)."""
+        self._fold()
+        n = int(self.ringn[state.row])
+        start, stop = max(start, n - LOSS_RING, 0), min(stop, n)
+        idx = torch.arange(start, max(start, stop), device=self.device) % LOSS_RING
+        return self.ring[state.row, idx].detach().clone()
+
+    @torch.no_grad()
+    def materialize(self, state: "RunState") -> Net:
+        """The run's network as a torch.nn Net (a copy): its weights and BatchNorm
+        statistics now, in the run's mode and with its p."""
+        net = Net(state.cfg.model, tuple(self.key.input_shape), self.key.n_out)
+        values = self.layout.unflatten(self.theta[state.row].detach())
+        for param, v in zip(net.parameters(), values):
+            param.copy_(v)
+        for l in range(self.L):
+            if self.key.batchnorm != "none":
+                bn = net.blocks[l][1 + self.order.index("bn")]
+                bn.running_mean.copy_(getattr(self, f"bn_mean{l}")[state.row])
+                bn.running_var.copy_(getattr(self, f"bn_var{l}")[state.row])
+        return net.to(self.device).train(state.mode == "train")
+
+    def grid(self, size: int) -> torch.Tensor:
+        if size not in self._grids:
+            self._grids[size] = plane_grid(size).to(self.device)
+        return self._grids[size]
+
+    # ---- snapshots ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self, states: list["RunState"], extras: list[bool], grid_size: int) -> list[dict]:
+        """What the frames of these runs need, gathered on the device and copied to the
+        host in one piece; the per-frame counters of these runs restart. extras[i]: also
+        weights, the decision boundary on screen and a watched neuron's map.
+
+        Per run, a dict of numpy arrays: mask, pre, act (per layer; mask None where the
+        last step drew none), kept (per layer), masked (per layer), train_loss (NaN: no
+        step since the last frame), index (dataset index of the shown example), x, y or
+        image, and with extras: weights (per layer, torch layout), boundary + view, and
+        neuron (when watching)."""
+        self._fold()
+        dev, K = self.device, len(self.runs)
+        pieces: list[torch.Tensor] = []
+        plan: list[list[tuple[str, int, tuple]]] = []   # per run: (name, length, shape) in order
+
+        def put(entry: list, name: str, t: torch.Tensor, shape: tuple | None = None) -> None:
+            t = t.reshape(-1).float()
+            pieces.append(t)
+            entry.append((name, t.numel(), shape if shape is not None else (t.numel(),)))
+
+        rows = [s.row for s in states]
+        rows_t = torch.tensor(rows, device=dev, dtype=torch.long)
+        # the shown example of each run's last step, from that step's tensors
+        recs: dict[int, list] = {}
+        for i, k in enumerate(rows):
+            if self.rec_of[k] >= 0:
+                recs.setdefault(int(self.rec_of[k]), []).append(i)
+        last: list[dict] = [{} for _ in states]
+        for sid, members in recs.items():
+            layers, idx0, counted = self._records[sid]
+            r = torch.tensor([int(self.rec_row[rows[i]]) for i in members], device=dev)
+            for l, (pre, mask, out) in enumerate(layers):
+                ex = lambda t: (t[0].index_select(0, r) if self.cnn else t.index_select(0, r)[:, 0])  # noqa: E731
+                o = ex(out)
+                p = ex(pre) if pre is not None else o
+                mk = ex(mask) if mask is not None else None
+                for j, i in enumerate(members):
+                    d = last[i]
+                    d.setdefault("out", []).append(o[j])
+                    d.setdefault("pre", []).append(p[j])
+                    drew = mask is not None and bool(counted[int(self.rec_row[rows[i]]), l])
+                    d.setdefault("mask", []).append(mk[j] if drew else None)
+            ix = idx0.index_select(0, r)
+            for j, i in enumerate(members):
+                last[i]["index"] = ix[j]
+        with_extras = [s for s, e in zip(states, extras) if e]
+        grids = self._extras(with_extras, grid_size) if with_extras else {}
+        for i, (s, k) in enumerate(zip(states, rows)):
+            entry: list = []
+            d = last[i]
+            put(entry, "train_loss", torch.where(self.lcnt[k] > 0, self.lsum[k] / self.lcnt[k].clamp_min(1),
+                                                 torch.full_like(self.lsum[k], math.nan)), ())
+            for l in range(self.L):
+                put(entry, f"kept{l}", getattr(self, f"kept{l}")[k].sum(0), self.noise_shape[l])
+            if d:
+                put(entry, "index", d["index"], ())
+                for l in range(self.L):
+                    put(entry, f"act{l}", d["out"][l], self.act_shape[l])
+                    put(entry, f"pre{l}", d["pre"][l], self.act_shape[l])
+                    if d["mask"][l] is not None:
+                        put(entry, f"mask{l}", d["mask"][l], self.noise_shape[l])
+                ex_index = d["index"].long()
+                put(entry, "x", self.x_train[k, ex_index], tuple(self.key.input_shape))
+                put(entry, "y", self.y_train[k, ex_index], ())
+            for j, (_, stack, column) in enumerate(s.evals):
+                put(entry, f"eval{j}", stack[:, column])
+            if s in grids:
+                for name, t in grids[s]:
+                    put(entry, name, t)
+            plan.append(entry)
+        host = torch.cat(pieces).cpu().numpy() if pieces else np.zeros(0, np.float32)
+        # restart the per-frame counters of these runs
+        self.lsum[rows_t] = 0
+        self.lcnt[rows_t] = 0
+        for l in range(self.L):
+            getattr(self, f"kept{l}")[rows_t] = 0
+        out, at = [], 0
+        for s, k, entry in zip(states, rows, plan):
+            view: dict = {"masked": self.masked_l[k].tolist(), "mask": [None] * self.L,
+                          "pre": [None] * self.L, "act": [None] * self.L, "kept": [None] * self.L}
+            self.masked_l[k] = 0
+            evals = []
+            for name, n, shape in entry:
+                a = host[at:at + n].reshape(shape)
+                at += n
+                if name.startswith("eval"):
+                    evals.append(a)
+                elif name[:-1] in ("mask", "pre", "act", "kept") and name[-1].isdigit():
+                    view[name[:-1]][int(name[-1])] = a.astype(bool) if name.startswith("mask") else a
+                elif name.startswith("weight"):
+                    view.setdefault("weights", []).append(a.reshape(self._weight_shapes[int(name[6:])]))
+                else:
+                    view[name] = a
+            for (step, _, _), e in zip(s.evals, evals):
+                tl, vl, acc = (float(v) for v in e)
+                s.add_history({"step": step, "train_loss": _finite(tl), "test_loss": _finite(vl),
+                               "test_acc": _finite(acc)})
+            s.evals = []
+            out.append(view)
+        return out
+
+    def _extras(self, states: list["RunState"], size: int) -> dict:
+        """Per run: its weights (torch layout), the decision boundary it shows and a
+        watched neuron's map, each kind batched over the runs that need it."""
+        dev = self.device
+        grid = self.grid(size)
+        out: dict = {s: [] for s in states}
+        rows = torch.tensor([s.row for s in states], device=dev)
+        theta = self.theta.detach().index_select(0, rows)
+        drawn = [i for i, (name, *_rest) in enumerate(self.layout.params)   # what the edges show:
+                 if name == "head.weight" or (name.startswith("blocks.") and name.endswith(".0.weight"))]
+        for s, row in zip(states, theta):
+            values = self.layout.unflatten(row)
+            for j, i in enumerate(drawn):
+                out[s].append((f"weight{j}", values[i]))
+        if self.key.n_out != 1:
+            return out
+        # thinned: the runs asking for it whose last step drew a mask; eval: all the others
+        thinned = [s for s in states if s.view == "thinned" and self.rec_of[s.row] >= 0
+                   and self.drawing_of(s).any()]
+        plain = [s for s in states if s not in thinned or s.watch is not None]
+        if plain:
+            idx = torch.tensor([s.row for s in plain], device=dev)
+            hidden: list = []
+            prob = torch.sigmoid(self.forward(grid.expand(len(plain), -1, -1), rows=idx, hidden=hidden))
+            for j, s in enumerate(plain):
+                if s not in thinned:
+                    out[s].append(("boundary_eval", prob[j]))
+                if s.watch is not None:
+                    layer, index = s.watch
+                    out[s].append(("neuron", hidden[layer][j, :, index]))
+        if thinned:
+            idx = torch.tensor([s.row for s in thinned], device=dev)
+            keeps = self._keeps(thinned)
+            prob = torch.sigmoid(self.forward(grid.expand(len(thinned), -1, -1), rows=idx, keeps=keeps))
+            for j, s in enumerate(thinned):
+                out[s].append(("boundary_thinned", prob[j]))
+        return out
+
+    def last_masks(self, state: "RunState") -> list[torch.Tensor | None]:
+        """Each layer's mask in the run's last step, (B, *units) bool (True = kept), or
+        None where that step drew none (eval mode, p = 0, or no step yet)."""
+        sid = int(self.rec_of[state.row])
+        if sid < 0:
+            return [None] * self.L
+        layers, _, counted = self._records[sid]
+        r = int(self.rec_row[state.row])
+        return [None if mask is None or not counted[r, l] else (mask[:, r] if self.cnn else mask[r])
+                for l, (_, mask, _) in enumerate(layers)]
+
+    def drawing_of(self, state: "RunState") -> np.ndarray:
+        """Which layers drew a mask in the run's last step."""
+        sid = int(self.rec_of[state.row])
+        return self._records[sid][2][int(self.rec_row[state.row])] if sid >= 0 else np.zeros(self.L, bool)
+
+    def _keeps(self, states: list["RunState"]) -> list[torch.Tensor]:
+        """Per layer, (K', *noise) bool: each run's mask of its shown example in its last
+        step (all kept in a layer that drew none)."""
+        per_layer: list[list[torch.Tensor]] = [[] for _ in range(self.L)]
+        for s in states:
+            layers, _, counted = self._records[int(self.rec_of[s.row])]
+            r = int(self.rec_row[s.row])
+            for l, (_, mask, _) in enumerate(layers):
+                if mask is None or not counted[r, l]:
+                    per_layer[l].append(torch.ones(self.noise_shape[l], dtype=torch.bool, device=self.device))
+                else:
+                    per_layer[l].append(mask[0, r] if self.cnn else mask[r, 0])
+        return [torch.stack(ms) for ms in per_layer]
+
+
+def _finite(v: float) -> float | None:
+    return v if v == v and abs(v) != float("inf") else None

@@ -1,0 +1,258 @@
+"""A run's own state: its config, data, random streams, live settings and history.
+
+Its weights and optimizer state live in one row of its bucket (bucket.py), which trains
+it together with every other run of the same shape. Everything here belongs to this run
+alone: the same config and seed give the same data, initial weights, batch order and
+masks, whoever else trains meanwhile.
+
+    state = RunState(parse_config({...}))
+    state.set_p(0, 0.5); state.set_mode("eval"); state.set_lr(0.1)   # from the next step
+    state.reset()                          # fresh weights and history, live changes kept
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .config import Limits, RunConfig
+from .datasets import PLANE, Dataset, make_dataset
+from .network import Net, parameter_count
+
+if TYPE_CHECKING:
+    from .bucket import Bucket
+
+HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
+
+# Below this many multiply-adds per training step a GPU loses to the CPU: a small step is
+# a few dozen kernel launches of ~5-10 us each (measured on an H100: ~800 eager steps/s
+# for 2-8-8-1, against ~2500-5000/s on a 2-core CPU).
+GPU_MIN_MACS = 10_000_000
+
+
+def step_macs(cfg: RunConfig, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass over a batch (backward is about twice that)."""
+    m, macs = cfg.model, 0
+    if m.kind == "cnn":
+        c, pixels = input_shape[0], math.prod(input_shape[1:])
+        for width in m.hidden:
+            macs += c * width * 9 * pixels
+            c = width
+        macs += c * pixels * 10
+    else:
+        n = math.prod(input_shape)
+        for width in m.hidden:
+            macs += n * width
+            n = width
+        macs += n * 10
+    return macs * cfg.train.batch_size
+
+
+def pick_device(requested: str, macs: float = math.inf) -> torch.device:
+    """'cpu' and 'cuda' as asked (config validation has checked that CUDA exists);
+    'auto' takes CUDA when it is there and a step has at least GPU_MIN_MACS of work."""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available() and macs >= GPU_MIN_MACS):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """torch.optim's optimizer for a config's name (the sweeps' stacked models use it)."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    momentum = 0.9 if name == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True)
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy for one logit, cross-entropy for classes."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, y)
+    return F.cross_entropy(logits, y)
+
+
+class Thinned(list):
+    """A list of at most `cap` items that still spans the whole run: when full, every
+    other item goes, and from then on only every stride-th new one is kept."""
+
+    def __init__(self, cap: int):
+        super().__init__()
+        self.cap, self.stride, self._skip = cap, 1, 0
+
+    def add(self, item) -> None:
+        self._skip += 1
+        if self._skip < self.stride:
+            return
+        self._skip = 0
+        self.append(item)
+        if len(self) >= self.cap:
+            self[:] = self[::2]
+            self.stride *= 2
+
+
+@dataclass(frozen=True)
+class FrozenRun:
+    """A run as it was at one step: a copy of its network (torch.nn, recording dropout
+    layers), its config, data and history. What experiments and exports read: taken
+    between two steps, it needs no lock, and nothing done to it reaches the run."""
+    cfg: RunConfig
+    limits: Limits
+    device: torch.device
+    data: Dataset
+    net: Net
+    history: list
+    step_count: int
+
+
+class RunState:
+    def __init__(self, cfg: RunConfig, limits: Limits | None = None):
+        self.cfg = cfg
+        self.limits = limits or Limits()
+        shape = (1, 8, 8) if cfg.task == "digits" else (2,)
+        self.device = pick_device(cfg.train.device, step_macs(cfg, shape))
+        self.mode = "train"
+        self.view = "eval"        # which decision boundary frames carry: 'eval' or 'thinned'
+        self.watch: tuple[int, int] | None = None  # a hidden neuron whose map frames carry
+        self.example = 0          # which example of the batch frames show
+        self.bucket: "Bucket | None" = None
+        self.row = -1             # this run's row in its bucket
+        self.resets = 0           # bumps on every reset: a cached copy of the net is stale
+        self.data = make_dataset(cfg.data).to(self.device)
+        self.n_out = self.data.n_classes
+        self.batch = cfg.train.batch_size
+        self.params = parameter_count(self.initial_net())
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """Random streams and history from the start (construction and reset)."""
+        seed = self.cfg.data.seed
+        self.drop_gen = torch.Generator(self.device).manual_seed(seed + 1)
+        self.batch_gen = torch.Generator().manual_seed(seed + 2)
+        self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
+        self.latest_eval: dict | None = None
+        self.evals: list[tuple[int, torch.Tensor, int]] = []  # (step, (3, K') metrics, column): not yet read
+        self.frame_step = 0       # step of the previous frame
+        self.last_eval_step = 0
+        self.next_auto_eval = 0.0
+        self._net_cache: tuple[tuple, Net] | None = None
+
+    def initial_net(self) -> Net:
+        """The network as this run starts: torch's default init from the run's own seed."""
+        net = Net(self.cfg.model, tuple(self.data.x_train.shape[1:]), self.n_out)
+        net.init_weights(torch.Generator().manual_seed(self.cfg.data.seed))
+        return net
+
+    # ---- live changes: each takes effect at the next step ---------------------------------
+    @property
+    def p(self) -> list[float]:
+        return list(self.cfg.model.p)
+
+    @property
+    def lr(self) -> float:
+        return self.cfg.train.lr
+
+    @property
+    def weight_decay(self) -> float:
+        return self.cfg.train.weight_decay
+
+    def set_p(self, layer: int, p: float) -> None:
+        if not 0 <= layer < len(self.cfg.model.hidden):
+            raise IndexError(f"layer has to be between 0 and {len(self.cfg.model.hidden) - 1}, but got {layer}")
+        ps = self.p
+        ps[layer] = p
+        self._update("model", p=ps)
+
+    def set_lr(self, lr: float) -> None:
+        self._update("train", lr=lr)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self._hyper()
+
+    def set_watch(self, layer: int | None, index: int | None) -> None:
+        """Frames carry this hidden neuron's output over the plane; None: no neuron."""
+        if layer is None or index is None:
+            self.watch = None
+            return
+        widths = self.cfg.model.hidden
+        if not 0 <= layer < len(widths):
+            raise IndexError(f"layer has to be between 0 and {len(widths) - 1}, but got {layer}")
+        if not 0 <= index < widths[layer]:
+            raise IndexError(f"neuron has to be between 0 and {widths[layer] - 1}, but got {index}")
+        self.watch = (layer, index)
+
+    def set_view(self, view: str) -> None:
+        if view not in ("eval", "thinned"):
+            raise ValueError(f"view has to be one of eval, thinned, but got {view!r}")
+        self.view = view
+
+    def _update(self, part: str, **values) -> None:
+        section = getattr(self.cfg, part).model_copy(update=values)
+        self.cfg = self.cfg.model_copy(update={part: section})
+        self._hyper()
+
+    def _hyper(self) -> None:
+        if self.bucket is not None:
+            self.bucket.set_hyper(self)
+
+    def reset(self) -> None:
+        """Fresh weights, optimizer state, streams and history; live changes are kept."""
+        self._fresh()
+        self.resets += 1
+        if self.bucket is not None:
+            self.bucket.load(self)
+
+    # ---- what the run has done ------------------------------------------------------------
+    @property
+    def step_count(self) -> int:
+        return 0 if self.bucket is None else int(self.bucket.steps[self.row])
+
+    @property
+    def finished(self) -> str | None:
+        """Why this run may not train further (the engine's limit), or None."""
+        if self.step_count >= self.limits.max_steps:
+            return f"step limit reached: a run may train {self.limits.max_steps} steps"
+        return None
+
+    def add_history(self, point: dict) -> None:
+        self.latest_eval = point
+        self.history.add(point)
+
+    @property
+    def net(self) -> Net:
+        """A copy of the network as it is now (a torch.nn Net with recording dropout
+        layers), for experiments and exports; cached until the run trains or resets."""
+        version = (self.step_count, self.resets, tuple(self.p), self.mode)
+        if self._net_cache is None or self._net_cache[0] != version:
+            self._net_cache = (version, self.bucket.materialize(self))
+        return self._net_cache[1]
+
+    def frozen(self) -> FrozenRun:
+        """This run now, as a FrozenRun (call it where the bucket does not step meanwhile)."""
+        self.bucket.flush_evals(self)
+        return FrozenRun(self.cfg, self.limits, self.device, self.data, self.bucket.materialize(self),
+                         list(self.history), self.step_count)
+
+    def losses(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Training losses of steps start..stop-1 (of the last bucket.LOSS_RING steps)."""
+        return self.bucket.losses_of(self, start, self.step_count if stop is None else stop)
+
+    def describe(self) -> dict:
+        """What a client needs once per configure: the full config, sizes, the points."""
+        data = self.data
+        info = {
+            "config": self.cfg.model_dump(), "device": self.device.type,
+            "sizes": [data.input_dim] + list(self.cfg.model.hidden) + [self.n_out],
+            "params": self.params, "task": self.cfg.task,
+            "train_size": len(data.x_train), "test_size": len(data.x_test),
+        }
+        if self.cfg.task == "binary":
+            info["plane"] = list(PLANE)
+            info["points"] = {
+                "train": torch.cat([data.x_train, data.y_train[:, None]], 1).cpu().tolist(),
+                "test": torch.cat([data.x_test, data.y_test[:, None]], 1).cpu().tolist(),
+            }
+        return info

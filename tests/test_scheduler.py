@@ -1,0 +1,221 @@
+"""app.scheduler.Trainer: one thread trains every run, bucket by bucket, at each run's
+speed, stops exactly where asked, shares the CPU fairly between buckets and hands each
+run at most one frame at a time. Driven here with sinks that stand in for clients."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.scheduler import Trainer
+from app.settings import Serving
+from model_server import Limits, parse_config
+from model_server.bucket import Bucket
+from model_server.frames import decode, encode
+from model_server.runstate import RunState
+
+
+class Sink:
+    """A client: takes frames (acknowledging at once unless told not to) and news."""
+
+    def __init__(self, acks: bool = True):
+        self.frames, self.statuses, self.acks, self.in_flight = [], [], acks, False
+
+    def ready(self) -> bool:
+        return not self.in_flight
+
+    def send(self, frame) -> None:
+        self.frames.append(decode(encode(frame)))
+        self.in_flight = not self.acks
+
+    def status(self, state, reason=None) -> None:
+        self.statuses.append((state, reason))
+
+    def crashed(self) -> None:
+        self.statuses.append(("ended", "crashed"))
+
+    def headers(self):
+        return [h for h, _ in self.frames]
+
+
+def state_of(limits=None, **sections) -> RunState:
+    raw = {"data": {}, "model": {}, "train": {"device": "cpu"}}
+    for part, values in sections.items():
+        raw[part] = {**raw[part], **values}
+    return RunState(parse_config(raw, limits), limits)
+
+
+@pytest.fixture
+def trainer():
+    made = []
+
+    def make(limits=None, **serving) -> Trainer:
+        t = Trainer(limits or Limits(), Serving(**serving))
+        made.append(t)
+        return t
+    yield make
+    for t in made:
+        t.stop()
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_joining_sends_the_untrained_networks_frame(trainer):
+    t, sink, state = trainer(), Sink(), state_of()
+    t.add(state, sink)
+    (header, _), = sink.frames
+    assert header["step"] == 0 and "boundary.eval" in [s["name"] for s in header["sections"]]
+
+
+def test_slow_speed_gives_every_step_its_own_frame(trainer):
+    t, sink, state = trainer(), Sink(), state_of(model={"hidden": [8, 8], "p": [0.5, 0.5]})
+    t.add(state, sink)
+    t.set_speed(state, 10)
+    t.play(state)
+    time.sleep(1.0)
+    t.pause(state)
+    playing = [(h, a) for h, a in sink.frames[1:] if h["steps"]]
+    assert 6 <= state.step_count <= 12  # 10 steps/s
+    assert [h["step"] for h, _ in playing] == list(range(1, state.step_count + 1))
+    assert all(h["steps"] == 1 and "mask.0" in a and "boundary.eval" in a for h, a in playing)
+
+
+def test_full_speed_frames_carry_every_steps_drop_counts(trainer):
+    t, sink = trainer(), Sink()
+    state = state_of(model={"hidden": [16, 16], "p": [0.3, 0.6]}, train={"batch_size": 50})
+    t.add(state, sink)
+    t.play(state)
+    time.sleep(1.0)
+    t.pause(state)
+    headers = sink.headers()
+    assert state.step_count > 100
+    assert 10 <= len(headers) <= 40  # about frame_rate a second, not one a step
+    assert sum(h["steps"] for h in headers) == state.step_count
+    for h in headers:
+        assert h["masked"] == [h["steps"] * 50] * 2
+    dropped = sum(a["dropped.1"].sum() for h, a in sink.frames if "dropped.1" in a)
+    assert abs(dropped / (state.step_count * 50 * 16) - 0.6) < 0.02
+
+
+def test_play_until_stops_exactly_there_with_a_complete_frame(trainer):
+    t = trainer()
+    for speed, until in ((1e6, 237), (20, 4)):
+        sink, state = Sink(), state_of()
+        t.add(state, sink)
+        t.set_speed(state, speed)
+        t.play(state, until=until)
+        wait_for(lambda: ("paused", None) in sink.statuses)
+        time.sleep(0.1)
+        assert state.step_count == until
+        header, arrays = sink.frames[-1]
+        assert header["step"] == until and "boundary.eval" in arrays and header["eval"]["step"] == until
+
+
+def test_step_answers_after_the_frame_of_the_step_reached(trainer):
+    t, sink, state = trainer(), Sink(), state_of()
+    t.add(state, sink)
+    assert t.step(state, 25) == 25
+    header, arrays = sink.frames[-1]
+    assert header["step"] == 25 and "boundary.eval" in arrays
+
+
+def test_a_client_that_does_not_read_gets_no_frames_and_loses_no_counts(trainer):
+    t, sink = trainer(), Sink(acks=False)
+    state = state_of(model={"hidden": [8, 8], "p": [0.5, 0.5]})
+    t.add(state, sink)  # the first frame goes out and is never acknowledged
+    t.play(state)
+    time.sleep(0.5)
+    assert len(sink.frames) == 1 and state.step_count > 50
+    sink.in_flight = False  # it reads again: one frame with every step since
+    t.wake()
+    wait_for(lambda: len(sink.frames) == 2)
+    header, _ = sink.frames[1]
+    assert header["masked"][0] >= header["steps"] * 10 and header["steps"] >= 50
+    t.pause(state)
+
+
+def test_the_step_and_time_limits_finish_a_run(trainer):
+    t = trainer(Limits(max_steps=50))
+    sink, state = Sink(), state_of(Limits(max_steps=50))
+    t.add(state, sink)
+    t.play(state)
+    wait_for(lambda: any(s == "finished" for s, _ in sink.statuses))
+    assert state.step_count == 50 and "step limit" in sink.statuses[-1][1]
+    t = trainer(max_run_seconds=0.3)
+    sink, state = Sink(), state_of()
+    t.add(state, sink)
+    t.play(state)
+    wait_for(lambda: any(s == "finished" for s, _ in sink.statuses))
+    assert "time limit" in sink.statuses[-1][1]
+    with pytest.raises(RuntimeError, match="time limit"):
+        t.play(state)
+
+
+def test_buckets_share_the_cpu_per_run(trainer):
+    """A bucket of 4 heavy CNN runs and a bucket of 4 tiny MLP runs, all at full speed:
+    every run gets about the same CPU time, so neither bucket starves the other."""
+    t = trainer()
+    cnn = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [16, 16], "p": [0.2, 0.2]},
+           "train": {"batch_size": 128}}
+    states = [state_of(**cnn, **{}) for _ in range(4)] + [state_of(data={"seed": i}) for i in range(4)]
+    paces = [t.add(s, Sink()) for s in states]
+    assert len(t.buckets) == 2
+    for s in states:
+        t.play(s)
+    time.sleep(3.0)
+    for s in states:
+        t.pause(s)
+    busy = [p.busy_s for p in paces]
+    assert min(busy) > 0.25 * max(busy), busy
+    heavy, light = states[0].step_count, states[-1].step_count
+    assert heavy >= 10 and light > 3 * heavy  # the cheap runs take many more steps in the same time
+
+
+def test_a_failing_bucket_ends_its_runs_only(trainer, monkeypatch):
+    t = trainer()
+    bad, good = state_of(model={"hidden": [3], "p": [0.5]}, train={"batch_size": 5}), state_of()
+    bad_sink, good_sink = Sink(), Sink()
+    t.add(bad, bad_sink)
+    t.add(good, good_sink)
+    real = Bucket.step
+
+    def step(self, active):
+        if self.key.hidden == (3,):
+            raise RuntimeError("boom")
+        return real(self, active)
+
+    monkeypatch.setattr(Bucket, "step", step)
+    t.play(bad)
+    t.play(good)
+    wait_for(lambda: ("ended", "crashed") in bad_sink.statuses)
+    n = good.step_count
+    wait_for(lambda: good.step_count > n + 50)
+    with pytest.raises(KeyError, match="configure it again"):
+        t.play(bad)
+
+
+def test_a_slow_moment_does_not_hold_the_test_curve_still(trainer, monkeypatch):
+    """'auto' evaluation spends at most a small share of a run's CPU time on the test set.
+    An evaluation that took long on the wall clock because this thread did not run (here
+    a sleep) used to count as expensive and held the test curve still for seconds."""
+    t, sink, state = trainer(), Sink(), state_of()
+    real, calls = Bucket.evaluate, []
+
+    def evaluate(self, rows):
+        calls.append(time.monotonic())
+        if len(calls) == 2:
+            time.sleep(0.3)  # wall time, no CPU time
+        return real(self, rows)
+
+    monkeypatch.setattr(Bucket, "evaluate", evaluate)
+    t.add(state, sink)
+    t.play(state)
+    time.sleep(1.5)
+    t.pause(state)
+    after = [c for c in calls if c > calls[1] + 0.3]
+    assert len(after) >= 3, calls  # evaluations went on at the boundary's pace
