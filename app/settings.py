@@ -23,7 +23,7 @@ class Serving(BaseSettings):
 
     max_runs: int = 300            # runs held at once by this process's clients
     max_runs_per_client: int = 3   # runs one visitor (token) may hold (compare mode uses 3)
-    max_runs_per_address: int = 100  # runs from one client address (a classroom behind one NAT)
+    max_runs_per_address: int = Field(100, ge=1)  # runs from one client address (a classroom behind one NAT)
     max_run_seconds: float = 1800  # wall time a run may play
     events_per_s: float = 20       # token-bucket refill per client
     event_burst: int = 40          # token-bucket size per client

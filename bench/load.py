@@ -1,19 +1,28 @@
-"""Load benchmark: N concurrent clients, each training the default network at full speed.
+"""Load benchmark: N concurrent clients training at full speed.
 
-    python bench/load.py                    # 50 clients, under 60 s, one JSON object
-    python bench/load.py --clients 80       # more
+    python bench/load.py                    # 100 clients, default network; one JSON object
+    python bench/load.py --clients 50       # fewer
+    python bench/load.py --mix              # 80 default, 10 lesson presets, 10 odd shapes
     python bench/load.py --url http://host:5000   # against a running server (no RSS/CPU
                                                   # unless --pid names its process)
 
-Each client connects, sends 'configure' {} and 'play', and acknowledges every frame the
-moment it arrives (what the page does once it has drawn it). Printed, as one JSON object:
+Each client connects, sends 'configure' and 'play', and acknowledges every frame the
+moment it arrives (what the page does once it has drawn it). With --mix, 10 clients use
+lesson presets (static/js/lessons.js, at full speed: speed is not part of a shape) and 10
+odd shapes: five 2-64-64-64-1 MLPs at batch 256 and five digits CNNs. Printed, as one
+JSON object:
 
     clients                   N
     frames_per_s_per_client   median over clients, measured after a warm-up
+    frames_per_s_min          the slowest client's
     latency_p95_ms            frame header "t" (server wall clock at frame creation, ms)
                               -> time.time() * 1000 at receipt, over all frames
+    run_steps_per_s_median/min  each client's run's training steps a second, from its
+                              frames' step numbers over the same window
     server_cpu_percent        of one core (200 = both cores of this machine), same window
     server_rss_mb             the server's resident memory at the end
+    rss_per_run_mb            (end - before any client) / clients
+    by_shape                  with --mix: the same per group of clients
 
 The server is started here as `python -m app` on a free loopback port unless --url is
 given. Clients run in --procs processes (several clients each), so that the clients'
@@ -42,7 +51,34 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOAL = {"frames_per_s_per_client": 10.0, "latency_p95_ms": 250.0}
+GOAL = {"frames_per_s_per_client": 15.0, "frames_per_s_min": 10.0, "latency_p95_ms": 100.0,
+        "run_steps_per_s_min": 200.0}
+MIX_GOAL = {"frames_per_s_min": 10.0}
+# the lesson presets' shapes (static/js/lessons.js), as configs
+LESSONS = [
+    {"model": {"hidden": [12, 12], "p": [0.5, 0.25]}},
+    {"data": {"dataset": "moons", "n_points": 300, "noise": 0.2}, "model": {"hidden": [32, 32], "p": [0.5, 0.5]}},
+    {"data": {"dataset": "moons", "n_points": 300, "noise": 0.2}, "model": {"hidden": [16, 16], "p": [0.5, 0.5]}},
+    {"data": {"dataset": "xor", "n_points": 100, "noise": 0.35}, "model": {"hidden": [64, 64], "p": [0.5, 0.5]},
+     "train": {"lr": 0.003, "batch_size": 50}},
+    {"data": {"dataset": "moons", "n_points": 300, "noise": 0.2},
+     "model": {"hidden": [16, 16], "p": [0.5, 0.5], "batchnorm": "after_dropout"}, "train": {"batch_size": 20}},
+]
+ODD = [
+    {"data": {"n_points": 1000, "train_fraction": 0.6}, "model": {"hidden": [64, 64, 64], "p": [0.3, 0.3, 0.3]},
+     "train": {"batch_size": 256}},
+    {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [8, 8], "p": [0.5, 0.5],
+                                              "dropout_kind": "dropout2d"}, "train": {"batch_size": 32}},
+]
+
+
+def config_of(i: int, mix: bool) -> tuple[str, dict]:
+    """Client i's shape: (group name, config)."""
+    if not mix or i < 80:
+        return "default", {}
+    if i < 90:
+        return "lesson", LESSONS[i % len(LESSONS)]
+    return ("mlp 64-64-64 b256", ODD[0]) if i % 2 else ("digits cnn", ODD[1])
 
 
 def free_port() -> int:
@@ -51,10 +87,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def frame_time(data: bytes) -> float:
-    """The header's "t" without decoding the arrays."""
+def frame_head(data: bytes) -> tuple[float, int]:
+    """The header's "t" and "step", without decoding the arrays."""
     _, n = struct.unpack_from("<BI", data, 0)
-    return json.loads(data[5:5 + n])["t"]
+    head = json.loads(data[5:5 + n])
+    return head["t"], head["step"]
 
 
 # ---- clients ---------------------------------------------------------------------------
@@ -131,10 +168,12 @@ class SioClient:
                 raise RuntimeError(f"{event} refused: {ack}")
 
 
-def client_proc(url: str, kind: str, ids: list[int], t_start: float, t_stop: float, out) -> None:
-    """One process with several clients; sends back per-client frame counts and latencies."""
+def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, t_stop: float, out) -> None:
+    """One process with several clients; sends back per-client frame counts, latencies
+    and the steps their runs took in the window."""
     stop = threading.Event()
-    results = {i: {"frames": 0, "lat": [], "error": None} for i in ids}
+    results = {i: {"frames": 0, "lat": [], "error": None, "group": config_of(i, mix)[0],
+                   "first": None, "last": None} for i in ids}
 
     def on_frame_for(i):
         r = results[i]
@@ -142,15 +181,18 @@ def client_proc(url: str, kind: str, ids: list[int], t_start: float, t_stop: flo
         def on_frame(data: bytes) -> None:
             now = time.time()
             if t_start <= now < t_stop:
+                t, step = frame_head(data)
                 r["frames"] += 1
-                r["lat"].append(now * 1000 - frame_time(data))
+                r["lat"].append(now * 1000 - t)
+                r["first"] = r["first"] or (t, step)
+                r["last"] = (t, step)
         return on_frame
 
     def raw_client(i):
         try:
             c = RawClient(url, f"load-{i:04d}-token")
             on_frame = on_frame_for(i)
-            c.call("configure", {}, on_frame)
+            c.call("configure", {"config": config_of(i, mix)[1]}, on_frame)
             c.call("play", {}, on_frame)
             c.run(on_frame, stop)
             c.close()
@@ -201,7 +243,8 @@ def start_server(env: dict, log: str | None) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--mix", action="store_true", help="80 default, 10 lesson presets, 10 odd shapes (100 clients)")
     ap.add_argument("--kind", choices=("raw", "socketio"), default="raw")
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
@@ -215,17 +258,21 @@ def main() -> None:
 
     import psutil
     env = dict(kv.split("=", 1) for kv in args.env)
+    if args.mix:
+        args.clients = 100
     env.setdefault("DP_MAX_RUNS", str(max(50, args.clients)))
+    env.setdefault("DP_MAX_RUNS_PER_ADDRESS", str(max(100, args.clients)))  # every client is on loopback
     proc, url = (None, args.url) if args.url else start_server(env, args.server_log)
     pid = args.pid if args.url else proc.pid
     server = psutil.Process(pid) if pid else None
+    rss_before = server.memory_info().rss / 2**20 if server else None
     try:
         n, procs = args.clients, max(1, min(args.procs, args.clients))
         t_start = time.time() + args.warmup
         t_stop = t_start + args.seconds
         out = mp.get_context("spawn").Queue()
         workers = [mp.get_context("spawn").Process(
-            target=client_proc, args=(url, args.kind, list(range(k, n, procs)), t_start, t_stop, out))
+            target=client_proc, args=(url, args.kind, list(range(k, n, procs)), args.mix, t_start, t_stop, out))
             for k in range(procs)]
         for w in workers:
             w.start()
@@ -245,24 +292,39 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
 
-    rates = [r["frames"] / args.seconds for r in results.values()]
-    lat = sorted(x for r in results.values() for x in r["lat"])
     errors = [r["error"] for r in results.values() if r["error"]]
-    report = {
-        "clients": n,
+    report = {"clients": n, **summary(results.values(), args.seconds),
+              "server_cpu_percent": round(cpu, 1) if cpu is not None else None,
+              "server_rss_mb": round(rss, 1) if rss is not None else None,
+              "rss_per_run_mb": round((rss - rss_before) / n, 2) if rss is not None else None,
+              "kind": args.kind, "mix": args.mix, "errors": errors[:5]}
+    if args.mix:
+        groups = sorted({r["group"] for r in results.values()})
+        report["by_shape"] = {g: summary([r for r in results.values() if r["group"] == g], args.seconds)
+                              for g in groups}
+        report["goal_met"] = not errors and report["frames_per_s_min"] >= MIX_GOAL["frames_per_s_min"]
+    else:
+        report["goal_met"] = not errors and all(
+            report[k] is not None and (report[k] <= v if k.startswith("latency") else report[k] >= v)
+            for k, v in GOAL.items())
+    print(json.dumps(report), flush=True)
+
+
+def summary(results, seconds: float) -> dict:
+    """Frames a second (median, min), latency percentiles, run steps a second (median, min)."""
+    results = list(results)
+    rates = [r["frames"] / seconds for r in results]
+    lat = sorted(x for r in results for x in r["lat"])
+    steps = [(r["last"][1] - r["first"][1]) / max(1e-9, (r["last"][0] - r["first"][0]) / 1000)
+             for r in results if r["first"] and r["last"] and r["last"][0] > r["first"][0]]
+    return {
         "frames_per_s_per_client": round(statistics.median(rates), 1) if rates else 0.0,
-        "latency_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
-        "server_cpu_percent": round(cpu, 1) if cpu is not None else None,
-        "server_rss_mb": round(rss, 1) if rss is not None else None,
         "frames_per_s_min": round(min(rates), 1) if rates else 0.0,
         "latency_p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
-        "kind": args.kind,
-        "errors": errors[:5],
+        "latency_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "run_steps_per_s_median": round(statistics.median(steps)) if steps else None,
+        "run_steps_per_s_min": round(min(steps)) if steps else None,
     }
-    report["goal_met"] = bool(lat) and not errors and \
-        report["frames_per_s_per_client"] >= GOAL["frames_per_s_per_client"] and \
-        report["latency_p95_ms"] <= GOAL["latency_p95_ms"]
-    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,19 @@ class InOrderClient(socketio.Client):
 class Visitor:
     """One browser tab's worth of protocol, over a real websocket."""
 
-    def __init__(self, url: str, tok: str | None = None, hold_frames: bool = False, origin: str | None = None):
+    def __init__(self, url: str, tok: str | None = None, hold_frames: bool = False, origin: str | None = None,
+                 source: str | None = None, headers: dict | None = None):
+        """source: a loopback address to connect from (127.0.0.2, ...: another client
+        address on one machine); headers: extra handshake headers (X-Forwarded-For)."""
         self.token = tok or token()
         # a visitor holding frames blocks in its frame handler: that must not stop the
         # reading thread (which answers the server's pings), so it keeps the stock client
         kind = socketio.Client if hold_frames else InOrderClient
-        self.sio = kind(reconnection=False, websocket_extra_options={"origin": origin} if origin else None)
+        options = {"origin": origin} if origin else {}
+        if source:
+            host, port = url.split("//")[1].split(":")
+            options["socket"] = socket.create_connection((host, int(port)), source_address=(source, 0))
+        self.sio = kind(reconnection=False, websocket_extra_options=options or None)
         self.headers: list[dict] = []          # the last few frame headers
         self.frame_times: collections.deque = collections.deque(maxlen=100_000)
         self.statuses: list[dict] = []
@@ -86,7 +93,8 @@ class Visitor:
             self.release.set()
         self.sio.on("frame", self._frame)
         self.sio.on("status", self.statuses.append)
-        self.sio.connect(url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10)
+        self.sio.connect(url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10,
+                         headers=headers or {})
 
     def _frame(self, data: bytes):
         header, _ = decode(data)
