@@ -1,12 +1,14 @@
-"""Engine benchmark: a plain PyTorch loop vs a Run producing frames at the display rate.
+"""Engine benchmark: a plain PyTorch loop vs a lone run on the shared trainer.
 
     python bench/engine.py            # one JSON object per line, under 60 s
     BENCH_DEVICE=cuda python bench/engine.py   # the same cases on a GPU
 
-bare: the same network with torch.nn.Dropout, the same data, batches and optimizer,
-      in a bare loop. run: Run.advance() at full speed, i.e. training plus a frame
-      (masks, drop counts, activations; boundary grids at their own rate) 30 times a
-      second, each frame encoded to bytes. ratio = run / bare (goal: >= 0.9).
+bare: the same network with torch.nn.Dropout, the same data, batches and optimizer
+      (torch.optim, fused), in a bare loop. run: one run playing at full speed on the
+      server's trainer (app/scheduler.py: a bucket of one, its own thread), i.e.
+      training plus a frame (masks, drop counts, activations; boundary grids at their
+      own rate) 30 times a second, each frame encoded to bytes as a client would get it.
+      ratio = run / bare (goal: >= 0.9).
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from model_server import Run, parse_config  # noqa: E402
+from app.scheduler import Trainer  # noqa: E402
+from app.settings import Serving  # noqa: E402
+from model_server import Limits, Run, parse_config  # noqa: E402
 from model_server.frames import encode  # noqa: E402
-from model_server.runstate import loss_fn  # noqa: E402
+from model_server.runstate import RunState, loss_fn, make_optimizer  # noqa: E402
 
 # The issue names the second case 2-64-64-64-2; the binary sets train one logit with
 # binary cross-entropy, so the network here is 2-64-64-64-1.
@@ -51,7 +55,8 @@ def plain_copy(run: Run) -> nn.Module:
 
 def bare_rate(cfg, seconds: float) -> float:
     run = Run(cfg)  # built the same way, then trained by hand
-    net, data, opt = plain_copy(run), run.data, run.opt
+    net, data = plain_copy(run), run.data
+    opt = make_optimizer(cfg.train.optimizer, net.parameters(), cfg.train.lr, cfg.train.weight_decay)
     blocks = list(net.blocks)
     flatten = cfg.model.kind == "mlp"
 
@@ -87,21 +92,41 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_rate(cfg, seconds: float) -> tuple[float, int]:
-    run = Run(cfg)
-    frames = 0
-    run.start_clock()
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        frame, wait = run.advance()
-        if frame is not None:
-            encode(frame)
-            frames += 1
-        if wait > 0:
-            time.sleep(wait)
-    sync(run.device)
-    elapsed = time.perf_counter() - t0
-    return run.step_count / elapsed, frames / elapsed
+class Sink:
+    """A client that takes every frame at once: encoded, as the server sends it."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def send(self, frame) -> None:
+        encode(frame)
+        self.frames += 1
+
+    def status(self, state, reason=None) -> None:
+        pass
+
+    def crashed(self) -> None:
+        raise RuntimeError("the bucket failed")
+
+
+def run_rate(cfg, seconds: float) -> tuple[float, float]:
+    trainer = Trainer(Limits(), Serving())
+    try:
+        state, sink = RunState(cfg), Sink()
+        trainer.add(state, sink)
+        frames0 = sink.frames
+        trainer.play(state)
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        trainer.pause(state)
+        elapsed = time.perf_counter() - t0
+        sync(state.device)
+        return state.step_count / elapsed, (sink.frames - frames0) / elapsed
+    finally:
+        trainer.stop()
 
 
 def main() -> None:

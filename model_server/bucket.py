@@ -159,7 +159,9 @@ class Bucket:
         self._records: dict[int, tuple] = {}   # step id -> that step's tensors (see step())
         self._grids: dict[int, torch.Tensor] = {}
         self._tables_dirty = True
-        self._weight_shapes = [tuple(p.shape) for p in template.weights()]  # torch layout, for frames
+        # the parameters the network panel draws as edges: each block's Linear/Conv2d weight, the head's
+        self.edge_params = [i for i, (name, *_rest) in enumerate(self.layout.params)
+                            if name == "head.weight" or (name.startswith("blocks.") and name.endswith(".0.weight"))]
         self._alloc(1)
 
     # ---- rows ------------------------------------------------------------------------------
@@ -631,7 +633,7 @@ class Bucket:
             state.evals.append((int(self.steps[k]), stack, i))
             state.last_eval_step = int(self.steps[k])
             if len(state.evals) > MAX_PENDING_EVALS:  # nobody takes frames: fold them in now
-                self._evals_to_history(state, {id(stack): stack.cpu().numpy()})
+                self.flush_evals(state)
 
     def flush_evals(self, state: "RunState") -> None:
         """A run's evaluations that no frame has read yet, into its history now."""
@@ -677,144 +679,115 @@ class Bucket:
 
     # ---- snapshots ---------------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self, states: list["RunState"], extras: list[bool], grid_size: int) -> list[dict]:
-        """What the frames of these runs need, gathered on the device and copied to the
-        host in one piece; the per-frame counters of these runs restart. extras[i]: also
-        weights, the decision boundary on screen and a watched neuron's map.
-
-        Per run, a dict of numpy arrays: mask, pre, act (per layer; mask None where the
-        last step drew none), kept (per layer), masked (per layer), train_loss (NaN: no
-        step since the last frame), index (dataset index of the shown example), x, y or
-        image, and with extras: weights (per layer, torch layout), boundary + view, and
-        neuron (when watching)."""
+    def snapshot(self, states: list["RunState"], extras: list[bool], grid_size: int) -> "Snapshot":
+        """What the frames of these runs need, gathered on the device as a few stacked
+        tensors and copied to the host in one piece; the per-frame counters of these runs
+        restart. extras[i]: also weights, the decision boundary on screen and a watched
+        neuron's map (each kind computed in one batched pass)."""
         self._fold()
-        dev, K = self.device, len(self.runs)
-        pieces: list[torch.Tensor] = []
-        plan: list[list[tuple[str, int, tuple]]] = []   # per run: (name, length, shape) in order
-
-        def put(entry: list, name: str, t: torch.Tensor, shape: tuple | None = None) -> None:
-            t = t.reshape(-1).float()
-            pieces.append(t)
-            entry.append((name, t.numel(), shape if shape is not None else (t.numel(),)))
-
+        dev, n = self.device, len(states)
         rows = [s.row for s in states]
         rows_t = torch.tensor(rows, device=dev, dtype=torch.long)
+        fields: dict[str, torch.Tensor] = {}
         # the shown example of each run's last step, from that step's tensors
-        recs: dict[int, list] = {}
-        for i, k in enumerate(rows):
-            if self.rec_of[k] >= 0:
-                recs.setdefault(int(self.rec_of[k]), []).append(i)
-        last: list[dict] = [{} for _ in states]
-        for sid, members in recs.items():
-            layers, idx0, counted = self._records[sid]
-            r = torch.tensor([int(self.rec_row[rows[i]]) for i in members], device=dev)
-            for l, (pre, mask, out) in enumerate(layers):
-                ex = lambda t: (t[0].index_select(0, r) if self.cnn else t.index_select(0, r)[:, 0])  # noqa: E731
-                o = ex(out)
-                p = ex(pre) if pre is not None else o
-                mk = ex(mask) if mask is not None else None
-                for j, i in enumerate(members):
-                    d = last[i]
-                    d.setdefault("out", []).append(o[j])
-                    d.setdefault("pre", []).append(p[j])
-                    drew = mask is not None and bool(counted[int(self.rec_row[rows[i]]), l])
-                    d.setdefault("mask", []).append(mk[j] if drew else None)
-            ix = idx0.index_select(0, r)
-            for j, i in enumerate(members):
-                last[i]["index"] = ix[j]
-        with_extras = [s for s, e in zip(states, extras) if e]
-        grids = self._extras(with_extras, grid_size) if with_extras else {}
-        for i, (s, k) in enumerate(zip(states, rows)):
-            entry: list = []
-            d = last[i]
-            put(entry, "train_loss", torch.where(self.lcnt[k] > 0, self.lsum[k] / self.lcnt[k].clamp_min(1),
-                                                 torch.full_like(self.lsum[k], math.nan)), ())
+        has = np.array([self.rec_of[r] >= 0 for r in rows], bool)
+        drew = np.zeros((n, self.L), bool)
+        if has.any():
             for l in range(self.L):
-                put(entry, f"kept{l}", getattr(self, f"kept{l}")[k].sum(0), self.noise_shape[l])
-            if d:
-                put(entry, "index", d["index"], ())
-                for l in range(self.L):
-                    put(entry, f"act{l}", d["out"][l], self.act_shape[l])
-                    put(entry, f"pre{l}", d["pre"][l], self.act_shape[l])
-                    if d["mask"][l] is not None:
-                        put(entry, f"mask{l}", d["mask"][l], self.noise_shape[l])
-                ex_index = d["index"].long()
-                put(entry, "x", self.x_train[k, ex_index], tuple(self.key.input_shape))
-                put(entry, "y", self.y_train[k, ex_index], ())
-            for j, (_, stack, column) in enumerate(s.evals):
-                put(entry, f"eval{j}", stack[:, column])
-            if s in grids:
-                for name, t in grids[s]:
-                    put(entry, name, t)
-            plan.append(entry)
-        host = torch.cat(pieces).cpu().numpy() if pieces else np.zeros(0, np.float32)
+                fields[f"act{l}"] = torch.zeros(n, self.act_sizes[l], device=dev)
+                fields[f"pre{l}"] = torch.zeros(n, self.act_sizes[l], device=dev)
+                fields[f"mask{l}"] = torch.zeros(n, self.mask_sizes[l], device=dev)
+            fields["index"] = torch.zeros(n, device=dev, dtype=torch.long)
+            groups: dict[int, list[int]] = {}
+            for i, r in enumerate(rows):
+                if has[i]:
+                    groups.setdefault(int(self.rec_of[r]), []).append(i)
+            for sid, members in groups.items():
+                layers, idx0, counted = self._records[sid]
+                rec_rows = self.rec_row[[rows[i] for i in members]]
+                rr = torch.from_numpy(rec_rows).to(dev)
+                at = torch.tensor(members, device=dev)
+                drew[members] = counted[rec_rows]
+                for l, (pre, mask, out) in enumerate(layers):
+                    fields[f"act{l}"].index_copy_(0, at, self._example(out, rr))
+                    fields[f"pre{l}"].index_copy_(0, at, self._example(out if pre is None else pre, rr))
+                    if mask is not None:
+                        fields[f"mask{l}"].index_copy_(0, at, self._example(mask, rr))
+                fields["index"].index_copy_(0, at, idx0.index_select(0, rr))
+            flat = rows_t * self.n_train_max + fields["index"]
+            fields["x"] = self._x_flat.index_select(0, flat).reshape(n, -1)
+            fields["y"] = self._y_flat.index_select(0, flat).float()
+        for l in range(self.L):
+            fields[f"kept{l}"] = getattr(self, f"kept{l}").index_select(0, rows_t).sum(1)
+        cnt = self.lcnt.index_select(0, rows_t)
+        fields["train_loss"] = torch.where(cnt > 0, self.lsum.index_select(0, rows_t) / cnt.clamp_min(1),
+                                           torch.full_like(cnt, math.nan))
+        evals = [(s, [st[:, c] for _, st, c in s.evals]) for s in states if s.evals]
+        if evals:
+            fields["evals"] = torch.cat([torch.stack(ts) for _, ts in evals]).reshape(-1)
+        with_extras = [s for s, e in zip(states, extras) if e]
+        if with_extras:
+            fields.update(self._extras(with_extras, grid_size))
+        names = list(fields)
+        host_all = torch.cat([fields[k].reshape(-1).float() for k in names]).cpu().numpy()
+        host, at = {}, 0
+        for k in names:
+            size = fields[k].numel()
+            host[k] = host_all[at:at + size].reshape(fields[k].shape)
+            at += size
         # restart the per-frame counters of these runs
         self.lsum[rows_t] = 0
         self.lcnt[rows_t] = 0
         for l in range(self.L):
             getattr(self, f"kept{l}")[rows_t] = 0
-        out, at = [], 0
-        for s, k, entry in zip(states, rows, plan):
-            view: dict = {"masked": self.masked_l[k].tolist(), "mask": [None] * self.L,
-                          "pre": [None] * self.L, "act": [None] * self.L, "kept": [None] * self.L}
-            self.masked_l[k] = 0
-            evals = []
-            for name, n, shape in entry:
-                a = host[at:at + n].reshape(shape)
-                at += n
-                if name.startswith("eval"):
-                    evals.append(a)
-                elif name[:-1] in ("mask", "pre", "act", "kept") and name[-1].isdigit():
-                    view[name[:-1]][int(name[-1])] = a.astype(bool) if name.startswith("mask") else a
-                elif name.startswith("weight"):
-                    view.setdefault("weights", []).append(a.reshape(self._weight_shapes[int(name[6:])]))
-                else:
-                    view[name] = a
-            for (step, _, _), e in zip(s.evals, evals):
-                tl, vl, acc = (float(v) for v in e)
-                s.add_history({"step": step, "train_loss": _finite(tl), "test_loss": _finite(vl),
-                               "test_acc": _finite(acc)})
-            s.evals = []
-            out.append(view)
-        return out
+        masked = self.masked_l[rows].copy()
+        self.masked_l[rows] = 0
+        if evals:  # into each run's history, in order
+            at = 0
+            for s, ts in evals:
+                for (step, _, _), e in zip(s.evals, host["evals"][at:at + 3 * len(ts)].reshape(-1, 3)):
+                    s.add_history({"step": step, "train_loss": _finite(float(e[0])), "test_loss": _finite(float(e[1])),
+                                   "test_acc": _finite(float(e[2]))})
+                at += 3 * len(ts)
+                s.evals = []
+        return Snapshot(self, states, host, has, drew, masked, with_extras)
 
-    def _extras(self, states: list["RunState"], size: int) -> dict:
-        """Per run: its weights (torch layout), the decision boundary it shows and a
-        watched neuron's map, each kind batched over the runs that need it."""
+    def _example(self, t: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        """The first example of each of these rows' batches in a step's tensor, flattened:
+        MLP tensors are (K, B, ...), CNN ones (B, K, ...)."""
+        ex = t[0].index_select(0, rr) if self.cnn else t.index_select(0, rr)[:, 0]
+        return ex.reshape(len(rr), -1).float()
+
+    def _extras(self, states: list["RunState"], size: int) -> dict[str, torch.Tensor]:
+        """Weights (whole theta rows), the decision boundary each run shows (the eval-mode
+        network's, or its thinned network's) and watched neurons' maps: each kind one
+        batched pass over the runs that need it."""
         dev = self.device
-        grid = self.grid(size)
-        out: dict = {s: [] for s in states}
-        rows = torch.tensor([s.row for s in states], device=dev)
-        theta = self.theta.detach().index_select(0, rows)
-        drawn = [i for i, (name, *_rest) in enumerate(self.layout.params)   # what the edges show:
-                 if name == "head.weight" or (name.startswith("blocks.") and name.endswith(".0.weight"))]
-        for s, row in zip(states, theta):
-            values = self.layout.unflatten(row)
-            for j, i in enumerate(drawn):
-                out[s].append((f"weight{j}", values[i]))
+        fields = {"theta": self.theta.detach().index_select(0, torch.tensor([s.row for s in states], device=dev))}
         if self.key.n_out != 1:
-            return out
-        # thinned: the runs asking for it whose last step drew a mask; eval: all the others
-        thinned = [s for s in states if s.view == "thinned" and self.rec_of[s.row] >= 0
-                   and self.drawing_of(s).any()]
+            return fields
+        grid = self.grid(size)
+        thinned = [s for s in states if s.view == "thinned" and self.drawing_of(s).any()]
         plain = [s for s in states if s not in thinned or s.watch is not None]
+        boundary = torch.zeros(len(states), len(grid), device=dev)
+        pos = {id(s): i for i, s in enumerate(states)}
         if plain:
             idx = torch.tensor([s.row for s in plain], device=dev)
             hidden: list = []
             prob = torch.sigmoid(self.forward(grid.expand(len(plain), -1, -1), rows=idx, hidden=hidden))
-            for j, s in enumerate(plain):
-                if s not in thinned:
-                    out[s].append(("boundary_eval", prob[j]))
-                if s.watch is not None:
-                    layer, index = s.watch
-                    out[s].append(("neuron", hidden[layer][j, :, index]))
+            shown = [j for j, s in enumerate(plain) if s not in thinned]
+            if shown:
+                boundary.index_copy_(0, torch.tensor([pos[id(plain[j])] for j in shown], device=dev),
+                                     prob.index_select(0, torch.tensor(shown, device=dev)))
+            watched = [(j, s) for j, s in enumerate(plain) if s.watch is not None]
+            if watched:
+                fields["neuron"] = torch.stack([hidden[s.watch[0]][j, :, s.watch[1]] for j, s in watched])
         if thinned:
             idx = torch.tensor([s.row for s in thinned], device=dev)
-            keeps = self._keeps(thinned)
-            prob = torch.sigmoid(self.forward(grid.expand(len(thinned), -1, -1), rows=idx, keeps=keeps))
-            for j, s in enumerate(thinned):
-                out[s].append(("boundary_thinned", prob[j]))
-        return out
+            prob = torch.sigmoid(self.forward(grid.expand(len(thinned), -1, -1), rows=idx, keeps=self._keeps(thinned)))
+            boundary.index_copy_(0, torch.tensor([pos[id(s)] for s in thinned], device=dev), prob)
+        fields["boundary"] = boundary
+        return fields
 
     def last_masks(self, state: "RunState") -> list[torch.Tensor | None]:
         """Each layer's mask in the run's last step, (B, *units) bool (True = kept), or
@@ -849,3 +822,27 @@ class Bucket:
 
 def _finite(v: float) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
+
+
+class Snapshot:
+    """A bucket's snapshot on the host: numpy arrays with one row per run asked for.
+
+    rows: act<l>, pre<l>, mask<l> (1 kept), index, x, y (where has[i]: a step was taken),
+    kept<l> (kept examples per unit since the last frame), train_loss; drew (runs x
+    layers: the last step drew a mask), masked (examples through each mask since the
+    last frame). For the runs with extras (in that order): theta (whole weight rows),
+    boundary, and neuron for those that watch one."""
+
+    def __init__(self, bucket: Bucket, states: list, host: dict, has: np.ndarray, drew: np.ndarray,
+                 masked: np.ndarray, with_extras: list):
+        self.bucket, self.states, self.host = bucket, states, host
+        self.has, self.drew, self.masked = has, drew, masked
+        self.extras_row = {id(s): i for i, s in enumerate(with_extras)}
+        self.watch_row = {id(s): i for i, s in enumerate(s for s in with_extras if s.watch is not None)}
+        self.thinned = {id(s) for s in with_extras
+                        if s.view == "thinned" and bucket.drawing_of(s).any()}
+
+    def weights(self, i_extra: int) -> list[np.ndarray]:
+        """One run's edge weights (each Linear/Conv2d's weight, torch layout)."""
+        values = self.bucket.layout.unflatten(self.host["theta"][i_extra])
+        return [values[i] for i in self.bucket.edge_params]

@@ -5,6 +5,7 @@ roughly [-1, 1] so the plotted plane (PLANE, below) is the same for all of them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ class Dataset:
 
     @property
     def input_dim(self) -> int:
-        return int(np.prod(self.x_train.shape[1:]))
+        return math.prod(self.x_train.shape[1:])
 
     def to(self, device: torch.device) -> "Dataset":
         move = lambda t: t.to(device)  # noqa: E731

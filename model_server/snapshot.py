@@ -3,11 +3,11 @@
     frames = take_frames(bucket, states, extras=[True, False], grid_size=48,
                          headers=[{"speed": 30}, {"speed": 1e6}])
 
-One call per bucket and frame tick: Bucket.snapshot gathers everything these runs'
-frames need on the device and copies it to the host at once; this module only arranges
-numpy arrays into frames.Frame (the format of docs/protocol.md). It never touches a
-tensor. `headers` adds what the caller knows and the engine does not (pacing, the wall
-clock for latency).
+One call per bucket and frame tick. Bucket.snapshot gathers everything these runs'
+frames need on the device and copies it to the host at once; here each kind of section
+is packed for all the runs in one numpy pass (frames.pack_rows), and each run's frame
+(the format of docs/protocol.md) is its header plus its rows. `headers` adds what the
+caller knows and the engine does not (pacing).
 """
 from __future__ import annotations
 
@@ -15,61 +15,92 @@ import time
 
 import numpy as np
 
-from .bucket import Bucket
-from .frames import Frame
+from .bucket import Bucket, Snapshot
+from .frames import Frame, pack_rows
 from .runstate import RunState
 
 
 def take_frames(bucket: Bucket, states: list[RunState], extras: list[bool], grid_size: int,
                 headers: list[dict] | None = None) -> list[Frame]:
-    views = bucket.snapshot(states, extras, grid_size)
-    headers = headers or [{} for _ in states]
-    return [_frame(bucket, s, v, e, h) for s, v, e, h in zip(states, views, extras, headers)]
+    snap = bucket.snapshot(states, extras, grid_size)
+    h = snap.host
+    L = bucket.L
+    packed: dict[str, list] = {}
+    idx_has = np.flatnonzero(snap.has)
+    if len(idx_has):
+        for l in range(L):
+            for kind in ("act", "pre"):
+                packed[f"{kind}{l}"] = _by_row(idx_has, pack_rows("q8", h[f"{kind}{l}"][idx_has]))
+            packed[f"mask{l}"] = _by_row(idx_has, pack_rows("bits", h[f"mask{l}"][idx_has] > 0.5))
+        if bucket.key.n_out != 1:
+            packed["input"] = _by_row(idx_has, pack_rows("q8", h["x"][idx_has]))
+    for l in range(L):
+        dropped = snap.masked[:, l:l + 1] - np.rint(h[f"kept{l}"]).astype(np.int64)
+        packed[f"dropped{l}"] = pack_rows("u32", dropped)
+    if "theta" in h:
+        weights = [snap.weights(i) for i in range(len(h["theta"]))]
+        for j in range(len(bucket.edge_params)):
+            packed[f"weight{j}"] = pack_rows("q8", np.stack([w[j] for w in weights]))
+        if "boundary" in h:
+            packed["boundary"] = pack_rows("p8", h["boundary"])
+        if "neuron" in h:
+            packed["neuron"] = pack_rows("q8", h["neuron"])
+    now_ms = time.time() * 1000  # wall clock, for latency
+    frames = []
+    for i, state in enumerate(states):
+        frames.append(_frame(bucket, snap, packed, i, state, (headers or [{}] * len(states))[i], now_ms))
+    return frames
 
 
-def _frame(bucket: Bucket, state: RunState, view: dict, extras: bool, extra_header: dict) -> Frame:
-    cfg, step = state.cfg, state.step_count
+def _by_row(rows: np.ndarray, items: list) -> dict:
+    return dict(zip(rows.tolist(), items))
+
+
+def _frame(bucket: Bucket, snap: Snapshot, packed: dict, i: int, state: RunState, extra_header: dict,
+           now_ms: float) -> Frame:
+    cfg, step, h = state.cfg, state.step_count, snap.host
     steps = step - state.frame_step
+    state.frame_step = step
+    loss = float(h["train_loss"][i])
+    masked = [int(m) for m in snap.masked[i]]
     header = {
         "step": step, "steps": steps, "mode": state.mode, "device": state.device.type,
         "p": state.p, "lr": state.lr, "kind": cfg.model.kind, "task": cfg.task,
         "sizes": [state.data.input_dim] + list(cfg.model.hidden) + [state.n_out],
-        "params": state.params, "finished": state.finished, "t": time.time() * 1000,  # ms: latency
-        **extra_header,
+        "params": state.params, "finished": state.finished, "t": now_ms, **extra_header,
+        "train_loss": loss if steps and np.isfinite(loss) else None,
+        "eval": state.latest_eval,
+        "masked": masked,  # examples through each layer's mask since the last frame
     }
-    loss = float(view["train_loss"])
-    header["train_loss"] = loss if steps and np.isfinite(loss) else None
-    header["eval"] = state.latest_eval
-    header["masked"] = [int(m) for m in view["masked"]]  # examples through each mask since the last frame
     fr = Frame(header)
-    for i in range(bucket.L):
-        if view["mask"][i] is not None:
-            fr.add(f"mask.{i}", "bits", view["mask"][i].reshape(-1))
-        if header["masked"][i] > 0:
-            kept = np.rint(view["kept"][i].reshape(-1)).astype(np.int64)
-            fr.add(f"dropped.{i}", "u32", header["masked"][i] - kept)
-    if "index" in view:
-        for i in range(bucket.L):
-            fr.add(f"act.{i}", "q8", view["act"][i])
-        for i in range(bucket.L):
-            fr.add(f"pre.{i}", "q8", view["pre"][i])
-        index = int(view["index"])
+    L = bucket.L
+    for l in range(L):
+        if snap.has[i] and snap.drew[i, l]:
+            fr.add_packed(f"mask.{l}", "bits", bucket.noise_shape[l][:1] if not bucket.cnn else
+                          (bucket.mask_sizes[l],), *packed[f"mask{l}"][i])
+        if masked[l] > 0:
+            fr.add_packed(f"dropped.{l}", "u32", (bucket.mask_sizes[l],), *packed[f"dropped{l}"][i])
+    if snap.has[i]:
+        for kind in ("act", "pre"):
+            for l in range(L):
+                fr.add_packed(f"{kind}.{l}", "q8", bucket.act_shape[l], *packed[f"{kind}{l}"][i])
+        index = int(h["index"][i])
         header["example"] = {"index": index}
         if cfg.task == "binary":
-            header["example"].update(x=view["x"].tolist(), y=int(view["y"]))
+            header["example"].update(x=h["x"][i].tolist(), y=int(h["y"][i]))
         else:  # the digit itself, for the image panel
-            fr.add("input", "q8", view["x"].reshape(-1))
-    state.frame_step = step
-    if extras:
-        for i, w in enumerate(view.get("weights", [])):
-            fr.add(f"weight.{i}", "q8", w)
+            fr.add_packed("input", "q8", (int(np.prod(bucket.key.input_shape)),), *packed["input"][i])
+    e = snap.extras_row.get(id(state))
+    if e is not None:
+        for j, p in enumerate(bucket.edge_params):
+            fr.add_packed(f"weight.{j}", "q8", bucket.layout.params[p][1][::-1] if bucket.layout.params[p][2]
+                          else bucket.layout.params[p][1], *packed[f"weight{j}"][e])
         if cfg.task == "binary":
             header["view"] = state.view
-            if "boundary_thinned" in view:
-                fr.add("boundary.thinned", "p8", view["boundary_thinned"])
-            else:
-                fr.add("boundary.eval", "p8", view["boundary_eval"])
-            if "neuron" in view and state.watch is not None:
-                fr.add("neuron", "q8", view["neuron"])
+            name = "boundary.thinned" if id(state) in snap.thinned else "boundary.eval"
+            fr.add_packed(name, "p8", (len(h["boundary"][e]),), *packed["boundary"][e])
+            w = snap.watch_row.get(id(state))
+            if w is not None:
+                fr.add_packed("neuron", "q8", (len(h["neuron"][w]),), *packed["neuron"][w])
                 header["watch"] = list(state.watch)
     return fr

@@ -119,8 +119,12 @@ def test_sections_are_4_byte_aligned():
 
 
 def test_header_json_has_no_nan():
-    with pytest.raises(ValueError):
-        encode(Frame({"loss": math.nan}))  # refused rather than sent as invalid JSON
+    """A NaN that reached a header is sent as null: never the invalid JSON token NaN."""
+    data = encode(Frame({"loss": math.nan, "inf": math.inf}))
+    _, head = header_bytes(data)
+    assert b"NaN" not in head and b"Infinity" not in head
+    header, _ = decode(data)
+    assert header["loss"] is None and header["inf"] is None
 
 
 # ---- a Run's frames ---------------------------------------------------------------------------
