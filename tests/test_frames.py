@@ -260,3 +260,22 @@ def test_frame_before_any_step():
     assert header["step"] == 0 and header["train_loss"] is None
     assert not any(k.startswith(("mask", "dropped", "act")) for k in arrays)
     assert "boundary.eval" in arrays and "boundary.thinned" not in arrays
+
+
+@pytest.mark.parametrize("enc", ["bits", "u32", "q8", "p8"])
+def test_packing_many_rows_at_once_gives_each_rows_own_bytes(enc):
+    """frames.pack_rows (one numpy pass for many frames) == _pack row by row: NaN,
+    infinities, all-zero rows and odd lengths included."""
+    from model_server.frames import _pack, pack_rows
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 3, 5)).astype(np.float32)
+    a[1] = 0
+    a[2, 0, 0], a[3, 1, 2], a[4, 2, 4] = math.nan, math.inf, -math.inf
+    if enc == "bits":
+        a = a > 0
+    elif enc == "u32":
+        a = np.abs(np.nan_to_num(a, posinf=1, neginf=1) * 1000).astype(np.int64)
+    elif enc == "p8":
+        a = 1 / (1 + np.exp(-a))
+    for row, got in zip(a, pack_rows(enc, a)):
+        assert got == _pack(enc, row)
