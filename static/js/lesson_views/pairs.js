@@ -43,10 +43,13 @@ function pair(root, lesson, ctx, title, onRound = async () => {}) {
   }
 
   // (Re)configure both runs from their hashes, fresh weights, and train them in lockstep.
-  const start = async () => {
+  // fresh(): runs once the previous round has ended, before the new runs start: counts
+  // kept by the caller restart there (a frame of that last round must not count as new)
+  const start = async (fresh = () => {}) => {
     const gen = ++generation;
     await driving;  // the previous round ends first: no stray step reaches the new runs
     if (gen !== generation || closed) return;
+    fresh();
     losses.setup(runs.map(r => ({ name: r.name })));
     const acks = await Promise.all(runs.map(r => r.start({ play: false })));
     if (gen !== generation || acks.some(a => !a || !a.ok)) return;
@@ -81,7 +84,7 @@ export function placement(root, lesson, ctx) {
     act = a; mark(); reset();
     p.runs.forEach(r => r.setHash(mergeHash(r.hash, `act=${a}`)));
     drawSeeds();
-    await p.start();
+    await p.start(reset);  // again once the last round of the old activation is in
     measureSeeds(a);
   }
 
