@@ -19,7 +19,9 @@ step by step, which bucket steps next and which of its runs take part:
 * Frames. About frame_rate times a second (and at once after a slow run's step), the
   runs whose frame is due and whose client has taken the last one are snapshotted,
   bucket by bucket, in one pass each (model_server.snapshot), and handed to their sinks.
-  A run never has more than one frame in flight.
+  A run never has more than one frame in flight. When many runs play, a tick's frames
+  take longer, and ticks come less often: frames take at most FRAME_SHARE of this
+  thread's time, and training the rest.
 
 Socket threads never train and never touch a bucket: every change goes through call(),
 which runs a function on this thread between two steps and returns its result.
@@ -46,6 +48,7 @@ from .settings import Serving
 log = logging.getLogger("dropout.trainer")
 
 AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a run's time
+FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
 
 
@@ -75,6 +78,7 @@ class Pace:
         self.complete = False             # ... and it has to be complete (paused picture)
         self.next_frame_at = 0.0
         self.next_extras = 0.0
+        self.plain_frames = 0             # frames since the last one with the slow panels
         self.next_auto_eval = 0.0
         self.busy_s = 0.0                 # this run's share of its buckets' step time
         self.busy_steps = 0
@@ -245,7 +249,11 @@ class Trainer:
                 stepped = self._step_one()
                 now = time.perf_counter()
                 if now >= self._next_tick or stepped:
-                    self._frames(now, tick=now >= self._next_tick)
+                    tick = now >= self._next_tick
+                    self._frames(now, tick)
+                    if tick:  # under load ticks come less often, so that training keeps its share
+                        cost = time.perf_counter() - now
+                        self._next_tick = max(self._next_tick, now + cost / FRAME_SHARE)
                 if not stepped:
                     self._sleep()
             except Exception:  # a bug must not stop every run: log, drop the culprit calls, go on
@@ -339,7 +347,9 @@ class Trainer:
                                          and state.step_count > state.frame_step and now >= pace.next_frame_at)
                 if not due or not pace.sink.ready():
                     continue
-                extras = pace.complete or pace.slow or now >= pace.next_extras
+                # the slow panels (boundary, weights) at boundary_rate, and when frames come
+                # slowly (a loaded server), on every third frame at most
+                extras = pace.complete or pace.slow or (now >= pace.next_extras and pace.plain_frames >= 2)
                 takers.append((state, pace, extras))
             if not takers:
                 continue
@@ -349,6 +359,7 @@ class Trainer:
             for (state, pace, extras), frame in zip(takers, frames):
                 pace.frame_due = pace.complete = False
                 pace.next_frame_at = now + 1.0 / rate
+                pace.plain_frames = 0 if extras else pace.plain_frames + 1
                 if extras:
                     pace.next_extras = now + 1.0 / self.serving.boundary_rate
                 pace.sink.send(frame)

@@ -124,6 +124,10 @@ class RunState:
         self.n_out = self.data.n_classes
         self.batch = cfg.train.batch_size
         self.params = parameter_count(self.initial_net())
+        # what every frame header says and a run never changes (made once: 30 frames a second)
+        self.fixed_header = {"device": self.device.type, "kind": cfg.model.kind, "task": cfg.task,
+                             "sizes": [self.data.input_dim] + list(cfg.model.hidden) + [self.n_out],
+                             "params": self.params}
         self._fresh()
 
     def _fresh(self) -> None:

@@ -64,10 +64,8 @@ def _frame(bucket: Bucket, snap: Snapshot, packed: dict, i: int, state: RunState
     loss = float(h["train_loss"][i])
     masked = [int(m) for m in snap.masked[i]]
     header = {
-        "step": step, "steps": steps, "mode": state.mode, "device": state.device.type,
-        "p": state.p, "lr": state.lr, "kind": cfg.model.kind, "task": cfg.task,
-        "sizes": [state.data.input_dim] + list(cfg.model.hidden) + [state.n_out],
-        "params": state.params, "finished": state.finished, "t": now_ms, **extra_header,
+        "step": step, "steps": steps, "mode": state.mode, "p": state.p, "lr": state.lr,
+        **state.fixed_header, "finished": state.finished, "t": now_ms, **extra_header,
         "train_loss": loss if steps and np.isfinite(loss) else None,
         "eval": state.latest_eval,
         "masked": masked,  # examples through each layer's mask since the last frame
