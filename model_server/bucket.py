@@ -562,6 +562,18 @@ class Bucket:
                 b1, b2 = ADAM_BETAS
                 m, v = self.m[:K], self.v[:K]
                 # the bias corrections in double precision, as torch.optim.Adam computes them
+                steps = self.steps[:K]  # before this step's count: t = steps + 1
+                if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
+                    # one step count and one learning rate (a lone run, say): torch.optim.Adam's
+                    # own arithmetic with Python scalars, in fewer ops
+                    t.add_(1)
+                    n = float(steps[0] + 1)
+                    m.lerp_(g, 1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    denom = (v.sqrt() / math.sqrt(1 - b2 ** n)).add_(ADAM_EPS)
+                    theta.addcdiv_(m, denom, value=-float(self.lr[0]) / (1 - b1 ** n))
+                    self.theta.grad = None
+                    return
                 if every:
                     t.add_(1)
                     m.lerp_(g, 1 - b1)
