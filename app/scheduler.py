@@ -48,6 +48,8 @@ from .settings import Serving
 log = logging.getLogger("dropout.trainer")
 
 AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a run's time
+AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pass must not
+                           # hold the test curve still for seconds), and at most boundary_rate a second
 FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
 
@@ -382,11 +384,12 @@ class Trainer:
         pace.sink.send(frame)
 
     def _auto_evaluate(self, bucket: Bucket, takers: list, now: float) -> None:
-        """'auto' test evaluation (eval_every 0): with a frame's slow panels, but costing
-        a run at most AUTO_EVAL_SHARE of the time; a complete frame always evaluates its
-        own step. The cost is CPU time (wall time would count other threads' turns)."""
-        due = [(s, p) for s, p, extras in takers
-               if extras and s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step
+        """'auto' test evaluation (eval_every 0): with frames, costing a run at most
+        AUTO_EVAL_SHARE of the time (and at least every AUTO_EVAL_MAX_GAP_S); a complete
+        frame always evaluates its own step. The cost is CPU time (wall time would count
+        other threads' turns)."""
+        due = [(s, p) for s, p, _ in takers
+               if s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step
                and (p.complete or now >= p.next_auto_eval)]
         if not due:
             return
@@ -394,7 +397,9 @@ class Trainer:
         bucket.evaluate([s.row for s, _ in due])
         per_run = (time.thread_time() - cpu) / len(due)
         for _, p in due:
-            p.next_auto_eval = now + per_run / AUTO_EVAL_SHARE
+            # a few times a second, like the boundary: more would cost without being seen
+            gap = max(1.0 / self.serving.boundary_rate, per_run / AUTO_EVAL_SHARE)
+            p.next_auto_eval = now + min(gap, AUTO_EVAL_MAX_GAP_S)
 
     @staticmethod
     def _header(pace: Pace) -> dict:
