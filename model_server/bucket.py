@@ -197,7 +197,7 @@ class Bucket:
     HOST = {  # per-run numbers kept on the host: name -> (dtype, initial value)
         "pos": (np.int64, 0), "n_train": (np.int64, 0), "drawn": (bool, False), "steps": (np.int64, 0),
         "eval_every": (np.int64, 0), "lr": (np.float64, 0.0), "wd": (np.float64, 0.0),
-        "train": (bool, True), "masked": (np.int64, 0), "rec_of": (np.int64, -1), "rec_row": (np.int64, 0),
+        "train": (bool, True), "rec_of": (np.int64, -1), "rec_row": (np.int64, 0),
     }
 
     def _alloc(self, cap: int) -> None:
