@@ -136,8 +136,8 @@ class Trainer:
     # ---- calls from other threads -----------------------------------------------------------
     def call(self, fn: Callable[[], Any], timeout: float | None = 60) -> Any:
         """Run fn() on the trainer's thread between two steps; its result or exception."""
-        if threading.current_thread() is self.thread:
-            return fn()
+        if threading.current_thread() is self.thread or not self.thread.is_alive():
+            return fn()  # (a stopped trainer trains nothing: no step can interleave)
         future: Future = Future()
         self._calls.append((fn, future))
         self._wake.set()
