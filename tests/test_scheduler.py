@@ -93,8 +93,8 @@ def test_full_speed_frames_carry_every_steps_drop_counts(trainer):
     time.sleep(1.0)
     t.pause(state)
     headers = sink.headers()
-    assert state.step_count > 100
-    assert 10 <= len(headers) <= 40  # about frame_rate a second, not one a step
+    assert state.step_count >= 30
+    assert 3 <= len(headers) <= 40 and len(headers) < state.step_count / 2  # ~frame_rate a second, not one a step
     assert sum(h["steps"] for h in headers) == state.step_count
     for h in headers:
         assert h["masked"] == [h["steps"] * 50] * 2
