@@ -15,6 +15,9 @@ from model_server.frames import decode, encode
 from model_server.runstate import RunState
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # as the server runs: one intra-op thread
+
+
 class Sink:
     """A client: takes frames (acknowledging at once unless told not to) and news."""
 
