@@ -342,7 +342,9 @@ class Trainer:
         rate = self.serving.frame_rate
         played = 0.0
         if tick:
-            self._next_tick = now + 1.0 / rate
+            # ticks at twice the frame rate: a frame acknowledged just after a tick waits
+            # half a period, not a whole one, and each run still gets at most frame_rate
+            self._next_tick = now + 0.5 / rate
             played, self._last_tick = min(1.0, now - self._last_tick), now
         for bucket in list(self.buckets.values()):
             takers: list[tuple[RunState, Pace, bool]] = []
@@ -365,7 +367,7 @@ class Trainer:
                                  [self._header(p) for _, p, _ in takers])
             for (state, pace, extras), frame in zip(takers, frames):
                 pace.frame_due = pace.complete = False
-                pace.next_frame_at = now + 1.0 / rate
+                pace.next_frame_at = now + 0.75 / rate  # due at the second tick from now
                 pace.plain_frames = 0 if extras else pace.plain_frames + 1
                 if extras:
                     pace.next_extras = now + 1.0 / self.serving.boundary_rate

@@ -130,7 +130,7 @@ export class Playground extends EventTarget {
     this.rate = null;
     this.rateWindow = [];
     const dev = $(this.root, '[data-role=device]');
-    if (dev) dev.textContent = `${info.device} · ${info.params.toLocaleString('en')} parameters`;
+    if (dev) setText(dev, `${info.device} · ${info.params.toLocaleString('en')} parameters`);
   }
 
   fillWatch(info) {
@@ -339,23 +339,23 @@ export class Playground extends EventTarget {
     if (!cap || !this.info) return;
     const rates = this.dropCounts && this.dropCounts.some(([, seen]) => seen)
       ? this.dropCounts.map(([d, seen]) => (seen ? d / seen : null)) : null;
-    cap.innerHTML = captionParts({
+    setText(cap, captionParts({
       step: h ? h.step : 0, mode: h ? h.mode : this.state.mode, p: h ? h.p : this.state.p,
       model: this.info.config.model, rates, since: this.dropSince,
-    }).join(' · ');
+    }).join(' · '), true);
     const dev = $(this.root, '[data-role=device]');
     if (dev && h) {
       // the training rate while playing; a paused run trains at no rate at all
       const rate = this.rate === null || !this.playing ? '' : ` · ${Math.round(this.rate).toLocaleString('en')} steps/s`;
-      dev.textContent = `${h.device}${rate} · ${this.info.params.toLocaleString('en')} parameters`;
+      setText(dev, `${h.device}${rate} · ${this.info.params.toLocaleString('en')} parameters`);
     }
     const stats = $(this.root, '[data-role=stats]');
     if (stats && h && h.eval) {
       const e = h.eval;
-      stats.textContent = `step ${e.step.toLocaleString('en')}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`;
+      setText(stats, `step ${e.step.toLocaleString('en')}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`);
     }
     const note = $(this.root, '[data-role=loss-note]');
-    if (note && h) note.textContent = lossNote(h.mode, h.p);
+    if (note && h) setText(note, lossNote(h.mode, h.p));
   }
 
   // ---- messages ---------------------------------------------------------------------------
@@ -396,6 +396,13 @@ export class Playground extends EventTarget {
     const c = $(this.root, '[data-role=connection]');
     if (c) c.textContent = text;
   }
+}
+
+// Text that is already on screen is not written again: every write re-lays out the page.
+function setText(node, text, html = false) {
+  if (node.shownText === text) return;
+  node.shownText = text;  // a property, not an attribute: no DOM write for the check
+  if (html) node.innerHTML = text; else node.textContent = text;
 }
 
 function fmt(v) { return v === null || v === undefined ? '–' : v.toFixed(3); }

@@ -130,7 +130,9 @@ export class NetworkView {
         const kept = this.partial || keep > 0.5;
         this.kept[l + 1][i] = kept ? 1 : 0;
         this.target[k] = this.partial ? 0.25 + 0.75 * keep : 1;
-        this.symbols[k] = kept ? KEPT : DROPPED;
+        const symbol = kept ? KEPT : DROPPED;
+        if (symbol !== this.symbols[k]) this.opacity[k] = 0.2;  // a neuron switching on or off fades in
+        this.symbols[k] = symbol;
         this.colors[k] = kept ? (act ? ACT_SCALE(act[i] / maxAbs) : COLORS.neutral) : CROSS;
         this.lineColors[k] = kept ? COLORS.edgeline : CROSS;
       }
