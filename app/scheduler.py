@@ -56,6 +56,7 @@ AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a r
 AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pass must not
                            # hold the test curve still for seconds), and at most boundary_rate a second
 FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
+CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
 
 
@@ -133,6 +134,7 @@ class Trainer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_tick = 0.0
+        self._tick_cost = 0.0
         self._last_tick = time.perf_counter()
         self.steps_taken = 0                      # model-steps, all buckets (metrics)
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
@@ -259,7 +261,7 @@ class Trainer:
                     tick = now >= self._next_tick
                     self._frames(now, tick)
                     if tick:  # under load ticks come less often, so that training keeps its share
-                        cost = time.perf_counter() - now
+                        cost = self._tick_cost = time.perf_counter() - now
                         self._next_tick = max(self._next_tick, now + cost / FRAME_SHARE)
                 if not stepped:
                     self._sleep()
@@ -342,9 +344,10 @@ class Trainer:
         rate = self.serving.frame_rate
         played = 0.0
         if tick:
-            # ticks at twice the frame rate: a frame acknowledged just after a tick waits
-            # half a period, not a whole one, and each run still gets at most frame_rate
-            self._next_tick = now + 0.5 / rate
+            # while ticks are cheap (few runs), twice the frame rate: a frame acknowledged
+            # just after a tick waits half a period, not a whole one; each run still gets
+            # at most frame_rate. Busy ticks come at the frame rate (each has its cost).
+            self._next_tick = now + (0.5 if self._tick_cost < CHEAP_TICK_S else 1.0) / rate
             played, self._last_tick = min(1.0, now - self._last_tick), now
         for bucket in list(self.buckets.values()):
             takers: list[tuple[RunState, Pace, bool]] = []
