@@ -1,6 +1,6 @@
 """The shared trainer: one thread trains every run of this process, bucket by bucket.
 
-    trainer = Trainer(limits)
+    trainer = Trainer(limits, serving)
     pace = trainer.add(state, sink)       # the run joins the bucket of its shape
     trainer.play(state, until=3000); trainer.pause(state); trainer.step(state, 10)
     trainer.change(state, lambda s: s.set_p(0, 0.5))
@@ -17,9 +17,8 @@ step by step, which bucket steps next and which of its runs take part:
   earliest clock goes next. A bucket of n runs thus gets sqrt(n) shares: between equal
   CPU time per run (n shares: a lone run, which pays its bucket's fixed per-step cost
   alone, would crawl beside a crowded bucket) and equal time per shape (one share: a
-  crowded bucket's runs would crawl). Measured with 80 default runs beside 20 of other
-  shapes (bench/load.py --mix): the slowest run went from 3 to 6 steps/s, the default
-  runs from 164 to 93. Neither a heavy bucket nor the crowded one starves the other.
+  crowded bucket's runs would crawl). Neither a heavy bucket nor the crowded one starves
+  the other (numbers: docs/benchmarks.md, bench/load.py --mix).
 * Frames. About frame_rate times a second (and at once after a slow run's step), the
   runs whose frame is due and whose client has taken the last one are snapshotted,
   bucket by bucket, in one pass each (model_server.snapshot), and handed to their sinks.
@@ -33,8 +32,8 @@ which runs a function on this thread between two steps and returns its result.
 from __future__ import annotations
 
 import collections
-import math
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Future
