@@ -135,7 +135,6 @@ class Trainer:
         self._next_tick = 0.0
         self._tick_cost = 0.0
         self._last_tick = time.perf_counter()
-        self.steps_taken = 0                      # model-steps, all buckets (metrics)
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()
 
@@ -220,19 +219,14 @@ class Trainer:
             return out
         return self.call(apply)
 
-    def set_speed(self, state: RunState, speed: float) -> None:
+    def set_speed(self, state: RunState, speed: float, frame: bool = False) -> None:
+        """frame: owe a complete frame (a paused run answers a change with one)."""
         def apply() -> None:
             pace = self._pace(state)
             pace.speed, pace.credit = min(speed, self.serving.max_speed), 0.0
-        self.call(apply)
-
-    def owe_frame(self, state: RunState) -> None:
-        """A complete frame of the run's current step (after a reset, say)."""
-        def owe() -> None:
-            pace = self.paces.get(id(state))
-            if pace is not None:
+            if frame:
                 self._owe(pace)
-        self.call(owe)
+        self.call(apply)
 
     def _pace(self, state: RunState) -> Pace:
         pace = self.paces.get(id(state))
@@ -299,11 +293,9 @@ class Trainer:
         cost = time.thread_time() - cpu
         n = int(best_active.sum())
         self.vclock[best.key] += cost / math.sqrt(n)
-        self.steps_taken += n
-        after = time.perf_counter()
         for state, on in zip(best.runs, best_active):
             if on:
-                self._stepped(self.paces[id(state)], cost / n, after)
+                self._stepped(self.paces[id(state)], cost / n)
         return True
 
     def _crash(self, bucket: Bucket) -> None:
@@ -316,7 +308,7 @@ class Trainer:
             pace.sink.crashed()
         del self.buckets[bucket.key], self.vclock[bucket.key]
 
-    def _stepped(self, pace: Pace, cost: float, now: float) -> None:
+    def _stepped(self, pace: Pace, cost: float) -> None:
         pace.busy_s += cost
         pace.busy_steps += 1
         if pace.owed:

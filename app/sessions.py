@@ -86,9 +86,8 @@ class Slot:
         return self.trainer.change(self.state, fn, frame=not self.playing)
 
     def set_speed(self, steps_per_s: float) -> None:
-        self.trainer.set_speed(self.state, steps_per_s)
-        if not self.playing:  # like any change while paused: the client hears back with a frame
-            self.trainer.owe_frame(self.state)
+        # like any change while paused: the client hears back with a frame
+        self.trainer.set_speed(self.state, steps_per_s, frame=not self.playing)
 
     def look(self, fn: Callable[[RunState], Any]) -> Any:
         """fn(state) on the trainer's thread, between two steps: a consistent view."""

@@ -779,7 +779,7 @@ class Bucket:
         if self.key.n_out != 1:
             return fields
         grid = self.grid(size)
-        thinned = [s for s in states if s.view == "thinned" and self.drawing_of(s).any()]
+        thinned = [s for s in states if self.shows_thinned(s)]
         plain = [s for s in states if s not in thinned or s.watch is not None]
         boundary = torch.zeros(len(states), len(grid), device=dev)
         pos = {id(s): i for i, s in enumerate(states)}
@@ -812,24 +812,18 @@ class Bucket:
         return [None if mask is None or not counted[r, l] else (mask[:, r] if self.cnn else mask[r])
                 for l, (_, mask, _) in enumerate(layers)]
 
-    def drawing_of(self, state: "RunState") -> np.ndarray:
-        """Which layers drew a mask in the run's last step."""
+    def shows_thinned(self, state: "RunState") -> bool:
+        """The run asks for its thinned network's boundary and its last step drew a mask
+        (else frames show the eval-mode boundary)."""
         sid = int(self.rec_of[state.row])
-        return self._records[sid][2][int(self.rec_row[state.row])] if sid >= 0 else np.zeros(self.L, bool)
+        return state.view == "thinned" and sid >= 0 and bool(self._records[sid][2][int(self.rec_row[state.row])].any())
 
     def _keeps(self, states: list["RunState"]) -> list[torch.Tensor]:
         """Per layer, (K', *noise) bool: each run's mask of its shown example in its last
         step (all kept in a layer that drew none)."""
-        per_layer: list[list[torch.Tensor]] = [[] for _ in range(self.L)]
-        for s in states:
-            layers, _, counted = self._records[int(self.rec_of[s.row])]
-            r = int(self.rec_row[s.row])
-            for l, (_, mask, _) in enumerate(layers):
-                if mask is None or not counted[r, l]:
-                    per_layer[l].append(torch.ones(self.noise_shape[l], dtype=torch.bool, device=self.device))
-                else:
-                    per_layer[l].append(mask[0, r] if self.cnn else mask[r, 0])
-        return [torch.stack(ms) for ms in per_layer]
+        masks = [self.last_masks(s) for s in states]
+        return [torch.stack([torch.ones(self.noise_shape[l], dtype=torch.bool, device=self.device) if m[l] is None
+                             else m[l][0] for m in masks]) for l in range(self.L)]
 
 
 def _finite(v: float) -> float | None:
@@ -851,8 +845,7 @@ class Snapshot:
         self.has, self.drew, self.masked = has, drew, masked
         self.extras_row = {id(s): i for i, s in enumerate(with_extras)}
         self.watch_row = {id(s): i for i, s in enumerate(s for s in with_extras if s.watch is not None)}
-        self.thinned = {id(s) for s in with_extras
-                        if s.view == "thinned" and bucket.drawing_of(s).any()}
+        self.thinned = {id(s) for s in with_extras if bucket.shows_thinned(s)}
 
     def weights(self, i_extra: int) -> list[np.ndarray]:
         """One run's edge weights (each Linear/Conv2d's weight, torch layout)."""
