@@ -44,6 +44,11 @@ class Step(RunRef):
     n: Annotated[int, in_range(1, 1000, "n (steps)")] = 1
 
 
+class Replay(RunRef):
+    # which past step (its range depends on the run: checked by the session)
+    step: int
+
+
 class Set(RunRef):
     change: dict
 
@@ -63,6 +68,7 @@ class Playground(Namespace):
         self.handlers: dict[str, Callable[[Session, Any], dict]] = {
             "configure": self.configure, "play": self.play, "pause": self.pause,
             "step": self.step, "reset": self.reset, "set": self.set, "close": self.close,
+            "replay": self.replay,
         }
 
     # python-socketio calls this for every event; we route by name ourselves so that
@@ -198,6 +204,11 @@ class Playground(Namespace):
         msg = parse(Step, payload if payload is not None else {})
         slot = session.slot(msg.run)
         return {"run": slot.run_id, "step": slot.step(msg.n)}
+
+    def replay(self, session: Session, payload: Any) -> dict:
+        msg = parse(Replay, payload)
+        slot = session.slot(msg.run)
+        return {"run": slot.run_id, "step": slot.replay(msg.step)}
 
     def reset(self, session: Session, payload: Any) -> dict:
         slot = session.slot(self._ref(payload).run)

@@ -4,6 +4,7 @@
     pace = trainer.add(state, sink)       # the run joins the bucket of its shape
     trainer.play(state, until=3000); trainer.pause(state); trainer.step(state, 10)
     trainer.change(state, lambda s: s.set_p(0, 0.5))
+    trainer.replay(state, 512)            # a paused run shows one of its last 1,000 steps
     trainer.remove(state)
 
 Runs of one shape train as one batched step (model_server.bucket). This thread decides,
@@ -45,7 +46,7 @@ from model_server.bucket import Bucket, BucketKey, key_of
 from model_server.config import Limits
 from model_server.frames import Frame
 from model_server.runstate import RunState
-from model_server.snapshot import take_frames
+from model_server.snapshot import replay_frame, take_frames
 
 from .settings import Serving
 
@@ -83,6 +84,7 @@ class Pace:
         self.owed_done: Future | None = None
         self.frame_due = False            # a frame is owed (slow run's step, or a complete one)
         self.complete = False             # ... and it has to be complete (paused picture)
+        self.replay: int | None = None    # a past step whose frame is owed (a paused run's timeline)
         self.next_frame_at = 0.0
         self.next_extras = 0.0
         self.plain_frames = 0             # frames since the last one with the slow panels
@@ -181,7 +183,7 @@ class Trainer:
             pace = self._pace(state)
             if pace.finished:
                 raise RuntimeError(pace.finished)
-            pace.until = until
+            pace.until, pace.replay = until, None
             if not pace.playing:
                 pace.playing, pace.credit, pace.clock = True, 0.0, time.perf_counter()
         self.call(go)
@@ -206,6 +208,22 @@ class Trainer:
                 pace.owed_done.set_result(state.step_count)
             return pace.owed_done
         return self.call(ask).result(timeout=600)
+
+    def replay(self, state: RunState, step: int) -> tuple[int, int] | None:
+        """Show a past step of a paused run: its frame ("replay": true) goes out now if
+        the client has taken the last one, else as soon as it has. Returns the steps
+        that can be replayed, (first, last) (None before the first step); a step outside
+        them shows nothing."""
+        def show() -> tuple[int, int] | None:
+            pace = self._pace(state)
+            if pace.playing or pace.owed:
+                raise RuntimeError("the run is training: pause it to replay a step")
+            span = state.bucket.timeline(state)
+            if span is not None and span[0] <= step <= span[1]:
+                pace.replay = step
+                self._send_replay(pace)
+            return span
+        return self.call(show)
 
     def change(self, state: RunState, fn: Callable[[RunState], Any], frame: bool = False) -> Any:
         """Apply a live change (fn(state)) between two steps; frame: owe a complete frame."""
@@ -344,6 +362,8 @@ class Trainer:
             takers: list[tuple[RunState, Pace, bool]] = []
             for state in bucket.runs:
                 pace = self._pace(state)
+                if pace.replay is not None:
+                    self._send_replay(pace)
                 if tick and pace.playing:
                     pace.played_s += played
                 due = pace.frame_due or (tick and pace.playing and not pace.slow
@@ -383,6 +403,13 @@ class Trainer:
         pace.next_frame_at = now + 1.0 / self.serving.frame_rate
         pace.next_extras = now + 1.0 / self.serving.boundary_rate
         pace.sink.send(frame)
+
+    def _send_replay(self, pace: Pace) -> None:
+        """The owed frame of a past step, once the client has taken the last frame."""
+        if pace.sink.ready():
+            frame = replay_frame(pace.state.bucket, pace.state, pace.replay, self._header(pace))
+            pace.replay = None
+            pace.sink.send(frame)
 
     def _auto_evaluate(self, bucket: Bucket, takers: list, now: float) -> None:
         """'auto' test evaluation (eval_every 0): with frames, costing a run at most

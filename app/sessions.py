@@ -21,6 +21,8 @@ import time
 from typing import Any, Callable
 
 from model_server import Limits, RunConfig
+from model_server.bucket import TIMELINE
+from model_server.config import ConfigError, safe_value
 from model_server.frames import Frame, encode
 from model_server.runstate import RunState
 
@@ -77,6 +79,22 @@ class Slot:
         if self.pace.finished:
             raise Busy(self.pace.finished)
         return self.trainer.step(self.state, n)
+
+    def replay(self, step: int) -> int:
+        """Show a past step of the paused run (its frame follows); a step outside its
+        timeline is refused, naming the steps that can be replayed."""
+        if self.playing:
+            raise Busy("the run is playing: pause it to replay a step")
+        try:
+            span = self.trainer.replay(self.state, step)
+        except RuntimeError as e:  # a 'step' event is still training
+            raise Busy(str(e)) from None
+        if span is None or not span[0] <= step <= span[1]:
+            allowed = "none yet: take a step first" if span is None else f"{span[0]}..{span[1]}"
+            raise ConfigError([{"field": "step", "allowed": allowed, "received": safe_value(step),
+                                "message": f"step has to be one of the last {TIMELINE:,} steps ({allowed}), "
+                                           f"but got {safe_value(step)}"}])
+        return step
 
     def reset(self) -> None:
         self.trainer.change(self.state, RunState.reset, frame=True)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .runstate import RunState
 
 LOSS_RING = 1024          # per-step training losses kept per run
+TIMELINE = 1000           # steps a paused run can be replayed from (<= LOSS_RING: their losses)
 MAX_PENDING_EVALS = 256   # evaluations waiting for a frame before they are folded in
 TALLY_FOLD = 64           # per-step losses are folded into the rings this many at a time
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1
@@ -185,6 +186,11 @@ class Bucket:
             "y_test": ((self.n_test_max,), 0, ydt),
             "w_test": ((self.n_test_max,), 0.0, torch.float32),  # 1/n on a run's own test points
             "perm": ((self.n_train_max,), 0, torch.long),
+            # the timeline: each of the run's last TIMELINE steps, at column (step - 1) %
+            # TIMELINE: its shown example's pre-dropout input and block output per layer,
+            # then its masks (1 kept), in half precision (frames send 8 bits); its example
+            "tl_vals": ((TIMELINE, 2 * sum(self.act_sizes) + sum(self.mask_sizes)), 0.0, torch.float16),
+            "tl_index": ((TIMELINE,), 0, torch.long),
         }
         for l, n in enumerate(self.mask_sizes):
             specs[f"kept{l}"] = ((B, n), 0.0, torch.float32)     # kept count per example slot and unit
@@ -194,11 +200,16 @@ class Bucket:
                 specs[f"bn_var{l}"] = ((c,), 1.0, torch.float32)
         return specs
 
-    HOST = {  # per-run numbers kept on the host: name -> (dtype, initial value)
-        "pos": (np.int64, 0), "n_train": (np.int64, 0), "drawn": (bool, False), "steps": (np.int64, 0),
-        "eval_every": (np.int64, 0), "lr": (np.float64, 0.0), "wd": (np.float64, 0.0),
-        "train": (bool, True), "rec_of": (np.int64, -1), "rec_row": (np.int64, 0),
-    }
+    def _host_specs(self) -> dict[str, tuple[tuple, type, object]]:
+        """Every per-run host array: name -> (shape of one row, dtype, initial value)."""
+        L = self.L
+        return {
+            "pos": ((), np.int64, 0), "n_train": ((), np.int64, 0), "drawn": ((), bool, False),
+            "steps": ((), np.int64, 0), "eval_every": ((), np.int64, 0), "lr": ((), np.float64, 0.0),
+            "wd": ((), np.float64, 0.0), "train": ((), bool, True), "rec_of": ((), np.int64, -1),
+            "rec_row": ((), np.int64, 0),
+            "p": ((L,), np.float64, 0.0), "masked_l": ((L,), np.int64, 0),
+        }
 
     def _alloc(self, cap: int) -> None:
         """(Re)allocate every per-run tensor for cap rows (or larger data), keeping the
@@ -212,14 +223,8 @@ class Bucket:
                     t[(slice(0, K),) + tuple(slice(0, s) for s in old.shape[1:])] = old[:K].detach()
                 setattr(self, name, t)
         self.theta.requires_grad_(True)
-        for name, (dtype, fill) in self.HOST.items():
-            arr = np.full(cap, fill, dtype)
-            old = getattr(self, name, None)
-            if old is not None and K:
-                arr[:K] = old[:K]
-            setattr(self, name, arr)
-        for name in ("p", "masked_l"):
-            arr = np.zeros((cap, self.L), np.float64 if name == "p" else np.int64)
+        for name, (shape, dtype, fill) in self._host_specs().items():
+            arr = np.full((cap, *shape), fill, dtype)
             old = getattr(self, name, None)
             if old is not None and K:
                 arr[:K] = old[:K]
@@ -261,9 +266,8 @@ class Bucket:
             self.x_test[k, :m], self.y_test[k, :m] = d.x_test, d.y_test
             self.w_test[k, :m] = 1.0 / m
             self.perm[k, :n] = torch.arange(n, device=self.device)
-        for name, (dtype, fill) in self.HOST.items():
+        for name, (_, _, fill) in self._host_specs().items():
             getattr(self, name)[k] = fill
-        self.masked_l[k] = 0
         self.n_train[k] = n
         self.eval_every[k] = state.cfg.train.eval_every
         self.set_hyper(state)
@@ -276,6 +280,13 @@ class Bucket:
         self.lr[k], self.wd[k] = state.lr, state.weight_decay
         self.train[k] = state.mode == "train"
         self._tables_dirty = True
+        # the timeline's settings: from which step on they hold (older ones are dropped
+        # once a newer one covers the whole timeline)
+        first = int(self.steps[k]) + 1
+        log = state.settings_log
+        while log and (log[-1][0] == first or len(log) > 1 and log[1][0] <= first - TIMELINE):
+            log.pop() if log[-1][0] == first else log.pop(0)
+        log.append((first, list(state.p), state.lr, state.mode))
 
     def leave(self, state: "RunState") -> None:
         """Remove a run between two steps; the last row moves into its place."""
@@ -286,7 +297,7 @@ class Bucket:
                 for name in self._row_specs():
                     t = getattr(self, name)
                     t[k] = t[last]
-            for name in list(self.HOST) + ["p", "masked_l"]:
+            for name in self._host_specs():
                 arr = getattr(self, name)
                 arr[k] = arr[last]
             moved = self.runs[last]
@@ -348,6 +359,7 @@ class Bucket:
         self._masked_step = drawing.astype(np.int64) * B
         self._pos_step = np.where(self.n_train[:K] > B, B, 0)
         self._all_rows = np.arange(K)
+        self._kept_all = [torch.ones(K, n, device=dev) for n in self.mask_sizes]  # a layer without a mask
         self._noise_views = [self.noise[:K, a:b].view(K, B, *sh) for a, b, sh in
                              zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
         self._any_eval = bool((self.eval_every[:K] > 0).any())
@@ -526,12 +538,43 @@ class Bucket:
             self.rec_row[:K][act] = np.flatnonzero(act)
         if len(self._records) > 8:
             self._prune_records()
+        self._to_timeline(record, idx, act, every)
         self.steps_taken += 1
         if self._any_eval:
             ev = self.eval_every[:K]
             due = act & (ev > 0) & (self.steps[:K] % np.maximum(ev, 1) == 0)
             if due.any():
                 self.evaluate(np.flatnonzero(due))
+
+    @torch.no_grad()
+    def _to_timeline(self, record: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> None:
+        """This step into each active run's timeline, at column (step - 1) % TIMELINE:
+        what a frame of this step would show (replay_snapshot reads it back). One
+        concatenation and one copy: this runs every step."""
+        K = len(self.runs)
+        rows = self._all_rows if every else np.flatnonzero(act)
+        at = torch.from_numpy(rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE).to(self.device)
+        if self.cnn:  # (B, K, ...): each run's first example
+            parts = [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
+            parts += [out[0].reshape(K, -1) for _, _, out in record]
+            parts += [mask[0].reshape(K, -1) if mask is not None else self._kept_all[l]
+                      for l, (_, mask, _) in enumerate(record)]
+        else:         # (K, B, units)
+            parts = [(out if pre is None else pre)[:, 0] for pre, _, out in record]
+            parts += [out[:, 0] for _, _, out in record]
+            parts += [mask[:, 0] if mask is not None else self._kept_all[l] for l, (_, mask, _) in enumerate(record)]
+        vals, index = torch.cat(parts, 1).half(), idx[:, 0]
+        if not every:
+            sel = torch.from_numpy(rows).to(self.device)
+            vals, index = vals.index_select(0, sel), index.index_select(0, sel)
+        self.tl_vals.view(-1, self.tl_vals.shape[-1]).index_copy_(0, at, vals)
+        self.tl_index.view(-1).index_copy_(0, at, index)
+
+    def timeline(self, state: "RunState") -> tuple[int, int] | None:
+        """The steps of this run that can be replayed, (first, last), or None before its
+        first step."""
+        n = int(self.steps[state.row])
+        return (max(1, n - TIMELINE + 1), n) if n else None
 
     def _prune_records(self) -> None:
         used = set(self.rec_of[:len(self.runs)].tolist())
@@ -764,6 +807,36 @@ class Bucket:
                 s.evals = []
         return Snapshot(self, states, host, has, drew, masked, with_extras)
 
+    @torch.no_grad()
+    def replay_snapshot(self, state: "RunState", step: int) -> "Snapshot":
+        """A snapshot of one of the run's past steps (inside timeline()), from its
+        timeline: that step's masks, the shown example's values and its loss, as a frame
+        of that step showed them. Per-frame counters are left alone; the counts it
+        carries (kept, masked) are the shown example's, the only one kept."""
+        k, col = state.row, (step - 1) % TIMELINE
+        self._fold()
+        vals = self.tl_vals[k, col].float().cpu().numpy()
+        index = int(self.tl_index[k, col])
+        first, p, lr, mode = next(entry for entry in reversed(state.settings_log) if entry[0] <= step)
+        drew = (np.array(p) > 0) & (mode == "train")   # where that step drew masks (as _tables)
+        host: dict[str, np.ndarray] = {}
+        total, a = sum(self.act_sizes), 0
+        for l, n in enumerate(self.act_sizes):
+            host[f"pre{l}"], host[f"act{l}"] = vals[None, a:a + n], vals[None, total + a:total + a + n]
+            a += n
+        a = 2 * total
+        for l, n in enumerate(self.mask_sizes):
+            host[f"mask{l}"] = vals[None, a:a + n]
+            host[f"kept{l}"] = vals[None, a:a + n] if drew[l] else np.zeros((1, n), np.float32)
+            a += n
+        host["index"] = np.array([index])
+        host["x"] = self.x_train[k, index].reshape(1, -1).cpu().numpy()
+        host["y"] = self.y_train[k, index].reshape(1).float().cpu().numpy()
+        host["train_loss"] = self.ring[k, (step - 1) % LOSS_RING].reshape(1).cpu().numpy()
+        past = {"step": step, "steps": 1, "mode": mode, "p": list(p), "lr": lr, "replay": True}
+        return Snapshot(self, [state], host, np.ones(1, bool), drew[None], drew[None].astype(np.int64), [],
+                        replay=past)
+
     def _example(self, t: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         """The first example of each of these rows' batches in a step's tensor, flattened:
         MLP tensors are (K, B, ...), CNN ones (B, K, ...)."""
@@ -837,11 +910,13 @@ class Snapshot:
     kept<l> (kept examples per unit since the last frame), train_loss; drew (runs x
     layers: the last step drew a mask), masked (examples through each mask since the
     last frame). For the runs with extras (in that order): theta (whole weight rows),
-    boundary, and neuron for those that watch one."""
+    boundary, and neuron for those that watch one. replay: set when it is a past step of
+    one run (Bucket.replay_snapshot)."""
 
     def __init__(self, bucket: Bucket, states: list, host: dict, has: np.ndarray, drew: np.ndarray,
-                 masked: np.ndarray, with_extras: list):
+                 masked: np.ndarray, with_extras: list, replay: dict | None = None):
         self.bucket, self.states, self.host = bucket, states, host
+        self.replay = replay  # a past step's header values (Bucket.replay_snapshot), else None
         self.has, self.drew, self.masked = has, drew, masked
         self.extras_row = {id(s): i for i, s in enumerate(with_extras)}
         self.watch_row = {id(s): i for i, s in enumerate(s for s in with_extras if s.watch is not None)}

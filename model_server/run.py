@@ -4,6 +4,7 @@
     run.step(100)                         # 100 optimizer steps
     run.set_p(0, 0.5); run.set_mode("eval"); run.set_lr(0.1)   # from the next step
     frame = run.frame(extras=True)        # what the last step looked like (frames.Frame)
+    frame = run.replay(42)                # ... or one of its last 1,000 steps (run.timeline())
     run.net                               # a torch.nn copy of the network as it is now
 
 The same code as the server's shared trainer (bucket.py), with one row: there is no
@@ -20,7 +21,7 @@ from .bucket import Bucket, key_of
 from .config import Limits, RunConfig
 from .frames import Frame
 from .runstate import RunState
-from .snapshot import take_frames
+from .snapshot import replay_frame, take_frames
 
 
 class Run:
@@ -50,6 +51,18 @@ class Run:
         if (extras or complete) and s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step:
             self.bucket.evaluate([s.row])
         return take_frames(self.bucket, [s], [extras or complete], s.limits.grid_size)[0]
+
+    def timeline(self) -> tuple[int, int] | None:
+        """The steps that replay() can show, (first, last): the last TIMELINE steps."""
+        return self.bucket.timeline(self.state)
+
+    def replay(self, step: int) -> Frame:
+        """A frame of a past step inside timeline(): its masks, the shown example's values
+        and its loss, exactly as a frame taken right after that step showed them."""
+        span = self.timeline()
+        if span is None or not span[0] <= step <= span[1]:
+            raise ValueError(f"step has to be in the timeline {span}, but got {step}")
+        return replay_frame(self.bucket, self.state, step)
 
     def evaluate(self) -> None:
         """Test loss and accuracy now (they reach history with the next frame)."""

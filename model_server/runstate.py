@@ -137,6 +137,9 @@ class RunState:
         self.batch_gen = torch.Generator().manual_seed(seed + 2)
         self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
         self.latest_eval: dict | None = None
+        # (first step, p, lr, mode): the settings each step of the timeline trained with
+        # (Bucket.set_hyper logs them; replays read them)
+        self.settings_log: list[tuple[int, list[float], float, str]] = []
         self.evals: list[tuple[int, torch.Tensor, int]] = []  # (step, (3, K') metrics, column): not yet read
         self.frame_step = 0       # step of the previous frame
         self.last_eval_step = 0

@@ -22,7 +22,18 @@ from .runstate import RunState
 
 def take_frames(bucket: Bucket, states: list[RunState], extras: list[bool], grid_size: int,
                 headers: list[dict] | None = None) -> list[Frame]:
-    snap = bucket.snapshot(states, extras, grid_size)
+    return _frames(bucket, bucket.snapshot(states, extras, grid_size), states, headers)
+
+
+def replay_frame(bucket: Bucket, state: RunState, step: int, header: dict | None = None) -> Frame:
+    """A frame of one of the run's past steps (inside bucket.timeline(state)), from its
+    timeline: "replay": true in its header, that step's step, mode, p, lr and loss, and
+    the mask, pre and act sections a frame of that step had; no weights or boundary
+    (those are only kept for now)."""
+    return _frames(bucket, bucket.replay_snapshot(state, step), [state], [header or {}])[0]
+
+
+def _frames(bucket: Bucket, snap: Snapshot, states: list[RunState], headers: list[dict] | None) -> list[Frame]:
     h = snap.host
     L = bucket.L
     packed: dict[str, list] = {}
@@ -58,16 +69,19 @@ def _by_row(rows: np.ndarray, items: list) -> dict:
 
 def _frame(bucket: Bucket, snap: Snapshot, packed: dict, i: int, state: RunState, extra_header: dict,
            now_ms: float) -> Frame:
-    cfg, step, h = state.cfg, state.step_count, snap.host
-    steps = step - state.frame_step
-    state.frame_step = step
+    cfg, h = state.cfg, snap.host
+    if snap.replay is None:
+        step = state.step_count
+        of_step = {"step": step, "steps": step - state.frame_step, "mode": state.mode, "p": state.p, "lr": state.lr}
+        state.frame_step = step
+    else:  # a past step: its own settings, no evaluation, and the frame counters stay
+        of_step = snap.replay
     loss = float(h["train_loss"][i])
     masked = [int(m) for m in snap.masked[i]]
     header = {
-        "step": step, "steps": steps, "mode": state.mode, "p": state.p, "lr": state.lr,
-        **state.fixed_header, "finished": state.finished, "t": now_ms, **extra_header,
-        "train_loss": loss if steps and np.isfinite(loss) else None,
-        "eval": state.latest_eval,
+        **of_step, **state.fixed_header, "finished": state.finished, "t": now_ms, **extra_header,
+        "train_loss": loss if of_step["steps"] and np.isfinite(loss) else None,
+        "eval": state.latest_eval if snap.replay is None else None,
         "masked": masked,  # examples through each layer's mask since the last frame
     }
     fr = Frame(header)
