@@ -11,6 +11,7 @@ import { NetworkView, neuronName } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
 import { ImagesView } from './views/images.js';
 import { LossView } from './views/losses.js';
+import { TimelineView } from './views/timeline.js';
 import { Exporter } from './export.js';
 
 const PLANE_EVERY_MS = 150;   // heatmap redraw (~12 ms here): about 6/s, as often as the server sends one
@@ -44,7 +45,9 @@ export class Playground extends EventTarget {
       $(root, '[data-role=plane-title]'));
     this.images = new ImagesView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
     this.losses = new LossView($(root, '[data-role=losses]'));
+    this.timeline = new TimelineView(root, step => this.replay(step));
     this.bindTransport();
+    this.bindKeys();
     this.exporter = new Exporter(this);
     if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn');
     this.conn.addEventListener('connected', () => { this.connection('connected'); this.configure(); });
@@ -126,6 +129,7 @@ export class Playground extends EventTarget {
     const legend = $(this.root, '[data-role=legend]');
     if (legend) legend.innerHTML = networkLegend(model);
     this.losses.setup();
+    this.timeline.setup(info);
     this.fillWatch(info);
     this.rate = null;
     this.rateWindow = [];
@@ -212,6 +216,36 @@ export class Playground extends EventTarget {
     this.network.el.on('plotly_unhover', () => { if (this.watching) this.watch(null); });
   }
 
+  // ← and → move the paused run's timeline one step (not while typing in a field, nor on
+  // the timeline's own slider, which moves by itself)
+  bindKeys() {
+    if (this.options.keys === false) return;
+    document.addEventListener('keydown', e => {
+      if ((e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') || e.altKey || e.ctrlKey || e.metaKey || this.playing) return;
+      if (e.target.closest && e.target.closest('input, select, textarea, [contenteditable]')) return;
+      this.timeline.move(e.key === 'ArrowLeft' ? -1 : 1);
+      e.preventDefault();
+    });
+  }
+
+  // One replay call in flight at a time: a slider dragged across many steps asks for the
+  // step it ends on, not every step it crossed.
+  async replay(step) {
+    this.replayWanted = step;
+    if (this.replaySending) return;
+    this.replaySending = true;
+    try {
+      let sent;
+      do {
+        sent = this.replayWanted;
+        const ack = await this.conn.call('replay', { step: sent });
+        if (!ack.ok) { this.serverErrors(ack); break; }
+      } while (this.replayWanted !== sent);
+    } finally {
+      this.replaySending = false;
+    }
+  }
+
   // until: the server pauses the run at exactly that step (embeds compared on one page)
   async play(until) {
     const ack = await this.conn.call('play', until === undefined ? {} : { until });
@@ -242,6 +276,7 @@ export class Playground extends EventTarget {
     const was = this.playing;
     this.playing = playing;
     if (!playing) { this.rate = null; this.rateWindow = []; }  // measured afresh on the next play
+    this.timeline.visible(!playing);
     if (was !== playing) this.dispatchEvent(new CustomEvent('playing', { detail: playing }));
     const b = $(this.root, '[data-role=play]');
     if (b) { b.textContent = playing ? 'Pause' : 'Play'; b.setAttribute('aria-pressed', String(playing)); }
@@ -259,6 +294,14 @@ export class Playground extends EventTarget {
     this.stats.frames++;
     this.stats.bytes += frame.bytes;
     if (!this.info) return;
+    if (h.replay) {  // a past step: shown, but no curve, count or rate takes it
+      this.timeline.show(frame);
+      this.network.update(frame);
+      if (this.plane.replayed) this.plane.replayed(frame, this.timeline.latest); else this.plane.update(frame);
+      this.frame = frame;
+      return;
+    }
+    this.timeline.live(frame);
     if (h.step === 0) this.losses.clear();
     this.losses.add(frame);
     this.countDrops(frame);
@@ -337,12 +380,15 @@ export class Playground extends EventTarget {
     const h = this.drawn && this.drawn.header;
     const cap = $(this.root, '[data-role=caption]');
     if (!cap || !this.info) return;
-    const rates = this.dropCounts && this.dropCounts.some(([, seen]) => seen)
+    // (a replayed step is one step: the rate measured on the live run does not describe it)
+    const rates = !(h && h.replay) && this.dropCounts && this.dropCounts.some(([, seen]) => seen)
       ? this.dropCounts.map(([d, seen]) => (seen ? d / seen : null)) : null;
-    setText(cap, captionParts({
+    const parts = captionParts({
       step: h ? h.step : 0, mode: h ? h.mode : this.state.mode, p: h ? h.p : this.state.p,
       model: this.info.config.model, rates, since: this.dropSince,
-    }).join(' · '), true);
+    });
+    if (h && h.replay) parts.unshift(`<strong>Replay</strong>: the mask, values and loss of step ${h.step.toLocaleString('en')}; weights and boundary as of step ${this.timeline.latest.toLocaleString('en')}`);
+    setText(cap, parts.join(' · '), true);
     const dev = $(this.root, '[data-role=device]');
     if (dev && h) {
       // the training rate while playing; a paused run trains at no rate at all

@@ -80,8 +80,17 @@ export class BoundaryView {
       else if (header.view === 'thinned') label = 'no thinned network in eval mode or at p = 0: full network shown';
       else label = 'boundary of the full network in eval mode (the thinned one comes with the next frame)';
     }
-    if (grid) this.pending = { grid, label, title };
+    if (grid) this.pending = this.latest = { grid, label, title };
     if (header.example && header.example.x) this.example = header.example.x;
+  }
+
+  // A replayed past step: its example gets the ring; the boundary stays the latest one
+  // (weights are not kept per step), and the caption says so.
+  replayed(frame, latestStep) {
+    if (frame.header.example && frame.header.example.x) this.example = frame.header.example.x;
+    if (this.latest) {
+      this.pending = { ...this.latest, label: `${this.latest.label}, as of step ${latestStep.toLocaleString('en')} (weights are kept only for now); ◯ = the example of step ${frame.header.step.toLocaleString('en')}` };
+    }
   }
 
   paint() {
