@@ -19,12 +19,14 @@ from flask_socketio import Namespace
 
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
+from .scheduler import JobsBusy
 from .sessions import Busy, Registry, Session, quote
 
 log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+RETRY_AFTER_S = 2  # when the server's lesson jobs are all taken
 
 
 class RunRef(Strict):
@@ -138,6 +140,8 @@ class Playground(Namespace):
             return self._refuse(sid, name, "invalid", {"ok": False, "error": e.errors[0], "errors": e.errors})
         except Busy as e:
             return self._refuse(sid, name, "busy", error("run", str(e)))
+        except JobsBusy as e:  # the client may send it again: it says when
+            return self._refuse(sid, name, "jobs_busy", {**error("server", str(e)), "retry_after_s": RETRY_AFTER_S})
         except (KeyError, IndexError) as e:
             field = "run" if isinstance(e, KeyError) else "change"
             return self._refuse(sid, name, "invalid", error(field, str(e.args[0])))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import threading
-import weakref
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, abort, render_template
@@ -30,10 +29,12 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from model_server import experiments
+from model_server.costs import experiment_cost, sweep_cost
 from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
 from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
 
+from .budget import OverBudget
 from .events import RunRef
 from .sessions import Busy, Session
 
@@ -162,6 +163,35 @@ class _ConfigOnly:
         self.cfg = cfg
 
 
+# the parameter that sizes each experiment's work most: named when its cost is refused
+SIZED_BY = {"train_vs_eval": "passes", "forgot_eval_boundary": "grids", "inverted_scaling": "passes",
+            "mc_dropout": "thinned", "batchnorm_shift": "passes", "myths": "examples", "placement_seeds": "steps"}
+
+
+def as_job(session: Session, cost, what: str, field: str, received: Any, fn):
+    """Lesson work within the budget: refused when it is too big by itself (field named),
+    or when the visitor's address or the server holds too much; one at a time per tab;
+    computed in the turns the shared trainer gives it (app/scheduler.py)."""
+    registry = session.registry
+    reason = registry.budget.check_job(cost)
+    if reason:
+        raise ConfigError([{"field": field, "message": f"{what} is too big: {reason}; make {field.split('.')[-1]} smaller",
+                            "allowed": "a smaller value", "received": safe_value(received)}])
+    if not session.job.acquire(blocking=False):
+        raise Busy("your previous experiment is still running; wait for its answer")
+    try:
+        try:
+            ticket = registry.budget.reserve(session.address, cost, what)
+        except OverBudget as e:
+            raise Busy(str(e)) from None
+        try:
+            return registry.trainer.job(fn)
+        finally:
+            registry.budget.release(ticket)
+    finally:
+        session.job.release()
+
+
 def run_experiment(session: Session, payload: Any) -> dict:
     msg = parse(Experiment, payload)
     try:
@@ -172,13 +202,16 @@ def run_experiment(session: Session, payload: Any) -> dict:
     fn = getattr(experiments, msg.name)
     kwargs = params.model_dump(exclude_none=True)
     _check_answer_size(msg.name, kwargs, slot.state.limits.grid_size)
+    cost = experiment_cost(msg.name, slot.state.cfg, kwargs, slot.state.limits)
+    field = f"params.{SIZED_BY.get(msg.name, 'name')}"
     try:
         if msg.name in CONFIG_ONLY:
             step, config_of = slot.state.step_count, _ConfigOnly(slot.state.cfg)
-            result = fn(config_of, **kwargs)
+            result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), lambda: fn(config_of, **kwargs))
         else:
             run = slot.look(RunState.frozen)  # a copy at one step: training goes on meanwhile
-            result, step = fn(run, **kwargs), run.step_count
+            result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), lambda: fn(run, **kwargs))
+            step = run.step_count
     except ConfigError:
         raise
     except ValueError as e:
@@ -208,50 +241,47 @@ SWEEP_ACTIONS: dict[str, type[Strict]] = {"start": SweepStart, "step": SweepStep
 
 
 class _Held:
-    """A session's sweep and the lock that keeps two of its events from training it at once."""
+    """A tab's sweep, its share of the budget, and the lock that keeps two of its events
+    from training it at once."""
 
-    def __init__(self, sweep: Sweep):
-        self.sweep, self.lock = sweep, threading.Lock()
+    def __init__(self, sweep: Sweep, ticket):
+        self.sweep, self.ticket, self.lock = sweep, ticket, threading.Lock()
 
 
 def register(namespace) -> None:
     """Add the 'experiment' and 'sweep' events to a Playground namespace."""
     registry = namespace.registry
-    # one sweep per session; an entry goes with its Session object (weak key), and any
-    # whose session has left the registry is dropped at the next sweep event
-    sweeps: weakref.WeakKeyDictionary[Session, _Held] = weakref.WeakKeyDictionary()
-    sweeps_lock = threading.Lock()
-
-    def prune() -> None:
-        with sweeps_lock:
-            for s in [s for s in list(sweeps.keys()) if registry.get(s.sid) is not s]:
-                sweeps.pop(s, None)
 
     def sweep_event(session: Session, payload: Any) -> dict:
-        prune()
         if not isinstance(payload, dict):
             raise ConfigError([{"field": "payload", "message": "payload has to be an object",
                                 "allowed": "object", "received": safe_value(payload)}])
         action = payload.get("action")
-        if action not in SWEEP_ACTIONS:
+        if not isinstance(action, str) or action not in SWEEP_ACTIONS:
             message = ("action is required: one of start, step, result" if action is None else
                        f"action has to be one of start, step, result, but got {str(action)[:40]!r}")
             raise ConfigError([{"field": "action", "message": message,
                                 "allowed": "start, step, result",
                                 "received": safe_value(action)}])
         msg = parse(SWEEP_ACTIONS[action], payload)
+        cfg = parse_config(SWEEP_PRESET, registry.limits)
         if action == "start":
-            cfg = parse_config(SWEEP_PRESET, registry.limits)
+            session.drop_sweep()  # a new sweep replaces the tab's last one
+            try:  # the sweep's models, held until the tab starts another or leaves
+                ticket = registry.budget.reserve(session.address, sweep_cost(cfg, len(msg.ps)), "this sweep")
+            except OverBudget as e:
+                raise Busy(str(e)) from None
             try:
-                held = _Held(Sweep(cfg, msg.ps, every=msg.every, limits=registry.limits))
+                held = _Held(Sweep(cfg, msg.ps, every=msg.every, limits=registry.limits), ticket)
             except ValueError as e:
+                registry.budget.release(ticket)
                 raise ConfigError([{"field": "ps", "message": str(e), "allowed": f"1..{MAX_MODELS} values in 0..1",
                                     "received": list(msg.ps)}]) from None
-            with sweeps_lock:
-                sweeps[session] = held
+            session.sweep = held
+            if session.closed:  # the tab left meanwhile
+                session.drop_sweep()
             return {"action": action, "sweep": held.sweep.result()}
-        with sweeps_lock:
-            held = sweeps.get(session)
+        held = session.sweep
         if held is None:
             raise ConfigError([{"field": "action", "message": f"no sweep to {action}: send action 'start' first",
                                 "allowed": "start", "received": action}])
@@ -259,21 +289,27 @@ def register(namespace) -> None:
             raise Busy("the sweep is still busy with your previous request; wait for its answer")
         try:
             sw = held.sweep
+            n = len(sw.ps)
             if action == "step":
                 left = MAX_SWEEP_STEPS - sw.step_count
                 if left <= 0:
                     raise ConfigError([{"field": "steps", "message": f"a sweep may train {MAX_SWEEP_STEPS} steps, "
                                         f"and this one has: start a new one", "allowed": "a new sweep (action 'start')",
                                         "received": msg.steps}])
-                sw.step(min(msg.steps, left))
+                steps = min(msg.steps, left)
+                cost = sweep_cost(cfg, n)
+                as_job(session, type(cost)(cost.macs * steps, 0), "this sweep step", "steps", msg.steps,
+                       lambda: sw.step(steps))
                 return {"action": action, "sweep": sw.result()}
-            return {"action": action, "sweep": sw.result(boundaries=msg.boundaries)}
+            work = sweep_cost(cfg, n) if msg.boundaries else type(sweep_cost(cfg, n))(0, 0)
+            return {"action": action, "sweep": as_job(session, type(work)(work.macs, 0), "this sweep result",
+                                                      "boundaries", msg.boundaries,
+                                                      lambda: sw.result(boundaries=msg.boundaries))}
         finally:
             held.lock.release()
 
     namespace.handlers["experiment"] = run_experiment
     namespace.handlers["sweep"] = sweep_event
-    namespace.lesson_sweeps = sweeps  # for tests and metrics: how many sweeps are held
 
 
 # ---- pages ---------------------------------------------------------------------------------

@@ -27,6 +27,14 @@ step by step, which bucket steps next and which of its runs take part:
   take longer, and ticks come less often: frames take at most FRAME_SHARE of this
   thread's time, and training the rest.
 
+* Lesson work. An experiment or a sweep runs on its event's socket thread, but only
+  while this thread hands it a turn (Trainer.job): it is one more contender with a
+  clock, like a bucket of one run, and gets a slice of JOB_SLICE_S of CPU time per turn,
+  between its checkpoints (model_server.pacing). This thread waits meanwhile, so the two
+  never fight over the interpreter, and waits at most JOB_WAIT_S: work that does not
+  reach a checkpoint in time runs on beside training. At most serving.max_jobs run at
+  once in the process; the next is refused ("busy, retry") rather than queued.
+
 Socket threads never train and never touch a bucket: every change goes through call(),
 which runs a function on this thread between two steps and returns its result.
 """
@@ -45,6 +53,7 @@ import numpy as np
 from model_server.bucket import Bucket, BucketKey, key_of
 from model_server.config import Limits
 from model_server.frames import Frame
+from model_server.pacing import yielding
 from model_server.runstate import RunState
 from model_server.snapshot import replay_frame, take_frames
 
@@ -58,6 +67,8 @@ AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pa
 FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
+JOB_SLICE_S = 0.005     # CPU time a lesson job computes per turn (a few of the default bucket's steps)
+JOB_WAIT_S = 0.02       # the longest this thread waits for a job to hand its turn back
 
 
 class Sink(Protocol):
@@ -125,12 +136,44 @@ class Pace:
         return None
 
 
+class JobsBusy(Exception):
+    """serving.max_jobs lesson jobs are running: the caller retries a little later."""
+
+
+class Job:
+    """Lesson work on a socket thread that computes only in the turns the trainer gives it."""
+
+    def __init__(self) -> None:
+        self.turn = threading.Event()     # set by the trainer: compute one slice
+        self.back = threading.Event()     # set by the job: the slice is over (or the job is)
+        self.done = False
+        self.slice_start = 0.0
+        self.used = 0.0                   # CPU time of its last slice
+
+    def wait_turn(self) -> None:
+        self.turn.wait()
+        self.turn.clear()
+        self.slice_start = time.thread_time()
+
+    def hand_back(self) -> None:
+        self.used = time.thread_time() - self.slice_start
+        self.back.set()
+
+    def checkpoint(self) -> None:
+        """Called by the work between chunks (model_server.pacing.checkpoint)."""
+        if time.thread_time() - self.slice_start >= JOB_SLICE_S:
+            self.hand_back()
+            self.wait_turn()
+
+
 class Trainer:
     def __init__(self, limits: Limits, serving: Serving):
         self.limits, self.serving = limits, serving
         self.buckets: dict[BucketKey, Bucket] = {}
         self.vclock: dict[BucketKey, float] = {}
         self.paces: dict[int, Pace] = {}          # id(state) -> its pace
+        self.jobs: dict[Job, float] = {}          # lesson jobs waiting for a turn -> their clocks
+        self._job_slots = threading.BoundedSemaphore(serving.max_jobs)
         self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -149,6 +192,28 @@ class Trainer:
         self._calls.append((fn, future))
         self._wake.set()
         return future.result(timeout)
+
+    def job(self, fn: Callable[[], Any]) -> Any:
+        """Run fn() (lesson work: an experiment, sweep steps) on the calling thread, in
+        the turns this trainer gives it (see the module's docstring); its result or
+        exception. Raises JobsBusy when serving.max_jobs jobs are already running."""
+        if threading.current_thread() is self.thread or not self.thread.is_alive():
+            return fn()  # nothing else trains meanwhile
+        if not self._job_slots.acquire(blocking=False):
+            raise JobsBusy(f"the server is busy with {self.serving.max_jobs} lesson experiments; "
+                           "retry in a few seconds")
+        job = Job()
+        try:
+            def enter() -> None:
+                self.jobs[job] = min([*self.vclock.values(), *self.jobs.values()], default=0.0)
+            self.call(enter)
+            job.wait_turn()
+            with yielding(job.checkpoint):
+                return fn()
+        finally:
+            job.done = True
+            job.hand_back()
+            self._job_slots.release()
 
     def add(self, state: RunState, sink: Sink) -> Pace:
         def join() -> Pace:
@@ -260,6 +325,8 @@ class Trainer:
         self._stop.set()
         self._wake.set()
         self.thread.join(timeout=5)
+        for job in list(self.jobs):  # nobody hands out turns any more: let them finish
+            job.turn.set()
 
     # ---- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -290,7 +357,8 @@ class Trainer:
                     future.set_exception(e)
 
     def _step_one(self) -> bool:
-        """One step of the bucket whose clock is earliest among those with a run to step."""
+        """One step of the bucket whose clock is earliest among those with a run to step,
+        or a turn of a lesson job whose clock is earlier still."""
         now = time.perf_counter()
         best, best_active = None, None
         for key, bucket in self.buckets.items():
@@ -299,6 +367,11 @@ class Trainer:
             active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
             if active.any():
                 best, best_active = bucket, active
+        if self.jobs:
+            job = min(self.jobs, key=self.jobs.__getitem__)
+            if best is None or self.jobs[job] < self.vclock[best.key]:
+                self._turn(job)
+                return True
         if best is None:
             return False
         cpu = time.thread_time()
@@ -315,6 +388,20 @@ class Trainer:
             if on:
                 self._stepped(self.paces[id(state)], cost / n)
         return True
+
+    def _turn(self, job: Job) -> None:
+        """One slice of a lesson job; its clock advances by the CPU time it used."""
+        if job.done:  # it ran to its end beside training
+            del self.jobs[job]
+            return
+        job.back.clear()
+        job.turn.set()
+        if job.back.wait(JOB_WAIT_S):
+            self.jobs[job] += job.used
+        else:  # no checkpoint in time: it runs on beside training, and is charged the wait
+            self.jobs[job] += JOB_WAIT_S
+        if job.done:
+            del self.jobs[job]
 
     def _crash(self, bucket: Bucket) -> None:
         for state in list(bucket.runs):

@@ -23,9 +23,11 @@ from typing import Any, Callable
 from model_server import Limits, RunConfig
 from model_server.bucket import TIMELINE
 from model_server.config import ConfigError, safe_value
+from model_server.costs import run_cost
 from model_server.frames import Frame, encode
 from model_server.runstate import RunState
 
+from .budget import Budget, OverBudget
 from .metrics import Metrics
 from .scheduler import Trainer
 from .settings import Serving
@@ -44,8 +46,9 @@ class Slot:
     """One run of a tab. Control methods are called from socket threads and go through
     the trainer; ready/send/status are the trainer's (its Sink)."""
 
-    def __init__(self, session: "Session", run_id: str, state: RunState):
+    def __init__(self, session: "Session", run_id: str, state: RunState, ticket=None):
         self.session, self.run_id, self.state = session, run_id, state
+        self.ticket = ticket            # its share of the cost budget, given back on close
         self.trainer: Trainer = session.registry.trainer
         self.closed = False
         self.in_flight = False          # a frame was emitted and not yet acknowledged
@@ -117,6 +120,7 @@ class Slot:
             return
         self.closed = True
         self.trainer.remove(self.state)
+        self.session.registry.budget.release(self.ticket)
 
     # ---- the trainer's sink ----
     def ready(self) -> bool:
@@ -174,6 +178,8 @@ class Session:
         self.limited = False    # the last event was refused by the rate limit
         self.last_seen = time.monotonic()
         self.events = TokenBucket(self.serving.events_per_s, self.serving.event_burst)
+        self.job = threading.Lock()   # one experiment or sweep event at a time per tab
+        self.sweep = None             # the tab's lesson sweep (app/lessons.py), with its budget ticket
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -193,8 +199,16 @@ class Session:
         self.drop(run_id)
         registry = self.registry
         registry.admit(self)  # counts this run as pending: concurrent configures cannot overshoot
+        ticket = None
         try:
-            slot = Slot(self, run_id, RunState(cfg, self.limits))
+            try:  # its estimated cost, before anything is built
+                ticket = registry.budget.reserve(self.address, run_cost(cfg, self.limits), "this run", step_macs=True)
+            except OverBudget as e:
+                raise Busy(str(e)) from None
+            slot = Slot(self, run_id, RunState(cfg, self.limits), ticket)
+        except BaseException:
+            registry.budget.release(ticket)
+            raise
         finally:
             with registry.lock:
                 self.pending -= 1
@@ -233,7 +247,13 @@ class Session:
     def close(self, reason: str | None = None) -> int:
         """The tab is gone (or the server stops): end its runs; no run may start after this."""
         self.closed = True
+        self.drop_sweep()
         return self.end_runs(reason)
+
+    def drop_sweep(self) -> None:
+        held, self.sweep = self.sweep, None
+        if held is not None:
+            self.registry.budget.release(held.ticket)
 
 
 class TokenBucket:
@@ -281,6 +301,7 @@ class Registry:
         self.sessions: dict[str, Session] = {}
         self.lock = threading.RLock()  # guards sessions, every session's slots and pending
         self.trainer = Trainer(limits, serving)
+        self.budget = Budget(serving)
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
 

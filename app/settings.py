@@ -35,6 +35,13 @@ class Serving(BaseSettings):
     # how many proxies in front of this server to trust for X-Forwarded-For (0: none: the
     # client address is the socket's peer, and a forwarded header is ignored)
     trusted_proxies: int = 0
+    # the cost budget (app/budget.py; estimates: model_server/costs.py)
+    max_bytes: float = Field(1024 * 2**20, gt=0)                 # held by all runs, sweeps, experiments
+    max_bytes_per_address: float = Field(512 * 2**20, gt=0)      # ... from one client address
+    max_step_macs_per_address: float = Field(2e9, gt=0)          # multiply-adds per step of one address's runs
+    max_jobs: int = Field(2, ge=1)                               # experiments / sweep events at once, server-wide
+    max_job_bytes: float = Field(128 * 2**20, gt=0)              # held by one experiment or sweep event
+    max_job_macs: float = Field(2e10, gt=0)                      # multiply-adds of one experiment or sweep event
 
 
 class Settings(BaseSettings):

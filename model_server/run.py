@@ -20,6 +20,7 @@ import torch
 from .bucket import Bucket, key_of
 from .config import Limits, RunConfig
 from .frames import Frame
+from .pacing import checkpoint
 from .runstate import RunState
 from .snapshot import replay_frame, take_frames
 
@@ -41,6 +42,7 @@ class Run:
         n = max(0, min(n, self.state.limits.max_steps - self.state.step_count))
         for _ in range(n):
             self.bucket.step(self._active)
+            checkpoint()  # a long run of steps in a lesson yields to the server's scheduler
 
     def frame(self, extras: bool = False, complete: bool = False) -> Frame:
         """What the last step looked like. extras adds the slow panels (edge weights, the

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from .config import Limits, RunConfig
 from .datasets import Batches, make_dataset, plane_grid
 from .network import ACTIVATIONS, Net
+from .pacing import checkpoint
 from .runstate import Thinned, make_optimizer, pick_device
 
 DEFAULT_PS = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0, 0.1, ..., 0.9
@@ -161,6 +162,7 @@ class Sweep:
             self.step_count += 1
             if self.step_count % self.every == 0:
                 self._record()
+            checkpoint()
 
     @torch.no_grad()
     def _metrics(self) -> torch.Tensor:
@@ -328,6 +330,7 @@ class SeedSweep:
         J = len(self.placements)
         rows = torch.arange(len(self.seeds) * J, device=self.device).unsqueeze(1)
         for _ in range(n):
+            checkpoint()
             idx = [b.next() for b in self._batches]
             if idx[0] is None:
                 x, y = self.x_train, self.y_train

@@ -194,30 +194,33 @@ def test_a_sweep_stops_at_its_step_budget(sio, monkeypatch):
     assert ack["ok"] is False and ack["error"]["field"] == "steps" and "30" in ack["error"]["message"]
 
 
+def sweeps_of(app) -> list:
+    """The sweeps tabs hold now."""
+    return [s.sweep for s in namespace_of(app).registry.sessions.values() if s.sweep is not None]
+
+
 def test_a_busy_sweep_answers_instead_of_waiting(app, sio):
     call(sio, "sweep", {"action": "start", "ps": [0.0]})
-    held = next(iter(namespace_of(app).lesson_sweeps.values()))
+    held, = sweeps_of(app)
     with held.lock:  # as if another event of this tab were training it right now
         ack = call(sio, "sweep", {"action": "step", "steps": 1})
     assert ack["ok"] is False and "busy" in ack["error"]["message"]
     assert call(sio, "sweep", {"action": "step", "steps": 1})["ok"]
 
 
-def test_one_sweep_per_tab_freed_when_the_tab_goes(app, sio):
-    sweeps = namespace_of(app).lesson_sweeps
+def test_one_sweep_per_tab_freed_with_its_budget_when_the_tab_goes(app, sio):
+    budget = namespace_of(app).registry.budget
     call(sio, "sweep", {"action": "start", "ps": [0.0, 0.5]})
+    two = budget.bytes
     call(sio, "sweep", {"action": "start", "ps": [0.0]})
-    assert len(sweeps) == 1
+    assert len(sweeps_of(app)) == 1 and 0 < budget.bytes < two  # the first one went, with its bytes
     other = socketio_of(app).test_client(app, auth={"token": "test-token-2"})
     call(other, "sweep", {"action": "start", "ps": [0.0]})
-    assert len(sweeps) == 2
-    sio.disconnect()
-    gc.collect()
-    call(other, "sweep", {"action": "result"})  # any sweep event also drops sweeps of gone tabs
-    assert len(sweeps) == 1
+    assert len(sweeps_of(app)) == 2
+    sio.disconnect()  # freed when the tab goes, not at some later event
+    assert len(sweeps_of(app)) == 1
     other.disconnect()
-    gc.collect()
-    assert len(sweeps) == 0
+    assert sweeps_of(app) == [] and budget.bytes == 0
 
 
 def test_the_events_are_listed_for_unknown_event_errors(sio):

@@ -32,12 +32,19 @@ export class Connection extends EventTarget {
     });
   }
 
-  // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}).
-  call(event, payload = {}) {
-    return new Promise(resolve => {
-      this.socket.timeout(10000).emit(event, payload, (err, ack) => {
-        resolve(err ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : ack);
+  // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}). A refusal
+  // that says when to retry (the server's lesson experiments are all taken) is retried
+  // then, a few times, before it is given up.
+  async call(event, payload = {}, retries = 5) {
+    for (let attempt = 0; ; attempt++) {
+      const ack = await new Promise(resolve => {
+        // lesson work waits its turn on a busy server: give it longer than a control event
+        this.socket.timeout(event === 'experiment' || event === 'sweep' ? 60000 : 10000).emit(event, payload, (err, a) => {
+          resolve(err ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : a);
+        });
       });
-    });
+      if (ack.ok || !ack.retry_after_s || attempt >= retries) return ack;
+      await new Promise(r => setTimeout(r, 1000 * ack.retry_after_s * (0.75 + 0.5 * Math.random())));
+    }
   }
 }

@@ -1,0 +1,136 @@
+"""What a run, a sweep or a lesson experiment will cost, estimated from its config and
+params before anything is built: multiply-adds (per training step, or in all) and the
+bytes it holds at its peak. The server's budgets (app/budget.py) admit or refuse work
+with these numbers; docs/limits.md lists them.
+
+    cost = run_cost(cfg)                          # Cost(macs per step, bytes held)
+    cost = sweep_cost(cfg, n_models)
+    cost = experiment_cost("inverted_scaling", cfg, {"passes": 1024, "examples": 256})
+
+The estimates count the big tensors (weights with their gradient and Adam's two
+moments, the data, each step's activations with their gradients, the decision-boundary
+grid's activations, the timeline) at 4 bytes a value, and a factor for the
+temporaries PyTorch makes alongside (ALLOC_FACTOR, measured: tests/test_budget.py
+checks estimates against measured peaks within a factor of 2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .bucket import TIMELINE
+from .config import Limits, RunConfig
+from .runstate import step_macs
+
+ALLOC_FACTOR = 2.0  # temporaries, allocator slack: measured peak / counted tensors, rounded up
+DIGITS = (1, 8, 8)
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: float    # multiply-adds: per training step for runs, in all for one-off work
+    bytes: float   # held at the peak
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.macs + other.macs, self.bytes + other.bytes)
+
+
+def input_shape(cfg: RunConfig) -> tuple[int, ...]:
+    return DIGITS if cfg.task == "digits" else (2,)
+
+
+def n_points(cfg: RunConfig) -> int:
+    if cfg.task == "digits":
+        return 1797
+    points = getattr(cfg.data, "points", None)  # a visitor's own points
+    return len(points) if points else cfg.data.n_points
+
+
+def units(cfg: RunConfig) -> int:
+    """Activations of one example through every hidden layer (CNN: channels x pixels)."""
+    pixels = math.prod(input_shape(cfg)[1:]) if cfg.model.kind == "cnn" else 1
+    return sum(cfg.model.hidden) * pixels
+
+
+def parameters(cfg: RunConfig) -> int:
+    shape, m = input_shape(cfg), cfg.model
+    n_out = 10 if cfg.task == "digits" else 1
+    total = 0
+    if m.kind == "cnn":
+        c, pixels = shape[0], math.prod(shape[1:])
+        for w in m.hidden:
+            total += c * w * 9 + w
+            c = w
+        return total + c * pixels * n_out + n_out
+    n = math.prod(shape)
+    for w in m.hidden:
+        total += n * w + w
+        n = w
+    return total + n * n_out + n_out
+
+
+def forward_macs(cfg: RunConfig, examples: int) -> float:
+    """Multiply-adds of one forward pass of `examples` examples."""
+    return step_macs(cfg, input_shape(cfg)) / cfg.train.batch_size * examples
+
+
+def run_cost(cfg: RunConfig, limits: Limits | None = None) -> Cost:
+    """One run: macs per training step (forward and backward: about 3 forwards); bytes
+    held: weights, gradient and optimizer state, its data, a step's activations, the
+    boundary grid's, and the timeline (per step: the shown example's values before and
+    after dropout and its masks, half precision)."""
+    limits = limits or Limits()
+    batch, u = cfg.train.batch_size, units(cfg)
+    values = (4 * parameters(cfg)                          # theta, grad, two moments
+              + 2 * n_points(cfg) * math.prod(input_shape(cfg))  # the data, and its copy in the bucket
+              + 6 * batch * u                               # pre, noise, output, their gradients
+              + (2 * limits.grid_size ** 2 * u if cfg.task != "digits" else 0))
+    timeline = TIMELINE * (3 * u * 2 + 8)
+    return Cost(3 * step_macs(cfg, input_shape(cfg)), ALLOC_FACTOR * (4 * values + timeline))
+
+
+def sweep_cost(cfg: RunConfig, n_models: int) -> Cost:
+    """n_models copies of cfg trained at once (model_server.sweep): per step, and held."""
+    batch, u = cfg.train.batch_size, units(cfg)
+    values = n_models * (4 * parameters(cfg) + 6 * batch * u) + 2 * n_points(cfg) * math.prod(input_shape(cfg))
+    return Cost(n_models * 3 * step_macs(cfg, input_shape(cfg)), ALLOC_FACTOR * 4 * values)
+
+
+# Per experiment: (examples through the network, values held at the peak), from its
+# params (defaults as in model_server.experiments) and the run's config.
+def _work(name: str, cfg: RunConfig, p: dict, grid: int) -> tuple[float, float]:
+    u, n = units(cfg), n_points(cfg)
+    widest = max(cfg.model.hidden) * (math.prod(input_shape(cfg)[1:]) if cfg.model.kind == "cnn" else 1)
+    size = p.get("size") or grid
+    if name == "train_vs_eval":
+        passes = p.get("passes", 20)
+        return 2 * passes * cfg.train.batch_size, passes * cfg.train.batch_size * u
+    if name == "forgot_eval_boundary":
+        g = p.get("grids", 3)
+        return (g + 1) * size ** 2, (g + 1) * size ** 2 * (u + 1)
+    if name == "inverted_scaling":
+        passes, ex = p.get("passes", 1000), p.get("examples", 16)
+        return ex, 8 * passes * ex * widest           # every pass's mask, output and means at once
+    if name == "mc_dropout":
+        t, d = p.get("thinned", 16), p.get("draws", 1)
+        return t * d * size ** 2, t * size ** 2 * (u + 1)
+    if name == "batchnorm_shift":
+        passes = p.get("passes", 8)
+        return passes * n, 2 * n * u
+    if name == "myths":
+        return p.get("examples", 32), p.get("examples", 32) * u
+    if name == "spatial_dropout":
+        return 2, 4 * u
+    if name == "placement_seeds":
+        seeds, steps = p.get("seeds", 8), p.get("steps", 1500)
+        k = 2 * seeds
+        return 3 * k * steps * cfg.train.batch_size, k * (4 * parameters(cfg) + 6 * cfg.train.batch_size * u + 2 * n)
+    # anything else: as much as a sweep of 16 models for 500 steps (the heaviest lesson)
+    return 3 * 16 * 500 * cfg.train.batch_size, 16 * (4 * parameters(cfg) + 6 * cfg.train.batch_size * u) + 2 * n
+
+
+def experiment_cost(name: str, cfg: RunConfig, params: dict, limits: Limits | None = None) -> Cost:
+    """One experiment on a run of cfg: macs in all, bytes at its peak."""
+    limits = limits or Limits()
+    examples, values = _work(name, cfg, params, limits.grid_size)
+    return Cost(forward_macs(cfg, examples), ALLOC_FACTOR * 4 * values)
