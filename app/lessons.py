@@ -168,10 +168,11 @@ SIZED_BY = {"train_vs_eval": "passes", "forgot_eval_boundary": "grids", "inverte
             "mc_dropout": "thinned", "batchnorm_shift": "passes", "myths": "examples", "placement_seeds": "steps"}
 
 
-def as_job(session: Session, cost, what: str, field: str, received: Any, fn):
-    """Lesson work within the budget: refused when it is too big by itself (field named),
-    or when the visitor's address or the server holds too much; one at a time per tab;
-    computed in the turns the shared trainer gives it (app/scheduler.py)."""
+def as_job(session: Session, cost, what: str, field: str, received: Any, fn, prepare=lambda: None):
+    """fn(prepare()): lesson work within the budget. Refused when it is too big by itself
+    (field named), when the visitor's address or the server holds too much, or when the
+    server's jobs are all taken, all before prepare() costs anything; one at a time per
+    tab; computed in the turns the shared trainer gives it (app/scheduler.py)."""
     registry = session.registry
     reason = registry.budget.check_job(cost)
     if reason:
@@ -185,7 +186,7 @@ def as_job(session: Session, cost, what: str, field: str, received: Any, fn):
         except OverBudget as e:
             raise Busy(str(e)) from None
         try:
-            return registry.trainer.job(fn)
+            return registry.trainer.job(fn, prepare)
         finally:
             registry.budget.release(ticket)
     finally:
@@ -204,14 +205,21 @@ def run_experiment(session: Session, payload: Any) -> dict:
     _check_answer_size(msg.name, kwargs, slot.state.limits.grid_size)
     cost = experiment_cost(msg.name, slot.state.cfg, kwargs, slot.state.limits)
     field = f"params.{SIZED_BY.get(msg.name, 'name')}"
+    if msg.name in CONFIG_ONLY:
+        def prepare():
+            return _ConfigOnly(slot.state.cfg), slot.state.step_count
+    else:
+        def prepare():  # a copy at one step: training goes on meanwhile
+            run = slot.look(RunState.frozen)
+            return run, run.step_count
+    step = None
+
+    def work(ready):
+        nonlocal step
+        run, step = ready
+        return fn(run, **kwargs)
     try:
-        if msg.name in CONFIG_ONLY:
-            step, config_of = slot.state.step_count, _ConfigOnly(slot.state.cfg)
-            result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), lambda: fn(config_of, **kwargs))
-        else:
-            run = slot.look(RunState.frozen)  # a copy at one step: training goes on meanwhile
-            result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), lambda: fn(run, **kwargs))
-            step = run.step_count
+        result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), work, prepare)
     except ConfigError:
         raise
     except ValueError as e:
@@ -299,12 +307,12 @@ def register(namespace) -> None:
                 steps = min(msg.steps, left)
                 cost = sweep_cost(cfg, n)
                 as_job(session, type(cost)(cost.macs * steps, 0), "this sweep step", "steps", msg.steps,
-                       lambda: sw.step(steps))
+                       lambda _: sw.step(steps))
                 return {"action": action, "sweep": sw.result()}
             work = sweep_cost(cfg, n) if msg.boundaries else type(sweep_cost(cfg, n))(0, 0)
             return {"action": action, "sweep": as_job(session, type(work)(work.macs, 0), "this sweep result",
                                                       "boundaries", msg.boundaries,
-                                                      lambda: sw.result(boundaries=msg.boundaries))}
+                                                      lambda _: sw.result(boundaries=msg.boundaries))}
         finally:
             held.lock.release()
 

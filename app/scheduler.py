@@ -193,23 +193,25 @@ class Trainer:
         self._wake.set()
         return future.result(timeout)
 
-    def job(self, fn: Callable[[], Any]) -> Any:
-        """Run fn() (lesson work: an experiment, sweep steps) on the calling thread, in
-        the turns this trainer gives it (see the module's docstring); its result or
-        exception. Raises JobsBusy when serving.max_jobs jobs are already running."""
+    def job(self, fn: Callable[[Any], Any], prepare: Callable[[], Any] = lambda: None) -> Any:
+        """Run fn(prepare()) (lesson work: an experiment, sweep steps) on the calling
+        thread, in the turns this trainer gives it (see the module's docstring); its
+        result or exception. Raises JobsBusy, before prepare(), when serving.max_jobs
+        jobs are already running. prepare() runs outside the turns (it may call())."""
         if threading.current_thread() is self.thread or not self.thread.is_alive():
-            return fn()  # nothing else trains meanwhile
+            return fn(prepare())  # nothing else trains meanwhile
         if not self._job_slots.acquire(blocking=False):
             raise JobsBusy(f"the server is busy with {self.serving.max_jobs} lesson experiments; "
                            "retry in a few seconds")
         job = Job()
         try:
+            ready = prepare()
             def enter() -> None:
                 self.jobs[job] = min([*self.vclock.values(), *self.jobs.values()], default=0.0)
             self.call(enter)
             job.wait_turn()
             with yielding(job.checkpoint):
-                return fn()
+                return fn(ready)
         finally:
             job.done = True
             job.hand_back()

@@ -1,0 +1,239 @@
+"""Abuse benchmark: the attacks of docs/limits.md beside one normal visitor.
+
+    python bench/abuse.py                 # ~30 s; one JSON object
+    python bench/abuse.py --seconds 40
+
+A server is started as `python -m app` on a free loopback port (DP_LOG_LEVEL=WARNING,
+its log in a temporary file). One bystander plays the default network at full speed
+and acknowledges every frame at once, as the page does. After a few seconds, beside it
+and all from this one address:
+
+    non_readers   2 clients: a sweep stepped 3 x 200, then `sweep result` with boundaries
+                  (about 1 MB each) every 50 ms, never reading a byte
+    experiments   12 clients on the widest, deepest MLP with 2,000 points, each sending
+                  `experiment inverted_scaling {passes: 1024, examples: 256}` (and, when
+                  refused, a smaller one) over and over
+    max_runs      clients configuring the largest MLP (6 x 64, batch 1,000) and the
+                  largest digits CNN (3 x 16, element-wise dropout, BatchNorm, eval_every
+                  1) three runs each, until refused, all playing at full speed
+    malformed     one client sending 2,000 `42[]` packets
+
+Printed: the bystander's frames/s and longest gap over the attack, the server's peak RSS
+and log growth, and what each attack got (refusals by message). Goals (issue 15):
+bystander >= 20 frames/s, no gap > 0.5 s, peak RSS < 1.5 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load import RawClient, frame_head, start_server  # noqa: E402
+
+GOAL = {"bystander_frames_per_s": 20.0, "bystander_max_gap_s": 0.5, "peak_rss_mb": 1536.0}
+WIDE = {"data": {"dataset": "circle", "n_points": 2000}, "model": {"hidden": [64] * 6, "p": [0.5] * 6}}
+BIG_MLP = {"data": {"dataset": "circle", "n_points": 2000}, "model": {"hidden": [64] * 6, "p": [0.5] * 6},
+           "train": {"batch_size": 1000}}
+BIG_CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3,
+                                                     "batchnorm": "before_dropout"},
+           "train": {"batch_size": 898, "eval_every": 1}}
+
+
+def short(message: str) -> str:
+    return message.split(":")[0][:60]
+
+
+class Tally:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+
+    def add(self, attack: str, what: str) -> None:
+        with self.lock:
+            self.counts[attack][what] += 1
+
+
+def call(c: RawClient, event: str, data) -> dict:
+    try:
+        return c.call(event, data)
+    except RuntimeError as e:  # RawClient raises on a refusal: its text carries the ack
+        m = re.search(r'"message": "([^"]*)', str(e))
+        return {"ok": False, "error": {"message": m[1] if m else str(e)[:60]}}
+
+
+def bystander(url: str, stop: threading.Event, arrivals: list) -> None:
+    c = RawClient(url, "bystander-token-1")
+    on_frame = lambda data: arrivals.append((time.monotonic(), frame_head(data)[1]))  # noqa: E731
+    c.call("configure", {"config": {}}, on_frame)
+    c.call("play", {}, on_frame)
+    c.run(on_frame, stop)
+    c.close()
+
+
+def non_reader(url: str, i: int, stop: threading.Event, tally: Tally) -> None:
+    c = RawClient(url, f"nonreader-{i}-token")
+    call(c, "sweep", {"action": "start"})
+    for _ in range(3):
+        call(c, "sweep", {"action": "step", "steps": 200})
+    n = 0
+    try:
+        while not stop.is_set():
+            n += 1
+            c.ws.send(f"42{1000 + n}" + json.dumps(["sweep", {"action": "result", "boundaries": True}]))
+            time.sleep(0.05)
+        tally.add("non_readers", "sent")
+    except OSError:
+        tally.add("non_readers", "disconnected")
+    c.close()
+
+
+def experimenter(url: str, i: int, stop: threading.Event, tally: Tally) -> None:
+    try:
+        c = RawClient(url, f"experiment-{i}-token")
+    except Exception:
+        tally.add("experiments", "connect refused")
+        return
+    if not call(c, "configure", {"config": WIDE}).get("ok"):
+        tally.add("experiments", "configure refused")
+    while not stop.is_set():  # the big one, then (refused as too big) a smaller one, at once
+        for params in ({"passes": 1024, "examples": 256}, {"passes": 256, "examples": 16}):
+            ack = call(c, "experiment", {"name": "inverted_scaling", "params": params})
+            tally.add("experiments", "ok" if ack.get("ok") else short(ack["error"]["message"]))
+            if stop.is_set() or not ack.get("ok") and "busy" in ack["error"]["message"]:
+                time.sleep(0.5)  # told to retry later: sooner than asked
+                break
+    c.close()
+
+
+def max_runs(url: str, stop: threading.Event, tally: Tally, clients: list) -> None:
+    for i in range(40):
+        if stop.is_set():
+            return
+        try:
+            c = RawClient(url, f"maxruns-{i}-token")
+        except Exception:
+            tally.add("max_runs", "connect refused")
+            continue
+        clients.append(c)
+        refused = False
+        for r in range(3):
+            ack = call(c, "configure", {"run": f"r{r}", "config": BIG_CNN if (i + r) % 4 == 0 else BIG_MLP})
+            if ack.get("ok"):
+                call(c, "play", {"run": f"r{r}"})
+                tally.add("max_runs", "running")
+            else:
+                tally.add("max_runs", short(ack["error"]["message"]))
+                refused = True
+        threading.Thread(target=c.run, args=(lambda data: None, stop), daemon=True).start()
+        if refused:
+            return
+
+
+def malformed(url: str, tally: Tally) -> None:
+    c = RawClient(url, "malformed-token-1")
+    try:
+        for _ in range(2000):
+            c.ws.send("42[]")
+        tally.add("malformed", "sent 2000")
+        c.ws.settimeout(5)
+        while True:
+            c.receive(lambda data: None)
+    except Exception as e:
+        tally.add("malformed", f"connection ended ({type(e).__name__})")
+    c.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=25.0, help="length of the attack")
+    ap.add_argument("--only", default="non_readers,experiments,max_runs,malformed",
+                    help="comma-separated attacks to run (default: all)")
+    ap.add_argument("--log", help="keep the server's log at this path")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    import psutil
+
+    log = args.log or tempfile.NamedTemporaryFile(prefix="abuse-", suffix=".log", delete=False).name
+    proc, url = start_server({"DP_PING_INTERVAL": "5", "DP_PING_TIMEOUT": "5"}, log)
+    server = psutil.Process(proc.pid)
+    stop_all, stop_attack = threading.Event(), threading.Event()
+    arrivals: list = []
+    tally = Tally()
+    peak = [0.0]
+
+    def watch_rss():
+        while not stop_all.is_set():
+            try:
+                peak[0] = max(peak[0], server.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=bystander, args=(url, stop_all, arrivals), daemon=True),
+               threading.Thread(target=watch_rss, daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(4)  # warm-up: the bystander alone
+    alone = [a for a in arrivals if a[0] >= time.monotonic() - 2]
+    log0 = os.path.getsize(log)
+    t0 = time.monotonic()
+    held: list = []
+    attackers = []
+    if "non_readers" in only:
+        attackers += [threading.Thread(target=non_reader, args=(url, i, stop_attack, tally), daemon=True)
+                      for i in range(2)]
+    if "experiments" in only:
+        attackers += [threading.Thread(target=experimenter, args=(url, i, stop_attack, tally), daemon=True)
+                      for i in range(12)]
+    if "max_runs" in only:
+        attackers.append(threading.Thread(target=max_runs, args=(url, stop_attack, tally, held), daemon=True))
+    if "malformed" in only:
+        attackers.append(threading.Thread(target=malformed, args=(url, tally), daemon=True))
+    for t in attackers:
+        t.start()
+    time.sleep(args.seconds)
+    t1 = time.monotonic()
+    stop_attack.set()
+    for t in attackers:
+        t.join(timeout=15)
+    stop_all.set()
+    during = [a for a in arrivals if t0 <= a[0] <= t1]
+    gaps = [b[0] - a[0] for a, b in zip(during, during[1:])]
+    if during:
+        gaps += [during[0][0] - t0, t1 - during[-1][0]]
+    rss_end = server.memory_info().rss / 2**20
+    log_bytes = os.path.getsize(log) - log0
+    proc.terminate()
+    proc.wait(10)
+    for c in held:
+        c.close()
+    result = {
+        "seconds": round(t1 - t0, 1),
+        "bystander_frames_per_s_alone": round(len(alone) / 2, 1),
+        "bystander_frames_per_s": round(len(during) / (t1 - t0), 1),
+        "bystander_max_gap_s": round(max(gaps), 3) if gaps else None,
+        "bystander_gap_p99_s": round(statistics.quantiles(gaps, n=100)[98], 3) if len(gaps) > 100 else None,
+        "bystander_steps": during[-1][1] - during[0][1] if len(during) > 1 else 0,
+        "peak_rss_mb": round(peak[0]), "end_rss_mb": round(rss_end),
+        "log_bytes": log_bytes,
+        "attacks": {k: dict(v) for k, v in tally.counts.items()},
+        "goal": GOAL,
+    }
+    result["met"] = (result["bystander_frames_per_s"] >= GOAL["bystander_frames_per_s"]
+                     and (result["bystander_max_gap_s"] or 99) <= GOAL["bystander_max_gap_s"]
+                     and result["peak_rss_mb"] < GOAL["peak_rss_mb"])
+    print(json.dumps(result))
+    if not args.log:
+        os.unlink(log)
+
+
+if __name__ == "__main__":
+    main()
