@@ -13,20 +13,21 @@ step by step, which bucket steps next and which of its runs take part:
 * Pacing. A run at speed v takes part in about v bucket steps a second (a credit that
   fills at v); at or below the frame rate every step gets its own frame and the next step
   waits for it. A run at full speed takes part in every step of its bucket.
-* Fairness. Each bucket's steps cost CPU time; a bucket's clock advances by that time
-  divided by the square root of the runs that took part, and the bucket with the
-  earliest clock goes next. A bucket of n runs thus gets sqrt(n) shares: between equal
-  CPU time per run (n shares: a lone run, which pays its bucket's fixed per-step cost
-  alone, would crawl beside a crowded bucket) and equal time per shape (one share: a
-  crowded bucket's runs would crawl). Neither a heavy bucket nor the crowded one starves
-  the other (numbers: docs/benchmarks.md, bench/load.py --mix).
-* Frames. About frame_rate times a second (and at once after a slow run's step), the
-  runs whose frame is due and whose client has taken the last one are snapshotted,
-  bucket by bucket, in one pass each (model_server.snapshot), and handed to their sinks.
-  A run never has more than one frame in flight. When many runs play, a tick's frames
-  take longer, and ticks come less often: frames take at most FRAME_SHARE of this
-  thread's time, and training the rest.
-
+* Fairness. Everything a bucket does (a step of its runs, a pass of their frames) is a
+  turn that costs CPU time; the bucket's clock advances by that time divided by the
+  square root of the runs it served, and the contender with the earliest clock takes
+  the next turn. A bucket of n runs thus gets sqrt(n) shares: between equal CPU time
+  per run (n shares: a lone run, which pays its bucket's fixed per-step cost alone,
+  would crawl beside a crowded bucket) and equal time per shape (one share: a crowded
+  bucket's runs would crawl). A heavy bucket pays for its own frames (boundaries of a
+  wide network) out of its share, so neither it nor the crowded one starves the other
+  (numbers: docs/benchmarks.md, bench/load.py --mix, bench/abuse.py).
+* Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
+  while its frames are cheap; less often when they are costly, so that they take at most
+  FRAME_SHARE of its time). At its tick, the runs whose frame is due and whose client
+  has taken the last one are snapshotted in one pass (model_server.snapshot); a slow
+  run's frame is due right after its step. A run never has more than one frame in
+  flight.
 * Lesson work. An experiment or a sweep runs on its event's socket thread, but only
   while this thread hands it a turn (Trainer.job): it is one more contender with a
   clock, like a bucket of one run, and gets a slice of JOB_SLICE_S of CPU time per turn,
@@ -101,6 +102,7 @@ class Pace:
         self.plain_frames = 0             # frames since the last one with the slow panels
         self.next_auto_eval = 0.0
         self.busy_s = 0.0                 # this run's share of its buckets' step time
+        self.frames_s = 0.0               # ... and of their frame passes
         self.busy_steps = 0
 
     @property
@@ -177,8 +179,8 @@ class Trainer:
         self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._next_tick = 0.0
-        self._tick_cost = 0.0
+        self.next_tick: dict[BucketKey, float] = {}   # each bucket's next frame tick
+        self._next_tick = 0.0                          # the next housekeeping
         self._last_tick = time.perf_counter()
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()
@@ -241,6 +243,7 @@ class Trainer:
             bucket.leave(state)
             if not bucket.runs:
                 del self.buckets[bucket.key], self.vclock[bucket.key]
+                self.next_tick.pop(bucket.key, None)
             else:
                 bucket.shrink()
         self.call(leave)
@@ -335,19 +338,25 @@ class Trainer:
         while not self._stop.is_set():
             try:
                 self._run_calls()
-                stepped = self._step_one()
                 now = time.perf_counter()
-                if now >= self._next_tick or stepped:
-                    tick = now >= self._next_tick
-                    self._frames(now, tick)
-                    if tick:  # under load ticks come less often, so that training keeps its share
-                        cost = self._tick_cost = time.perf_counter() - now
-                        self._next_tick = max(self._next_tick, now + cost / FRAME_SHARE)
-                if not stepped:
+                if now >= self._next_tick:
+                    self._housekeeping(now)
+                if not self._take_turn(now):
                     self._sleep()
             except Exception:  # a bug must not stop every run: log, drop the culprit calls, go on
                 log.exception("event=trainer_error outcome=error")
                 time.sleep(0.01)
+
+    def _housekeeping(self, now: float) -> None:
+        """frame_rate times a second: each playing run's playing time (its time limit),
+        and replayed frames owed to clients that have now taken their last frame."""
+        played, self._last_tick = min(1.0, now - self._last_tick), now
+        self._next_tick = now + 1.0 / self.serving.frame_rate
+        for pace in self.paces.values():
+            if pace.playing:
+                pace.played_s += played
+            if pace.replay is not None:
+                self._send_replay(pace)
 
     def _run_calls(self) -> None:
         while self._calls:
@@ -358,17 +367,18 @@ class Trainer:
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     future.set_exception(e)
 
-    def _step_one(self) -> bool:
-        """One step of the bucket whose clock is earliest among those with a run to step,
-        or a turn of a lesson job whose clock is earlier still."""
-        now = time.perf_counter()
-        best, best_active = None, None
+    def _take_turn(self, now: float) -> bool:
+        """One turn of the contender whose clock is earliest: a bucket (a pass of frames
+        when some are due, else a step of its runs that want one) or a lesson job.
+        A bucket's clock advances by the CPU time of its turn divided by the square root
+        of the runs it served, a job's by its CPU time. False: nothing to do."""
+        best, best_work = None, None
         for key, bucket in self.buckets.items():
             if best is not None and self.vclock[key] >= self.vclock[best.key]:
                 continue
-            active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
-            if active.any():
-                best, best_active = bucket, active
+            work = self._work_of(bucket, now)
+            if work is not None:
+                best, best_work = bucket, work
         if self.jobs:
             job = min(self.jobs, key=self.jobs.__getitem__)
             if best is None or self.jobs[job] < self.vclock[best.key]:
@@ -376,20 +386,56 @@ class Trainer:
                 return True
         if best is None:
             return False
+        kind, what = best_work
         cpu = time.thread_time()
+        if kind == "frames":
+            self._bucket_frames(best, what, now)
+            cost = time.thread_time() - cpu
+            self.vclock[best.key] += cost / math.sqrt(len(what))
+            for _, pace, _ in what:
+                pace.frames_s += cost / len(what)
+            if now >= self.next_tick.get(best.key, 0.0):
+                # while a bucket's frames are cheap, its ticks come at twice the frame rate
+                # (a frame acknowledged just after one waits half a period, not a whole
+                # one; each run still gets at most frame_rate); costly ones at most take
+                # FRAME_SHARE of the time, so that its runs keep training
+                period = (0.5 if cost < CHEAP_TICK_S else 1.0) / self.serving.frame_rate
+                self.next_tick[best.key] = now + max(period, cost / FRAME_SHARE)
+            return True
         try:
-            best.step(best_active)
+            best.step(what)
         except Exception:  # a bug must end this bucket's runs only, loudly, never the server
             log.exception("event=bucket_crashed runs=%d outcome=error", len(best.runs))
             self._crash(best)
             return True
         cost = time.thread_time() - cpu
-        n = int(best_active.sum())
+        n = int(what.sum())
         self.vclock[best.key] += cost / math.sqrt(n)
-        for state, on in zip(best.runs, best_active):
+        for state, on in zip(best.runs, what):
             if on:
                 self._stepped(self.paces[id(state)], cost / n)
         return True
+
+    def _work_of(self, bucket: Bucket, now: float):
+        """What a bucket would do with a turn: ("frames", takers) when frames are due (a
+        run owes one, or it is the bucket's tick and fast runs have new steps) and their
+        clients have taken the last; else ("step", active) when runs want a step; else None."""
+        tick = now >= self.next_tick.get(bucket.key, 0.0)
+        takers: list[tuple[RunState, Pace, bool]] = []
+        for state in bucket.runs:
+            pace = self.paces[id(state)]
+            due = pace.frame_due or (tick and pace.playing and not pace.slow
+                                     and state.step_count > state.frame_step and now >= pace.next_frame_at)
+            if not due or not pace.sink.ready():
+                continue
+            # the slow panels (boundary, weights) at boundary_rate, and when frames come
+            # slowly (a loaded server), on every third frame at most
+            extras = pace.complete or pace.slow or (now >= pace.next_extras and pace.plain_frames >= 2)
+            takers.append((state, pace, extras))
+        if takers:
+            return "frames", takers
+        active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
+        return ("step", active) if active.any() else None
 
     def _turn(self, job: Job) -> None:
         """One slice of a lesson job; its clock advances by the CPU time it used."""
@@ -414,6 +460,7 @@ class Trainer:
             bucket.leave(state)
             pace.sink.crashed()
         del self.buckets[bucket.key], self.vclock[bucket.key]
+        self.next_tick.pop(bucket.key, None)
 
     def _stepped(self, pace: Pace, cost: float) -> None:
         pace.busy_s += cost
@@ -436,45 +483,19 @@ class Trainer:
             pace.playing = False
             pace.sink.status("finished", pace.finished)
 
-    def _frames(self, now: float, tick: bool) -> None:
-        """Frames for every run that is owed one (or due one at this tick) and whose
-        client took the last: one snapshot per bucket."""
+    def _bucket_frames(self, bucket: Bucket, takers: list, now: float) -> None:
+        """The frames of these runs of one bucket, in one snapshot pass."""
         rate = self.serving.frame_rate
-        played = 0.0
-        if tick:
-            # while ticks are cheap (few runs), twice the frame rate: a frame acknowledged
-            # just after a tick waits half a period, not a whole one; each run still gets
-            # at most frame_rate. Busy ticks come at the frame rate (each has its cost).
-            self._next_tick = now + (0.5 if self._tick_cost < CHEAP_TICK_S else 1.0) / rate
-            played, self._last_tick = min(1.0, now - self._last_tick), now
-        for bucket in list(self.buckets.values()):
-            takers: list[tuple[RunState, Pace, bool]] = []
-            for state in bucket.runs:
-                pace = self._pace(state)
-                if pace.replay is not None:
-                    self._send_replay(pace)
-                if tick and pace.playing:
-                    pace.played_s += played
-                due = pace.frame_due or (tick and pace.playing and not pace.slow
-                                         and state.step_count > state.frame_step and now >= pace.next_frame_at)
-                if not due or not pace.sink.ready():
-                    continue
-                # the slow panels (boundary, weights) at boundary_rate, and when frames come
-                # slowly (a loaded server), on every third frame at most
-                extras = pace.complete or pace.slow or (now >= pace.next_extras and pace.plain_frames >= 2)
-                takers.append((state, pace, extras))
-            if not takers:
-                continue
-            self._auto_evaluate(bucket, takers, now)
-            frames = take_frames(bucket, [t[0] for t in takers], [t[2] for t in takers], self.limits.grid_size,
-                                 [self._header(p) for _, p, _ in takers])
-            for (state, pace, extras), frame in zip(takers, frames):
-                pace.frame_due = pace.complete = False
-                pace.next_frame_at = now + 0.75 / rate  # due at the second tick from now
-                pace.plain_frames = 0 if extras else pace.plain_frames + 1
-                if extras:
-                    pace.next_extras = now + 1.0 / self.serving.boundary_rate
-                pace.sink.send(frame)
+        self._auto_evaluate(bucket, takers, now)
+        frames = take_frames(bucket, [t[0] for t in takers], [t[2] for t in takers], self.limits.grid_size,
+                             [self._header(p) for _, p, _ in takers])
+        for (state, pace, extras), frame in zip(takers, frames):
+            pace.frame_due = pace.complete = False
+            pace.next_frame_at = now + 0.75 / rate  # due at the second tick from now
+            pace.plain_frames = 0 if extras else pace.plain_frames + 1
+            if extras:
+                pace.next_extras = now + 1.0 / self.serving.boundary_rate
+            pace.sink.send(frame)
 
     def _owe(self, pace: Pace) -> None:
         """The run owes its client a complete frame of its current step: it goes out now

@@ -161,7 +161,8 @@ def test_the_step_and_time_limits_finish_a_run(trainer):
 
 def test_buckets_share_the_cpu_per_run(trainer):
     """A bucket of 4 heavy CNN runs and a bucket of 4 tiny MLP runs, all at full speed:
-    every run gets about the same CPU time, so neither bucket starves the other."""
+    every run gets about the same CPU time (steps and frames), so neither bucket starves
+    the other."""
     t = trainer()
     cnn = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [16, 16], "p": [0.2, 0.2]},
            "train": {"batch_size": 128}}
@@ -170,10 +171,12 @@ def test_buckets_share_the_cpu_per_run(trainer):
     assert len(t.buckets) == 2
     for s in states:
         t.play(s)
+    time.sleep(0.5)  # every run plays (each play waits for a turn of the trainer)
+    start = [p.busy_s + p.frames_s for p in paces]
     time.sleep(3.0)
     for s in states:
         t.pause(s)
-    busy = [p.busy_s for p in paces]
+    busy = [p.busy_s + p.frames_s - b for p, b in zip(paces, start)]
     assert min(busy) > 0.25 * max(busy), busy
     heavy, light = states[0].step_count, states[-1].step_count
     assert heavy >= 10 and light > 3 * heavy  # the cheap runs take many more steps in the same time
