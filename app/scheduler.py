@@ -52,6 +52,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from model_server.bucket import Bucket, BucketKey, key_of
+from model_server.costs import run_cost
 from model_server.config import Limits
 from model_server.frames import Frame
 from model_server.pacing import yielding
@@ -104,6 +105,10 @@ class Pace:
         self.busy_s = 0.0                 # this run's share of its buckets' step time
         self.frames_s = 0.0               # ... and of their frame passes
         self.busy_steps = 0
+        # multiply-adds of this run's slow panels (a forward pass over the boundary grid)
+        cost = run_cost(state.cfg, state.limits)
+        self.extras_macs = (0.0 if state.cfg.task == "digits" else
+                            cost.macs / 3 / state.cfg.train.batch_size * state.limits.grid_size ** 2)
 
     @property
     def slow(self) -> bool:
@@ -171,15 +176,15 @@ class Job:
 class Trainer:
     def __init__(self, limits: Limits, serving: Serving):
         self.limits, self.serving = limits, serving
-        self.buckets: dict[BucketKey, Bucket] = {}
-        self.vclock: dict[BucketKey, float] = {}
+        self.buckets: dict[tuple[BucketKey, int], Bucket] = {}   # (shape, shard) -> its bucket
+        self.vclock: dict[Bucket, float] = {}
         self.paces: dict[int, Pace] = {}          # id(state) -> its pace
         self.jobs: dict[Job, float] = {}          # lesson jobs waiting for a turn -> their clocks
         self._job_slots = threading.BoundedSemaphore(serving.max_jobs)
         self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.next_tick: dict[BucketKey, float] = {}   # each bucket's next frame tick
+        self.next_tick: dict[Bucket, float] = {}      # each bucket's next frame tick
         self._next_tick = 0.0                          # the next housekeeping
         self._last_tick = time.perf_counter()
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
@@ -221,16 +226,33 @@ class Trainer:
 
     def add(self, state: RunState, sink: Sink) -> Pace:
         def join() -> Pace:
-            key = key_of(state)
-            bucket = self.buckets.get(key)
-            if bucket is None:
-                bucket = self.buckets[key] = Bucket(key, state.initial_net())
-                self.vclock[key] = min(self.vclock.values(), default=0.0)
+            bucket = self._bucket_for(state)
             bucket.join(state)
             pace = self.paces[id(state)] = Pace(state, sink, self.serving)
             self._owe(pace)  # the untrained network's first frame
             return pace
         return self.call(join)
+
+    def _bucket_for(self, state: RunState) -> Bucket:
+        """The bucket a run joins: the first of its shape with room, else a new one. A
+        bucket's step is not interruptible, so a shape's runs fill buckets of at most
+        serving.max_bucket_step_macs per step (a heavy shape's runs: a few per bucket)."""
+        key, macs = key_of(state), run_cost(state.cfg, self.limits).macs
+        shard = 0
+        while True:
+            bucket = self.buckets.get((key, shard))
+            if bucket is None:
+                bucket = self.buckets[(key, shard)] = Bucket(key, state.initial_net())
+                bucket.shard = shard
+                self.vclock[bucket] = min(self.vclock.values(), default=0.0)
+                return bucket
+            if (len(bucket.runs) + 1) * macs <= self.serving.max_bucket_step_macs:
+                return bucket
+            shard += 1
+
+    def _drop_bucket(self, bucket: Bucket) -> None:
+        del self.buckets[(bucket.key, bucket.shard)], self.vclock[bucket]
+        self.next_tick.pop(bucket, None)
 
     def remove(self, state: RunState) -> None:
         def leave() -> None:
@@ -242,8 +264,7 @@ class Trainer:
                 return
             bucket.leave(state)
             if not bucket.runs:
-                del self.buckets[bucket.key], self.vclock[bucket.key]
-                self.next_tick.pop(bucket.key, None)
+                self._drop_bucket(bucket)
             else:
                 bucket.shrink()
         self.call(leave)
@@ -373,15 +394,15 @@ class Trainer:
         A bucket's clock advances by the CPU time of its turn divided by the square root
         of the runs it served, a job's by its CPU time. False: nothing to do."""
         best, best_work = None, None
-        for key, bucket in self.buckets.items():
-            if best is not None and self.vclock[key] >= self.vclock[best.key]:
+        for bucket in self.buckets.values():
+            if best is not None and self.vclock[bucket] >= self.vclock[best]:
                 continue
             work = self._work_of(bucket, now)
             if work is not None:
                 best, best_work = bucket, work
         if self.jobs:
             job = min(self.jobs, key=self.jobs.__getitem__)
-            if best is None or self.jobs[job] < self.vclock[best.key]:
+            if best is None or self.jobs[job] < self.vclock[best]:
                 self._turn(job)
                 return True
         if best is None:
@@ -391,16 +412,16 @@ class Trainer:
         if kind == "frames":
             self._bucket_frames(best, what, now)
             cost = time.thread_time() - cpu
-            self.vclock[best.key] += cost / math.sqrt(len(what))
+            self.vclock[best] += cost / math.sqrt(len(what))
             for _, pace, _ in what:
                 pace.frames_s += cost / len(what)
-            if now >= self.next_tick.get(best.key, 0.0):
+            if now >= self.next_tick.get(best, 0.0):
                 # while a bucket's frames are cheap, its ticks come at twice the frame rate
                 # (a frame acknowledged just after one waits half a period, not a whole
                 # one; each run still gets at most frame_rate); costly ones at most take
                 # FRAME_SHARE of the time, so that its runs keep training
                 period = (0.5 if cost < CHEAP_TICK_S else 1.0) / self.serving.frame_rate
-                self.next_tick[best.key] = now + max(period, cost / FRAME_SHARE)
+                self.next_tick[best] = now + max(period, cost / FRAME_SHARE)
             return True
         try:
             best.step(what)
@@ -410,7 +431,7 @@ class Trainer:
             return True
         cost = time.thread_time() - cpu
         n = int(what.sum())
-        self.vclock[best.key] += cost / math.sqrt(n)
+        self.vclock[best] += cost / math.sqrt(n)
         for state, on in zip(best.runs, what):
             if on:
                 self._stepped(self.paces[id(state)], cost / n)
@@ -420,7 +441,7 @@ class Trainer:
         """What a bucket would do with a turn: ("frames", takers) when frames are due (a
         run owes one, or it is the bucket's tick and fast runs have new steps) and their
         clients have taken the last; else ("step", active) when runs want a step; else None."""
-        tick = now >= self.next_tick.get(bucket.key, 0.0)
+        tick = now >= self.next_tick.get(bucket, 0.0)
         takers: list[tuple[RunState, Pace, bool]] = []
         for state in bucket.runs:
             pace = self.paces[id(state)]
@@ -433,7 +454,15 @@ class Trainer:
             extras = pace.complete or pace.slow or (now >= pace.next_extras and pace.plain_frames >= 2)
             takers.append((state, pace, extras))
         if takers:
-            return "frames", takers
+            # a pass is not interruptible either: the runs waiting longest first, up to
+            # max_bucket_step_macs of boundary grids (at least one run); the rest next time
+            takers.sort(key=lambda t: t[1].next_frame_at)
+            budget, n = self.serving.max_bucket_step_macs, 0
+            for n, (_, pace, extras) in enumerate(takers, 1):
+                budget -= pace.extras_macs if extras else 0.0
+                if budget < 0:
+                    break
+            return "frames", takers[:max(1, n - (budget < 0))]
         active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
         return ("step", active) if active.any() else None
 
@@ -459,8 +488,7 @@ class Trainer:
                 pace.owed_done.set_exception(RuntimeError("the run stopped on a server error"))
             bucket.leave(state)
             pace.sink.crashed()
-        del self.buckets[bucket.key], self.vclock[bucket.key]
-        self.next_tick.pop(bucket.key, None)
+        self._drop_bucket(bucket)
 
     def _stepped(self, pace: Pace, cost: float) -> None:
         pace.busy_s += cost

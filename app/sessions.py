@@ -196,13 +196,23 @@ class Session:
 
     def configure(self, run_id: str, cfg: RunConfig) -> Slot:
         """Build a run (replacing this tab's run of the same id). Raises Busy over a limit."""
+        cost = run_cost(cfg, self.limits)
+        if cost.macs > self.serving.max_run_step_macs:  # one step would hold up everyone else
+            per_example = cost.macs / cfg.train.batch_size
+            most = max(1, int(self.serving.max_run_step_macs // per_example))
+            raise ConfigError([{
+                "field": "train.batch_size", "allowed": f"1..{most} for this network", "received": cfg.train.batch_size,
+                "message": f"one step of this network at batch size {cfg.train.batch_size} takes "
+                           f"{cost.macs / 1e6:,.0f} M multiply-adds, and this server allows "
+                           f"{self.serving.max_run_step_macs / 1e6:,.0f} M per step (DP_MAX_RUN_STEP_MACS): "
+                           f"lower the batch size to at most {most}, or make the network smaller"}])
         self.drop(run_id)
         registry = self.registry
         registry.admit(self)  # counts this run as pending: concurrent configures cannot overshoot
         ticket = None
         try:
             try:  # its estimated cost, before anything is built
-                ticket = registry.budget.reserve(self.address, run_cost(cfg, self.limits), "this run", step_macs=True)
+                ticket = registry.budget.reserve(self.address, cost, "this run", step_macs=True)
             except OverBudget as e:
                 raise Busy(str(e)) from None
             slot = Slot(self, run_id, RunState(cfg, self.limits), ticket)

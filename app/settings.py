@@ -39,6 +39,11 @@ class Serving(BaseSettings):
     max_bytes: float = Field(1024 * 2**20, gt=0)                 # held by all runs, sweeps, experiments
     max_bytes_per_address: float = Field(512 * 2**20, gt=0)      # ... from one client address
     max_step_macs_per_address: float = Field(2e9, gt=0)          # multiply-adds per step of one address's runs
+    # one step of one run, and one step (or frame pass) of one bucket of runs of one shape:
+    # neither is interruptible, so this bounds how long everyone else waits (1.5e8: 40-100 ms
+    # on this project's 2-core machine, where a bystander wants a frame every 33 ms)
+    max_run_step_macs: float = Field(1.5e8, gt=0)
+    max_bucket_step_macs: float = Field(1.5e8, gt=0)
     max_jobs: int = Field(2, ge=1)                               # experiments / sweep events at once, server-wide
     max_job_bytes: float = Field(128 * 2**20, gt=0)              # held by one experiment or sweep event
     max_job_macs: float = Field(2e10, gt=0)                      # multiply-adds of one experiment or sweep event

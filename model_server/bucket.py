@@ -140,6 +140,7 @@ class Bucket:
         self.L = len(key.hidden)
         self.cnn = key.kind == "cnn"
         self.runs: list["RunState"] = []
+        self.shard = 0   # a server may keep several buckets of one shape (it bounds a step's cost)
         self.steps_taken = 0
         B = key.batch
         if self.cnn:

