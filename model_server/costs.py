@@ -9,9 +9,9 @@ with these numbers; docs/limits.md lists them.
 
 The estimates count the big tensors (weights with their gradient and Adam's two
 moments, the data, each step's activations with their gradients, the decision-boundary
-grid's activations, the timeline) at 4 bytes a value, and a factor for the
-temporaries PyTorch makes alongside (ALLOC_FACTOR, measured: tests/test_budget.py
-checks estimates against measured peaks within a factor of 2).
+grid's activations, the timeline) at 4 bytes a value (2 for the timeline's), times
+ALLOC_FACTOR for the temporaries PyTorch makes alongside and the allocator's slack.
+tests/test_budget.py checks that an estimate covers what a run really allocates.
 """
 from __future__ import annotations
 

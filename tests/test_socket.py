@@ -127,6 +127,7 @@ class Client:
     def __init__(self, url: str, token: str = "real-client-1"):
         self.sio = socketio.Client(reconnection=False)
         self.frames: list[tuple[dict, dict]] = []
+        self.arrivals: list[float] = []   # time.monotonic() of each frame
         self.statuses: list[dict] = []
         self.lock = threading.Lock()
 
@@ -134,6 +135,7 @@ class Client:
         def on_frame(data):
             with self.lock:
                 self.frames.append(decode(data))
+                self.arrivals.append(time.monotonic())
             return True
 
         @self.sio.on("status")
