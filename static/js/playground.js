@@ -182,6 +182,8 @@ export class Playground extends EventTarget {
     const speed = $(r, '[data-role=speed]');
     if (speed) {
       const label = $(r, '[data-role=speed-label]');
+      // a log scale over the schema's range
+      Object.assign(speed, { min: Math.log10(BY_KEY.speed.min), max: Math.log10(BY_KEY.speed.max) });
       speed.value = Math.log10(this.state.speed);
       label.textContent = speedLabel(this.state.speed);
       speed.addEventListener('input', () => { label.textContent = speedLabel(10 ** Number(speed.value)); });
