@@ -7,8 +7,9 @@
 // The grid (DP_GRID_SIZE values a side, however many the frame brings) is painted one
 // pixel per value into a small canvas and shown as a Plotly layout image stretched over
 // the plane: the browser interpolates it when it scales it up, so the boundary is smooth,
-// not blocks. A refresh is one relayout of the image and the ring (Plotly redraws only
-// those), never a recalculation of the plot.
+// not blocks. Plotly places the image and the ring (a relayout, ~9 ms here); a refresh
+// then swaps the image's source and moves the ring in the SVG Plotly drew (well under a
+// millisecond), keeping the layout in step so that Plotly's next redraw shows the same.
 import { COLORS, PROB_SCALE, layoutBase } from './theme.js';
 import { neuronName } from './network.js';
 
@@ -112,21 +113,50 @@ export class BoundaryView {
     if (was && was.label === label && was.title === title && String(was.example) === String(example)
         && sameValues(was.grid, grid)) return false;
     this.shown = { grid, label, title, example };
-    const update = { 'images[0].source': this.image(grid) };
+    const source = this.image(grid);
     const n = this.n, [lo, hi] = this.plane;
-    if (!was || was.n !== n) {
-      // pixel centres on the grid points: the image reaches half a cell past the plane
-      const half = (hi - lo) / (n - 1) / 2;
-      Object.assign(update, { 'images[0].x': lo - half, 'images[0].y': hi + half,
-        'images[0].sizex': hi - lo + 2 * half, 'images[0].sizey': hi - lo + 2 * half });
-    }
+    // pixel centres on the grid points: the image reaches half a cell past the plane
+    const half = (hi - lo) / (n - 1) / 2;
+    const placed = { x: lo - half, y: hi + half, sizex: hi - lo + 2 * half, sizey: hi - lo + 2 * half };
     this.shown.n = n;
-    if (example) Object.assign(update, { 'shapes[0].xanchor': example[0], 'shapes[0].yanchor': example[1], 'shapes[0].visible': true });
-    Plotly.relayout(this.below, update);
-    if (this.caption) this.caption.textContent = label;
-    if (this.title) this.title.textContent = title;
+    const [image, ring] = [this.layout.images[0], this.layout.shapes[0]];  // gd.layout itself
+    // where a ring Plotly draws anew stands: the layout's anchor until now
+    const anchor = [ring.xanchor, ring.yanchor];
+    image.source = source;
+    if (example) Object.assign(ring, { xanchor: example[0], yanchor: example[1], visible: true });
+    this.redrew = !this.swap(source, example, anchor);  // Plotly places them
+    if (this.redrew) {
+      Object.assign(image, placed);
+      Plotly.relayout(this.below, { images: [image], shapes: [ring] });
+      const [img, path] = this.drawn();
+      if (img) img.placedN = n;
+      if (path) path.drawnAt = [ring.xanchor, ring.yanchor];
+    }
+    // text already on screen is not written again: every write re-lays out the page
+    if (this.caption && this.caption.textContent !== label) this.caption.textContent = label;
+    if (this.title && this.title.textContent !== title) this.title.textContent = title;
     this.paints++;
     return true;
+  }
+
+  // The new image and ring straight into the SVG Plotly drew, when it drew them where they
+  // are now. Returns false when Plotly has to place them (first grid, a new grid size).
+  swap(source, example, anchor) {
+    const [img, path] = this.drawn();
+    if (!img || img.placedN !== this.n || (example && !path)) return false;
+    img.setAttributeNS('http://www.w3.org/1999/xlink', 'href', source);
+    if (example && path) {
+      // a path Plotly drew sits at the anchor it was drawn for; move it from there
+      path.drawnAt ||= anchor;
+      const scale = Number(img.getAttribute('width')) / this.layout.images[0].sizex;
+      const [x0, y0] = path.drawnAt;
+      path.setAttribute('transform', `translate(${(example[0] - x0) * scale},${(y0 - example[1]) * scale})`);
+    }
+    return true;
+  }
+
+  drawn() {
+    return [this.below.querySelector('.imagelayer image'), this.below.querySelector('.shapelayer path')];
   }
 
   // The grid (row-major, y up) as a PNG of one pixel per value (rows flipped: images go down).
