@@ -62,11 +62,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
 
-    from . import pages, health
+    from . import pages, health, schema
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(lessons.bp)
+    app.register_blueprint(schema.bp)
     pages.add_security_headers(app, settings)
     return app
 

@@ -12,8 +12,8 @@ import math
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError, core_schema
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATASETS_2D = ("circle", "xor", "gauss", "spiral", "moons")
@@ -41,22 +41,31 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
-def in_range(lo: float, hi: float, what: str):
-    """A validator that keeps lo <= v <= hi (NaN fails) and says so in PyTorch's words."""
+class in_range:  # noqa: N801 -- used like pydantic's validators: Annotated[int, in_range(...)]
+    """Keeps lo <= v <= hi (NaN fails) and says so in PyTorch's words; the JSON Schema of
+    the field carries the range as minimum and maximum (the page builds its form from it)."""
 
-    def check(v):
-        if not (lo <= v <= hi):
+    def __init__(self, lo: float, hi: float, what: str):
+        self.lo, self.hi, self.what = lo, hi, what
+
+    def check(self, v):
+        if not (self.lo <= v <= self.hi):
             raise PydanticCustomError(
                 "out_of_range",
                 "{what} has to be between {lo} and {hi}, but got {got}",
-                {"what": what, "lo": _num(lo), "hi": _num(hi), "got": v},
+                {"what": self.what, "lo": _num(self.lo), "hi": _num(self.hi), "got": v},
             )
         return v
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        return {**handler(schema), "minimum": self.lo, "maximum": self.hi}
 
 
 Prob = Annotated[float, in_range(0.0, 1.0, "dropout probability")]
+Lr = Annotated[float, in_range(1e-5, 10.0, "learning rate")]
 
 
 class Strict(BaseModel):
@@ -83,7 +92,7 @@ class ModelConfig(Strict):
 
 class TrainConfig(Strict):
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
-    lr: Annotated[float, in_range(1e-5, 10.0, "learning rate")] = 0.01
+    lr: Lr = 0.01
     weight_decay: Annotated[float, in_range(0.0, 1.0, "weight decay")] = 0.0
     batch_size: int = 10
     # evaluate test loss/accuracy every k steps; 0 = with each boundary refresh (<= 6/s)
@@ -110,12 +119,13 @@ class SetP(Strict):
 
 class SetLr(Strict):
     param: Literal["lr"]
-    value: Annotated[float, in_range(1e-5, 10.0, "learning rate")]
+    value: Lr
 
 
 class SetMode(Strict):
     param: Literal["mode"]
-    value: Literal["train", "eval"]
+    # a new run starts in train mode (RunState); the schema's default says so to the page
+    value: Annotated[Literal["train", "eval"], Field(json_schema_extra={"default": "train"})]
 
 
 class SetSpeed(Strict):
@@ -145,11 +155,36 @@ class SetView(Strict):
     """Which decision boundary frames carry: the eval-mode network's, or the thinned
     network's of the mask shown. Only the one on screen is computed."""
     param: Literal["view"]
-    value: Literal["eval", "thinned"]
+    value: Annotated[Literal["eval", "thinned"], Field(json_schema_extra={"default": "eval"})]
 
 
 class LiveChange(Strict):
     change: Annotated[SetP | SetLr | SetMode | SetSpeed | SetWatch | SetView, Field(discriminator="param")]
+
+
+def json_schema(limits: Limits) -> dict:
+    """The JSON Schema of the run config and of the live changes, with this server's
+    limits in place: the ranges _check_limits enforces (layers, widths, batch) and the
+    defaults of the fields built by a factory. The page builds its form, its checks and
+    its link parsing from this; it writes no range of its own."""
+    config = RunConfig.model_json_schema()
+    defs = config["$defs"]
+    defaults = RunConfig().model_dump()
+    for section, model in RunConfig.model_fields.items():
+        props = defs[model.annotation.__name__]["properties"]
+        for name, prop in props.items():
+            prop.setdefault("default", defaults[section][name])
+    model = defs["ModelConfig"]["properties"]
+    model["hidden"].update(minItems=1, maxItems=limits.max_layers)
+    model["hidden"]["items"].update(minimum=1, maximum=limits.max_width)
+    # a CNN's hidden are channels per conv block, with limits of their own
+    model["hidden"]["x-cnn"] = {"minItems": 1, "maxItems": limits.max_conv_blocks,
+                                "items": {"minimum": 1, "maximum": limits.max_channels}}
+    # one p per hidden layer: at most as many as there may be layers
+    model["p"].update(minItems=1, maxItems=max(limits.max_layers, limits.max_conv_blocks))
+    # the training-set size bounds it too; that depends on the data and is checked on configure
+    defs["TrainConfig"]["properties"]["batch_size"].update(minimum=1, maximum=limits.max_batch)
+    return {"config": config, "live": LiveChange.model_json_schema(), "limits": limits.model_dump()}
 
 
 class ConfigError(ValueError):

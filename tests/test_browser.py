@@ -115,10 +115,11 @@ def test_a_bad_setting_shows_a_clear_message(page, live_server):
     assert "Network: a CNN needs images" in notice.inner_text()
     assert "but got dataset 'circle'" in notice.inner_text()
     assert page.get_attribute("#f-kind", "aria-invalid") == "true"
-    # a width out of range is refused at the control, with the range and the value
+    # a width out of range is refused at the control, with the range and the value: the
+    # network chosen is a CNN, so the server's channel limit (DP_MAX_CHANNELS) applies
     page.fill("#f-hidden-0", "100")
     page.press("#f-hidden-0", "Tab")
-    assert "between 1 and 64, but got 100" in page.locator("#f-hidden-err").inner_text()
+    assert "between 1 and 16, but got 100" in page.locator("#f-hidden-err").inner_text()
     # typed into a control the browser would clamp: the page says what it refused
     page.fill("#f-noise", "0.9")
     page.press("#f-noise", "Tab")

@@ -11,7 +11,7 @@
 // are at different steps. They are compared only where they are at the same one: the
 // server pauses every run at exactly the stop step (play {until}), and the numbers under
 // the chart are set side by side only when all runs stand there.
-import { BY_KEY, check } from './state.js';
+import { BY_KEY, check, presetHash } from './state.js';
 import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
 
@@ -20,7 +20,12 @@ const DASHES = ['solid', 'dashed', 'dotted'];   // LossView's line style per ser
 const SHARED_KEYS = ['data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
 const RUN_KEYS = ['p', 'wd', 'place', 'bn'];
 const EVAL_EVERY = 10;
-const DEFAULT = '#data=xor&points=100&noise=0.35&hidden=64,64&lr=0.003&batch=50&steps=1000&runs=3&a.p=0&b.p=0.5&c.p=0&c.wd=0.01';
+// the sweep lesson's setup (the server's preset: few noisy points, a wide net), compared
+// without dropout, with it, and with weight decay instead
+const DEFAULT = mergeHash(
+  [...new URLSearchParams(presetHash('sweep').slice(1))].filter(([k]) => SHARED_KEYS.includes(k))
+    .map(([k, v]) => `${k}=${v}`).join('&'),
+  'steps=1000&runs=3&a.p=0&b.p=0.5&c.p=0&c.wd=0.01');
 const STEPS = { min: 10, max: 100000, def: 1000 };
 const PAINT_MS = 200;
 

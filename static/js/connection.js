@@ -25,8 +25,10 @@ export class Connection extends EventTarget {
     this.socket.on('frame', (data, ack) => {
       const received = Date.now();
       let frame;
+      const t0 = performance.now();
       try { frame = decodeFrame(data); } catch (e) { console.error(e); if (ack) ack(false); return; }
       frame.received = received;
+      frame.decodeMs = performance.now() - t0;  // main-thread time, for the bench
       this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
       if (ack) ack(true);  // taken: the server may send the next one
     });

@@ -1,12 +1,13 @@
-// The settings form, built from the FIELDS table. Every control is a native element
-// (keyboard-usable, labelled); the hidden layers get a small editor of their own with a
-// drop-probability slider per layer.
-import { FIELDS, BY_KEY, check, fitP } from './state.js';
+// The settings form, built from the FIELDS table (ranges and choices from the server's
+// schema). Every control is a native element (keyboard-usable, labelled); the hidden
+// layers get a small editor of their own with a drop-probability slider per layer.
+import { FIELDS, BY_KEY, bounds, check, fitP } from './state.js';
 
 const GROUPS = { run: 'Run', data: 'Data', model: 'Model', train: 'Training' };
 const fmt = v => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : String(+Number(v).toPrecision(3)));
 
-export function speedLabel(v) { return v >= 1000000 ? 'as fast as possible' : `${fmt(v)} ${v === 1 ? 'step' : 'steps'}/s`; }
+// the top of the range (the server's DP_MAX_SPEED) means no pacing at all
+export function speedLabel(v) { return v >= BY_KEY.speed.max ? 'as fast as possible' : `${fmt(v)} ${v === 1 ? 'step' : 'steps'}/s`; }
 
 export class Controls {
   constructor(form, state, onChange, { locked = new Set(), hidden = new Set() } = {}) {
@@ -61,26 +62,27 @@ export class Controls {
       head.append(el('span', { textContent: `${this.state.hidden.length} hidden layer${this.state.hidden.length > 1 ? 's' : ''}` }));
       const add = el('button', { type: 'button', textContent: '+ layer', className: 'small', id: 'layer-add' });
       const del = el('button', { type: 'button', textContent: '− layer', className: 'small', id: 'layer-remove' });
-      add.disabled = this.state.hidden.length >= 6 || this.locked.has('hidden');
-      del.disabled = this.state.hidden.length <= 1 || this.locked.has('hidden');
+      const layers = bounds(BY_KEY.hidden, this.state), p = BY_KEY.p;
+      add.disabled = this.state.hidden.length >= layers.maxLen || this.locked.has('hidden');
+      del.disabled = this.state.hidden.length <= layers.minLen || this.locked.has('hidden');
       add.addEventListener('click', () => { const h = this.state.hidden; this.set('hidden', [...h, h[h.length - 1]]); });
       del.addEventListener('click', () => this.set('hidden', this.state.hidden.slice(0, -1)));
       head.append(add, del);
       box.append(head);
       this.state.hidden.forEach((w, l) => {
         const row = el('div', { className: 'layer-row' });
-        const wid = el('input', { type: 'number', min: 1, max: 64, step: 1, value: w, id: `f-hidden-${l}`, className: 'width' });
+        const wid = el('input', { type: 'number', min: layers.min, max: layers.max, step: 1, value: w, id: `f-hidden-${l}`, className: 'width' });
         wid.disabled = this.locked.has('hidden');
         wid.addEventListener('change', () => { const h = this.state.hidden.slice(); h[l] = Number(wid.value); this.set('hidden', h); });
-        const p = el('input', { type: 'range', min: 0, max: 1, step: 0.05, value: this.state.p[l], id: `f-p-${l}` });
-        p.disabled = this.locked.has('p');
+        const slider = el('input', { type: 'range', min: p.min, max: p.max, step: p.step, value: this.state.p[l], id: `f-p-${l}` });
+        slider.disabled = this.locked.has('p');
         const out = el('output', { htmlFor: `f-p-${l}`, textContent: this.state.p[l].toFixed(2) });
-        p.addEventListener('input', () => { out.textContent = Number(p.value).toFixed(2); });
-        p.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(p.value); this.set('p', ps); });
+        slider.addEventListener('input', () => { out.textContent = Number(slider.value).toFixed(2); });
+        slider.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(slider.value); this.set('p', ps); });
         // a CNN layer's width is its number of channels: the label says which
         const unit = this.state.kind === 'cnn' ? 'channels' : 'width';
         row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} ${unit}` }), wid,
-          el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), p, out);
+          el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), slider, out);
         box.append(row);
       });
       box.append(el('span', { className: 'field-error', id: 'f-hidden-err', role: 'status' }));
@@ -93,7 +95,7 @@ export class Controls {
   // Change one setting (from a control, a lesson, or the host page).
   set(key, raw) {
     const f = BY_KEY[key];
-    const [value, problem] = check(f, raw);
+    const [value, problem] = check(f, raw, this.state);
     this.showError(key, problem);
     if (problem) return false;
     this.state[key] = value;

@@ -1,6 +1,7 @@
 // The lessons: one per idea of dropout, each with a question to answer before watching
-// the experiment, and a preset. Plain data, no imports: the lessons page renders it, the
-// embed page imports it to open ?lesson=<id> with the lesson's settings.
+// the experiment, and a preset. Plain data: the lessons page renders it, the embed page
+// imports it to open ?lesson=<id> with the lesson's settings. The sweep's preset is the
+// server's (state.js PRESETS, from model_server/sweep.py); the others are written once here.
 //
 // Each lesson: {id, letter, title, hash, covers, text, question: {prompt, options: [{id,
 // text}], answer, explain}, look, view, ...view options}.
@@ -9,6 +10,11 @@
 //   view  which live view (static/js/lesson_views/) runs the experiment; it starts only
 //         once the visitor has answered the question (predict, then run).
 // Text may mark code with `backticks`. p is always the DROP probability.
+import { PRESETS, presetHash } from './state.js';
+
+// a few noisy moons and a dropout net: most lessons start here
+const MOONS = '#data=moons&points=300&noise=0.2&p=0.5,0.5';
+const SWEEP = { ps: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], steps: PRESETS.sweep.steps };
 
 export const LESSONS = [
   {
@@ -44,7 +50,7 @@ export const LESSONS = [
     id: 'train-vs-eval',
     letter: 'b',
     title: 'Train mode, eval mode, and forgetting model.eval()',
-    hash: '#data=moons&points=300&noise=0.2&hidden=32,32&p=0.5,0.5',
+    hash: `${MOONS}&hidden=32,32`,
     covers: ['build-up 2: nn.Dropout in PyTorch', 'myth 1: dropout at test time', 'pitfall 1: no model.eval()'],
     text: [
       'Dropout only acts in train mode. After `model.eval()` a dropout layer hands its input on untouched, so one input always gets one answer.',
@@ -73,7 +79,7 @@ export const LESSONS = [
     id: 'inverted-scaling',
     letter: 'c',
     title: 'Why kept values are divided by 1 − p',
-    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5',
+    hash: `${MOONS}&hidden=16,16`,
     covers: ['build-up 3: scaling', 'under the hood: the mask and 1/(1 − p)', 'expert note: inverted dropout'],
     text: [
       'When dropout zeroes a fraction p of a layer\'s outputs, the next layer\'s input shrinks: on average to (1 − p) of its size. In eval mode nothing is zeroed, so without a correction the next layer would get bigger inputs at test time than it ever saw in training.',
@@ -102,7 +108,7 @@ export const LESSONS = [
     id: 'placement',
     letter: 'd',
     title: 'Dropout before or after the activation?',
-    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&evalk=20&speed=400',
+    hash: `${MOONS}&hidden=16,16&evalk=20&speed=400`,
     variants: [{ name: 'after activation', hash: '' }, { name: 'before activation', hash: 'place=before_activation' }],
     stride: 20,  // lockstep: both runs take 20 steps, then both frames are compared
     covers: ['build-up 4: placement', 'pitfall 3: dropout before the activation'],
@@ -136,8 +142,8 @@ export const LESSONS = [
     id: 'rate-sweep',
     letter: 'e',
     title: 'How much dropout? A sweep over p, up to p = 1',
-    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50',
-    sweep: { ps: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], steps: 500 },
+    hash: presetHash('sweep'),
+    sweep: SWEEP,
     covers: ['build-up 5: the drop probability', 'myth 2: higher p is always better', 'pitfall 2: p = 1'],
     text: [
       'p trades fitting for robustness. With too little dropout a wide network memorises the noise of a small training set; with too much it cannot even fit its training data.',
@@ -224,7 +230,7 @@ export const LESSONS = [
     id: 'batchnorm',
     letter: 'h',
     title: 'Dropout and BatchNorm: the variance shift',
-    hash: '#data=moons&points=300&noise=0.2&hidden=16,16&p=0.5,0.5&bn=after_dropout&batch=20&evalk=50',
+    hash: `${MOONS}&hidden=16,16&bn=after_dropout&batch=20&evalk=50`,
     variants: [{ name: 'Dropout → BatchNorm', hash: '' }, { name: 'BatchNorm → Dropout', hash: 'bn=before_dropout' }],
     stride: 50,
     covers: ['expert note: dropout and batch normalisation'],
@@ -255,8 +261,8 @@ export const LESSONS = [
     id: 'myths',
     letter: 'i',
     title: 'Myths: dropout shrinks the model; more dropout is always better',
-    hash: '#data=moons&points=300&noise=0.2&hidden=32,32&p=0.5,0.5',
-    sweep: { ps: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], steps: 500 },
+    hash: `${MOONS}&hidden=32,32`,
+    sweep: SWEEP,
     covers: ['myth 3: dropout makes the model smaller', 'myth 2: too much dropout', 'production: the full model at inference'],
     text: [
       'Dropout removes nothing. The parameters, the layer widths and the saved model are exactly those of the same network without dropout; during training some activations are merely multiplied by zero for one step. At inference the whole network is used.',

@@ -2,7 +2,9 @@
 // Frames arrive at most ~30 per second; every frame's numbers are taken (drop counts,
 // loss points) but only the latest one is drawn, on the next animation frame. The network
 // panel repaints every animation frame while its neurons ease to a new mask; the
-// heavier panels (boundary, losses) take turns at a few refreshes per second.
+// boundary and the losses refresh a few times per second. At most one Plotly redraw
+// (network edges, or the loss chart) per animation frame; a panel whose data did not
+// change is not touched. stats.work: main-thread milliseconds per part, for the bench.
 import { Connection } from './connection.js';
 import { Controls, speedLabel } from './controls.js';
 import { fromHash, toHash, toConfig, keyOfPath, BY_KEY } from './state.js';
@@ -14,7 +16,7 @@ import { LossView } from './views/losses.js';
 import { TimelineView } from './views/timeline.js';
 import { Exporter } from './export.js';
 
-const PLANE_EVERY_MS = 150;   // heatmap redraw (~12 ms here): about 6/s, as often as the server sends one
+const PLANE_EVERY_MS = 150;   // boundary image swap: about 6/s, as often as the server sends one
 const LOSS_EVERY_MS = 180;    // extendTraces (~20 ms here): a little over 5/s
 const RATE_WINDOW_MS = 2000;  // the steps/s shown: measured over this much of the recent past
 
@@ -32,7 +34,9 @@ export class Playground extends EventTarget {
     this.frame = null;           // latest frame, not yet drawn
     this.drawn = null;
     this.watching = null;
-    this.stats = { paints: 0, latencies: [], dropFractions: [], frames: 0, bytes: 0 };
+    this.stats = { paints: 0, latencies: [], dropFractions: [], frames: 0, bytes: 0,
+      // main-thread ms since the page opened: per part, the animation frames, the longest one
+      work: { decode: 0, take: 0, caption: 0, network: 0, boundary: 0, loss: 0 }, rafs: 0, longest: 0 };
     this.dropCounts = null;      // per layer: [dropped, seen] since dropSince, under one mode and p
     this.dropKey = null;         // the mode and p the counts were measured under
     this.dropSince = 0;          // the first step they cover
@@ -186,6 +190,8 @@ export class Playground extends EventTarget {
     const speed = $(r, '[data-role=speed]');
     if (speed) {
       const label = $(r, '[data-role=speed-label]');
+      // a log scale over the schema's range
+      Object.assign(speed, { min: Math.log10(BY_KEY.speed.min), max: Math.log10(BY_KEY.speed.max) });
       speed.value = Math.log10(this.state.speed);
       label.textContent = speedLabel(this.state.speed);
       speed.addEventListener('input', () => { label.textContent = speedLabel(10 ** Number(speed.value)); });
@@ -290,6 +296,13 @@ export class Playground extends EventTarget {
 
   // ---- frames ---------------------------------------------------------------------------
   take(frame) {
+    const t0 = performance.now();
+    this.takeFrame(frame);
+    this.stats.work.take += performance.now() - t0;
+    this.stats.work.decode += frame.decodeMs || 0;
+  }
+
+  takeFrame(frame) {
     const h = frame.header;
     this.stats.frames++;
     this.stats.bytes += frame.bytes;
@@ -352,7 +365,9 @@ export class Playground extends EventTarget {
   }
 
   paint() {
-    const now = performance.now();
+    const now = performance.now(), work = this.stats.work;
+    let t = now;
+    const spent = part => { const t1 = performance.now(); work[part] += t1 - t; t = t1; };
     const fresh = this.frame;
     this.frame = null;
     if (fresh) this.drawn = fresh;
@@ -360,6 +375,7 @@ export class Playground extends EventTarget {
     if (this.drawn && this.drawn !== this.captioned && now - (this.captionAt || 0) >= 100) {
       this.captioned = this.drawn; this.captionAt = now; this.caption();
     }
+    spent('caption');
     if (this.network.paint()) {
       this.stats.paints++;
       if (fresh) {
@@ -367,13 +383,18 @@ export class Playground extends EventTarget {
         if (this.stats.latencies.length > 2000) this.stats.latencies.splice(0, 1000);
       }
     }
-    // one heavy panel per animation frame, each at its own rate
+    spent('network');
+    let redrawn = this.network.redrew;  // a Plotly redraw: this animation frame's budget
     if (this.plane && (this.boundaryDirty || now - (this.planeAt || 0) >= PLANE_EVERY_MS)) {
       if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching);
       this.boundaryDirty = false;
-      if (this.plane.paint()) { this.planeAt = now; return; }
+      if (this.plane.paint()) { this.planeAt = now; redrawn ||= this.plane.redrew; }
     }
-    if (now - (this.lossAt || 0) >= LOSS_EVERY_MS && this.losses.paint()) this.lossAt = now;
+    spent('boundary');
+    if (!redrawn && now - (this.lossAt || 0) >= LOSS_EVERY_MS && this.losses.paint()) this.lossAt = now;
+    spent('loss');
+    this.stats.rafs++;
+    this.stats.longest = Math.max(this.stats.longest, t - now);
   }
 
   caption() {

@@ -1,56 +1,99 @@
-// All user state in one table. Each row: where it lives in the run config (path), its
-// control, its range and default. The table drives the controls, the URL hash and the
-// config sent to the server, so a link reproduces a setup exactly.
+// All user state in one table. Each row: where it lives in the run config (path) or which
+// live change sets it (change), its control and label. Ranges, choices and defaults are
+// not written here: they come from the server's schema (app/schema.py, this server's
+// limits applied), so the form, its checks and the link parsing follow the server.
+// The table drives the controls, the URL hash and the config sent to the server, so a
+// link reproduces a setup exactly.
 
-export const DATASETS = ['circle', 'xor', 'gauss', 'spiral', 'moons', 'digits'];
+// Inline in every page (no request before the first picture); fetched where it is not.
+const tag = typeof document !== 'undefined' ? document.getElementById('dp-schema') : null;
+export const SCHEMA = tag ? JSON.parse(tag.textContent) : await (await fetch('/schema.json')).json();
+export const GRID = SCHEMA.grid;
+export const PRESETS = SCHEMA.presets;
 
-export const FIELDS = [
-  // group, key (in the URL), path (in the config), label, type, range/options, default
-  { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset', type: 'select', options: DATASETS, def: 'circle' },
+const ROWS = [
+  // group, key (in the URL), path (in the config) or change (a live change), label, step;
   // `applies`: the control shows only when it means something (the digits set is fixed)
-  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', type: 'int', min: 50, max: 2000, step: 50, def: 500, applies: s => s.data !== 'digits' },
-  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', type: 'float', min: 0, max: 0.5, step: 0.05, def: 0.1, applies: s => s.data !== 'digits' },
-  { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', type: 'float', min: 0.1, max: 0.9, step: 0.1, def: 0.5 },
-  { group: 'data', key: 'seed', path: 'data.seed', label: 'Seed', type: 'int', min: 0, max: 2147483647, step: 1, def: 0 },
-  { group: 'model', key: 'kind', path: 'model.kind', label: 'Network', type: 'select', options: ['mlp', 'cnn'], def: 'mlp' },
-  { group: 'model', key: 'hidden', path: 'model.hidden', label: 'Hidden widths', type: 'intlist', min: 1, max: 64, minLen: 1, maxLen: 6, def: [8, 8] },
-  { group: 'model', key: 'p', path: 'model.p', label: 'Drop probability p', type: 'floatlist', min: 0, max: 1, step: 0.05, def: [0.3, 0.3], live: true },
-  { group: 'model', key: 'act', path: 'model.activation', label: 'Activation', type: 'select', options: ['relu', 'tanh', 'sigmoid', 'gelu', 'selu', 'linear'], def: 'relu' },
-  { group: 'model', key: 'dk', path: 'model.dropout_kind', label: 'Dropout kind', type: 'select', options: ['dropout', 'dropout2d', 'alpha'], def: 'dropout' },
-  { group: 'model', key: 'place', path: 'model.placement', label: 'Dropout placement', type: 'select', options: ['after_activation', 'before_activation'], def: 'after_activation' },
-  { group: 'model', key: 'bn', path: 'model.batchnorm', label: 'BatchNorm', type: 'select', options: ['none', 'before_dropout', 'after_dropout'], def: 'none' },
-  { group: 'train', key: 'opt', path: 'train.optimizer', label: 'Optimizer', type: 'select', options: ['adam', 'momentum', 'sgd'], def: 'adam' },
-  { group: 'train', key: 'lr', path: 'train.lr', label: 'Learning rate', type: 'float', min: 0.00001, max: 10, step: 0.001, def: 0.01, live: true },
-  { group: 'train', key: 'wd', path: 'train.weight_decay', label: 'Weight decay', type: 'float', min: 0, max: 1, step: 0.0001, def: 0 },
-  { group: 'train', key: 'batch', path: 'train.batch_size', label: 'Batch size', type: 'int', min: 1, max: 2000, step: 1, def: 10 },
-  { group: 'train', key: 'evalk', path: 'train.eval_every', label: 'Test every k steps (0 = auto)', type: 'int', min: 0, max: 10000, step: 1, def: 0 },
-  { group: 'train', key: 'device', path: 'train.device', label: 'Device', type: 'select', options: ['auto', 'cpu', 'cuda'], def: 'auto' },
+  { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset' },
+  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', step: 50, applies: s => s.data !== 'digits' },
+  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', step: 0.05, applies: s => s.data !== 'digits' },
+  { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', step: 0.1 },
+  { group: 'data', key: 'seed', path: 'data.seed', label: 'Seed', step: 1 },
+  { group: 'model', key: 'kind', path: 'model.kind', label: 'Network' },
+  { group: 'model', key: 'hidden', path: 'model.hidden', label: 'Hidden widths' },
+  { group: 'model', key: 'p', path: 'model.p', label: 'Drop probability p', step: 0.05, live: true },
+  { group: 'model', key: 'act', path: 'model.activation', label: 'Activation' },
+  { group: 'model', key: 'dk', path: 'model.dropout_kind', label: 'Dropout kind' },
+  { group: 'model', key: 'place', path: 'model.placement', label: 'Dropout placement' },
+  { group: 'model', key: 'bn', path: 'model.batchnorm', label: 'BatchNorm' },
+  { group: 'train', key: 'opt', path: 'train.optimizer', label: 'Optimizer' },
+  { group: 'train', key: 'lr', path: 'train.lr', label: 'Learning rate', step: 0.001, live: true },
+  { group: 'train', key: 'wd', path: 'train.weight_decay', label: 'Weight decay', step: 0.0001 },
+  { group: 'train', key: 'batch', path: 'train.batch_size', label: 'Batch size', step: 1 },
+  { group: 'train', key: 'evalk', path: 'train.eval_every', label: 'Test every k steps (0 = auto)', step: 1 },
+  { group: 'train', key: 'device', path: 'train.device', label: 'Device' },
   // view state: not part of the run config, but part of the link
-  { group: 'run', key: 'speed', label: 'Speed (steps/s)', type: 'speed', min: 1, max: 1000000, def: 1000000, live: true },
-  { group: 'run', key: 'mode', label: 'Mode', type: 'select', options: ['train', 'eval'], def: 'train', live: true },
-  { group: 'run', key: 'view', label: 'Boundary of', type: 'select', options: ['eval', 'thinned'], def: 'eval' },
+  { group: 'run', key: 'speed', change: 'speed', label: 'Speed (steps/s)', type: 'speed', live: true },
+  { group: 'run', key: 'mode', change: 'mode', label: 'Mode', live: true },
+  { group: 'run', key: 'view', change: 'view', label: 'Boundary of' },
 ];
+
+const deref = (root, node) => (node.$ref ? node.$ref.split('/').slice(1).reduce((o, k) => o[k], root) : node);
+
+function schemaOf(row) {
+  if (row.change) {
+    const def = Object.values(SCHEMA.live.$defs).find(d => d.properties.param.const === row.change);
+    return def.properties.value;
+  }
+  const [part, name] = row.path.split('.');
+  const config = SCHEMA.config;
+  return deref(config, config.properties[part]).properties[name];
+}
+
+// A JSON Schema property -> the control's kind, range or choices, and default.
+function fromSchema(prop) {
+  if (prop.enum) return { type: 'select', options: prop.enum, def: prop.default };
+  const num = s => ({ min: s.minimum, max: s.maximum });
+  if (prop.type === 'array') {
+    const list = s => ({ ...num(s.items), minLen: s.minItems, maxLen: s.maxItems });
+    const cnn = prop['x-cnn'];
+    return { type: prop.items.type === 'integer' ? 'intlist' : 'floatlist', ...list(prop), def: prop.default,
+      cnn: cnn ? list(cnn) : undefined };
+  }
+  return { type: prop.type === 'integer' ? 'int' : 'float', ...num(prop), def: prop.default };
+}
+
+export const FIELDS = ROWS.map(row => ({ ...fromSchema(schemaOf(row)), ...row }));
+export const DATASETS = FIELDS.find(f => f.key === 'data').options;
 
 export const BY_KEY = Object.fromEntries(FIELDS.map(f => [f.key, f]));
 
-// One value, checked against its row. Returns [value, problem or null].
-export function check(field, raw) {
+// A field's bounds; a CNN's hidden layers (conv blocks of channels) have their own.
+export function bounds(field, state = null) {
+  return field.cnn && state && state.kind === 'cnn' ? { ...field, ...field.cnn } : field;
+}
+
+// One value, checked against its row (and, for the layers, the network kind in state).
+// Returns [value, problem or null].
+export function check(field, raw, state = null) {
+  const b = bounds(field, state);
   const num = v => (typeof v === 'number' ? v : Number(String(v).trim()));
-  const inRange = v => Number.isFinite(v) && v >= field.min && v <= field.max;
+  const inRange = v => Number.isFinite(v) && v >= b.min && v <= b.max;
   switch (field.type) {
     case 'select':
       return field.options.includes(raw) ? [raw, null] : [field.def, `${field.label} has to be one of ${field.options.join(', ')}, but got ${raw}`];
     case 'int': case 'float': case 'speed': {
       const v = num(raw);
       const ok = inRange(v) && (field.type !== 'int' || Number.isInteger(v));
-      return ok ? [v, null] : [field.def, `${field.label} has to be between ${field.min} and ${field.max}, but got ${raw}`];
+      return ok ? [v, null] : [field.def, `${field.label} has to be between ${b.min} and ${b.max}, but got ${raw}`];
     }
     case 'intlist': case 'floatlist': {
       const parts = Array.isArray(raw) ? raw : String(raw).split(',');
       const vals = parts.map(num);
-      const lenOk = field.minLen === undefined || (vals.length >= field.minLen && vals.length <= field.maxLen);
+      const lenOk = b.minLen === undefined || (vals.length >= b.minLen && vals.length <= b.maxLen);
       const ok = lenOk && vals.every(v => inRange(v) && (field.type !== 'intlist' || Number.isInteger(v)));
-      return ok ? [vals, null] : [field.def.slice(), `${field.label} has to be a list of values between ${field.min} and ${field.max}, but got ${raw}`];
+      const count = b.minLen === undefined ? 'a list of values' : `${b.minLen} to ${b.maxLen} values`;
+      return ok ? [vals, null] : [field.def.slice(), `${field.label} has to be ${count} between ${b.min} and ${b.max}, but got ${raw}`];
     }
   }
   return [field.def, `unknown field ${field.key}`];
@@ -64,7 +107,7 @@ export function defaults() {
 export function fitP(state) {
   const n = state.hidden.length;
   const p = state.p.slice(0, n);
-  while (p.length < n) p.push(p.length ? p[p.length - 1] : 0.3);
+  while (p.length < n) p.push(p.length ? p[p.length - 1] : BY_KEY.p.def[0]);
   state.p = p;
   return state;
 }
@@ -75,10 +118,12 @@ export function fromHash(hash) {
   const state = defaults();
   const problems = [];
   const params = new URLSearchParams(hash.replace(/^#/, ''));
-  for (const [key, raw] of params) {
+  // the network kind first: the layers are checked against its limits
+  const kindFirst = [...params].sort(([a], [b]) => (b === 'kind') - (a === 'kind'));
+  for (const [key, raw] of kindFirst) {
     const field = BY_KEY[key];
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
-    const [value, problem] = check(field, raw);
+    const [value, problem] = check(field, raw, state);
     state[key] = value;
     if (problem) problems.push(`${problem} (link setting ${key}; using the default)`);
   }
@@ -114,4 +159,22 @@ export function keyOfPath(path) {
   const base = path.split('.').slice(0, 2).join('.');
   const f = FIELDS.find(x => x.path === base);
   return f ? f.key : null;
+}
+
+// The opposite of toConfig: a run config (a server preset, say) -> state. Fields the
+// config leaves out keep their defaults.
+export function fromConfig(config) {
+  const state = defaults();
+  for (const f of FIELDS) {
+    if (!f.path) continue;
+    const [part, name] = f.path.split('.');
+    const v = config[part] && config[part][name];
+    if (v !== undefined) state[f.key] = Array.isArray(v) ? v.slice() : v;
+  }
+  return fitP(state);
+}
+
+// A server preset (SCHEMA.presets) as a playground link hash.
+export function presetHash(name) {
+  return toHash(fromConfig(PRESETS[name].config));
 }

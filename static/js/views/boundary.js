@@ -1,17 +1,37 @@
 // The input plane: the model's decision boundary (eval network, or this step's thinned
-// network) as a heatmap under the train and test points; hovering a neuron swaps in that
-// neuron's output over the plane. The example whose mask is shown gets a ring.
-// Two plots stacked with identical axes: the heatmap and the ring below, redrawn with each
+// network) as a smooth image under the train and test points; hovering a neuron swaps in
+// that neuron's output over the plane. The example whose mask is shown gets a ring.
+// Two plots stacked with identical axes: the image and the ring below, redrawn with each
 // refresh, and the points above, drawn once (redrawing ~500 SVG markers with every
-// heatmap refresh cost far more than the heatmap itself).
+// refresh cost far more than the image itself).
+// The grid (DP_GRID_SIZE values a side, however many the frame brings) is painted one
+// pixel per value into a small canvas and shown as a Plotly layout image stretched over
+// the plane: the browser interpolates it when it scales it up, so the boundary is smooth,
+// not blocks. Plotly places the image and the ring (a relayout, ~9 ms here); a refresh
+// then swaps the image's source and moves the ring in the SVG Plotly drew (well under a
+// millisecond), keeping the layout in step so that Plotly's next redraw shows the same.
 import { COLORS, PROB_SCALE, layoutBase } from './theme.js';
 import { neuronName } from './network.js';
+
+// PROB_SCALE as a lookup table: the grid's 0..1 values, in 256 steps (p8 has no more)
+const LUT = (() => {
+  const stops = PROB_SCALE.map(([t, c]) => [t, c.match(/\d+/g).map(Number)]);
+  const lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const t = i / 255;
+    let k = 0; while (k < stops.length - 2 && t > stops[k + 1][0]) k++;
+    const [t0, c0] = stops[k], [t1, c1] = stops[k + 1];
+    const u = (t - t0) / (t1 - t0);
+    for (let j = 0; j < 3; j++) lut[3 * i + j] = c0[j] + (c1[j] - c0[j]) * u;
+  }
+  return lut;
+})();
 
 export class BoundaryView {
   constructor(el, caption, title = null) {
     this.el = el;
     this.caption = caption;
-    this.title = title;  // the panel's heading: it names what the heatmap shows
+    this.title = title;  // the panel's heading: it names what the image shows
     this.paints = 0;
     this.pending = null;
   }
@@ -23,9 +43,10 @@ export class BoundaryView {
     below.className = 'stack-layer'; above.className = 'stack-layer stack-top';
     this.el.append(below, above);
     this.below = below;
-    const n = 48;
-    const axis = Array.from({ length: n }, (_, i) => info.plane[0] + (info.plane[1] - info.plane[0]) * i / (n - 1));
-    this.axis = axis;
+    this.plane = info.plane;
+    this.canvas = document.createElement('canvas');
+    this.n = 0;
+    this.shown = null;  // what the image shows now: grid values, ring, texts
     const pts = (rows, cls, test) => ({
       type: 'scatter', mode: 'markers', hoverinfo: 'skip', showlegend: false,
       x: rows.filter(r => r[2] === cls).map(r => r[0]), y: rows.filter(r => r[2] === cls).map(r => r[1]),
@@ -38,27 +59,25 @@ export class BoundaryView {
       yaxis: { range: info.plane, fixedrange: true, zeroline: false, scaleanchor: 'x' },
     });
     const config = { displayModeBar: false, responsive: true, staticPlot: true };
-    this.traces = [
-      { type: 'heatmap', x: axis, y: axis, z: [[0.5]], zmin: 0, zmax: 1, colorscale: PROB_SCALE, showscale: false,
-        hoverinfo: 'skip', opacity: 0.85 },
-      { type: 'scatter', mode: 'markers', x: [], y: [], hoverinfo: 'skip',
-        marker: { size: 16, symbol: 'circle-open', color: '#111', line: { width: 2.5 } } },
-    ];
     this.layout = layout();
-    this.layout.datarevision = 0;
-    Plotly.react(below, this.traces, this.layout, config);
+    // the image's place and source are set with the first grid; the ring waits for an example
+    this.layout.images = [{ source: '', xref: 'x', yref: 'y', sizing: 'stretch', layer: 'below',
+      xanchor: 'left', yanchor: 'top', opacity: 0.85 }];
+    this.layout.shapes = [{ type: 'circle', xsizemode: 'pixel', ysizemode: 'pixel', x0: -8, x1: 8, y0: -8, y1: 8,
+      xanchor: 0, yanchor: 0, visible: false, line: { color: '#111', width: 2.5 } }];
+    Plotly.react(below, [], this.layout, config);
     const top = layout();
     for (const axis of [top.xaxis, top.yaxis]) Object.assign(axis, { showgrid: false, showticklabels: false });
     Plotly.react(above, [pts(info.points.train, 0, false), pts(info.points.train, 1, false),
       pts(info.points.test, 0, true), pts(info.points.test, 1, true)], top, config);
     // both layers must follow the panel's size together, or the points drift off the
-    // heatmap (Plotly's own 'responsive' only follows window resizes)
+    // image (Plotly's own 'responsive' only follows window resizes)
     this.resizer = new ResizeObserver(() => { for (const gd of [below, above]) Plotly.Plots.resize(gd); });
     this.resizer.observe(this.el);
     this.el.resizer = this.resizer;
   }
 
-  // Called for every frame; the heavy heatmap restyle happens in paint().
+  // Called for every frame; the image is drawn in paint().
   update(frame, view, watching) {
     const { arrays, header } = frame;
     let grid = null, label = null, title = 'Decision boundary';
@@ -93,21 +112,90 @@ export class BoundaryView {
     }
   }
 
+  // Draws the latest grid, if it differs from the one on screen. Returns true if it drew.
   paint() {
     if (!this.pending) return false;
     const { grid, label, title } = this.pending;
+    const example = this.example;
     this.pending = null;
-    const n = this.axis.length, z = [];
-    for (let r = 0; r < n; r++) z.push(Array.from(grid.subarray(r * n, (r + 1) * n)));
-    this.traces[0].z = z;
-    if (this.example) { this.traces[1].x = [this.example[0]]; this.traces[1].y = [this.example[1]]; }
-    this.layout.datarevision++;
-    Plotly.react(this.below, this.traces, this.layout);
-    if (this.caption) this.caption.textContent = label;
-    if (this.title) this.title.textContent = title;
+    const was = this.shown;
+    if (was && was.label === label && was.title === title && String(was.example) === String(example)
+        && sameValues(was.grid, grid)) return false;
+    this.shown = { grid, label, title, example };
+    const source = this.image(grid);
+    const n = this.n, [lo, hi] = this.plane;
+    // pixel centres on the grid points: the image reaches half a cell past the plane
+    const half = (hi - lo) / (n - 1) / 2;
+    const placed = { x: lo - half, y: hi + half, sizex: hi - lo + 2 * half, sizey: hi - lo + 2 * half };
+    this.shown.n = n;
+    const [image, ring] = [this.layout.images[0], this.layout.shapes[0]];  // gd.layout itself
+    // where a ring Plotly draws anew stands: the layout's anchor until now
+    const anchor = [ring.xanchor, ring.yanchor];
+    image.source = source;
+    if (example) Object.assign(ring, { xanchor: example[0], yanchor: example[1], visible: true });
+    this.redrew = !this.swap(source, example, anchor);  // Plotly places them
+    if (this.redrew) {
+      Object.assign(image, placed);
+      Plotly.relayout(this.below, { images: [image], shapes: [ring] });
+      const [img, path] = this.drawn();
+      if (img) img.placedN = n;
+      if (path) path.drawnAt = [ring.xanchor, ring.yanchor];
+    }
+    // text already on screen is not written again: every write re-lays out the page
+    if (this.caption && this.caption.textContent !== label) this.caption.textContent = label;
+    if (this.title && this.title.textContent !== title) this.title.textContent = title;
     this.paints++;
     return true;
   }
+
+  // The new image and ring straight into the SVG Plotly drew, when it drew them where they
+  // are now. Returns false when Plotly has to place them (first grid, a new grid size).
+  swap(source, example, anchor) {
+    const [img, path] = this.drawn();
+    if (!img || img.placedN !== this.n || (example && !path)) return false;
+    img.setAttributeNS('http://www.w3.org/1999/xlink', 'href', source);
+    if (example && path) {
+      // a path Plotly drew sits at the anchor it was drawn for; move it from there
+      path.drawnAt ||= anchor;
+      const scale = Number(img.getAttribute('width')) / this.layout.images[0].sizex;
+      const [x0, y0] = path.drawnAt;
+      path.setAttribute('transform', `translate(${(example[0] - x0) * scale},${(y0 - example[1]) * scale})`);
+    }
+    return true;
+  }
+
+  drawn() {
+    return [this.below.querySelector('.imagelayer image'), this.below.querySelector('.shapelayer path')];
+  }
+
+  // The grid (row-major, y up) as a PNG of one pixel per value (rows flipped: images go down).
+  image(grid) {
+    const n = Math.round(Math.sqrt(grid.length));
+    if (n !== this.n) {
+      this.n = this.canvas.width = this.canvas.height = n;
+      this.ctx = this.canvas.getContext('2d');
+      this.pixels = this.ctx.createImageData(n, n);
+    }
+    const px = this.pixels.data;
+    for (let r = 0; r < n; r++) {
+      const row = (n - 1 - r) * n;
+      for (let c = 0; c < n; c++) {
+        const v = grid[row + c];
+        const k = 3 * Math.max(0, Math.min(255, Math.round((v === v ? v : 0.5) * 255)));
+        const o = 4 * (r * n + c);
+        px[o] = LUT[k]; px[o + 1] = LUT[k + 1]; px[o + 2] = LUT[k + 2]; px[o + 3] = 255;
+      }
+    }
+    this.ctx.putImageData(this.pixels, 0, 0);
+    return this.canvas.toDataURL('image/png');
+  }
+}
+
+function sameValues(a, b) {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 // Empty a panel that another view may have drawn into.

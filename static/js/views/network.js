@@ -186,7 +186,10 @@ export class NetworkView {
         }
       });
     }
+    // the edges as drawn: the same again (paused, slow speeds, a settled mask) costs no redraw
+    const same = segs.every((seg, i) => sameArray(this.traces[i].x, seg.x) && sameArray(this.traces[i].y, seg.y));
     segs.forEach((seg, i) => { this.traces[i].x = seg.x; this.traces[i].y = seg.y; });
+    return !same;
   }
 
   // One animation frame. Returns true if it painted.
@@ -199,9 +202,12 @@ export class NetworkView {
       if (Math.abs(d) > 0.01) { op[k] += d * 0.5; moving = true; } else op[k] = t[k];
     }
     const now = performance.now();
+    this.redrew = false;  // a Plotly call
     if (this.edgesDirty && now - this.edgesAt >= 1000 / EDGES_PER_S) {
-      this.buildEdges();
       this.edgesDirty = false;
+      this.redrew = this.buildEdges();
+    }
+    if (this.redrew) {
       this.edgesAt = now;
       Object.assign(this.traces[this.neuronTrace].marker, this.style());
       this.layout.datarevision++;
@@ -260,4 +266,10 @@ export class NetworkView {
 // protocol): numbered from 1 on screen, like the layers.
 export function neuronName(layer, index, kind = 'mlp') {
   return `${kind === 'cnn' ? 'channel' : 'neuron'} ${index + 1} of hidden layer ${layer + 1}`;
+}
+
+function sameArray(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

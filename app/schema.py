@@ -1,0 +1,54 @@
+"""The one schema the pages build from: GET /schema.json, and the same document inline in
+every page (a JSON script tag, read by static/js/state.js) so the first picture waits for
+no extra request.
+
+    config    JSON Schema of the run config, this server's limits applied
+              (model_server.config.json_schema)
+    live      JSON Schema of the live changes (`set`); speed's top is DP_MAX_SPEED
+    limits    model_server.config.Limits as set here
+    grid      decision-boundary grid size (DP_GRID_SIZE); plane: the plotted square
+    presets   named setups lessons and compare start from: {config, steps}
+"""
+from __future__ import annotations
+
+import copy
+
+from flask import Blueprint, current_app, jsonify
+
+from model_server.config import json_schema
+from model_server.datasets import PLANE
+from model_server.sweep import SWEEP_PRESET, SWEEP_STEPS
+
+bp = Blueprint("schema", __name__)
+
+
+def document(limits, serving) -> dict:
+    doc = json_schema(limits)
+    # a run starts as fast as this server lets it, and the server clamps any faster speed
+    speed = next(d for d in doc["live"]["$defs"].values() if d["properties"]["param"].get("const") == "speed")
+    value = speed["properties"]["value"]
+    value["maximum"] = min(value["maximum"], serving.max_speed)
+    value["default"] = value["maximum"]
+    doc.update(grid=limits.grid_size, plane=list(PLANE), presets={
+        "sweep": {"config": copy.deepcopy(SWEEP_PRESET), "steps": SWEEP_STEPS}})
+    return doc
+
+
+def _current() -> dict:
+    """Built once per app: the limits are read when the app starts."""
+    cfg = current_app.config
+    if "SCHEMA" not in cfg:
+        cfg["SCHEMA"] = document(cfg["LIMITS"], cfg["SERVING"])
+    return cfg["SCHEMA"]
+
+
+@bp.get("/schema.json")
+def schema_json():
+    resp = jsonify(_current())
+    resp.cache_control.no_cache = True  # limits change with a restart; revalidate
+    return resp
+
+
+@bp.app_context_processor
+def inline_schema():
+    return {"dp_schema": _current}
