@@ -2,8 +2,9 @@
 // and for the step on show, the shown example's values before and after each dropout
 // layer. The mask itself is drawn by the network panel, from the same replayed frame.
 import { COLORS, layoutBase } from './theme.js';
+import { SCHEMA } from '../state.js';
 
-export const TIMELINE_STEPS = 1000;  // as model_server.bucket.TIMELINE
+const TIMELINE_STEPS = SCHEMA.timeline;  // steps the server keeps per run
 
 const $ = (root, sel) => root.querySelector(sel);
 
