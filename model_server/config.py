@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATASETS_2D = ("circle", "xor", "gauss", "spiral", "moons")
-DATASETS = DATASETS_2D + ("digits", "custom")
+DATASETS = DATASETS_2D + ("digits",)  # built in; "custom" is a visitor's own 2D set
 DIGITS_SIZE = 1797  # sklearn's load_digits ships this many 8x8 images
 PLANE = (-1.5, 1.5)  # the input plane shown for the 2D sets, both axes
 CUSTOM_POINTS = (4, 2000)  # a visitor's own set: at least 4 points, at most 2,000
