@@ -2,14 +2,17 @@
 // control, its range and default. The table drives the controls, the URL hash and the
 // config sent to the server, so a link reproduces a setup exactly.
 
-export const DATASETS = ['circle', 'xor', 'gauss', 'spiral', 'moons', 'digits'];
+import { decodePoints, encodePoints, fitsLink } from './custom_data.js';
+
+export const DATASETS = ['circle', 'xor', 'gauss', 'spiral', 'moons', 'digits', 'custom'];
+const GENERATED = s => s.data !== 'digits' && s.data !== 'custom';  // sets drawn from n_points and noise
 
 export const FIELDS = [
   // group, key (in the URL), path (in the config), label, type, range/options, default
   { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset', type: 'select', options: DATASETS, def: 'circle' },
   // `applies`: the control shows only when it means something (the digits set is fixed)
-  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', type: 'int', min: 50, max: 2000, step: 50, def: 500, applies: s => s.data !== 'digits' },
-  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', type: 'float', min: 0, max: 0.5, step: 0.05, def: 0.1, applies: s => s.data !== 'digits' },
+  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', type: 'int', min: 50, max: 2000, step: 50, def: 500, applies: GENERATED },
+  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', type: 'float', min: 0, max: 0.5, step: 0.05, def: 0.1, applies: GENERATED },
   { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', type: 'float', min: 0.1, max: 0.9, step: 0.1, def: 0.5 },
   { group: 'data', key: 'seed', path: 'data.seed', label: 'Seed', type: 'int', min: 0, max: 2147483647, step: 1, def: 0 },
   { group: 'model', key: 'kind', path: 'model.kind', label: 'Network', type: 'select', options: ['mlp', 'cnn'], def: 'mlp' },
@@ -57,7 +60,9 @@ export function check(field, raw) {
 }
 
 export function defaults() {
-  return Object.fromEntries(FIELDS.map(f => [f.key, Array.isArray(f.def) ? f.def.slice() : f.def]));
+  const state = Object.fromEntries(FIELDS.map(f => [f.key, Array.isArray(f.def) ? f.def.slice() : f.def]));
+  state.customPoints = [];  // dataset 'custom': [x, y, label] rows (custom_data.js); 'pts' in the URL
+  return state;
 }
 
 // Keep p the same length as hidden (a p per hidden layer).
@@ -77,6 +82,12 @@ export function fromHash(hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   for (const [key, raw] of params) {
     const field = BY_KEY[key];
+    if (key === 'pts') {
+      const { points, problem } = decodePoints(raw);
+      state.customPoints = points;
+      if (problem) problems.push(problem);
+      continue;
+    }
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
     const [value, problem] = check(field, raw);
     state[key] = value;
@@ -94,6 +105,10 @@ export function toHash(state, extra = {}) {
     const same = Array.isArray(v) ? String(v) === String(f.def) : v === f.def;
     if (!same) params.set(f.key, Array.isArray(v) ? v.join(',') : String(v));
   }
+  // a custom set rides along while a link can hold it (custom_data.js says when not)
+  if (state.data === 'custom' && state.customPoints && state.customPoints.length && fitsLink(state.customPoints)) {
+    params.set('pts', encodePoints(state.customPoints));
+  }
   for (const [k, v] of Object.entries(extra)) params.set(k, v);
   return '#' + params.toString().replace(/%2C/g, ',');
 }
@@ -106,6 +121,7 @@ export function toConfig(state) {
     const [part, name] = f.path.split('.');
     config[part][name] = state[f.key];
   }
+  if (state.data === 'custom') config.data.points = state.customPoints;
   return config;
 }
 
