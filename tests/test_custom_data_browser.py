@@ -134,7 +134,7 @@ def test_csv_with_a_bad_row_names_the_row_and_the_field(page, live_server):
     want = [[float(x), float(y), int(c)] for x, y, c in (line.split(",") for line in good.split())]
     got = page.evaluate(STATE)
     assert all(round(v, 2) == v for p in got for v in p[:2])  # kept to 2 decimals ...
-    assert same_set(got, want, tol=0.0051)                    # ... of the file's numbers
+    assert np.allclose(got, want, atol=0.0051, rtol=0)        # ... of the file's numbers, in its order
     assert same_set(info["points"]["train"] + info["points"]["test"], got)
     assert not page.errors, page.errors
 
@@ -182,3 +182,49 @@ def test_a_set_too_big_for_a_link_offers_a_download(page, live_server, tmp_path)
     assert same_set([[float(v) for v in line.split(",")] for line in lines[1:]],
                     [[x, y, int(x > y)] for x, y in rows])
     assert not page.errors, page.errors
+
+
+def test_switching_to_custom_starts_from_the_points_on_screen(page, live_server):
+    page.goto(live_server.url + "/#data=moons&points=200")
+    page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.drawn", timeout=30000)
+    shown = page.evaluate("() => window.__dp.info.points")
+    page.select_option("#f-data", "custom")
+    info = wait_configured_with(page, 200)
+    started = page.evaluate(STATE)
+    # in the order shown (train, then test), rounded to 2 decimals
+    assert np.allclose(started, shown["train"] + shown["test"], atol=0.0051, rtol=0)
+    assert info["config"]["data"]["points"] == started
+    assert "Started from the 200 points of moons" in page.locator("[data-role=custom-status]").inner_text()
+    assert "pts=" in page.evaluate("() => location.hash")
+    assert page.locator("#f-points").is_hidden() and page.locator("#f-noise").is_hidden()
+    page.select_option("#f-data", "circle")  # and back: the set stays out of the config and the link
+    page.wait_for_function("() => window.__dp.info && window.__dp.info.config.data.dataset === 'circle'", timeout=30000)
+    assert page.locator("[data-role=custom-editor]").is_hidden()
+    assert "pts=" not in page.evaluate("() => location.hash")
+    assert not page.errors, page.errors
+
+
+def test_link_form_round_trips_every_coordinate_and_refuses_a_damaged_link(page, live_server):
+    open_custom(page, live_server.url)
+    result = page.evaluate("""async () => {
+        const c = await import('/static/js/custom_data.js');
+        const pts = [];
+        for (let i = 0; i <= 300; i++) pts.push([Math.round(i - 150) / 100, Math.round(150 - i) / 100, i % 2]);
+        const code = c.encodePoints(pts);
+        const back = c.decodePoints(code);
+        const damaged = c.decodePoints(code.slice(0, 10) + '*' + code.slice(11));
+        const most = Array.from({length: c.LINK_POINTS + 1}, (_, i) => [0, 0, i % 2]);
+        return {same: JSON.stringify(back.points) === JSON.stringify(pts), problem: back.problem,
+                length: code.length, damaged: damaged.problem,
+                fits: c.fitsLink(most.slice(0, -1)), over: c.fitsLink(most), linkPoints: c.LINK_POINTS};
+    }""")
+    assert result["same"] and result["problem"] is None
+    assert result["length"] == 1 + -(-301 * 19 // 6)  # 19 bits a point
+    assert "could not be read" in result["damaged"]
+    assert result["fits"] and not result["over"] and result["linkPoints"] == 631
+    # a damaged link: the page says so and starts with an empty set
+    page.goto("about:blank")  # a new document, not a hash change
+    page.goto(live_server.url + "/#data=custom&pts=1AB*")
+    page.wait_for_selector("[data-role=notice]:not([hidden])")
+    assert "could not be read" in page.locator("[data-role=notice]").inner_text()
+    assert page.evaluate(STATE) == []

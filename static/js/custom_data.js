@@ -193,7 +193,7 @@ export class CustomEditor {
     this.fitBatch();
     this.show();
     if (checkSet(points)) this.block();
-    this.pg.changed('points');  // the URL; and a new run, where one was configured
+    this.pg.changed('customPoints');  // the URL; and a new run, where one was configured
     this.configureIfBlocked();
   }
 
@@ -253,6 +253,8 @@ export class CustomEditor {
     this.blocked = true;
     this.setTransport(false);
     pg.plane = pg.boundary;
+    const key = pg.root.querySelector('[data-role=plane-key]');
+    if (key) key.hidden = false;  // hidden while the digits were shown
     pg.boundary.showPoints(PLANE, this.points,
       `No network yet: a set needs at least ${LIMITS.min} points, of both classes, to train.`);
     this.show();
