@@ -84,14 +84,14 @@ class Point(Strict):
         for name, v in (("x", x), ("y", y)):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise PydanticCustomError("point", "{name} has to be a number, but got {got}",
-                                          {"name": name, "got": _shown(v), "allowed": "number"})
+                                          {"name": name, "got": _shown(v), "allowed": "number", "received": v})
             if not lo <= v <= hi:  # NaN fails too
                 raise PydanticCustomError(
                     "out_of_range", "{what} has to be between {lo} and {hi}, but got {got}",
                     {"what": f"{name} (inside the plane)", "lo": _num(lo), "hi": _num(hi), "got": v, "received": v})
         if isinstance(label, bool) or label not in (0, 1) or not isinstance(label, int):
             raise PydanticCustomError("point", "label has to be 0 or 1, but got {got}",
-                                      {"got": _shown(label), "allowed": "0, 1"})
+                                      {"got": _shown(label), "allowed": "0, 1", "received": label})
         return {"x": float(x), "y": float(y), "label": label}
 
     @model_serializer
