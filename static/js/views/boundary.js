@@ -64,6 +64,8 @@ export class BoundaryView {
     this.pending = null;
     this.example = null;
     this.setup({ plane, points: { train: points, test: [] } });
+    this.traces[0].visible = false;  // no model: no heatmap
+    Plotly.react(this.below, this.traces, this.layout);
     if (this.caption) this.caption.textContent = caption;
     if (this.title) this.title.textContent = 'Your points';
   }
