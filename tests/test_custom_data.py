@@ -186,3 +186,19 @@ def test_a_full_custom_set_fits_in_one_message_to_a_real_server(live_server):
         assert visitor.call("step", {"n": 2})["step"] == 2
     finally:
         visitor.close()
+
+
+def test_exports_carry_the_custom_points(sio):
+    pts = grid_points(20)
+    assert sio.emit("configure", {"config": custom(pts)}, callback=True)["ok"]
+    assert sio.emit("step", {"n": 3}, callback=True)["ok"]
+    doc = json.loads(sio.emit("export", {"what": "metrics_json"}, callback=True)["data"])
+    assert doc["config"]["data"]["dataset"] == "custom" and doc["config"]["data"]["points"] == pts
+    ack = sio.emit("export", {"what": "code"}, callback=True)
+    assert ack["ok"] and ack["filename"].startswith("dropout_custom_mlp_step3")
+    module: dict = {}
+    exec(compile(ack["data"], ack["filename"], "exec"), module)
+    assert module["POINTS"] == pts  # the script trains on exactly these
+    x_train, y_train, x_test, y_test = module["make_data"]()
+    d = make_dataset(parse_config(custom(pts)).data)
+    assert torch.equal(x_train, d.x_train) and torch.equal(y_test, d.y_test)
