@@ -8,6 +8,7 @@ no extra request.
     limits    model_server.config.Limits as set here
     grid      decision-boundary grid size (DP_GRID_SIZE); plane: the plotted square
     timeline  how many past steps a paused run can replay (model_server.bucket.TIMELINE)
+    custom_points  how many points a visitor's own set may have, [min, max]
     presets   named setups lessons and compare start from: {config, steps}
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import copy
 from flask import Blueprint, current_app, jsonify
 
 from model_server.bucket import TIMELINE
-from model_server.config import json_schema
+from model_server.config import CUSTOM_POINTS, json_schema
 from model_server.datasets import PLANE
 from model_server.sweep import SWEEP_PRESET, SWEEP_STEPS
 
@@ -31,7 +32,7 @@ def document(limits, serving) -> dict:
     value = speed["properties"]["value"]
     value["maximum"] = min(value["maximum"], serving.max_speed)
     value["default"] = value["maximum"]
-    doc.update(grid=limits.grid_size, plane=list(PLANE), timeline=TIMELINE, presets={
+    doc.update(grid=limits.grid_size, plane=list(PLANE), timeline=TIMELINE, custom_points=list(CUSTOM_POINTS), presets={
         "sweep": {"config": copy.deepcopy(SWEEP_PRESET), "steps": SWEEP_STEPS}})
     return doc
 

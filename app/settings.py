@@ -27,7 +27,7 @@ class Serving(BaseSettings):
     max_run_seconds: float = 1800  # wall time a run may play
     events_per_s: float = 20       # token-bucket refill per client
     event_burst: int = 40          # token-bucket size per client
-    max_message_bytes: int = 16_384
+    max_message_bytes: int = 65_536  # a configure with 2,000 custom points is ~30 KB
     idle_timeout_s: float = 600    # a run nobody touched for this long is ended
     max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
     frame_rate: float = 30         # frames per second per run, at most

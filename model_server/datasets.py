@@ -1,7 +1,9 @@
-"""Toy datasets: five 2D sets for the input-plane views and sklearn's 8x8 digits.
+"""Toy datasets: five 2D sets for the input-plane views, a visitor's own 2D points
+('custom') and sklearn's 8x8 digits.
 
-Every set is seeded and split into train/test once; 2D inputs are scaled into
-roughly [-1, 1] so the plotted plane (PLANE, below) is the same for all of them.
+Every set is seeded and split into train/test once; the five generated 2D sets are
+scaled into roughly [-1, 1] so the plotted plane (PLANE) is the same for all of them.
+A custom set is taken as it came (config.py has kept it inside the plane).
 """
 from __future__ import annotations
 
@@ -12,9 +14,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits, make_blobs, make_circles, make_moons
 
-from .config import DataConfig
-
-PLANE = (-1.5, 1.5)  # the input plane shown for the 2D sets, both axes
+from .config import PLANE, DataConfig
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,15 @@ def _spiral(n: int, noise: float, rng: np.random.Generator):
     return x, y
 
 
+def custom_points(cfg: DataConfig):
+    """A visitor's own points as (x float32 (N, 2), y int64 (N,)), in the order sent."""
+    rows = np.asarray([(p.x, p.y) for p in cfg.points], dtype=np.float32).reshape(-1, 2)
+    return rows, np.asarray([p.label for p in cfg.points], dtype=np.int64)
+
+
 def _points_2d(cfg: DataConfig):
+    if cfg.dataset == "custom":
+        return custom_points(cfg)
     n, noise, seed = cfg.n_points, cfg.noise, cfg.seed
     rng = np.random.default_rng(seed)
     if cfg.dataset == "circle":

@@ -1,6 +1,7 @@
 """A run, taken home: runnable PyTorch code, metrics as CSV/JSON, weights as safetensors.
 
-    script(cfg, steps=2000) -> str      a standalone Python script (torch, numpy, scikit-learn)
+    script(cfg, steps=2000) -> str      a standalone Python script (torch, numpy, scikit-learn):
+                                        trains, then predicts in eval mode or with MC dropout
     metrics_csv(run) / metrics_json(run) -> str
     weights(run) -> bytes               safetensors; never pickle
 
@@ -65,6 +66,25 @@ def _points_source(dataset: str) -> str:
         ''')
 
 
+def _custom_source(cfg: RunConfig) -> str:
+    """POINTS (the visitor's own set, as sent) and the body of points() that reads it as
+    model_server.datasets.custom_points does."""
+    rows = [f"[{p.x!r}, {p.y!r}, {p.label}]," for p in cfg.data.points]
+    lines = "\n".join("    " + " ".join(rows[i:i + 4]) for i in range(0, len(rows), 4))
+    return f'''\
+# the playground's points, drawn or uploaded: x, y (inside the plane [-1.5, 1.5]), label
+POINTS = [
+{lines}
+]
+
+
+def points():
+    """custom: the {len(rows)} points as they came, labels 0/1."""
+    rows = np.asarray(POINTS, dtype=np.float32)
+    return rows[:, :2].copy(), rows[:, 2].astype(np.int64)
+'''
+
+
 DIGITS_SOURCE = '''\
 from sklearn.datasets import load_digits
 
@@ -114,15 +134,22 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
         + [f"{n_out} logit{'s' if n_out > 1 else ''}"])
     kinds = "nn.Dropout2d" if m.dropout_kind == "dropout2d" and m.kind == "cnn" else (
         "nn.AlphaDropout" if m.dropout_kind == "alpha" else "nn.Dropout")
-    data_source = DIGITS_SOURCE if digits else _points_source(d.dataset)
+    custom = d.dataset == "custom"
+    data_source = DIGITS_SOURCE if digits else _custom_source(cfg) if custom else _points_source(d.dataset)
     y_cast = "y" if digits else "y.astype(np.float32)"
     flatten = "x = x.flatten(1)  # the MLP sees an image as 64 numbers\n        " if digits and m.kind == "mlp" else ""
     squeeze = "" if digits else ".squeeze(-1)  # one logit per example"
     loss = ("F.cross_entropy(logits, y)" if digits else "F.binary_cross_entropy_with_logits(logits, y)")
     hits = "logits.argmax(1) == y" if digits else "(logits > 0).float() == y"
     eval_every = t.eval_every or 100
-    config = pprint.pformat(cfg.model_dump(), indent=1, width=100, sort_dicts=False)
+    # a custom set's points are written once, as POINTS; n_points and noise do not apply
+    dump = cfg.model_dump(exclude={"data": {"points", "n_points", "noise"}} if custom else None)
+    config = pprint.pformat(dump, indent=1, width=100, sort_dicts=False)
     retrace = ", so on a CPU this retraces the playground's run from its step 0"
+    data_line = d.dataset if digits else (f"custom, {len(d.points)} points (POINTS, below)" if custom
+                                          else f"{d.dataset}, {d.n_points} points, noise {d.noise:g}")
+    generated = "" if digits or custom else f"N_POINTS = {d.n_points}\nNOISE = {d.noise!r}\n"
+    probs = "logits.softmax(-1)" if digits else "torch.sigmoid(logits)"
     needs = "torch, numpy" + (", scikit-learn" if d.dataset in ("circle", "moons", "gauss", "digits") else "")
 
     return f'''\
@@ -131,7 +158,7 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
 
     {arch}
     {m.activation}, {kinds}, dropout {m.placement.replace("_", " ")}, batchnorm {m.batchnorm.replace("_", " ")}
-    data: {d.dataset}{"" if digits else f", {d.n_points} points, noise {d.noise:g}"}, {d.train_fraction:g} for training, seed {d.seed}
+    data: {data_line}, {d.train_fraction:g} for training, seed {d.seed}
     {t.optimizer}, learning rate {t.lr:g}, weight decay {t.weight_decay:g}, batch size {t.batch_size}
 
 p is the DROP probability (PyTorch's convention): in training mode each unit is zeroed
@@ -157,9 +184,7 @@ from torch import nn
 CONFIG = {textwrap.indent(config, " " * 9).lstrip()}
 
 SEED = {d.seed}
-N_POINTS = {d.n_points}
-NOISE = {d.noise!r}
-TRAIN_FRACTION = {d.train_fraction!r}
+{generated}TRAIN_FRACTION = {d.train_fraction!r}
 LR = {t.lr!r}
 WEIGHT_DECAY = {t.weight_decay!r}
 BATCH_SIZE = {t.batch_size}
@@ -252,6 +277,48 @@ def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
     return losses
 
 
+# ---- using the trained network --------------------------------------------------------
+# Which one to call:
+#   predict()     the production pattern: net.eval() switches every dropout layer off (and
+#                 makes BatchNorm use its running statistics) and torch.inference_mode()
+#                 skips autograd's bookkeeping. One input, one answer, every time. Use it
+#                 to serve predictions and to measure accuracy.
+#   mc_predict()  Monte Carlo dropout: only the dropout layers go back to training mode,
+#                 so each pass runs a different thinned network; everything else, BatchNorm
+#                 included, stays in eval mode (in train mode BatchNorm would normalise with
+#                 the batch's statistics and overwrite its running ones). The mean over the
+#                 passes is the prediction, their spread a measure of how unsure the network
+#                 is. Use it when that uncertainty matters, at `samples` times the cost.
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                  nn.FeatureAlphaDropout)
+
+
+def probabilities(logits):
+    return {probs}
+
+
+def predict(net, x):
+    """Class probabilities with dropout off; the same x always gives the same output."""
+    net.eval()
+    with torch.inference_mode():
+        return probabilities(net(x))
+
+
+def mc_predict(net, x, samples=30):
+    """(mean, std) of the probabilities over `samples` passes, each with fresh dropout
+    masks; only the dropout layers train, and the net is left in eval mode."""
+    net.eval()
+    for module in net.modules():
+        if isinstance(module, DROPOUT_LAYERS):
+            module.train()
+    try:
+        with torch.inference_mode():
+            draws = torch.stack([probabilities(net(x)) for _ in range(samples)])
+    finally:
+        net.eval()
+    return draws.mean(0), draws.std(0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS, help="optimiser steps (default %(default)s)")
@@ -268,6 +335,9 @@ def main(argv=None):
     train(net, data, args.steps)
     test_loss, acc = evaluate(net, data[2], data[3])
     print(f"final: test loss {{test_loss:.4f}}, test accuracy {{acc:.1%}}")
+    predict(net, data[2])  # what a server would call
+    _, spread = mc_predict(net, data[2])
+    print(f"MC dropout, 30 passes: mean spread (std) of the predicted probabilities {{spread.mean():.4f}}")
     return net
 
 

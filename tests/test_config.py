@@ -167,7 +167,7 @@ def test_unknown_literal_lists_the_choices(section, name, good):
 @pytest.mark.parametrize("raw, field", [
     ({"foo": 1}, "foo"),
     ({"model": {"dropout": 0.5}}, "model.dropout"),
-    ({"data": {"points": 500}}, "data.points"),
+    ({"data": {"samples": 500}}, "data.samples"),
     ({"train": {"epochs": 3}}, "train.epochs"),
 ])
 def test_unknown_fields_are_rejected(raw, field):

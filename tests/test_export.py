@@ -21,6 +21,10 @@ from safetensors.torch import load as load_safetensors
 from model_server import Run, parse_config
 from model_server.export import script
 
+# a visitor's own set: two interleaved clusters per class, inside the plane
+CUSTOM = {"data": {"dataset": "custom", "train_fraction": 0.6, "seed": 4, "points": [
+    [round(-1.2 + 0.1 * i, 2), round(0.9 * (-1) ** (i // 2) - 0.02 * i, 2), i % 2] for i in range(24)]},
+    "train": {"batch_size": 5}}
 CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [4, 6], "p": [0.2, 0.3],
        "dropout_kind": "dropout2d", "batchnorm": "before_dropout"}, "train": {"batch_size": 32}}
 
@@ -52,7 +56,8 @@ def run_of(app, token: str = "test-token-1"):
     {"data": {"dataset": "moons"}, "model": {"activation": "selu", "dropout_kind": "alpha", "p": [0.1, 0.2]}},
     {"data": {"dataset": "gauss"}, "model": {"dropout_kind": "dropout2d", "hidden": [5], "p": [1.0]}},
     {"data": {"dataset": "digits"}, "model": {"hidden": [16], "p": [0.5]}, "train": {"batch_size": 64}},
-], ids=["circle", "xor-sgd-bn", "spiral-tanh-before", "moons-selu-alpha", "gauss-p1", "digits-mlp"])
+    CUSTOM,
+], ids=["circle", "xor-sgd-bn", "spiral-tanh-before", "moons-selu-alpha", "gauss-p1", "digits-mlp", "custom"])
 def test_exported_mlp_retraces_the_run_step_for_step(raw):
     cfg = parse_config(cpu(raw))
     run = Run(cfg)
@@ -86,7 +91,8 @@ def test_exported_cnn_has_the_same_architecture_and_uses_dropout2d():
         assert torch.equal(net(x), run.net(x))
 
 
-@pytest.mark.parametrize("raw", [{"model": {"hidden": [6, 4], "p": [0.5, 0.25]}}, CNN], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("raw", [{"model": {"hidden": [6, 4], "p": [0.5, 0.25]}}, CNN, CUSTOM],
+                         ids=["mlp", "cnn", "custom"])
 def test_exported_script_runs_standalone(tmp_path, raw):
     path = tmp_path / "exported.py"
     path.write_text(script(parse_config(cpu(raw)), steps=1000))
@@ -94,6 +100,79 @@ def test_exported_script_runs_standalone(tmp_path, raw):
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "step      6  train loss" in out.stdout and "final: test loss" in out.stdout
+    assert "MC dropout, 30 passes" in out.stdout
+
+
+def test_exported_script_carries_a_custom_set_as_it_came():
+    cfg = parse_config(cpu(CUSTOM))
+    source = script(cfg)
+    mod = load_script(source)
+    assert mod.POINTS == CUSTOM["data"]["points"]
+    assert "n_points" not in source and "noise" not in mod.CONFIG["data"]  # they do not apply
+    x, y = mod.points()
+    assert torch.allclose(torch.from_numpy(x), torch.tensor([p[:2] for p in CUSTOM["data"]["points"]]), atol=1e-6)
+    assert y.tolist() == [p[2] for p in CUSTOM["data"]["points"]]
+
+
+# ---- the production pattern: predict() in eval mode, mc_predict() with dropout only ------
+@pytest.mark.parametrize("raw", [
+    {"model": {"hidden": [16, 16], "p": [0.5, 0.5], "batchnorm": "before_dropout"}},
+    {"data": {"dataset": "digits"}, "model": {"hidden": [32], "p": [0.4], "batchnorm": "after_dropout"},
+     "train": {"batch_size": 64}},
+    CNN,
+], ids=["mlp-bn", "digits-bn", "cnn-bn-dropout2d"])
+def test_exported_prediction_helpers(raw):
+    cfg = parse_config(cpu(raw))
+    mod = load_script(script(cfg))
+    data = mod.make_data()
+    net = mod.Net()
+    mod.init_weights(net, torch.Generator().manual_seed(cfg.data.seed))
+    mod.train(net, data, 30, log=lambda *_: None)
+    net.train()  # as training leaves it: predict() must switch to eval itself
+    x = data[2][:40]
+    bns = [m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    drops = [m for m in net.modules() if isinstance(m, mod.DROPOUT_LAYERS)]
+    assert bns and drops
+    running = [b.running_mean.clone() for b in bns]
+    modes = []  # (kind, training) of every BatchNorm and dropout call
+    hooks = [m.register_forward_pre_hook(lambda m, _: modes.append((type(m).__name__, m.training)))
+             for m in bns + drops]
+
+    first, again = mod.predict(net, x), mod.predict(net, x)
+    assert torch.equal(first, again)  # eval mode: no dropout, the same answer every time
+    assert not net.training and all(not t for _, t in modes)
+    n_out = 10 if cfg.task == "digits" else None
+    if n_out:
+        assert first.shape == (40, 10) and torch.allclose(first.sum(1), torch.ones(40), atol=1e-5)
+    else:
+        assert first.shape == (40,) and ((first >= 0) & (first <= 1)).all()
+    with torch.no_grad():
+        assert torch.allclose(first, mod.probabilities(net(x)), atol=1e-6)
+
+    modes.clear()
+    mean, std = mod.mc_predict(net, x, samples=20)
+    assert {t for name, t in modes if "BatchNorm" in name} == {False}  # BatchNorm stays in eval
+    assert {t for name, t in modes if "Dropout" in name} == {True}     # only dropout layers train
+    assert len(modes) == 20 * (len(bns) + len(drops))
+    assert not any(m.training for m in net.modules())  # left in eval mode
+    for b, before in zip(bns, running):
+        assert torch.equal(b.running_mean, before)  # no statistics overwritten
+    assert mean.shape == first.shape and std.shape == first.shape
+    assert std.max() > 1e-3  # fresh masks each pass: the predictions vary
+    again_mean, _ = mod.mc_predict(net, x, samples=20)
+    assert not torch.equal(mean, again_mean)
+    assert torch.equal(mod.predict(net, x), first)  # and eval predictions are untouched by it
+    for h in hooks:
+        h.remove()
+
+
+def test_mc_predict_at_p_zero_equals_predict():
+    cfg = parse_config(cpu({"model": {"hidden": [8], "p": [0.0]}}))
+    mod = load_script(script(cfg))
+    net = mod.Net()
+    x = mod.make_data()[2]
+    mean, std = mod.mc_predict(net, x, samples=5)
+    assert torch.allclose(mean, mod.predict(net, x), atol=1e-6) and std.max() < 1e-6
 
 
 # ---- through the socket event ------------------------------------------------------------

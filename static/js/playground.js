@@ -15,6 +15,7 @@ import { ImagesView } from './views/images.js';
 import { LossView } from './views/losses.js';
 import { TimelineView } from './views/timeline.js';
 import { Exporter } from './export.js';
+import { CustomEditor } from './custom_data.js';
 
 const PLANE_EVERY_MS = 150;   // boundary image swap: about 6/s, as often as the server sends one
 const LOSS_EVERY_MS = 180;    // extendTraces (~20 ms here): a little over 5/s
@@ -53,6 +54,7 @@ export class Playground extends EventTarget {
     this.bindTransport();
     this.bindKeys();
     this.exporter = new Exporter(this);
+    this.custom = new CustomEditor(this);
     if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn');
     this.conn.addEventListener('connected', () => { this.connection('connected'); this.configure(); });
     this.conn.addEventListener('disconnected', e => { this.connection(`disconnected (${e.detail}); reconnecting…`); this.setPlaying(false); });
@@ -76,7 +78,7 @@ export class Playground extends EventTarget {
       return;
     }
     if (!this.info) return;
-    if (f.live) {
+    if (f && f.live) {
       if (key === 'p') this.state.p.forEach((p, layer) => this.setLive({ param: 'p', layer, value: p }));
       else if (key === 'lr') this.setLive({ param: 'lr', value: this.state.lr });
       else if (key === 'speed') this.setLive({ param: 'speed', value: this.state.speed });
@@ -99,6 +101,7 @@ export class Playground extends EventTarget {
   }
 
   async configure() {
+    if (!this.custom.allowConfigure()) return null;  // a custom set that cannot train yet
     const wasPlaying = this.playing;
     const ack = await this.conn.call('configure', { config: toConfig(this.state) });
     if (!ack.ok) { this.serverErrors(ack); return ack; }

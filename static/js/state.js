@@ -5,18 +5,20 @@
 // The table drives the controls, the URL hash and the config sent to the server, so a
 // link reproduces a setup exactly.
 
-// Inline in every page (no request before the first picture); fetched where it is not.
-const tag = typeof document !== 'undefined' ? document.getElementById('dp-schema') : null;
-export const SCHEMA = tag ? JSON.parse(tag.textContent) : await (await fetch('/schema.json')).json();
+import { decodePoints, encodePoints, fitsLink } from './custom_data.js';
+import { SCHEMA } from './schema.js';
+
+export { SCHEMA };
 export const GRID = SCHEMA.grid;
 export const PRESETS = SCHEMA.presets;
+const GENERATED = s => s.data !== 'digits' && s.data !== 'custom';  // sets drawn from n_points and noise
 
 const ROWS = [
   // group, key (in the URL), path (in the config) or change (a live change), label, step;
   // `applies`: the control shows only when it means something (the digits set is fixed)
   { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset' },
-  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', step: 50, applies: s => s.data !== 'digits' },
-  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', step: 0.05, applies: s => s.data !== 'digits' },
+  { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', step: 50, applies: GENERATED },
+  { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', step: 0.05, applies: GENERATED },
   { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', step: 0.1 },
   { group: 'data', key: 'seed', path: 'data.seed', label: 'Seed', step: 1 },
   { group: 'model', key: 'kind', path: 'model.kind', label: 'Network' },
@@ -100,7 +102,9 @@ export function check(field, raw, state = null) {
 }
 
 export function defaults() {
-  return Object.fromEntries(FIELDS.map(f => [f.key, Array.isArray(f.def) ? f.def.slice() : f.def]));
+  const state = Object.fromEntries(FIELDS.map(f => [f.key, Array.isArray(f.def) ? f.def.slice() : f.def]));
+  state.customPoints = [];  // dataset 'custom': [x, y, label] rows (custom_data.js); 'pts' in the URL
+  return state;
 }
 
 // Keep p the same length as hidden (a p per hidden layer).
@@ -122,6 +126,12 @@ export function fromHash(hash) {
   const kindFirst = [...params].sort(([a], [b]) => (b === 'kind') - (a === 'kind'));
   for (const [key, raw] of kindFirst) {
     const field = BY_KEY[key];
+    if (key === 'pts') {
+      const { points, problem } = decodePoints(raw);
+      state.customPoints = points;
+      if (problem) problems.push(problem);
+      continue;
+    }
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
     const [value, problem] = check(field, raw, state);
     state[key] = value;
@@ -139,6 +149,10 @@ export function toHash(state, extra = {}) {
     const same = Array.isArray(v) ? String(v) === String(f.def) : v === f.def;
     if (!same) params.set(f.key, Array.isArray(v) ? v.join(',') : String(v));
   }
+  // a custom set rides along while a link can hold it (custom_data.js says when not)
+  if (state.data === 'custom' && state.customPoints && state.customPoints.length && fitsLink(state.customPoints)) {
+    params.set('pts', encodePoints(state.customPoints));
+  }
   for (const [k, v] of Object.entries(extra)) params.set(k, v);
   return '#' + params.toString().replace(/%2C/g, ',');
 }
@@ -151,6 +165,7 @@ export function toConfig(state) {
     const [part, name] = f.path.split('.');
     config[part][name] = state[f.key];
   }
+  if (state.data === 'custom') config.data.points = state.customPoints;
   return config;
 }
 

@@ -75,6 +75,32 @@ export class BoundaryView {
     this.resizer = new ResizeObserver(() => { for (const gd of [below, above]) Plotly.Plots.resize(gd); });
     this.resizer.observe(this.el);
     this.el.resizer = this.resizer;
+    this.above = above;
+  }
+
+  // Just these points over an empty plane (a custom set that cannot train yet).
+  showPoints(plane, points, caption) {
+    this.pending = null;
+    this.example = null;
+    this.setup({ plane, points: { train: points, test: [] } });
+    this.traces[0].visible = false;  // no model: no heatmap
+    Plotly.react(this.below, this.traces, this.layout);
+    if (this.caption) this.caption.textContent = caption;
+    if (this.title) this.title.textContent = 'Your points';
+  }
+
+  // fn(x, y, event) for a click inside the plot area, in plane coordinates (the custom-data
+  // editor). The plots are static: the click is read from the page, through the axes.
+  onClick(fn) {
+    this.el.addEventListener('click', e => {
+      const gd = this.above, full = gd && gd._fullLayout;
+      if (!full || !gd.isConnected) return;
+      const { xaxis: xa, yaxis: ya } = full;
+      const r = gd.getBoundingClientRect();
+      const px = e.clientX - r.left - xa._offset, py = e.clientY - r.top - ya._offset;
+      if (px < 0 || py < 0 || px > xa._length || py > ya._length) return;
+      fn(xa.p2l(px), ya.p2l(py), e);
+    });
   }
 
   // Called for every frame; the image is drawn in paint().

@@ -1,0 +1,293 @@
+// A visitor's own 2D set (dataset 'custom'): the editor on the boundary panel, CSV in
+// and out, and the compact form the set takes in the URL hash.
+//
+// Points are [x, y, label] with x, y inside the plane and label 0 or 1. Coordinates are
+// kept to 2 decimals everywhere (the editor, the link, the CSV download, the config sent),
+// so a link brings back exactly the set that trained. The server checks every point again
+// (model_server/config.py); the rules here only spare a round trip and say it sooner.
+import { download } from './export.js';
+import { SCHEMA } from './schema.js';
+
+export const PLANE = SCHEMA.plane;
+export const LIMITS = { min: SCHEMA.custom_points[0], max: SCHEMA.custom_points[1] };
+const SCALE = 100;                                  // 2 decimals
+const LEVELS = (PLANE[1] - PLANE[0]) * SCALE;       // 300: a coordinate is an integer 0..300
+const BITS = 9;                                     // enough for 0..300
+const POINT_BITS = 2 * BITS + 1;                    // x, y, label
+// A link carries the set in at most this many characters (about 630 points): links
+// much longer than 2,000 characters get cut by mail and chat programs.
+export const LINK_CHARS = 2000;
+export const LINK_POINTS = Math.floor(((LINK_CHARS - 1) * 6) / POINT_BITS);
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';  // base64url
+const VERSION = '1';
+const ERASE_RADIUS = 0.25;                          // plane units: an eraser click this close removes
+
+export const round2 = v => Math.round(v * SCALE) / SCALE;
+const inPlane = v => Number.isFinite(v) && v >= PLANE[0] && v <= PLANE[1];
+
+// ---- the link form: VERSION, then 19 bits per point (x, y as 0..300, label), base64url ----
+export function encodePoints(points) {
+  let out = VERSION, acc = 0, n = 0;
+  const put = (v, bits) => {
+    for (let b = bits - 1; b >= 0; b--) {
+      acc = (acc << 1) | ((v >> b) & 1);
+      if (++n === 6) { out += ALPHABET[acc]; acc = 0; n = 0; }
+    }
+  };
+  const q = v => Math.min(LEVELS, Math.max(0, Math.round((v - PLANE[0]) * SCALE)));
+  for (const [x, y, label] of points) { put(q(x), BITS); put(q(y), BITS); put(label ? 1 : 0, 1); }
+  if (n) out += ALPHABET[acc << (6 - n)];
+  return out;
+}
+
+// -> { points, problem }: problem names what is wrong with a damaged link (points: [])
+export function decodePoints(text) {
+  const bad = why => ({ points: [], problem: `the link's points could not be read (${why})` });
+  if (!text.startsWith(VERSION)) return bad(`unknown format '${text.slice(0, 1)}'`);
+  const bits = [];
+  for (const ch of text.slice(1)) {
+    const v = ALPHABET.indexOf(ch);
+    if (v < 0) return bad(`character '${ch}'`);
+    for (let b = 5; b >= 0; b--) bits.push((v >> b) & 1);
+  }
+  // the last character's spare bits (under 6) are never a whole point
+  const n = Math.floor(bits.length / POINT_BITS);
+  if (n > LIMITS.max) return bad(`${n} points, at most ${LIMITS.max}`);
+  let pos = 0;
+  const take = k => { let v = 0; for (let i = 0; i < k; i++) v = (v << 1) | bits[pos++]; return v; };
+  const points = [];
+  for (let i = 0; i < n; i++) {
+    const qx = take(BITS), qy = take(BITS), label = take(1);
+    if (qx > LEVELS || qy > LEVELS) return bad(`point ${i + 1} lies outside the plane`);
+    points.push([round2(PLANE[0] + qx / SCALE), round2(PLANE[0] + qy / SCALE), label]);
+  }
+  return { points, problem: null };
+}
+
+// The link holds the set only while it is small enough.
+export const fitsLink = points => encodePoints(points).length <= LINK_CHARS;
+
+// ---- CSV ----------------------------------------------------------------------------------
+export function toCSV(points) {
+  return 'x,y,label\n' + points.map(p => p.join(',')).join('\n') + '\n';
+}
+
+// x,y,label per line; a first line with no number in it is a header. -> { points } or
+// { error: { row, field, message } }, row counted from 1 as an editor shows the file.
+export function parseCSV(text) {
+  const lines = String(text).split(/\r\n|\n|\r/);
+  const points = [];
+  const isNum = s => s !== '' && Number.isFinite(Number(s));
+  const fail = (row, field, message) => ({ error: { row, field, message } });
+  let seenRow = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    const row = i + 1;
+    const cells = line.split(',').map(c => c.trim());
+    if (!seenRow && !cells.some(isNum)) { seenRow = true; continue; }  // the header
+    seenRow = true;
+    if (cells.length !== 3) return fail(row, 'row', `a row has to be x,y,label (3 fields), but got ${cells.length}`);
+    const [xs, ys, ls] = cells;
+    for (const [name, s] of [['x', xs], ['y', ys]]) {
+      if (!isNum(s)) return fail(row, name, `${name} has to be a number, but got '${s}'`);
+      if (!inPlane(Number(s))) return fail(row, name, `${name} has to be between ${PLANE[0]} and ${PLANE[1]}, but got ${s}`);
+    }
+    if (!isNum(ls) || ![0, 1].includes(Number(ls))) return fail(row, 'label', `label has to be 0 or 1, but got '${ls}'`);
+    if (points.length >= LIMITS.max) return fail(row, 'row', `a set has at most ${LIMITS.max} points; this is point ${LIMITS.max + 1}`);
+    points.push([round2(Number(xs)), round2(Number(ys)), Number(ls)]);
+  }
+  const problem = checkSet(points);
+  return problem ? fail(null, 'points', problem) : { points };
+}
+
+// What keeps a set from training, or null (the server's rules: config.py).
+export function checkSet(points) {
+  const n = points.length;
+  if (n < LIMITS.min) return `needs at least ${LIMITS.min} points, but has ${n}`;
+  if (n > LIMITS.max) return `has at most ${LIMITS.max} points, but has ${n.toLocaleString('en')}`;
+  const ones = points.filter(p => p[2] === 1).length;
+  if (ones === 0 || ones === n) return `needs points of both classes, but all ${n} are class ${points[0][2]}`;
+  return null;
+}
+
+// Index of the point nearest (x, y) within radius, or -1.
+export function nearest(points, x, y, radius = Infinity) {
+  let best = -1, bestD = radius * radius;
+  points.forEach(([px, py], i) => {
+    const d = (px - x) ** 2 + (py - y) ** 2;
+    if (d <= bestD) { best = i; bestD = d; }
+  });
+  return best;
+}
+
+// ---- the editor ------------------------------------------------------------------------------
+// Lives on the boundary panel while the dataset is 'custom': a click adds a point of the
+// chosen class, Shift- or Alt-click (or a click in eraser mode) removes the nearest one.
+// Every change reconfigures the run (a new set is a new run), as any data setting does.
+// While the set cannot train (too few points, one class) no run is configured: the plane
+// shows just the points and the transport waits.
+export class CustomEditor {
+  constructor(pg) {
+    this.pg = pg;
+    const $ = sel => pg.root.querySelector(sel);
+    this.box = $('[data-role=custom-editor]');
+    if (!this.box) return;
+    this.status = $('[data-role=custom-status]');
+    this.link = $('[data-role=custom-link]');
+    this.error = $('[data-role=custom-error]');
+    this.eraser = $('[data-role=custom-erase]');
+    this.transport = [...pg.root.querySelectorAll('[data-role=play], [data-role=step], [data-role=reset]')];
+    $('[data-role=custom-clear]').addEventListener('click', () => this.edit([], 'Cleared.'));
+    $('[data-role=custom-download]').addEventListener('click', () => this.download());
+    const file = $('[data-role=custom-file]');
+    file.addEventListener('change', async () => {
+      if (file.files[0]) await this.upload(file.files[0].name, await file.files[0].text());
+      file.value = '';
+    });
+    pg.boundary.onClick((x, y, e) => this.click(x, y, e));
+    pg.addEventListener('changed', e => this.settingChanged(e.detail));
+    pg.addEventListener('configured', () => { this.blocked = false; this.setTransport(true); this.show(); });
+    this.message = '';
+    this.batchNote = '';
+    this.show();
+  }
+
+  get active() { return this.pg.state.data === 'custom'; }
+  get points() { return this.pg.state.customPoints; }
+  get cls() { return Number(this.pg.root.querySelector('[data-role=custom-class]:checked')?.value ?? 0); }
+
+  click(x, y, e) {
+    if (!this.active) return;
+    const pts = this.points;
+    if (this.eraser.checked || e.shiftKey || e.altKey) {
+      const i = nearest(pts, x, y, ERASE_RADIUS);
+      if (i < 0) { this.message = 'No point near there to remove.'; this.show(); return; }
+      this.edit(pts.filter((_, j) => j !== i));
+      return;
+    }
+    if (pts.length >= LIMITS.max) { this.message = `A set holds at most ${LIMITS.max} points.`; this.show(); return; }
+    const clamp = v => Math.min(PLANE[1], Math.max(PLANE[0], round2(v)));
+    this.edit([...pts, [clamp(x), clamp(y), this.cls]]);
+  }
+
+  async upload(name, text) {
+    const r = parseCSV(text);
+    if (r.error) {
+      const where = r.error.row ? `row ${r.error.row}, field ${r.error.field}` : 'the file';
+      this.showError(`${name}: ${where}: ${r.error.message}. The set was not changed.`);
+      return r;
+    }
+    this.edit(r.points, `Loaded ${r.points.length} points from ${name}.`);
+    return r;
+  }
+
+  download() {
+    download(new Blob([toCSV(this.points)], { type: 'text/csv' }), 'dropout-points.csv');
+  }
+
+  // Replace the set; the run follows it.
+  edit(points, message = '') {
+    this.pg.state.customPoints = points;
+    this.message = message;
+    this.showError('');
+    this.fitBatch();
+    this.show();
+    if (checkSet(points)) this.block();
+    this.pg.changed('customPoints');  // the URL; and a new run, where one was configured
+    this.configureIfBlocked();
+  }
+
+  settingChanged(key) {
+    if (key === 'data') {
+      this.message = '';
+      if (this.active && !this.points.length) this.startFromShown();
+      if (!this.active) { this.setTransport(true); this.configureIfBlocked(); }
+      this.show();
+      this.pg.writeHash();  // with the set just started from
+    }
+    if (key === 'trainfrac' && this.active) this.fitBatch();
+  }
+
+  // The playground reconfigures on a change only while it has a run: after a block, the
+  // first set that can train (or another dataset) configures here.
+  configureIfBlocked() {
+    if (this.blocked && !this.pg.info && (!this.active || !checkSet(this.points))) this.pg.configure();
+  }
+
+  // Switching to 'custom' starts from the points on screen, to edit or clear.
+  startFromShown() {
+    const info = this.pg.info;
+    if (!info || !info.points) return;
+    const clamp = v => Math.min(PLANE[1], Math.max(PLANE[0], round2(v)));
+    this.pg.state.customPoints = [...info.points.train, ...info.points.test].slice(0, LIMITS.max)
+      .map(([x, y, c]) => [clamp(x), clamp(y), c]);
+    this.fitBatch();
+    this.message = `Started from the ${this.points.length} points of ${info.config.data.dataset}; Clear empties the set.`;
+  }
+
+  // A batch can be no larger than the training set: lowered with the set, and said so.
+  fitBatch() {
+    const s = this.pg.state;
+    const n = Math.max(1, Math.floor(this.points.length * s.trainfrac));
+    if (this.points.length >= LIMITS.min && s.batch > n) {
+      this.pg.controls.set('batch', n);
+      this.batchNote = `Batch size lowered to ${n}, the size of the training set.`;
+    } else if (s.batch < n) {
+      this.batchNote = '';
+    }
+  }
+
+  // Called by the playground before it configures: false (and the plane shows the bare
+  // points) while the set cannot train.
+  allowConfigure() {
+    if (!this.active || !this.box) return true;
+    const problem = checkSet(this.points);
+    if (problem) { this.block(); return false; }
+    return true;
+  }
+
+  block() {
+    const pg = this.pg;
+    if (pg.playing) pg.pause();
+    pg.info = null;  // frames of the previous run are no longer shown
+    this.blocked = true;
+    this.setTransport(false);
+    pg.plane = pg.boundary;
+    const key = pg.root.querySelector('[data-role=plane-key]');
+    if (key) key.hidden = false;  // hidden while the digits were shown
+    pg.boundary.showPoints(PLANE, this.points,
+      `No network yet: a set needs at least ${LIMITS.min} points, of both classes, to train.`);
+    this.show();
+  }
+
+  setTransport(on) {
+    for (const b of this.transport) {
+      b.disabled = !on;
+      if (on) b.removeAttribute('title'); else b.title = 'Add points to train on first';
+    }
+  }
+
+  showError(text) {
+    if (!this.error) return;
+    this.error.textContent = text;
+    this.error.hidden = !text;
+  }
+
+  show() {
+    if (!this.box) return;
+    this.box.hidden = !this.active;
+    this.pg.boundary.el.classList.toggle('editing', this.active);
+    if (!this.active) return;
+    const pts = this.points, n = pts.length;
+    const ones = pts.filter(p => p[2] === 1).length;
+    const problem = checkSet(pts);
+    const parts = [this.message, `${n} point${n === 1 ? '' : 's'}: ${n - ones} of class 0, ${ones} of class 1.`,
+      problem ? `This set ${problem}.` : '', this.batchNote];
+    this.status.textContent = parts.filter(Boolean).join(' ');
+    const fits = fitsLink(pts);
+    this.link.hidden = fits;
+    this.link.textContent = fits ? '' : `${n.toLocaleString('en')} points are too many for a link (it holds up to ${LINK_POINTS}): `
+      + 'the address no longer carries the set. Download it as CSV to share it.';
+  }
+}
