@@ -82,9 +82,7 @@ export class BoundaryView {
   showPoints(plane, points, caption) {
     this.pending = null;
     this.example = null;
-    this.setup({ plane, points: { train: points, test: [] } });
-    this.traces[0].visible = false;  // no model: no heatmap
-    Plotly.react(this.below, this.traces, this.layout);
+    this.setup({ plane, points: { train: points, test: [] } });  // no model: no image comes
     if (this.caption) this.caption.textContent = caption;
     if (this.title) this.title.textContent = 'Your points';
   }
