@@ -116,6 +116,7 @@ class SpatialDropout(Strict):
 NoiseP = Annotated[float, in_range(0.05, 0.9, "dropout probability")]
 CopySteps = Annotated[int, in_range(1, regularizers.MAX_STEPS, "steps")]
 CopySeeds = Annotated[int, in_range(2, regularizers.MAX_SEEDS, "seeds")]
+FirstSeed = Annotated[int, in_range(0, regularizers.MAX_SEED, "seed")]
 
 
 class DataSize(Strict):
@@ -124,6 +125,7 @@ class DataSize(Strict):
     p: NoiseP = 0.5
     steps: CopySteps = SWEEP_STEPS
     seeds: CopySeeds = 3
+    seed: FirstSeed = 0
 
 
 class Alternatives(Strict):
@@ -132,12 +134,14 @@ class Alternatives(Strict):
     input_noise: Annotated[float, in_range(0.0, 1.0, "input noise")] = regularizers.INPUT_NOISE
     steps: CopySteps = SWEEP_STEPS
     seeds: CopySeeds = 4
+    seed: FirstSeed = 0
 
 
 class NoiseInjection(Strict):
     p: NoiseP = 0.5
     steps: CopySteps = SWEEP_STEPS
     seeds: CopySeeds = 4
+    seed: FirstSeed = 0
 
 
 EXPERIMENTS: dict[str, type[Strict]] = {
