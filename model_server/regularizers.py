@@ -436,11 +436,11 @@ def alternatives(p: float = 0.5, weight_decay: float = WEIGHT_DECAY, input_noise
     combined. All copies at once; copies of one seed share data, initial weights and
     batches.
 
-    Returns {"names", "p", "weight_decay", "input_noise", "steps", "seeds": [S], and per
-    name {"train_loss", "test_loss", "test_acc", "gap": {"values": [S], "mean", "std"},
+    Returns {"names", "p", "weight_decay", "input_noise", "steps", "seeds": [S], "runs":
+    per name {"train_loss", "test_loss", "test_acc", "gap": {"values": [S], "mean", "std"},
     "vs_none": paired test-loss difference against no regulariser (none's - this one's:
     > 0 is better) with its verdict ("lower", "higher", "no-clear-difference"; None for
-    none)}, "best" (the lowest mean test loss)}."""
+    none)}, "best" (the name with the lowest mean test loss)}."""
     _bounded("p", p, 0.05, 0.9)
     _bounded("weight_decay", weight_decay, 0.0, 0.1)
     _bounded("input_noise", input_noise, 0.0, 1.0)
@@ -459,17 +459,17 @@ def _alternatives(p: float, weight_decay: float, input_noise: float, steps: int,
     c.step(steps)
     r = c.result()
     S = seeds
-    out = {"names": list(ALTERNATIVES), "p": p, "weight_decay": weight_decay, "input_noise": input_noise,
-           "steps": steps, "seeds": seed_list}
+    runs = {}
     for j, name in enumerate(ALTERNATIVES):
         part = {k: _spread(r[k][j * S:(j + 1) * S]) for k in ("train_loss", "test_loss", "test_acc")}
         part["gap"] = _spread([t - tr for t, tr in zip(part["test_loss"]["values"], part["train_loss"]["values"])])
         part["vs_none"] = None
-        out[name] = part
+        runs[name] = part
     for name in ALTERNATIVES[1:]:
-        out[name]["vs_none"] = _paired(out[name]["test_loss"]["values"], out["none"]["test_loss"]["values"])
-    out["best"] = min(ALTERNATIVES, key=lambda a: out[a]["test_loss"]["mean"])
-    return out
+        runs[name]["vs_none"] = _paired(runs[name]["test_loss"]["values"], runs["none"]["test_loss"]["values"])
+    return {"names": list(ALTERNATIVES), "p": p, "weight_decay": weight_decay, "input_noise": input_noise,
+            "steps": steps, "seeds": seed_list, "runs": runs,
+            "best": min(ALTERNATIVES, key=lambda a: runs[a]["test_loss"]["mean"])}
 
 
 # ---- dropout as multiplicative noise ------------------------------------------------------------
