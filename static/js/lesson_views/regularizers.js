@@ -129,7 +129,8 @@ export function whenNot(root, lesson, ctx) {
         if (name === 'batchnorm' && !holds) {
           const bn = r.runs.batchnorm.train_loss, none = r.runs.none.train_loss;
           text += ' In this preset every batch is the whole training set (50 points), so BatchNorm\'s batch statistics are the same at every step and add no noise. ' +
-            `It fits the training points ${bn.mean < none.mean ? 'even more closely' : 'about as closely'} (train loss ${pm(bn)}, against ${pm(none)} without): it helps the network fit, not generalise.`;
+            `It fits the training points ${bn.mean < none.mean ? 'even more closely' : 'about as closely'} (train loss ${pm(bn)}, against ${pm(none)} without)` +
+            (bn.mean < none.mean ? ': it helps the network fit, not generalise.' : '.');
         }
         item(claim, holds, text);
       }
