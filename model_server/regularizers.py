@@ -378,7 +378,7 @@ def data_size(sizes=DATA_SIZES, p: float = 0.5, steps: int = SWEEP_STEPS, seeds:
         raise ValueError(f"sizes has to be between 2 and 8, counting different sizes, but got {len(sizes)} ({given})")
     _bounded("p", p, 0.05, 0.9)
     _bounded("steps", steps, 1, MAX_STEPS)
-    _bounded("seeds", seeds, 2, MAX_SEEDS)
+    _bounded("seeds", seeds, 2, min(MAX_SEEDS, MAX_COPIES // (2 * len(sizes))))  # 2 copies a size and seed
     _bounded("seed", seed, 0, MAX_SEED)
     _check_work("data_size", {"sizes": sizes, "steps": steps, "seeds": seeds})
     return _data_size(tuple(sizes), float(p), steps, seeds, seed)

@@ -132,7 +132,7 @@ def test_experiment_without_a_run_says_to_configure(sio):
 # ---- preset experiments: no run needed --------------------------------------------------------
 @pytest.mark.parametrize("name, params, keys", [
     ("data_size", {"sizes": [20, 40], "steps": 10, "seeds": 2}, {"sizes", "none", "dropout", "benefit", "trend"}),
-    ("alternatives", {"steps": 10, "seeds": 2}, {"names", "none", "batchnorm", "combined", "best"}),
+    ("alternatives", {"steps": 10, "seeds": 2}, {"names", "runs", "best", "weight_decay", "input_noise"}),
     ("noise_injection", {"steps": 10, "seeds": 2, "p": 0.3}, {"theory", "dropout", "gauss", "runs", "gauss_vs_dropout"}),
 ])
 def test_preset_experiments_answer_without_a_run(sio, name, params, keys):
@@ -148,7 +148,9 @@ def test_preset_experiments_answer_without_a_run(sio, name, params, keys):
     ({"name": "data_size", "params": {"sizes": [50, 5000]}}, "params.sizes.1", "training points has to be between 10 and 2000, but got 5000", "10..2000"),
     ({"name": "data_size", "params": {"sizes": [50, 50]}}, "params.sizes", "counting different sizes, but got 1", "2..8"),
     ({"name": "data_size", "params": {"sizes": "all"}}, "params.sizes", "valid list", "list"),
-    ({"name": "data_size", "params": {"seeds": 8}}, "params.steps", "between 1 and 291, as copies x steps", "1..291"),
+    ({"name": "data_size", "params": {"seeds": 5}}, "params.steps", "between 1 and 466, as copies x steps", "1..466"),
+    ({"name": "data_size", "params": {"sizes": [50, 100, 150, 200, 250, 300, 350, 400], "seeds": 6, "steps": 1}},
+     "params.seeds", "seeds has to be between 2 and 4, but got 6", "2..4"),
     ({"name": "data_size", "params": {"p": 1.0}}, "params.p", "dropout probability has to be between 0.05 and 0.9, but got 1.0", "0.05..0.9"),
     ({"name": "alternatives", "params": {"weight_decay": 0.5}}, "params.weight_decay", "weight decay has to be between 0 and 0.1, but got 0.5", "0..0.1"),
     ({"name": "alternatives", "params": {"input_noise": -0.1}}, "params.input_noise", "input noise has to be between 0 and 1, but got -0.1", "0..1"),
