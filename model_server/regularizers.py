@@ -16,10 +16,11 @@ sweep.py: layer l's weights of all K copies are W (K, in, out), a hidden layer i
 
     h = baddbmm(b, x, W)  [-> BatchNorm over the batch]  -> act  -> h * factor
 
-where factor (K, B, width) is drawn fresh at every step: Bernoulli(1 - p) / (1 - p) for
-dropout (mean 1, variance p / (1 - p)), 1 + sqrt(p / (1 - p)) * N(0, 1) for Gaussian
-multiplicative noise of the same mean and variance ("Gaussian dropout"), 1 for none. In
-eval mode there is no factor and BatchNorm uses its running statistics, as torch.nn's.
+where each copy with p > 0 draws a fresh factor (B, width) at every step: Bernoulli(1 - p)
+/ (1 - p) for dropout (mean 1, variance p / (1 - p)), 1 + sqrt(p / (1 - p)) * N(0, 1) for
+Gaussian multiplicative noise of the same mean and variance ("Gaussian dropout"); copies
+with p = 0 have none. In eval mode there is no factor and BatchNorm uses its running
+statistics, as torch.nn's.
 Weight decay is Adam's (torch.optim.Adam(weight_decay=wd): wd * theta added to the
 gradient), per copy. Input noise adds N(0, sigma^2) to each training batch's inputs.
 
