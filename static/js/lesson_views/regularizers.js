@@ -23,11 +23,11 @@ const pm = s => `${fmt(s.mean)} ± ${fmt(s.std)}`;
 const count = n => Math.round(n).toLocaleString('en');
 
 // mean ± sd per category, and a dot per seed beside it
-function withSeeds(name, xs, spreads, color, { dash = 'solid', symbol = 'circle' } = {}) {
+function withSeeds(name, xs, spreads, color, { symbol = 'circle' } = {}) {
   return [
     { type: 'scatter', mode: 'lines+markers', name, x: xs, y: spreads.map(s => s.mean),
       error_y: { type: 'data', array: spreads.map(s => s.std), thickness: 1.5, width: 5, color },
-      line: { color, width: 2.5, dash }, marker: { color, size: 8, symbol },
+      line: { color, width: 2.5 }, marker: { color, size: 8, symbol },
       hovertemplate: `${name}, %{x}: %{y:.3f}<extra>mean ± sd over seeds</extra>` },
     { type: 'scatter', mode: 'markers', name: `${name}: each seed`, showlegend: false, hoverinfo: 'skip',
       x: xs.flatMap((x, i) => spreads[i].values.map(() => x)), y: spreads.flatMap(s => s.values),
