@@ -4,17 +4,11 @@
 // verdict on screen is computed here from the numbers those answers carry.
 import { Connection } from '../connection.js';
 import { COLORS } from '../views/theme.js';
-import { LiveRun, panel, draw, Readout, slider, fmt, el } from './common.js';
-
-// The copies train for a few seconds; on a busy server longer than Connection.call's 10 s.
-const EXPERIMENT_TIMEOUT_MS = 60_000;
+import { LiveRun, panel, draw, Readout, slider, fmt, el, slowCall } from './common.js';
 
 async function presetExperiment(conn, name, params = {}) {
   if (!conn.socket.connected) await new Promise(r => conn.addEventListener('connected', r, { once: true }));
-  const ack = await new Promise(resolve => {
-    conn.socket.timeout(EXPERIMENT_TIMEOUT_MS).emit('experiment', { name, params }, (err, a) => resolve(err
-      ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : a));
-  });
+  const ack = await slowCall(conn, 'experiment', { name, params });
   if (!ack.ok) throw new Error(`${name}: ${ack.error.field}: ${ack.error.message}`);
   return ack.result;
 }
