@@ -2,13 +2,17 @@
 
     emit('experiment', {run?: 'main', name: 'mc_dropout', params?: {thinned: 16}})
     -> {ok: true, run, name, step, result: {...}}   result: model_server.experiments.<name>(run)
+    emit('experiment', {name: 'alternatives', params?: {seeds: 4}})
+    -> {ok: true, run: null, name, step: null, result: {...}}   model_server.regularizers.<name>()
     emit('sweep', {action: 'start', ps?: [0, 0.1, ...], every?: 10})  -> {ok, sweep: {...}}
     emit('sweep', {action: 'step', steps?: 20})                       -> {ok, sweep: {...}}
     emit('sweep', {action: 'result', boundaries?: false})             -> {ok, sweep: {...}}
 
 An experiment runs on one of the tab's runs while holding its lock (the training thread
 waits meanwhile) and changes nothing in its training; placement_seeds reads only the
-run's config and trains copies of its own, without the lock. A sweep trains len(ps) copies of
+run's config and trains copies of its own, without the lock. The PRESET experiments
+(model_server/regularizers.py) need no run at all: they train copies of the overfitting
+preset, and their answers are cached per params. A sweep trains len(ps) copies of
 the SWEEP_PRESET network at once (model_server/sweep.py), one per drop probability; a tab
 holds at most one, which goes when the tab does. `sweep` is model_server.sweep's
 Sweep.result(): per-p final losses and the loss curves so far.
@@ -28,8 +32,8 @@ from flask import Blueprint, abort, render_template
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from model_server import experiments
-from model_server.costs import experiment_cost, sweep_cost
+from model_server import experiments, regularizers
+from model_server.costs import experiment_cost, preset_cost, sweep_cost
 from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
 from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
@@ -109,15 +113,51 @@ class SpatialDropout(Strict):
     seed: Seed = 0
 
 
+# the preset experiments' ranges (model_server/regularizers.py bounds their total work too)
+NoiseP = Annotated[float, in_range(0.05, 0.9, "dropout probability")]
+CopySteps = Annotated[int, in_range(1, regularizers.MAX_STEPS, "steps")]
+CopySeeds = Annotated[int, in_range(2, regularizers.MAX_SEEDS, "seeds")]
+FirstSeed = Annotated[int, in_range(0, regularizers.MAX_SEED, "seed")]
+
+
+class DataSize(Strict):
+    sizes: Annotated[list[Annotated[int, in_range(10, regularizers.MAX_SIZE, "training points")]],
+                     count_between(2, 8, "number of sizes")] = Field(default_factory=lambda: list(regularizers.DATA_SIZES))
+    p: NoiseP = 0.5
+    steps: CopySteps = SWEEP_STEPS
+    seeds: CopySeeds = 3
+    seed: FirstSeed = 0
+
+
+class Alternatives(Strict):
+    p: NoiseP = 0.5
+    weight_decay: Annotated[float, in_range(0.0, 0.1, "weight decay")] = regularizers.WEIGHT_DECAY
+    input_noise: Annotated[float, in_range(0.0, 1.0, "input noise")] = regularizers.INPUT_NOISE
+    steps: CopySteps = SWEEP_STEPS
+    seeds: CopySeeds = 4
+    seed: FirstSeed = 0
+
+
+class NoiseInjection(Strict):
+    p: NoiseP = 0.5
+    steps: CopySteps = SWEEP_STEPS
+    seeds: CopySeeds = 4
+    seed: FirstSeed = 0
+
+
 EXPERIMENTS: dict[str, type[Strict]] = {
     "train_vs_eval": TrainVsEval, "forgot_eval_boundary": ForgotEvalBoundary,
     "inverted_scaling": InvertedScaling, "mc_dropout": McDropout,
     "batchnorm_shift": BatchnormShift, "myths": Myths, "spatial_dropout": SpatialDropout,
     "placement_seeds": PlacementSeeds,
+    "data_size": DataSize, "alternatives": Alternatives, "noise_injection": NoiseInjection,
 }
 # experiments that read only the run's config: they train copies of their own, so the run
 # goes on training meanwhile instead of waiting seconds for its lock
 CONFIG_ONLY = {"placement_seeds"}
+# experiments that need no run: they train copies of the overfitting preset
+PRESET = {"data_size": regularizers.data_size, "alternatives": regularizers.alternatives,
+          "noise_injection": regularizers.noise_injection}
 
 
 class Experiment(RunRef):
@@ -199,9 +239,17 @@ def run_experiment(session: Session, payload: Any) -> dict:
         params = parse(EXPERIMENTS[msg.name], msg.params, "params")
     except ConfigError as e:
         raise _prefixed(e, "params") from None
+    kwargs = params.model_dump(exclude_none=True)
+    if msg.name in PRESET:
+        try:
+            cost = preset_cost(msg.name, kwargs)
+            result = as_job(session, cost, "this experiment", "params.steps", kwargs.get("steps"),
+                            lambda _: PRESET[msg.name](**kwargs))
+        except ValueError as e:
+            raise _from_value_error(e, kwargs, msg.name) from None
+        return {"run": None, "name": msg.name, "step": None, "result": result}
     slot = session.slot(msg.run)
     fn = getattr(experiments, msg.name)
-    kwargs = params.model_dump(exclude_none=True)
     _check_answer_size(msg.name, kwargs, slot.state.limits.grid_size)
     cost = experiment_cost(msg.name, slot.state.cfg, kwargs, slot.state.limits)
     field = f"params.{SIZED_BY.get(msg.name, 'name')}"

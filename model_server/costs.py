@@ -134,3 +134,15 @@ def experiment_cost(name: str, cfg: RunConfig, params: dict, limits: Limits | No
     limits = limits or Limits()
     examples, values = _work(name, cfg, params, limits.grid_size)
     return Cost(forward_macs(cfg, examples), ALLOC_FACTOR * 4 * values)
+
+
+def preset_cost(name: str, params: dict) -> Cost:
+    """One of model_server.regularizers' experiments (copies of the overfitting preset,
+    no run): its multiply-adds from regularizers.work (forward and backward), its bytes
+    as for the most copies it may train at once."""
+    from . import regularizers  # (it builds on sweep.py, which builds on this module's neighbours)
+    cfg = regularizers.preset()
+    per_copy = 4 * parameters(cfg) + 6 * cfg.train.batch_size * units(cfg)
+    data = (regularizers.MAX_SIZE + regularizers.TEST_POINTS) * 2 * regularizers.MAX_SEEDS
+    return Cost(3 * regularizers.work(name, **params),
+                ALLOC_FACTOR * 4 * (regularizers.MAX_COPIES * per_copy + data))

@@ -129,6 +129,48 @@ def test_experiment_without_a_run_says_to_configure(sio):
     assert ack["ok"] is False and ack["error"]["field"] == "run" and "configure" in ack["error"]["message"]
 
 
+# ---- preset experiments: no run needed --------------------------------------------------------
+@pytest.mark.parametrize("name, params, keys", [
+    ("data_size", {"sizes": [20, 40], "steps": 10, "seeds": 2}, {"sizes", "none", "dropout", "benefit", "trend"}),
+    ("alternatives", {"steps": 10, "seeds": 2}, {"names", "runs", "best", "weight_decay", "input_noise"}),
+    ("noise_injection", {"steps": 10, "seeds": 2, "p": 0.3}, {"theory", "dropout", "gauss", "runs", "gauss_vs_dropout"}),
+])
+def test_preset_experiments_answer_without_a_run(sio, name, params, keys):
+    ack = call(sio, "experiment", {"name": name, "params": params})
+    assert ack["ok"] is True, ack
+    assert ack["run"] is None and ack["step"] is None and ack["name"] == name
+    assert keys <= set(ack["result"])
+    assert ack["result"]["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("payload, field, words, allowed", [
+    ({"name": "data_size", "params": {"sizes": [50]}}, "params.sizes", "between 2 and 8, but got 1", "2..8"),
+    ({"name": "data_size", "params": {"sizes": [50, 5000]}}, "params.sizes.1", "training points has to be between 10 and 2000, but got 5000", "10..2000"),
+    ({"name": "data_size", "params": {"sizes": [50, 50]}}, "params.sizes", "counting different sizes, but got 1", "2..8"),
+    ({"name": "data_size", "params": {"sizes": "all"}}, "params.sizes", "valid list", "list"),
+    ({"name": "data_size", "params": {"seeds": 5}}, "params.steps", "between 1 and 466, as copies x steps", "1..466"),
+    ({"name": "data_size", "params": {"sizes": [50, 100, 150, 200, 250, 300, 350, 400], "seeds": 6, "steps": 1}},
+     "params.seeds", "seeds has to be between 2 and 4, but got 6", "2..4"),
+    ({"name": "data_size", "params": {"p": 1.0}}, "params.p", "dropout probability has to be between 0.05 and 0.9, but got 1.0", "0.05..0.9"),
+    ({"name": "alternatives", "params": {"weight_decay": 0.5}}, "params.weight_decay", "weight decay has to be between 0 and 0.1, but got 0.5", "0..0.1"),
+    ({"name": "alternatives", "params": {"input_noise": -0.1}}, "params.input_noise", "input noise has to be between 0 and 1, but got -0.1", "0..1"),
+    ({"name": "alternatives", "params": {"steps": 0}}, "params.steps", "steps has to be between 1 and 2000, but got 0", "1..2000"),
+    ({"name": "noise_injection", "params": {"seeds": 9}}, "params.seeds", "seeds has to be between 2 and 8, but got 9", "2..8"),
+    ({"name": "noise_injection", "params": {"seed": -3}}, "params.seed", "seed has to be between 0 and", "0.."),
+    ({"name": "noise_injection", "params": {"sigma": 1}}, "params.sigma", "unknown field", "no such field"),
+    ({"name": "noise_injection", "params": {"steps": "many"}}, "params.steps", "but got 'many'", "int"),
+])
+def test_bad_preset_experiment_params_get_structured_errors(sio, payload, field, words, allowed):
+    ack = call(sio, "experiment", payload)
+    assert ack["ok"] is False
+    fields = [e["field"] for e in ack["errors"]]
+    assert field in fields, ack
+    entry = ack["errors"][fields.index(field)]
+    assert words in entry["message"], entry
+    assert allowed in entry["allowed"], entry
+    assert sio.is_connected()
+
+
 # ---- sweep ----------------------------------------------------------------------------------
 def test_sweep_start_step_result(sio):
     ack = call(sio, "sweep", {"action": "start"})

@@ -286,6 +286,71 @@ export const LESSONS = [
     view: 'myths',
     steps: 3000,
   },
+  {
+    id: 'when-not',
+    letter: 'j',
+    title: 'When not to use dropout: plenty of data, and the alternatives',
+    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50',
+    // the experiments' params (model_server/regularizers.py); the text below describes them
+    params: {
+      data_size: { sizes: [50, 100, 200, 500, 1000, 2000], p: 0.5, steps: 500, seeds: 3 },
+      alternatives: { p: 0.5, weight_decay: 0.01, input_noise: 0.2, steps: 500, seeds: 4 },
+    },
+    covers: ['when not to use: very large datasets', 'when not to use: the alternatives (weight decay, BatchNorm, augmentation)'],
+    text: [
+      'Overfitting takes two things: a network big enough to memorise, and too few examples to stop it. Dropout works on the first. Adding data works on the second; does dropout still help then?',
+      'Part one: the network of lesson e (64-64 hidden, Adam) learns noisy XOR from 50 up to 2,000 training points, each size once without dropout and once with p = 0.5, on three seeds. All 36 copies train at once for 500 steps of 50 examples. Every size of a seed is tested on the same 1,000 test points.',
+      'Part two: the other remedies the explainer names, side by side on the 50-point set where dropout shines: weight decay (0.01, Adam\'s L2 penalty), BatchNorm, augmentation (fresh Gaussian noise of σ = 0.2 added to each batch\'s points), dropout, and dropout with weight decay and augmentation together. One common setting each, not tuned. Four seeds, 24 copies at once.',
+    ],
+    question: {
+      prompt: 'With 50 training points dropout lowers the test loss a lot. What happens to that gain as the training set grows to 2,000 points?',
+      options: [
+        { id: 'shrinks', text: 'It shrinks: with plenty of data there is little overfitting left to prevent.' },
+        { id: 'same', text: 'It stays about the same: a regulariser helps at every size.' },
+        { id: 'grows', text: 'It grows: a bigger dataset needs more regularisation.' },
+      ],
+      answer: 'shrinks',  // what we expect; the verdict shown is the measured trend
+      explain: 'The measured trend decides; see the numbers below.',
+    },
+    look: [
+      'Gap chart: test loss minus training loss, per training-set size, with and without dropout. A big gap means memorised training points.',
+      'Gain chart: test loss without dropout minus with it, per size; a dot per seed. Blue bars: a gain larger than its spread over seeds.',
+      'Alternatives: train and test loss for each remedy on the 50-point set. The lowest test loss is marked.',
+      'The last box holds the explainer\'s "when not to use" claims against these measurements, including where they disagree.',
+    ],
+    view: 'when-not',
+  },
+  {
+    id: 'noise',
+    letter: 'k',
+    title: 'Dropout as noise: a random factor with mean 1',
+    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50&speed=100',
+    params: { noise_injection: { steps: 500, seeds: 4 } },
+    covers: ['connection: noise injection', 'build-up 7: the noise view'],
+    text: [
+      'Another way to read dropout: it multiplies every value leaving a layer by a random factor. With probability p the factor is 0; otherwise it is 1/(1 − p). On average the factor is exactly 1, so nothing changes on average, and its variance is p/(1 − p): 1 at p = 0.5. Dropout injects noise, of one particular shape.',
+      'Is it the shape that matters, the hard zeros that switch neurons off? Swap the 0-or-1/(1 − p) factor for a Gaussian one with the same mean and variance, N(1, p/(1 − p)), and train again ("Gaussian dropout"). It never switches a neuron off; it jitters every value, and sometimes flips its sign.',
+      'Left: the factors of a live run of the overfitting preset, counted from the masks it really applied. Right and below: the same preset trained on four seeds three ways at once, without noise, with dropout and with Gaussian noise.',
+    ],
+    question: {
+      prompt: 'p = 0.5: Gaussian factors with mean 1 and variance 1 instead of dropout\'s 0 or 2. How well do they hold back overfitting on the preset?',
+      options: [
+        { id: 'as-well', text: 'About as well as dropout, or better: mean and variance are what count.' },
+        { id: 'worse', text: 'Clearly less well than dropout: the hard zeros are what regularise.' },
+        { id: 'no-help', text: 'Not at all: noise that never drops a neuron does not regularise.' },
+      ],
+      answer: 'as-well',  // what we expect; the verdict shown follows the measured losses
+      explain: 'The measured losses decide; see the numbers below.',
+    },
+    look: [
+      'Left: the share of the live run\'s factors that were 0 and that were 1/(1 − p), against p and 1 − p (black lines). Mean and variance, measured and in theory, are in the tiles above.',
+      'Right: every factor the Gaussian copies drew, as a histogram, and the bell curve N(1, p/(1 − p)). The vermillion bars below 0 flip a value\'s sign.',
+      'Bottom: train and test loss of the three kinds of copies. No noise memorises (low train, high test loss); both noises close the gap.',
+      'Move p: the live run and the copies are measured again at the new p.',
+    ],
+    view: 'noise',
+    steps: 3000,
+  },
 ];
 
 export const BY_ID = Object.fromEntries(LESSONS.map(l => [l.id, l]));

@@ -59,7 +59,8 @@ class LessonsPage {
       const done = answerOf(l.id) !== null;
       const a = el('a', { href: `/lessons#${l.id}`, dataset: { lesson: l.id } },
         el('span', { className: 'letter', text: l.letter }), el('span', { className: 'title', text: l.title }),
-        el('span', { className: 'done', text: done ? '✓' : '', 'aria-label': done ? 'answered' : '' }));
+        el('span', { className: 'done', text: done ? '✓' : '', 'aria-label': done ? 'answered' : '' }),
+        el('span', { className: 'from', text: `from: ${l.covers.join('; ')}` }));
       this.list.append(el('li', {}, a));
     }
   }
@@ -82,7 +83,7 @@ class LessonsPage {
     if (this.view) { const v = this.view; this.view = null; await v.stop(); }
     this.markList(lesson.id);
     document.title = `${lesson.title} · Lessons · Dropout Playground`;
-    const live = { id: lesson.id, updates: 0, evidence: null, judged: null, answer: answerOf(lesson.id), problems: [], started: false };
+    const live = { id: lesson.id, updates: 0, evidence: null, judged: null, answer: answerOf(lesson.id), problems: [], started: false, done: false };
     window.__lesson = live;
     const parts = this.render(lesson, live);
     if (problem) this.notice(parts, problem);
@@ -106,6 +107,8 @@ class LessonsPage {
       // on screen (lesson d: the activation); key changes redraw the verdict
       evidence: (text, judged = null) => { live.evidence = text; live.judged = judged; this.reveal(lesson, live, parts); },
       problem: text => { live.problems.push(text); this.notice(parts, text); },
+      // the experiment has measured all it will (a lesson of one-off measurements)
+      done: () => { live.done = true; this.setStatus('measured'); },
       warning: text => { const w = el('p', { className: 'lesson-warning', role: 'note', text }); parts.warnings.append(w); return w; },
     };
     this.view = VIEWS[lesson.view](parts.panels, lesson, ctx);

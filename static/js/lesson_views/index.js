@@ -1,12 +1,14 @@
 // Which live view runs each lesson (the `view` field of static/js/lessons.js).
 // A view is mount(root, lesson, ctx) -> {stop(): Promise}; ctx gives it a controls box,
 // evidence(text) (the measured facts the answer is revealed with), tick() (a redraw with
-// live data), problem(text) and warning(text).
+// live data), done() (all measured: a lesson of one-off experiments), problem(text) and
+// warning(text).
 import { mount as masks } from './masks.js';
 import { trainVsEval, invertedScaling } from './modes.js';
 import { placement, batchnorm } from './pairs.js';
 import { rateSweep, myths } from './sweep.js';
 import { spatial, ensemble } from './maps.js';
+import { whenNot, noise } from './regularizers.js';
 
 export const VIEWS = {
   masks,
@@ -18,4 +20,6 @@ export const VIEWS = {
   ensemble,
   batchnorm,
   myths,
+  'when-not': whenNot,
+  noise,
 };
