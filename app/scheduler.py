@@ -69,8 +69,9 @@ AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pa
 FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
-JOB_SLICE_S = 0.005     # CPU time a lesson job computes per turn (a few of the default bucket's steps)
-JOB_WAIT_S = 0.02       # the longest this thread waits for a job to hand its turn back
+JOB_SLICE_S = 0.002     # CPU time a lesson job computes per turn, at least (up to its next checkpoint)
+JOB_WAIT_S = 0.05       # the longest this thread waits for a job to hand its turn back
+IDLE_CREDIT_S = 0.01    # how far behind the others an idle contender's clock may start
 
 
 class Sink(Protocol):
@@ -150,27 +151,35 @@ class JobsBusy(Exception):
 class Job:
     """Lesson work on a socket thread that computes only in the turns the trainer gives it."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake                  # tells a sleeping trainer that it waits for a turn
         self.turn = threading.Event()     # set by the trainer: compute one slice
-        self.back = threading.Event()     # set by the job: the slice is over (or the job is)
+        self.back = threading.Event()     # set by the job: its slice is over (or the job is)
+        self.waiting = False              # it waits for a turn: the trainer may give it one
         self.done = False
+        self.cpu = 0.0                    # CPU time of its slices so far (its clock)
         self.slice_start = 0.0
-        self.used = 0.0                   # CPU time of its last slice
 
     def wait_turn(self) -> None:
+        self.waiting = True
+        self.back.set()
+        self.wake()
         self.turn.wait()
         self.turn.clear()
+        self.waiting = False
         self.slice_start = time.thread_time()
-
-    def hand_back(self) -> None:
-        self.used = time.thread_time() - self.slice_start
-        self.back.set()
 
     def checkpoint(self) -> None:
         """Called by the work between chunks (model_server.pacing.checkpoint)."""
-        if time.thread_time() - self.slice_start >= JOB_SLICE_S:
-            self.hand_back()
+        used = time.thread_time() - self.slice_start
+        if used >= JOB_SLICE_S:
+            self.cpu += used
             self.wait_turn()
+
+    def finish(self) -> None:
+        self.cpu += time.thread_time() - self.slice_start
+        self.done = True
+        self.back.set()
 
 
 class Trainer:
@@ -179,7 +188,8 @@ class Trainer:
         self.buckets: dict[tuple[BucketKey, int], Bucket] = {}   # (shape, shard) -> its bucket
         self.vclock: dict[Bucket, float] = {}
         self.paces: dict[int, Pace] = {}          # id(state) -> its pace
-        self.jobs: dict[Job, float] = {}          # lesson jobs waiting for a turn -> their clocks
+        self.jobs: dict[Job, float] = {}          # lesson jobs -> their clocks less their CPU time
+        self.vnow = 0.0                           # the clock of the latest turn: where newcomers start
         self._job_slots = threading.BoundedSemaphore(serving.max_jobs)
         self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
         self._wake = threading.Event()
@@ -210,18 +220,17 @@ class Trainer:
         if not self._job_slots.acquire(blocking=False):
             raise JobsBusy(f"the server is busy with {self.serving.max_jobs} lesson experiments; "
                            "retry in a few seconds")
-        job = Job()
+        job = Job(self._wake.set)
         try:
             ready = prepare()
-            def enter() -> None:
-                self.jobs[job] = min([*self.vclock.values(), *self.jobs.values()], default=0.0)
+            def enter() -> None:  # it starts level with the others
+                self.jobs[job] = self.vnow
             self.call(enter)
             job.wait_turn()
             with yielding(job.checkpoint):
                 return fn(ready)
         finally:
-            job.done = True
-            job.hand_back()
+            job.finish()
             self._job_slots.release()
 
     def add(self, state: RunState, sink: Sink) -> Pace:
@@ -244,7 +253,7 @@ class Trainer:
             if bucket is None:
                 bucket = self.buckets[(key, shard)] = Bucket(key, state.initial_net())
                 bucket.shard = shard
-                self.vclock[bucket] = min(self.vclock.values(), default=0.0)
+                self.vclock[bucket] = self.vnow
                 return bucket
             if (len(bucket.runs) + 1) * macs <= self.serving.max_bucket_step_macs:
                 return bucket
@@ -394,19 +403,33 @@ class Trainer:
         A bucket's clock advances by the CPU time of its turn divided by the square root
         of the runs it served, a job's by its CPU time. False: nothing to do."""
         best, best_work = None, None
+        # a contender that was idle (or new) starts level with the others, less a little
+        # credit: idle time is not saved up to be spent later in a burst
+        floor = self.vnow - IDLE_CREDIT_S
         for bucket in self.buckets.values():
+            if self.vclock[bucket] < floor:
+                self.vclock[bucket] = floor
             if best is not None and self.vclock[bucket] >= self.vclock[best]:
                 continue
             work = self._work_of(bucket, now)
             if work is not None:
                 best, best_work = bucket, work
-        if self.jobs:
-            job = min(self.jobs, key=self.jobs.__getitem__)
-            if best is None or self.jobs[job] < self.vclock[best]:
+        for job in [j for j in self.jobs if j.done]:
+            del self.jobs[job]
+        # a job still busy with its last slice (it outran JOB_WAIT_S) waits for its next turn
+        for job, c in self.jobs.items():
+            if c + job.cpu < floor:
+                self.jobs[job] = floor - job.cpu
+        ready = [(c + j.cpu, j) for j, c in self.jobs.items() if j.waiting]
+        if ready:
+            clock, job = min(ready, key=lambda t: t[0])
+            if best is None or clock < self.vclock[best]:
+                self.vnow = max(self.vnow, clock)
                 self._turn(job)
                 return True
         if best is None:
             return False
+        self.vnow = max(self.vnow, self.vclock[best])
         kind, what = best_work
         cpu = time.thread_time()
         if kind == "frames":
@@ -467,18 +490,12 @@ class Trainer:
         return ("step", active) if active.any() else None
 
     def _turn(self, job: Job) -> None:
-        """One slice of a lesson job; its clock advances by the CPU time it used."""
-        if job.done:  # it ran to its end beside training
-            del self.jobs[job]
-            return
+        """One slice of a lesson job: this thread waits until the job's next checkpoint
+        (its clock then advances by the CPU time it used), or at most JOB_WAIT_S: work
+        that reaches no checkpoint in time runs on beside training until it does."""
         job.back.clear()
         job.turn.set()
-        if job.back.wait(JOB_WAIT_S):
-            self.jobs[job] += job.used
-        else:  # no checkpoint in time: it runs on beside training, and is charged the wait
-            self.jobs[job] += JOB_WAIT_S
-        if job.done:
-            del self.jobs[job]
+        job.back.wait(JOB_WAIT_S)
 
     def _crash(self, bucket: Bucket) -> None:
         for state in list(bucket.runs):

@@ -31,6 +31,7 @@ from .config import RunConfig
 from .datasets import plane_grid
 from .layers import RecordingDropout, RecordingDropout2d
 from .network import Net, parameter_count
+from .pacing import checkpoint
 from .sweep import MAX_MODELS, SeedSweep
 from .runstate import FrozenRun
 
@@ -141,6 +142,11 @@ class _Moments:
             h.remove()
 
 
+def _then_checkpoint(value):
+    checkpoint()
+    return value
+
+
 def _f(v) -> float | None:
     """A JSON-safe float: None for NaN or infinity."""
     v = float(v)
@@ -240,7 +246,7 @@ def forgot_eval_boundary(run: FrozenRun, size: int | None = None, grids: int = 3
     with _borrowed(run, train=False, seed=seed) as (net, _):
         eval_p = torch.sigmoid(net(grid))
         net.train(True)
-        train_p = torch.stack([torch.sigmoid(net(grid)) for _ in range(grids)])
+        train_p = torch.stack([_then_checkpoint(torch.sigmoid(net(grid))) for _ in range(grids)])
     return {
         "size": size,
         "train": [_grid(t, size) for t in train_p], "eval": _grid(eval_p, size),
@@ -291,10 +297,13 @@ def inverted_scaling(run: FrozenRun, layer: int = 0, passes: int = 1000, example
         # many * that is, bit for bit, what drop(many) returns for the same random state
         scaled_mask = drop(torch.ones_like(many))
         drop.train(False)
+    checkpoint()  # (whole-array steps of tens of ms on a big batch: a server may pause between them)
     out = (many * scaled_mask).view(passes, *x.shape)
     mask = (scaled_mask != 0).view(passes, *x.shape)
     no_rescale = x * mask
+    checkpoint()
     mean_inv, mean_raw = out.double().mean(0), no_rescale.double().mean(0)
+    checkpoint()
     xd = x.double()
     kept = mask & (x != 0)
     ratios = (out / x)[kept]
@@ -350,6 +359,7 @@ def mc_dropout(run: FrozenRun, thinned: int = 16, size: int | None = None, seed:
         eval_p = torch.sigmoid(net(grid))
         eval_test = torch.sigmoid(net(data.x_test))
         for d in range(D):
+            checkpoint()
             masks = [torch.rand(T, w, generator=gen, device=run.device) >= drop.p
                      for drop, w in zip(net.drops, widths)]  # keep with probability 1 - p
             keeps = [[m[t] for m in masks] for t in range(T)]
@@ -404,6 +414,7 @@ def batchnorm_shift(run: FrozenRun, passes: int = 8, seed: int = 0) -> dict:
             with _Moments(watched) as bn_in, _Moments([b[-1] for b in net.blocks], outputs=True) as block_out:
                 for _ in range(n):
                     net_(x)
+                    checkpoint()
         return bn_in, block_out
 
     bn_train, next_train = measure(True, passes)
