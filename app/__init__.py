@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from model_server import Limits
 
-from . import embed, exports, lessons
+from . import assets, embed, exports, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Serving, Settings
@@ -67,6 +67,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(lessons.bp)
+    assets.init_app(app, ROOT / "static", settings.node_modules)
     pages.add_security_headers(app, settings)
     return app
 
