@@ -1,11 +1,11 @@
 # Dropout Playground: one server process (gunicorn, 1 worker, N threads) in a small image.
 # docs/deploy.md has the details; in short:
 #
-#   CPU (the default; point TORCH_INDEX_URL at PyTorch's CPU wheel index, or plain
-#   `pip install torch` pulls the multi-GB CUDA build and this build stops early):
-#     docker build --build-arg TORCH_INDEX_URL=<PyTorch CPU wheel index> -t dropout-playground .
+#   CPU (the default: torch from PyTorch's public CPU wheel index, the rest from pip's own):
+#     docker build -t dropout-playground .
 #     docker run --rm -p 127.0.0.1:8000:8000 dropout-playground
-#   GPU (a CUDA build of torch; run with the NVIDIA container toolkit: --gpus all):
+#   A mirror of the CPU wheel index: --build-arg TORCH_INDEX_URL=<its URL>
+#   GPU (a CUDA build of torch, pip's own index; run with the NVIDIA container toolkit: --gpus all):
 #     docker build --build-arg TORCH_VARIANT=cuda -t dropout-playground:gpu .
 #
 # Every setting is an environment variable: DP_* (app/settings.py, model_server/config.py),
@@ -26,7 +26,7 @@ COPY package.json package-lock.json ./
 # The system CA store, which may hold a proxy's CA, is trusted besides node's own.
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && test -s node_modules/plotly.js-dist-min/plotly.min.js \
+ && test -s node_modules/plotly.js-cartesian-dist-min/plotly-cartesian.min.js \
  && test -s node_modules/socket.io-client/dist/socket.io.esm.min.js
 
 # ---- the image: Python packages in a virtual environment, then the app ----
@@ -34,8 +34,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 FROM ${PYTHON_IMAGE}
 # cpu | cuda: which torch build the image must hold (checked; see deploy/check_torch.py).
 ARG TORCH_VARIANT=cpu
-# An extra pip index for torch, e.g. PyTorch's CPU (or CUDA) wheel index; empty: pip's own.
+# An extra pip index for torch (a mirror, or PyTorch's CUDA wheel index). Empty: for the CPU
+# variant PyTorch's public CPU wheel index (plain `pip install torch` on Linux pulls the
+# multi-GB CUDA build), for the CUDA variant pip's own index.
 ARG TORCH_INDEX_URL=""
+ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
 # Extra local wheels or a find-links page, if any.
 ARG PIP_FIND_LINKS_URL=""
 ENV PATH=/opt/venv/bin:$PATH \
@@ -46,14 +49,16 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /tmp/build
 COPY requirements.txt deploy/check_torch.py ./
 # Resolve torch first (metadata only) and stop before a multi-GB download of the wrong build.
-RUN python -m venv /opt/venv \
+RUN index="${TORCH_INDEX_URL:-$([ "$TORCH_VARIANT" != cpu ] || echo "$TORCH_CPU_INDEX_URL")}" \
+ && echo "torch index: ${index:-the default}" \
+ && python -m venv /opt/venv \
  && grep -E '^torch==' requirements.txt > torch.txt \
  && pip install --dry-run --quiet --report torch.json \
-      ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} ${PIP_FIND_LINKS_URL:+--find-links "$PIP_FIND_LINKS_URL"} \
+      ${index:+--extra-index-url "$index"} ${PIP_FIND_LINKS_URL:+--find-links "$PIP_FIND_LINKS_URL"} \
       -r torch.txt \
- && python check_torch.py resolved "$TORCH_VARIANT" torch.json
-RUN pip install \
-      ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} ${PIP_FIND_LINKS_URL:+--find-links "$PIP_FIND_LINKS_URL"} \
+ && python check_torch.py resolved "$TORCH_VARIANT" torch.json \
+ && pip install \
+      ${index:+--extra-index-url "$index"} ${PIP_FIND_LINKS_URL:+--find-links "$PIP_FIND_LINKS_URL"} \
       -r requirements.txt \
  && python check_torch.py installed "$TORCH_VARIANT" \
  && rm -rf /tmp/build

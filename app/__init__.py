@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from model_server import Limits
 
-from . import embed, exports, lessons
+from . import assets, embed, exports, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Serving, Settings
@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(schema.bp)
+    assets.init_app(app, ROOT / "static", settings.node_modules)
     pages.add_security_headers(app, settings)
     return app
 

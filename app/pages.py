@@ -1,29 +1,14 @@
-"""Pages, vendor files from installed npm packages, and the security headers."""
+"""Pages and the security headers. Static and vendor files: app/assets.py."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, send_from_directory
+from flask import Blueprint, render_template
 
 bp = Blueprint("pages", __name__)
-
-# name served at /vendor/<name> -> file inside node_modules (installed by npm ci, never committed)
-VENDOR = {
-    "plotly.min.js": "plotly.js-dist-min/plotly.min.js",
-    "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
-}
 
 
 @bp.get("/")
 def playground():
     return render_template("playground.html", page="playground")
-
-
-@bp.get("/vendor/<name>")
-def vendor(name: str):
-    path = VENDOR.get(name)
-    if path is None:
-        abort(404)
-    root = current_app.config["SETTINGS"].node_modules
-    return send_from_directory(root, path, max_age=86400)
 
 
 def add_security_headers(app, settings) -> None:

@@ -5,7 +5,10 @@
 fps: network-panel repaints per second (every panel live); latency: frame created on the
 server (header "t") -> painted in the page (same machine clock); bytes_per_frame: mean
 size of the binary frames received; boundary_per_s / loss_per_s: refreshes of the slower
-panels. Goals: fps >= 55, latency_p95_ms <= 100, slower panels >= 5 per second.
+panels; main_thread_busy_percent: the renderer's main thread busy running tasks (script,
+style, layout, paint), as a share of the measured wall time: Chromium's Performance domain
+(TaskDuration). Goals: fps >= 55, latency_p95_ms <= 100, frames_per_s >= 25, slower
+panels >= 5 per second, main_thread_busy_percent <= 50.
 """
 from __future__ import annotations
 
@@ -27,17 +30,24 @@ SNAPSHOT = """() => { const d = window.__dp; return {
     lat: d.stats.latencies.length, plane: d.plane.paints, loss: d.losses.paints }; }"""
 
 
+def metrics(cdp) -> dict:
+    """Chromium's Performance domain counters: seconds of main-thread tasks, a clock."""
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+
 def main() -> None:
     with live({"DP_LOG_LEVEL": "WARNING"}) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server.url + "/")
         page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.drawn", timeout=30000)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable", {"timeDomain": "timeTicks"})
         page.click("[data-role=play]")
         page.wait_for_timeout(WARMUP_S * 1000)
-        a = page.evaluate(SNAPSHOT)
+        a, ma = page.evaluate(SNAPSHOT), metrics(cdp)
         page.wait_for_timeout(MEASURE_S * 1000)
-        b = page.evaluate(SNAPSHOT)
+        b, mb = page.evaluate(SNAPSHOT), metrics(cdp)
         lat = page.evaluate(f"() => window.__dp.stats.latencies.slice({a['lat'] - b['lat']})")
         browser.close()
     dt = (b["t"] - a["t"]) / 1000
@@ -51,6 +61,7 @@ def main() -> None:
         "bytes_per_frame": round((b["bytes"] - a["bytes"]) / max(frames, 1)),
         "boundary_per_s": round((b["plane"] - a["plane"]) / dt, 1),
         "loss_per_s": round((b["loss"] - a["loss"]) / dt, 1),
+        "main_thread_busy_percent": round(100 * (mb["TaskDuration"] - ma["TaskDuration"]) / (mb["Timestamp"] - ma["Timestamp"]), 1),
     }))
 
 

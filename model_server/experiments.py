@@ -193,16 +193,19 @@ def train_vs_eval(run: FrozenRun, example: int = 0, passes: int = 20, seed: int 
     passes = _bounded("passes", passes, 1, MAX_PASSES)
     data = run.data
     x = data.x_train[example:example + 1]
+    # Each pass's probability is taken alone, never as one element of a tensor of all passes:
+    # PyTorch's elementwise kernels (sigmoid) take a vectorised path for the first elements
+    # of a tensor and a scalar one for the rest, which differ in the last bit on AVX2 CPUs.
+    # Pass by pass, every eval pass runs the very same kernels on the same values.
     with _borrowed(run, train=False, seed=seed) as (net, _):
-        eval_logits = torch.cat([net(x) for _ in range(passes)])
+        p_eval = torch.cat([_probs(net(x)) for _ in range(passes)])
         net.train(True)
         if _has_batchnorm(net):
             others = max(1, run.cfg.train.batch_size - 1)
             rest = torch.cat([data.x_train[:example], data.x_train[example + 1:]])[:others]
-            train_logits = torch.cat([net(torch.cat([x, rest]))[:1] for _ in range(passes)])
+            p_train = torch.cat([_probs(net(torch.cat([x, rest]))[:1]) for _ in range(passes)])
         else:
-            train_logits = torch.cat([net(x) for _ in range(passes)])
-    p_eval, p_train = _probs(eval_logits), _probs(train_logits)
+            p_train = torch.cat([_probs(net(x)) for _ in range(passes)])
     if p_eval.dim() == 1:
         cls = 1
         shown_eval, shown_train = p_eval, p_train
@@ -456,8 +459,9 @@ def myths(run: FrozenRun, examples: int = 32, seed: int = 0) -> dict:
     examples = _bounded("examples", examples, 1, min(MAX_EXAMPLES, len(run.data.x_train)))
     cfg = run.cfg.model
     x = run.data.x_train[:examples]
+    n_out = run.net.n_out  # outside the meta device: run.net may be built on first use
     with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
-        plain = Net(cfg.model_copy(update={"p": [0.0] * len(cfg.hidden)}), tuple(x.shape[1:]), run.net.n_out)
+        plain = Net(cfg.model_copy(update={"p": [0.0] * len(cfg.hidden)}), tuple(x.shape[1:]), n_out)
     with _borrowed(run, train=False, seed=seed) as (net, _):
         with _seen(net.drops, outputs=True) as eval_drop:
             eval_outs = net.hidden_outputs(x)

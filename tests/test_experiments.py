@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +13,8 @@ import torch
 from model_server import Run, parse_config
 from model_server import experiments as ex
 from model_server.layers import RecordingDropout, RecordingDropout2d
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MOONS = {"data": {"dataset": "moons", "n_points": 200, "noise": 0.2, "seed": 1},
          "model": {"hidden": [32, 32], "p": [0.5, 0.5]},
@@ -49,6 +55,32 @@ def test_repeated_train_mode_passes_differ_while_eval_passes_are_identical(mlp_r
         assert r["eval_distinct"] == 1 and r["eval_std"] == 0.0
         assert len(r["train"]) == len(r["eval"]) == 20
     assert ex.train_vs_eval(mlp_run, example=3, passes=20)["train_distinct"] == 20
+
+
+EVAL_PASSES = """
+import json, torch
+from model_server import Run, parse_config
+from model_server import experiments as ex
+run = Run(parse_config({"data": {"dataset": "moons", "n_points": 200, "noise": 0.2, "seed": 1},
+                        "model": {"hidden": [32, 32], "p": [0.5, 0.5]}, "train": {"batch_size": 20, "device": "cpu"}}))
+run.step(300)
+rs = [ex.train_vs_eval(run, example=e, passes=40) for e in range(12)]
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(),
+                  "eval_distinct": max(r["eval_distinct"] for r in rs), "eval_std": max(r["eval_std"] for r in rs)}))
+"""
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
+def test_eval_passes_are_bit_identical_on_each_kernel_path(capability):
+    """The lesson says eval mode gives the same answer on every pass, bit for bit, on any
+    x86-64 CPU. PyTorch picks its CPU kernels by what the CPU offers (AVX2 on many AMD
+    EPYCs, AVX-512 on recent Xeons); ATEN_CPU_CAPABILITY makes this machine take each path
+    it can (a CPU without one falls back to a lower one)."""
+    out = subprocess.run([sys.executable, "-c", EVAL_PASSES], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": capability})
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["eval_distinct"] == 1 and r["eval_std"] == 0.0, r
 
 
 def lesson_run(seed: int, steps: int, noise: float = 0.2, **model) -> Run:

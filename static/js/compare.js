@@ -16,7 +16,10 @@ import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
 
 const LETTERS = ['a', 'b', 'c'];
-const DASHES = ['solid', 'dashed', 'dotted'];   // LossView's line style per series
+// Each run's colour (Okabe and Ito's palette: told apart with any colour vision) and line
+// style (Plotly's name, and the words for it)
+const STYLES = [{ color: '#0072B2', dash: 'solid', words: 'solid' }, { color: '#D55E00', dash: 'dash', words: 'dashed' },
+  { color: '#009E73', dash: 'dot', words: 'dotted' }];
 const SHARED_KEYS = ['data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
 const RUN_KEYS = ['p', 'wd', 'place', 'bn'];
 const EVAL_EVERY = 10;
@@ -83,6 +86,11 @@ function runLabel(model, i) {
   if (r.place === 'before_activation') bits.push('dropout before act.');
   if (r.bn && r.bn !== 'none') bits.push(`BN ${r.bn.replace('_', ' ')}`);
   return `${LETTERS[i].toUpperCase()}: ${bits.join(', ') || 'defaults'}`;
+}
+
+// Text from the URL, for Plotly: it reads a subset of HTML (links, styles) in trace names
+export function plotlyText(text) {
+  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 function field(key, value, onChange, label = BY_KEY[key].label) {
@@ -164,8 +172,9 @@ class Compare {
       remove.hidden = this.model.runs.length <= 2;
       remove.addEventListener('click', () => { this.model.runs.splice(i, 1); this.changed(); });
       const fields = RUN_KEYS.map(k => field(k, r[k], v => { r[k] = v; this.changed(); }, k === 'p' ? 'p (drop), one or per layer' : undefined));
-      const card = el('section', { className: 'panel run-card', dataset: { run: LETTERS[i] } },
-        el('h2', {}, el('span', { text: runLabel(this.model, i) }), el('span', { className: 'dash', text: `${DASHES[i]} lines` }), remove),
+      const card = el('section', { className: 'panel run-card', dataset: { run: LETTERS[i] }, style: `--run-color: ${STYLES[i].color}` },
+        el('h2', {}, el('span', { className: 'swatch', style: `border-top-style: ${STYLES[i].words}` }),
+          el('span', { text: runLabel(this.model, i) }), el('span', { className: 'dash', text: `${STYLES[i].words} lines` }), remove),
         ...fields, status);
       box.append(card);
       return { card, status };
@@ -191,7 +200,7 @@ class Compare {
     this.runs = [];
     await Promise.all(old.map(r => r.close()));
     this.renderRuns();
-    this.losses.setup(this.model.runs.map((_, i) => ({ name: runLabel(this.model, i) })));
+    this.losses.setup(this.model.runs.map((_, i) => ({ name: plotlyText(runLabel(this.model, i)), ...STYLES[i] })));
     this.until = this.model.steps;
     this.markStop();
     this.runs = this.model.runs.map((_, i) => {
@@ -306,4 +315,5 @@ class Compare {
 
 function start() { new Compare($('[data-role=compare]')); }
 
-if (window.Plotly) start(); else window.addEventListener('load', start);
+// Plotly is a deferred script: it has run by DOMContentLoaded (this module is async)
+if (window.Plotly) start(); else document.addEventListener('DOMContentLoaded', start);

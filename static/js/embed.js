@@ -8,6 +8,7 @@
 // Incoming (from window.parent, an allowed origin): {type: 'dropout-playground:<command>', request?}
 //   play {until?}, pause, step, reset, get, set {key, value}
 import { Playground } from './playground.js';
+import { Connection } from './connection.js';
 import { BY_KEY, FIELDS, check, toHash } from './state.js';
 import { speedLabel } from './controls.js';
 
@@ -315,7 +316,7 @@ async function start() {
   const root = $('[data-role=root]');
   compactSettings(root, hidden);
   const pg = new Playground(root, {
-    hash, locked, keepHash: true, autoplay: !!config.autoplay,
+    hash, locked, keepHash: true, autoplay: !!config.autoplay, connection,
     hiddenGroups: new Set(FORM_GROUPS.filter(g => hidden.has(g))),
   });
   syncRunControls(root, pg.state, locked);
@@ -325,6 +326,7 @@ async function start() {
     pg.notice([before, ...problems].filter(Boolean).join('\n'), 'warn');
   }
   const conn = $('.embed-foot [data-role=connection]');
+  if (connection.socket.connected) conn.textContent = 'connected';
   pg.conn.addEventListener('connected', () => { conn.textContent = 'connected'; });
   pg.conn.addEventListener('disconnected', () => { conn.textContent = 'reconnecting…'; });
   const full = $('[data-role=open-full]');
@@ -335,4 +337,8 @@ async function start() {
   window.__embed = pg.host;  // for the browser tests
 }
 
-if (window.Plotly) start(); else window.addEventListener('load', start);
+// This module loads async, beside Plotly: the socket opens at once, so its handshake
+// overlaps Plotly's download and start-up. Plotly is a deferred script: it has run by
+// DOMContentLoaded.
+const connection = new Connection();
+if (window.Plotly) start(); else document.addEventListener('DOMContentLoaded', start);

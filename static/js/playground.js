@@ -61,7 +61,7 @@ export class Playground extends EventTarget {
     this.conn.addEventListener('frame', e => this.take(e.detail));
     this.conn.addEventListener('status', e => this.status(e.detail));
     this.conn.addEventListener('broadcast', e => this.notice(`Server: ${e.detail.message}`, 'warn'));
-    if (this.conn.socket.connected) this.configure();
+    if (this.conn.socket.connected) { this.connection('connected'); this.configure(); }
     const loop = () => { this.paint(); requestAnimationFrame(loop); };
     requestAnimationFrame(loop);
     window.__dp = this;  // for the browser tests and benchmarks

@@ -8,15 +8,22 @@ const MAX_POINTS = 5000;
 export class LossView {
   constructor(el) { this.el = el; this.buffer = null; this.paints = 0; this.count = 0; }
 
+  // series: [{name, color, dash}]. Plotly reads a subset of HTML in names: a name must be
+  // plain text with < > & already escaped. With a colour, every curve of the series has it
+  // (and its dash), and the curves differ by width and opacity; without, by colour.
   setup(series = [{ name: '' }]) {
     this.series = series;
     const traces = [];
     const dash = ['solid', 'dash', 'dot'];
     series.forEach((s, i) => {
       const pre = s.name ? `${s.name}: ` : '';
-      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}train loss`, x: [], y: [], line: { color: COLORS.train, width: 1.5, dash: dash[i] } });
-      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test loss`, x: [], y: [], line: { color: COLORS.test, width: 2, dash: dash[i] } });
-      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test accuracy`, x: [], y: [], yaxis: 'y2', line: { color: COLORS.acc, width: 1, dash: dash[i] } });
+      const own = c => ({ color: s.color || c, dash: s.dash || dash[i] });
+      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}train loss`, x: [], y: [], legendgroup: String(i),
+        line: { ...own(COLORS.train), width: s.color ? 1 : 1.5 }, opacity: s.color ? 0.5 : 1 });
+      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test loss`, x: [], y: [], legendgroup: String(i),
+        line: { ...own(COLORS.test), width: s.color ? 3 : 2 } });
+      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test accuracy`, x: [], y: [], yaxis: 'y2', legendgroup: String(i),
+        line: { ...own(COLORS.acc), width: s.color ? 1.5 : 1 }, opacity: s.color ? 0.8 : 1 });
     });
     Plotly.react(this.el, traces, layoutBase({
       margin: { l: 44, r: 40, t: 8, b: 34 },
