@@ -233,7 +233,7 @@ def register(namespace) -> None:
             raise ConfigError([{"field": "payload", "message": "payload has to be an object",
                                 "allowed": "object", "received": safe_value(payload)}])
         action = payload.get("action")
-        if action not in SWEEP_ACTIONS:
+        if not isinstance(action, str) or action not in SWEEP_ACTIONS:
             message = ("action is required: one of start, step, result" if action is None else
                        f"action has to be one of start, step, result, but got {str(action)[:40]!r}")
             raise ConfigError([{"field": "action", "message": message,
@@ -249,6 +249,7 @@ def register(namespace) -> None:
                                     "received": list(msg.ps)}]) from None
             with sweeps_lock:
                 sweeps[session] = held
+            session.on_close("sweep", lambda: sweeps.pop(session, None))  # freed with the session, not at the next GC
             return {"action": action, "sweep": held.sweep.result()}
         with sweeps_lock:
             held = sweeps.get(session)

@@ -156,6 +156,7 @@ class Session:
         self.limited = False    # the last event was refused by the rate limit
         self.last_seen = time.monotonic()
         self.events = TokenBucket(self.serving.events_per_s, self.serving.event_burst)
+        self._on_close: dict[str, Callable[[], Any]] = {}  # what else the tab holds (its sweep), by name
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -212,10 +213,26 @@ class Session:
             ended += 1
         return ended
 
+    def on_close(self, name: str, release: Callable[[], Any]) -> None:
+        """Call release() when the tab is gone (at once if it already is): whatever else
+        the tab holds goes with it, whatever its socket does. One release per name."""
+        if self.closed:
+            release()
+        else:
+            self._on_close[name] = release
+
     def close(self, reason: str | None = None) -> int:
-        """The tab is gone (or the server stops): end its runs; no run may start after this."""
+        """The tab is gone (or the server stops): end its runs and release what else it
+        holds; no run may start after this."""
         self.closed = True
-        return self.end_runs(reason)
+        ended = self.end_runs(reason)
+        releases, self._on_close = list(self._on_close.values()), {}
+        for release in releases:
+            try:
+                release()
+            except Exception:
+                log.exception("event=close sid=%s outcome=error kind=release", self.sid)
+        return ended
 
 
 class TokenBucket:
