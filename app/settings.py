@@ -38,8 +38,8 @@ class Serving(BaseSettings):
     trusted_proxies: int = 0
     # an answer bigger than this is "large": a client gets one more only once it has read
     # the last (a sweep's boundaries or an experiment's grids are ~1 MB; frames stay far below)
-    large_reply_bytes: int = Field(131_072, ge=4096)
-    max_backlog_bytes: int = Field(4_194_304, ge=65_536)  # unread bytes held for one client, in all
+    large_reply_bytes: int = Field(131_072, ge=1)
+    max_backlog_bytes: int = Field(4_194_304, ge=1)  # unread bytes held for one client, in all
 
 
 class Settings(BaseSettings):
