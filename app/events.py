@@ -158,18 +158,20 @@ class Playground(Namespace):
             self.server._send_packet(eio_sid, self.server.packet_class(
                 packet.ACK, namespace=self.namespace, id=ack_id, data=[reply]))
 
-    def over_reply_budget(self, eio_sid: str) -> None:
-        """The client asked for (or was about to get) a large answer while an earlier one
-        still waits unread in its queue: it is told why, then disconnected."""
+    def over_reply_budget(self, eio_sid: str, waiting: int, size: int) -> None:
+        """The client was about to get a large answer while an earlier one still waits
+        unread in its queue (or more than max_backlog_bytes in all): it is told why, then
+        disconnected."""
         session = self._session_of(eio_sid)
         if session is None:
             return
-        self._refuse_large(session)
+        self._refuse_large(session, waiting, size)
 
-    def _refuse_large(self, session: Session) -> dict:
+    def _refuse_large(self, session: Session, waiting: int, size: int | None = None) -> dict:
         limit = self.registry.serving.large_reply_bytes
         self.metrics.errors.labels(kind="reply_budget").inc()
-        log.info("event=disconnect sid=%s outcome=refused kind=reply_budget limit=%d", session.sid, limit)
+        log.info("event=disconnect sid=%s outcome=refused kind=reply_budget limit=%d bytes_waiting=%d%s", session.sid,
+                 limit, waiting, f" message_bytes={size}" if size is not None else "")
         reason = (f"disconnected: a large answer (over {limit // 1024} KB) was still unread when you asked "
                   "for another; read each answer before asking for the next, then reload the page")
         session.emit("status", {"run": None, "state": "disconnected", "step": None, "reason": reason},
@@ -206,9 +208,9 @@ class Playground(Namespace):
         if not session.events.take():
             return self._rate_limited(session, event)
         session.limited = False
-        if event in LARGE_REPLY_EVENTS and getattr(self, "server", None) is not None \
-                and transport.backlog(self.server, sid, self.namespace) > self.registry.serving.large_reply_bytes:
-            return self._refuse_large(session)
+        waiting = transport.backlog(self.server, sid, self.namespace) if event in LARGE_REPLY_EVENTS else 0
+        if waiting > self.registry.serving.large_reply_bytes:
+            return self._refuse_large(session, waiting)
         if not known:
             return self._refuse(sid, name, "unknown_event", error(
                 "event", f"unknown event {str(event)[:40]!r}", ", ".join(self.handlers), str(event)[:40]))

@@ -254,10 +254,10 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
     eio.on("message", checked)
 
 
-def budget_replies(server, large_bytes: int, max_backlog: int, on_over: Callable[[str], None]) -> None:
+def budget_replies(server, large_bytes: int, max_backlog: int, on_over: Callable[[str, int, int], None]) -> None:
     """What a client that does not read can make the server hold for it: at most one
     large message (over large_bytes) unread, and max_backlog bytes in all. A message past
-    either is not queued, and on_over(eio_sid) is called (on a thread of its own: this
+    either is not queued, and on_over(eio_sid, bytes waiting, message bytes) is called (on a thread of its own: this
     runs under the send lock) to tell the client and disconnect it. Frames stay far below
     large_bytes (one in flight per run)."""
     eio = server.eio
@@ -271,7 +271,8 @@ def budget_replies(server, large_bytes: int, max_backlog: int, on_over: Callable
                 return None if size > KEEP_BYTES else send(eio_sid, data)
             if (size > large_bytes and q.bytes > large_bytes) or q.bytes + size > max_backlog:
                 q.over_budget = True
-                threading.Thread(target=on_over, args=(eio_sid,), name="reply-budget", daemon=True).start()
+                threading.Thread(target=on_over, args=(eio_sid, q.bytes, size), name="reply-budget",
+                                 daemon=True).start()
                 return None
         return send(eio_sid, data)
 
