@@ -138,7 +138,11 @@ class Playground(Namespace):
         line while the client is within its rate; an event with an id is answered."""
         self.metrics.errors.labels(kind="malformed").inc()
         session = self._session_of(eio_sid)
-        if session is None:  # not even connected to the namespace: nothing to keep
+        if session is None:  # no session (not yet, or cut off already): close, log once
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or getattr(sock, "malformed_closed", False):
+                return
+            sock.malformed_closed = True
             log.info("event=malformed eio_sid=%s outcome=refused kind=%s detail=%s action=close",
                      quote(eio_sid), kind, quote(detail))
             try:

@@ -15,6 +15,7 @@ gunicorn (deploy/) does not use this module: docs/deploy.md says what covers it 
 """
 from __future__ import annotations
 
+import errno
 import io
 import socket
 import threading
@@ -36,19 +37,20 @@ class _HeaderDeadline(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        if self.sock.fileno() < 0:  # closed under us (a websocket that has ended): end of input
-            return 0
-        timeout = self.read_timeout
-        if self.deadline is not None:
-            timeout = self.deadline - time.monotonic()
-            if timeout <= 0:
-                raise TimeoutError("request headers took too long")
-        self.sock.settimeout(timeout)
         try:
-            return self.sock.recv_into(buffer)
-        finally:
-            if self.deadline is not None:
-                self.sock.settimeout(self.read_timeout)
+            if self.deadline is None:
+                return self.sock.recv_into(buffer)
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request headers took too long")
+            self.sock.settimeout(min(left, self.read_timeout))
+            n = self.sock.recv_into(buffer)
+            self.sock.settimeout(self.read_timeout)
+            return n
+        except OSError as e:
+            if e.errno == errno.EBADF:  # closed under us (a websocket that ended): end of input
+                return 0
+            raise
 
 
 class Handler(WSGIRequestHandler):

@@ -261,21 +261,21 @@ def test_every_kind_of_malformed_packet_is_one_line_and_counted(brisk):
 def test_nesting_and_long_numbers_are_refused_before_parsing_with_an_answer(brisk):
     raw = RawSocket(brisk.url)
     try:
-        raw.send_raw('421["play",' + "[" * 40 + "]" * 40 + "]")
-        reply = raw.call("pause")  # reads past the first answer to this one
-        raw.send_raw('427["step",{"n":' + "9" * 50 + "}]")
+        raw.send_raw('4291["play",' + "[" * 40 + "]" * 40 + "]")
+        raw.send_raw('4297["step",{"n":' + "9" * 50 + "}]")
         raw.ws.settimeout(5)
         answers = {}
-        while 7 not in answers:
+        while not {91, 97} <= set(answers):
             msg = raw.ws.recv()
             if isinstance(msg, str) and msg.startswith("43"):
                 i = msg.index("[")
                 answers[int(msg[2:i])] = json.loads(msg[i:])[0]
+        assert raw.call("pause")["error"]["field"] == "run"  # the connection carries on
     finally:
         raw.close()
-    assert reply["error"]["field"] == "run"
-    assert answers[7]["error"]["field"] == "packet"
-    assert answers[7]["error"]["message"] == "malformed packet: a number longer than 40 digits"
+    assert answers[91]["error"] == {"field": "packet", "message": "malformed packet: nesting deeper than 32 levels",
+                                    "allowed": answers[91]["error"]["allowed"], "received": "too_deep"}
+    assert answers[97]["error"]["message"] == "malformed packet: a number longer than 40 digits"
 
 
 @pytest.fixture(scope="module")
