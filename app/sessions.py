@@ -9,7 +9,8 @@ Flow control (the streaming rules in DESIGN.md): a slot has at most ONE frame in
 A frame is emitted with an acknowledgement callback; until the client acknowledges it,
 the run keeps training but gets no new frame, so its drop counts keep adding up for
 the next one. A client that stops reading therefore costs one frame of memory, never a
-queue, and it slows nobody else.
+queue, and it slows nobody else. (Its answers are bounded by app/transport.py's reply
+budget; everything a Session holds goes when it closes: Session.on_close.)
 """
 from __future__ import annotations
 
