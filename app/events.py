@@ -172,12 +172,18 @@ class Playground(Namespace):
         self._refuse_large(session, waiting, size)
 
     def _refuse_large(self, session: Session, waiting: int, size: int | None = None) -> dict:
-        limit = self.registry.serving.large_reply_bytes
+        serving = self.registry.serving
+        limit = serving.large_reply_bytes
+        if size is not None and waiting + size > serving.max_backlog_bytes:
+            limit = serving.max_backlog_bytes
+            reason = (f"disconnected: more than {limit // 1024} KB of answers and frames were left unread; "
+                      "reload the page")
+        else:
+            reason = (f"disconnected: a large answer (over {limit // 1024} KB) was still unread when you asked "
+                      "for another; read each answer before asking for the next, then reload the page")
         self.metrics.errors.labels(kind="reply_budget").inc()
         log.info("event=disconnect sid=%s outcome=refused kind=reply_budget limit=%d bytes_waiting=%d%s", session.sid,
                  limit, waiting, f" message_bytes={size}" if size is not None else "")
-        reason = (f"disconnected: a large answer (over {limit // 1024} KB) was still unread when you asked "
-                  "for another; read each answer before asking for the next, then reload the page")
         session.emit("status", {"run": None, "state": "disconnected", "step": None, "reason": reason},
                      to=session.sid)
         self._cut_off(session.sid)
@@ -212,7 +218,8 @@ class Playground(Namespace):
         if not session.events.take():
             return self._rate_limited(session, event)
         session.limited = False
-        waiting = transport.backlog(self.server, sid, self.namespace) if event in LARGE_REPLY_EVENTS else 0
+        waiting = transport.backlog(getattr(self, "server", None), sid, self.namespace) \
+            if known and event in LARGE_REPLY_EVENTS else 0
         if waiting > self.registry.serving.large_reply_bytes:
             return self._refuse_large(session, waiting)
         if not known:
