@@ -257,9 +257,9 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
 def budget_replies(server, large_bytes: int, max_backlog: int, on_over: Callable[[str, int, int], None]) -> None:
     """What a client that does not read can make the server hold for it: at most one
     large message (over large_bytes) unread, and max_backlog bytes in all. A message past
-    either is not queued, and on_over(eio_sid, bytes waiting, message bytes) is called (on a thread of its own: this
-    runs under the send lock) to tell the client and disconnect it. Frames stay far below
-    large_bytes (one in flight per run)."""
+    either is not queued, and on_over(eio_sid, bytes waiting, message bytes) is called
+    (on a thread of its own: this runs under the send lock) to tell the client and
+    disconnect it. Frames stay far below large_bytes (one in flight per run)."""
     eio = server.eio
     send = eio.send
 

@@ -21,7 +21,7 @@ from app.sessions import ACK_TIMEOUT_S
 from conftest import live
 from app.settings import Serving
 from model_server import Limits
-from visitors import RawSocket, Visitor, metric, rss_mb, token, wait_until
+from visitors import RawSocket, Visitor, metric, rss_mb, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = "http://course.example"
