@@ -15,11 +15,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from model_server import Limits
 
-from . import assets, embed, exports, lessons
+from . import assets, embed, exports, headers, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Serving, Settings
-from .transport import limit_incoming, no_delay, serialize_packets
+from .transport import budget_replies, guard, no_delay, serialize_packets
 from .sessions import Registry
 
 
@@ -37,27 +37,32 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(SETTINGS=settings, LIMITS=limits, SERVING=serving)
 
     def origin_allowed(origin: str | None, environ: dict) -> bool:
-        """Same origin, or one listed in settings.cors_origins."""
+        """Our own origin (settings.public_origin when set, else the request's Host), or
+        one listed in settings.cors_origins."""
         if origin is None:
             return True
-        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin == own or origin in settings.cors_origins or "*" in settings.cors_origins
+        own = settings.public_origin or f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin.lower() == own.lower() or origin in settings.cors_origins or "*" in settings.cors_origins
 
     socketio = SocketIO(
         app, async_mode="threading", cors_allowed_origins=origin_allowed,
         max_http_buffer_size=serving.max_message_bytes, ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout, message_queue=settings.message_queue,
         manage_session=False, cookie=None)
-    app.wsgi_app = no_delay(app.wsgi_app)
+    # every response, Socket.IO's polling answers included (they bypass Flask)
+    app.wsgi_app = no_delay(headers.secure(app.wsgi_app, settings.frame_ancestors))
     if serving.trusted_proxies:  # the client address from X-Forwarded-For, set by that many proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=serving.trusted_proxies)
     serialize_packets(socketio.server)
-    limit_incoming(socketio.server, serving.max_message_bytes)
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
     # publishing their frames to every other instance would be pure waste
     registry = Registry(limits, serving, functools.partial(socketio.emit, ignore_queue=True), metrics)
     socketio.on_namespace(namespace := Playground(registry))
+    # a websocket's socket timeout: a healthy client answers a ping every ping_interval
+    guard(socketio.server, serving.max_message_bytes,
+          max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), namespace.malformed)
+    budget_replies(socketio.server, serving.large_reply_bytes, serving.max_backlog_bytes, namespace.over_reply_budget)
     exports.register(namespace)  # the 'export' event (app/exports.py)
     lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}

@@ -9,8 +9,9 @@ import signal
 import sys
 import time
 
-from . import create_app, socketio_of
+from . import create_app, webserver
 from .broadcast import end_local_runs
+from .metrics import serve_apart
 
 DRAIN_S = 0.5  # time for the socket threads to send the last 'status' events
 
@@ -30,5 +31,7 @@ def stop(signum, _frame):
 
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
+server = webserver.make(app, settings)  # bounded threads and timeouts (app/webserver.py)
+serve_apart(app)  # /metrics on an address of its own, when settings.metrics_port is set
 print(f"Dropout Playground on http://{settings.host}:{settings.port}", flush=True)
-socketio_of(app).run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True)
+server.serve_forever()

@@ -73,16 +73,22 @@ def _size(name: str, lo: int):
     return value, None
 
 
+def own_origin() -> str:
+    """This server's origin: settings.public_origin when set, else the request's own (its
+    Host header, which whoever sends the request chooses)."""
+    return current_app.config["SETTINGS"].public_origin or f"{request.scheme}://{request.host}".lower()
+
+
 def embed_src(url: str) -> str | None:
     """The /embed address that shows the page at url, or None if url is not one of ours."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.host.lower():
+    base = own_origin()
+    if parts.scheme not in ("http", "https") or f"{parts.scheme}://{parts.netloc}".lower() != base:
         return None
     path = parts.path or "/"
-    base = f"{parts.scheme}://{parts.netloc}"
     fragment = f"#{parts.fragment}" if parts.fragment else ""
     if path == "/embed":
         return f"{base}/embed{'?' + parts.query if parts.query else ''}{fragment}"
@@ -115,14 +121,14 @@ def oembed():
         return err
     src = embed_src(url)
     if src is None:
-        return _bad("url", "not a playground page of this server", f"http(s)://{request.host}/, /embed or /lessons/...",
+        return _bad("url", "not a playground page of this server", f"{own_origin()}/, /embed or /lessons/...",
                     url[:200], status=404)
     width = min(EMBED_SIZE[0], maxwidth or EMBED_SIZE[0])
     height = min(EMBED_SIZE[1], maxheight or EMBED_SIZE[1])
     html = (f'<iframe src="{escape(src)}" width="{width}" height="{height}" title="{PROVIDER}" loading="lazy" '
             f'style="border:0;max-width:100%" sandbox="allow-scripts allow-same-origin allow-downloads allow-popups allow-popups-to-escape-sandbox"></iframe>')
     return jsonify({
-        "version": "1.0", "type": "rich", "provider_name": PROVIDER, "provider_url": request.host_url,
+        "version": "1.0", "type": "rich", "provider_name": PROVIDER, "provider_url": own_origin() + "/",
         "title": PROVIDER, "html": html, "width": width, "height": height, "cache_age": 86400,
     })
 
@@ -140,8 +146,9 @@ def oembed_discovery():
     page cannot be embedded)."""
 
     def oembed_url():
-        if embed_src(request.url) is None:
+        page = own_origin() + request.full_path.rstrip("?")
+        if embed_src(page) is None:
             return None
-        return url_for("embed.oembed", url=request.url, format="json", _external=True)
+        return own_origin() + url_for("embed.oembed", url=page, format="json")
 
     return {"oembed_url": oembed_url}

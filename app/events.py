@@ -7,6 +7,8 @@ other session carry on. The protocol is documented in docs/protocol.md.
 
 Logs: one key=value line per connect, disconnect and configure, and per refused or
 failed event: event=<name> sid=<socket id> outcome=ok|refused|error [kind=... field=...].
+A malformed packet (app/transport.py finds it) is one more event against the client's rate
+and one such line, never a traceback.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from typing import Annotated, Any, Callable
 
 from pydantic import Field, StringConstraints
 from flask_socketio import Namespace
+from socketio import packet
+
+from . import transport
 
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
@@ -27,6 +32,10 @@ log = logging.getLogger("dropout.events")
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 RETRY_AFTER_S = 2  # when the server's lesson jobs are all taken
+MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (a 5,000-entry list was 684 KB)
+# events whose answer may be large (a sweep's boundaries, an experiment's grids, an export):
+# one of them is refused while a large answer to the same client is still unread
+LARGE_REPLY_EVENTS = frozenset({"sweep", "experiment", "export"})
 
 
 class RunRef(Strict):
@@ -60,6 +69,15 @@ def error(field: str, message: str, allowed: str = "", received: Any = None) -> 
     return {"ok": False, "error": entry, "errors": [entry]}
 
 
+def capped(errors: list[dict]) -> list[dict]:
+    """The first MAX_ERRORS errors, then one entry that counts the rest."""
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    rest = len(errors) - MAX_ERRORS
+    return errors[:MAX_ERRORS] + [{"field": "errors", "allowed": f"<= {MAX_ERRORS} listed", "received": rest,
+                                   "message": f"and {rest} more errors (the first {MAX_ERRORS} are listed)"}]
+
+
 class Playground(Namespace):
     """The '/' namespace. One instance per app; state lives in the registry."""
 
@@ -84,23 +102,100 @@ class Playground(Namespace):
             return self.on_connect(sid, args[2] if len(args) > 2 else None, environ.get("REMOTE_ADDR", ""))
         if event == "disconnect" and not self._connected(sid):
             runs = self.registry.close(sid)
-            log.info("event=disconnect sid=%s reason=%s runs_ended=%d outcome=ok", sid,
-                     quote(args[1] if len(args) > 1 else "unknown"), runs)
+            freed = self._release(sid)
+            log.info("event=disconnect sid=%s reason=%s runs_ended=%d outcome=ok%s", sid,
+                     quote(args[1] if len(args) > 1 else "unknown"), runs,
+                     f" unsent_bytes_dropped={freed}" if freed else "")
             return None
         payload = args[1] if len(args) == 2 else (list(args[1:]) if len(args) > 2 else None)
         return self.dispatch(sid, event, payload)
 
+    def _release(self, sid: str) -> int:
+        """The session has ended: free what its transport holds, whatever the client does
+        (a client that stops reading kept megabytes of answers queued after the ping
+        timeout, until it closed its socket). Returns the unsent bytes dropped."""
+        server = getattr(self, "server", None)
+        try:
+            eio_sid = server.manager.eio_sid_from_sid(sid, self.namespace)
+        except Exception:  # a test double without a server, or already gone
+            return 0
+        return transport.release(server, eio_sid) if eio_sid else 0
+
     def _cut_off(self, sid: str) -> None:
-        """Disconnect a client (its 'disconnect' event ends its runs) and close its
-        transport without waiting for it to read what is queued."""
+        """Disconnect a client (its 'disconnect' event ends its runs and releases its
+        transport) and close its transport without waiting for it to read what is queued."""
         try:
             eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
             self.disconnect(sid)  # Socket.IO clients do not reconnect after a server disconnect
             socket = self.server.eio.sockets.get(eio_sid)
             if socket is not None:
                 socket.close(wait=False, abort=False)
-        except Exception:  # already gone
-            log.exception("event=disconnect sid=%s outcome=error kind=flood", sid)
+        except Exception as e:  # already gone
+            log.info("event=disconnect sid=%s outcome=error kind=cut_off error=%s", sid, quote(type(e).__name__))
+
+    def _session_of(self, eio_sid: str) -> Session | None:
+        try:
+            sid = self.server.manager.sid_from_eio_sid(eio_sid, self.namespace)
+        except Exception:
+            return None
+        return self.registry.get(sid) if sid else None
+
+    def malformed(self, eio_sid: str, kind: str, detail: str, ack_id: int | None) -> None:
+        """A packet app/transport.py refused before (or instead of) parsing it. It counts
+        as an event against the client's rate (and the flood disconnect), and logs one
+        line while the client is within its rate; an event with an id is answered."""
+        self.metrics.errors.labels(kind="malformed").inc()
+        session = self._session_of(eio_sid)
+        if session is None:  # no session (not yet, or cut off already): close, log once
+            sock = self.server.eio.sockets.get(eio_sid)
+            if sock is None or getattr(sock, "malformed_closed", False):
+                return
+            sock.malformed_closed = True
+            log.info("event=malformed eio_sid=%s outcome=refused kind=%s detail=%s action=close",
+                     quote(eio_sid), kind, quote(detail))
+            try:
+                self.server.eio.disconnect(eio_sid)
+            except Exception:
+                pass
+            return
+        if not session.events.take():
+            reply = self._rate_limited(session, "malformed")
+        else:
+            session.limited = False
+            log.info("event=malformed sid=%s outcome=refused kind=%s detail=%s", session.sid, kind, quote(detail))
+            reply = error("packet", f"malformed packet: {detail}",
+                          f"JSON nested at most {transport.MAX_DEPTH} deep, numbers of at most "
+                          f"{transport.MAX_DIGITS} digits, an event name first", kind)
+        if ack_id is not None:
+            self.server._send_packet(eio_sid, self.server.packet_class(
+                packet.ACK, namespace=self.namespace, id=ack_id, data=[reply]))
+
+    def over_reply_budget(self, eio_sid: str, waiting: int, size: int) -> None:
+        """The client was about to get a large answer while an earlier one still waits
+        unread in its queue (or more than max_backlog_bytes in all): it is told why, then
+        disconnected."""
+        session = self._session_of(eio_sid)
+        if session is None:
+            return
+        self._refuse_large(session, waiting, size)
+
+    def _refuse_large(self, session: Session, waiting: int, size: int | None = None) -> dict:
+        serving = self.registry.serving
+        limit = serving.large_reply_bytes
+        if size is not None and waiting + size > serving.max_backlog_bytes:
+            limit = serving.max_backlog_bytes
+            reason = (f"disconnected: more than {limit // 1024} KB of answers and frames were left unread; "
+                      "reload the page")
+        else:
+            reason = (f"disconnected: a large answer (over {limit // 1024} KB) was still unread when you asked "
+                      "for another; read each answer before asking for the next, then reload the page")
+        self.metrics.errors.labels(kind="reply_budget").inc()
+        log.info("event=disconnect sid=%s outcome=refused kind=reply_budget limit=%d bytes_waiting=%d%s", session.sid,
+                 limit, waiting, f" message_bytes={size}" if size is not None else "")
+        session.emit("status", {"run": None, "state": "disconnected", "step": None, "reason": reason},
+                     to=session.sid)
+        self._cut_off(session.sid)
+        return error("event", reason, f"one unread answer over {limit} bytes", None)
 
     def _connected(self, sid: str) -> bool:
         server = getattr(self, "server", None)
@@ -131,13 +226,17 @@ class Playground(Namespace):
         if not session.events.take():
             return self._rate_limited(session, event)
         session.limited = False
+        waiting = transport.backlog(getattr(self, "server", None), sid, self.namespace) \
+            if known and event in LARGE_REPLY_EVENTS else 0
+        if waiting > self.registry.serving.large_reply_bytes:
+            return self._refuse_large(session, waiting)
         if not known:
             return self._refuse(sid, name, "unknown_event", error(
                 "event", f"unknown event {str(event)[:40]!r}", ", ".join(self.handlers), str(event)[:40]))
         try:
             reply = {"ok": True, **self.handlers[event](session, payload)}
         except ConfigError as e:
-            return self._refuse(sid, name, "invalid", {"ok": False, "error": e.errors[0], "errors": e.errors})
+            return self._refuse(sid, name, "invalid", {"ok": False, "error": e.errors[0], "errors": capped(e.errors)})
         except Busy as e:
             return self._refuse(sid, name, "busy", error("run", str(e)))
         except JobsBusy as e:  # the client may send it again: it says when

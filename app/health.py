@@ -1,7 +1,9 @@
 """Liveness, readiness and Prometheus metrics."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from . import metrics as prometheus
 
 bp = Blueprint("health", __name__)
 
@@ -27,4 +29,9 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(_state()["metrics"].render(), mimetype="text/plain; version=0.0.4")
+    """Prometheus metrics, unless they are served on an address of their own
+    (settings.metrics_port); with settings.metrics_token, only for its bearer."""
+    settings = current_app.config["SETTINGS"]
+    if settings.metrics_port is not None:
+        abort(404)
+    return prometheus.response(_state()["metrics"], request, settings.metrics_token)

@@ -9,7 +9,8 @@ Flow control (the streaming rules in DESIGN.md): a slot has at most ONE frame in
 A frame is emitted with an acknowledgement callback; until the client acknowledges it,
 the run keeps training but gets no new frame, so its drop counts keep adding up for
 the next one. A client that stops reading therefore costs one frame of memory, never a
-queue, and it slows nobody else.
+queue, and it slows nobody else. (Its answers are bounded by app/transport.py's reply
+budget; everything a Session holds, its runs and its sweep, goes when it closes.)
 """
 from __future__ import annotations
 
@@ -255,7 +256,8 @@ class Session:
         return ended
 
     def close(self, reason: str | None = None) -> int:
-        """The tab is gone (or the server stops): end its runs; no run may start after this."""
+        """The tab is gone (or the server stops): end its runs and release what else it
+        holds; no run may start after this."""
         self.closed = True
         self.drop_sweep()
         return self.end_runs(reason)

@@ -6,6 +6,7 @@ runs is Settings.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -47,6 +48,10 @@ class Serving(BaseSettings):
     max_jobs: int = Field(2, ge=1)                               # experiments / sweep events at once, server-wide
     max_job_bytes: float = Field(128 * 2**20, gt=0)              # held by one experiment or sweep event
     max_job_macs: float = Field(2e10, gt=0)                      # multiply-adds of one experiment or sweep event
+    # an answer bigger than this is "large": a client gets one more only once it has read
+    # the last (a sweep's boundaries or an experiment's grids are ~1 MB; frames stay far below)
+    large_reply_bytes: int = Field(131_072, ge=1)
+    max_backlog_bytes: int = Field(4_194_304, ge=1)  # unread bytes held for one client, in all
 
 
 class Settings(BaseSettings):
@@ -70,6 +75,30 @@ class Settings(BaseSettings):
     torch_threads: int = 1  # intra-op threads per run: tiny nets lose time to more
     log_level: str = "INFO"
     instance: str = ""  # a name for this process in logs and /healthz (scale-out)
+    # The address visitors use (scheme://host[:port]). Set: the Socket.IO origin check and
+    # oEmbed answers use it instead of the request's Host header (which a visitor's DNS
+    # can make anything: a rebinding page would pass a Host-based check).
+    public_origin: str | None = None
+    # /metrics: with a token, only requests with "Authorization: Bearer <token>" or
+    # ?token=<token> get it; with metrics_port, it is served there (on metrics_host) and
+    # not on the public port at all.
+    metrics_token: str | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # the embedded server (python -m app); gunicorn has its own (deploy/gunicorn.conf.py)
+    max_connections: int = Field(256, ge=1)  # open connections at once; more are answered 503
+    header_timeout_s: float = Field(10, gt=0)  # to send a request's line and headers
+    read_timeout_s: float = Field(30, gt=0)    # for each read or write once connected
+
+    @field_validator("public_origin", mode="before")
+    @classmethod
+    def _origin(cls, v):
+        if v in (None, ""):
+            return None
+        v = str(v).strip().rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", v):
+            raise ValueError(f"public_origin has to be scheme://host[:port] (http or https), but got {v[:80]!r}")
+        return v.lower()
 
     @field_validator("cors_origins", "embed_origins", mode="before")
     @classmethod

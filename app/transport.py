@@ -1,9 +1,34 @@
-"""Two fixes below Flask-SocketIO that the streaming rules depend on."""
+"""Fixes below Flask-SocketIO that the streaming rules and the public server depend on.
+
+    no_delay            TCP_NODELAY on every connection
+    serialize_packets   a Socket.IO packet's Engine.IO messages stay together
+    guard               what one client can make the server hold or log: message sizes,
+                        malformed packets, its outgoing backlog, its transport at the end
+"""
 from __future__ import annotations
 
 import functools
+import queue
+import re
 import socket
 import threading
+from typing import Callable
+
+import simple_websocket
+from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+
+# what a client's JSON may be, checked on the raw text before any parser sees it: deeper
+# nesting costs recursion (3,000 levels took the parser past its limit, with a traceback);
+# a longer number costs int()'s quadratic conversion. No event of this protocol comes near.
+MAX_DEPTH = 32
+MAX_DIGITS = 40
+CLOSE_GRACE_S = 1.0  # a disconnected client's transport is cut this long after the session ends
+KEEP_BYTES = 4096    # queued packets up to this size outlive a session's end (statuses, close)
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]")
+_EVENT_ID = re.compile(r"^2(\d{1,12})\[")  # a Socket.IO event with an ack id, default namespace
 
 
 def no_delay(wsgi_app):
@@ -46,22 +71,245 @@ def serialize_packets(server) -> None:
     server._packets_serialized = True
 
 
-def limit_incoming(server, max_bytes: int) -> None:
-    """Bound what one client can make the server hold, below python-socketio.
+def malformed_json(text: str) -> str | None:
+    """Why a packet's JSON is refused before parsing (None: it may be parsed). Linear in
+    the text, in regular expressions: strings are blanked, then the structure is measured."""
+    bare = _STRINGS.sub('""', text)
+    if _LONG_NUMBER.search(bare):
+        return f"a number longer than {MAX_DIGITS} digits"
+    brackets = _NOT_BRACKETS.sub("", bare)
+    if len(brackets) <= 2 * MAX_DEPTH:  # too few to nest deeper
+        return None
+    depth = 0
+    for c in brackets:
+        depth += 1 if c in "[{" else -1
+        if depth > MAX_DEPTH:
+            return f"nesting deeper than {MAX_DEPTH} levels"
+    return None
+
+
+# the malformed-packet callback: (eio_sid, kind, detail, ack_id or None)
+OnMalformed = Callable[[str, str, str, "int | None"], None]
+
+
+class SendQueue(queue.Queue):
+    """An Engine.IO socket's outgoing queue that knows how many bytes it holds for the
+    client: queued, plus those its writer has taken and not yet finished writing. (The
+    websocket writer takes a batch, writes it, then blocks here for the next; a polling
+    client's next GET comes after it read the last answer. Either way, the next blocking
+    get means the batch before it is out.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bytes = 0       # queued or being written
+        self.taken = 0       # of those, taken by the writer
+        self.over_budget = False  # a large message was refused: the client is being cut off
+
+    @staticmethod
+    def size(pkt) -> int:
+        data = getattr(pkt, "data", None)
+        return len(data) if isinstance(data, (str, bytes, bytearray)) else 0
+
+    def put(self, item, block=True, timeout=None):
+        with self.mutex:
+            self.bytes += self.size(item)
+        super().put(item, block, timeout)
+
+    def get(self, block=True, timeout=None):
+        if block:
+            with self.mutex:
+                self.bytes -= self.taken
+                self.taken = 0
+        item = super().get(block, timeout)
+        with self.mutex:
+            self.taken += self.size(item)
+        return item
+
+    def drop(self, larger_than: int = KEEP_BYTES) -> int:
+        """Forget the queued packets larger than larger_than bytes (the writer's batch in
+        hand stays); returns bytes freed. Small ones (a last status, the disconnect and
+        close packets) stay, for a client that still reads."""
+        freed = 0
+        with self.mutex:
+            kept = [p for p in self.queue if self.size(p) <= larger_than]
+            dropped = len(self.queue) - len(kept)
+            freed = sum(self.size(p) for p in self.queue) - sum(self.size(p) for p in kept)
+            self.queue.clear()
+            self.queue.extend(kept)
+            self.bytes -= freed
+            self.unfinished_tasks = max(0, self.unfinished_tasks - dropped)
+            if not self.unfinished_tasks:
+                self.all_tasks_done.notify_all()
+            self.not_full.notify_all()
+        return freed
+
+
+class _WholeSends:
+    """A socket whose send() sends everything. simple-websocket calls sock.send() and
+    ignores the count; on a socket with a timeout (ours have one) a send may be partial."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def send(self, data, *flags):
+        self._sock.sendall(data, *flags)
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _WebSocket(simple_websocket.Server):
+    def _handle_events(self):
+        # simple-websocket sets its event before it marks the connection closed when a
+        # message is too big, so a reader waiting on the event can miss the close and
+        # sleep until the ping timeout (the runs of a client that sent an oversized
+        # message ended ~20 s late). Mark, then wake it again.
+        keep_going = super()._handle_events()
+        if not keep_going:
+            self.connected = False
+            self.event.set()
+        return keep_going
+
+
+def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalformed) -> None:
+    """Bound what one client can make the server hold or log, below python-socketio.
 
     * The WebSocket layer gets max_message_size: otherwise simple-websocket buffers a
       whole message (hundreds of MB if a client sends that) before engineio checks
-      max_http_buffer_size.
+      max_http_buffer_size. Its socket gets socket_timeout for each read and each whole
+      write (what engineio means to set, and cannot on simple-websocket's wrapper).
     * Binary events and binary acks from clients are dropped unread: this app's clients
       send none, and python-socketio would collect every attachment a binary packet's
-      header announces (up to 10**10 of them)."""
+      header announces (up to 10**10 of them). Like every malformed packet, each is
+      reported to on_malformed, which counts it against the client's event rate.
+    * A packet whose JSON nests deeper than MAX_DEPTH or holds a number longer than
+      MAX_DIGITS is refused before parsing; one that fails to parse or has no event name
+      is reported instead of raising (engineio would log a traceback for each).
+    * Each client's outgoing queue counts its bytes (backlog())."""
     eio = server.eio
-    eio._async = {**eio._async, "websocket": functools.partial(eio._async["websocket"], max_message_size=max_bytes)}
+    report = on_malformed
+
+    class WebSocket(SimpleWebSocketWSGI):
+        def __init__(self, handler, eio_server, **kwargs):
+            super().__init__(handler, eio_server, max_message_size=max_bytes, **kwargs)
+            self.eio_socket = getattr(handler, "__self__", None)
+
+        def __call__(self, environ, start_response):
+            # SimpleWebSocketWSGI.__call__, with the fixed server class and whole sends
+            key = "werkzeug.socket" if "werkzeug.socket" in environ else "gunicorn.socket"
+            raw = environ.get(key)
+            if raw is not None:
+                raw.settimeout(socket_timeout)
+                environ = {**environ, key: _WholeSends(raw)}
+            self.ws = _WebSocket(environ, **self.server_args)
+            if self.eio_socket is not None:
+                self.eio_socket.transport = self
+            ret = self.app(self)
+            if self.ws.mode == "gunicorn":
+                raise StopIteration()
+            if self.ws.mode == "werkzeug":
+                raise ConnectionError()
+            return ret
+
+        def wait(self):
+            while True:
+                data = super().wait()
+                if isinstance(data, str) and (not data or data[0] not in "0123456"):
+                    # not an Engine.IO packet: engineio would raise out of its read loop
+                    # (a traceback) or drop it silently
+                    sid = getattr(self.eio_socket, "sid", "")
+                    report(sid, "engineio", "not an Engine.IO packet", None)
+                    continue
+                return data
+
+        def abort(self) -> None:
+            """Cut the connection under everything: a writer blocked on a client that
+            does not read wakes with an error, and the read loop ends."""
+            try:
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+
+    eio._async = {**eio._async, "websocket": WebSocket, "queue": SendQueue}
     handle = server._handle_eio_message
 
-    def text_events_only(eio_sid, data):
+    def checked(eio_sid, data):
         if isinstance(data, (bytes, bytearray)) or (isinstance(data, str) and data[:1] in ("5", "6")):
-            return None
-        return handle(eio_sid, data)
+            return report(eio_sid, "binary", "binary packets are not accepted", None)
+        if not isinstance(data, str):
+            return report(eio_sid, "packet", "not a text packet", None)
+        problem = malformed_json(data)
+        if problem:
+            m = _EVENT_ID.match(data)
+            return report(eio_sid, "too_deep" if "nesting" in problem else "long_number", problem,
+                          int(m[1]) if m else None)
+        if data[:1] == "2" and not _has_event_name(data):
+            return report(eio_sid, "no_event", "an event without a name", None)
+        try:
+            return handle(eio_sid, data)
+        except Exception as e:  # a parse failure: one line from on_malformed, no traceback
+            return report(eio_sid, "unparsable", f"{type(e).__name__}: {str(e)[:80]}", None)
 
-    eio.on("message", text_events_only)
+    eio.on("message", checked)
+
+
+def budget_replies(server, large_bytes: int, max_backlog: int, on_over: Callable[[str, int, int], None]) -> None:
+    """What a client that does not read can make the server hold for it: at most one
+    large message (over large_bytes) unread, and max_backlog bytes in all. A message past
+    either is not queued, and on_over(eio_sid, bytes waiting, message bytes) is called
+    (on a thread of its own: this runs under the send lock) to tell the client and
+    disconnect it. Frames stay far below large_bytes (one in flight per run)."""
+    eio = server.eio
+    send = eio.send
+
+    def budgeted(eio_sid, data):
+        size = len(data) if isinstance(data, (str, bytes, bytearray)) else 0
+        q = getattr(eio.sockets.get(eio_sid), "queue", None)
+        if isinstance(q, SendQueue):
+            if q.over_budget:  # being cut off: only its last status and the disconnect go out
+                return None if size > KEEP_BYTES else send(eio_sid, data)
+            if (size > large_bytes and q.bytes > large_bytes) or q.bytes + size > max_backlog:
+                q.over_budget = True
+                threading.Thread(target=on_over, args=(eio_sid, q.bytes, size), name="reply-budget",
+                                 daemon=True).start()
+                return None
+        return send(eio_sid, data)
+
+    eio.send = budgeted
+
+
+def _has_event_name(data: str) -> bool:
+    """Socket.IO would index data[0] of an EVENT packet ('2[...]' after namespace and id):
+    a string or a number is a name (a number is refused later as an unknown event)."""
+    i = data.find("[")
+    if i < 0:
+        return False
+    rest = data[i + 1:].lstrip()
+    return bool(rest) and rest[0] not in "]{["
+
+
+def backlog(server, sid: str, namespace: str = "/") -> int:
+    """Bytes waiting to reach the client of Socket.IO sid (0 if it is gone)."""
+    try:
+        eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
+        q = server.eio.sockets[eio_sid].queue
+    except (KeyError, AttributeError, TypeError):
+        return 0
+    return max(0, q.bytes) if isinstance(q, SendQueue) else 0
+
+
+def release(server, eio_sid: str, grace: float = CLOSE_GRACE_S) -> int:
+    """Free what a client's transport holds once its session has ended, whatever the client
+    does: its queued packets now, and its connection after grace seconds (time to write a
+    last status and the close packet to a client that reads). Returns bytes dropped."""
+    sock = server.eio.sockets.get(eio_sid)
+    if sock is None:
+        return 0
+    freed = sock.queue.drop() if isinstance(sock.queue, SendQueue) else 0
+    transport = getattr(sock, "transport", None)
+    if transport is not None:
+        timer = threading.Timer(grace, transport.abort)
+        timer.daemon = True
+        timer.start()
+    return freed

@@ -14,6 +14,12 @@ bind = f"{os.environ.get('DP_HOST', '127.0.0.1')}:{os.environ.get('DP_PORT', '50
 workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("DP_THREADS", "64"))  # open WebSockets this instance can hold
+# connections at once (open, waiting for a thread, or kept alive); past it gunicorn stops
+# accepting until one closes. The embedded server's DP_MAX_CONNECTIONS, here.
+worker_connections = int(os.environ.get("DP_MAX_CONNECTIONS", "256"))
+# What else bounds a connection here (docs/deploy.md): a pool thread waits 5 s for a new
+# connection's first bytes, then hands it back; kept-alive connections close after
+# `keepalive` (2 s); request lines and headers are size-limited (limit_request_*).
 # On SIGTERM: end this instance's runs (with a message), then this long for the sockets to
 # send it before the process exits. Stay under the orchestrator's kill timeout (docker: 10 s).
 graceful_timeout = int(os.environ.get("DP_GRACEFUL_TIMEOUT", "3"))
@@ -25,8 +31,12 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Before gunicorn's graceful stop begins, tell this worker's clients their runs end."""
+    """Before gunicorn's graceful stop begins, tell this worker's clients their runs end.
+    And serve /metrics on an address of its own when DP_METRICS_PORT is set."""
     from app.broadcast import end_local_runs
+    from app.metrics import serve_apart
+
+    serve_apart(worker.wsgi)
 
     graceful = worker.handle_exit
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -162,7 +163,8 @@ def test_events_with_several_arguments_are_answered(server, fuzzer, event, args)
 
 def test_protocol_garbage_closes_at_most_that_connection(server):
     """Malformed Socket.IO packets and absurd JSON: at worst that client's connection
-    closes; the server and everyone else carry on."""
+    closes; the server and everyone else carry on, and the log has no traceback."""
+    log_start = Path(server.log.name).stat().st_size
     garbage = [
         "42", "42[", "42{}", "42[]", "42[1]", "42[null]", "4x", "49", "4", "6", "9", "",
         '42["play",' + "[" * 5000 + "]" * 5000 + "]",   # nesting past the JSON parser's recursion limit
@@ -186,6 +188,7 @@ def test_protocol_garbage_closes_at_most_that_connection(server):
     finally:
         v.close()
     assert requests.get(server.url + "/healthz").json()["ok"] is True
+    assert "Traceback" not in Path(server.log.name).read_text()[log_start:]
 
 
 # ---- random sequences: a state machine that knows what each answer should be -------------------

@@ -21,7 +21,7 @@ from app.sessions import ACK_TIMEOUT_S
 from conftest import live
 from app.settings import Serving
 from model_server import Limits
-from visitors import RawSocket, Visitor, metric, rss_mb, token, wait_until
+from visitors import RawSocket, Visitor, metric, rss_mb, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = "http://course.example"
@@ -65,6 +65,13 @@ def test_every_limit_is_documented_with_its_env_var_and_default():
         env, default = rows[name]
         assert env == f"DP_{name.upper()}"
         assert float(default) == float(field.default), f"{name}: docs say {default}, the code says {field.default}"
+
+
+def test_connection_settings_are_documented():
+    text = (ROOT / "docs/limits.md").read_text()
+    for name in ("cors_origins", "ping_interval", "ping_timeout", "public_origin", "max_connections",
+                 "header_timeout_s", "read_timeout_s", "metrics_token", "metrics_port", "metrics_host"):
+        assert f"DP_{name.upper()}" in text, f"docs/limits.md does not name DP_{name.upper()}"
 
 
 def test_each_limit_is_read_from_its_env_var(monkeypatch):
@@ -178,11 +185,19 @@ def test_binary_attachments_are_not_collected(tight):
     base = rss_mb(tight.proc.pid)
     raw = RawSocket(tight.url)
     raw.send_raw('451-999999["configure",{"_placeholder":true,"num":0}]')
-    for _ in range(4000):  # 32 MB in messages each well under max_message_bytes
-        raw.send_raw(b"\0" * 8000)
+    raw.send_raw(b"\0" * 8000)
     raw.ws.settimeout(5)
-    try:  # the next event is answered, not taken for one more attachment
-        assert raw.call("pause")["error"]["field"] == "run"
+    # the next event is answered, not taken for one more attachment
+    assert raw.call("pause")["error"]["field"] == "run"
+    flood0 = metric(tight.url, "dropout_errors_total", kind="flood")
+    for _ in range(4000):  # 32 MB in messages each well under max_message_bytes
+        try:
+            raw.send_raw(b"\0" * 8000)
+        except (websocket.WebSocketException, OSError):
+            break  # each counted as an event: the flood disconnect came first
+    try:
+        wait_until(lambda: not raw.alive(), what="the sender to be disconnected as a flood")
+        assert metric(tight.url, "dropout_errors_total", kind="flood") == flood0 + 1
         assert rss_mb(tight.proc.pid) - base < 16
     finally:
         raw.close()

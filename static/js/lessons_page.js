@@ -29,6 +29,15 @@ function rich(text) {
   return text.split('`').map((part, i) => (i % 2 ? el('code', { text: part }) : document.createTextNode(part)));
 }
 
+// decodeURIComponent throws on a broken escape such as "%E0%A4%A": null then.
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
 class LessonsPage {
   constructor(main) {
     this.main = main;
@@ -44,7 +53,12 @@ class LessonsPage {
   }
 
   route() {
-    const fromHash = decodeURIComponent(location.hash.replace(/^#/, ''));
+    const raw = location.hash.replace(/^#/, '');
+    const fromHash = safeDecode(raw);
+    if (fromHash === null) {  // a broken %-escape (a mangled link): say so, open the first
+      this.open(LESSONS[0].id, `The link names no lesson we can read ("${raw.slice(0, 40)}"); here is the first one.`);
+      return;
+    }
     const id = fromHash || this.main.dataset.lesson || LESSONS[0].id;
     if (!BY_ID[id]) {
       this.open(LESSONS[0].id, `There is no lesson "${id}"; here is the first one.`);

@@ -1,0 +1,78 @@
+"""The embedded web server (`python -m app`, app/webserver.py) under connection abuse, with
+real sockets on loopback: half-sent requests and piles of connections hold a bounded
+number of threads, and each is let go after the header timeout."""
+from __future__ import annotations
+
+import socket
+import time
+
+import psutil
+import pytest
+import requests
+
+from conftest import live
+from visitors import RawSocket, wait_until
+
+CAP = 12
+
+
+@pytest.fixture(scope="module")
+def capped():
+    with live({"DP_MAX_CONNECTIONS": str(CAP), "DP_HEADER_TIMEOUT_S": "2", "DP_READ_TIMEOUT_S": "5"}) as server:
+        yield server
+
+
+def half_sent(url: str) -> socket.socket:
+    """A connection that sends part of a request's headers and then nothing."""
+    port = int(url.rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    return s
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    s.settimeout(0.05)
+    try:
+        return s.recv(4096) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_half_sent_requests_are_dropped_after_the_header_timeout(capped):
+    """Before, 500 of them each held a thread for 47 s and more."""
+    socks = [half_sent(capped.url) for _ in range(CAP // 2)]
+    for s in socks:  # a byte now and then does not extend the deadline
+        s.sendall(b"X-Slow: 1\r\n")
+    time.sleep(1)
+    for s in socks:
+        s.sendall(b"X-Slow: 2\r\n")
+    wait_until(lambda: all(closed_by_server(s) for s in socks), timeout=10,
+               what="the server to drop the half-sent requests")
+    for s in socks:
+        s.close()
+    assert requests.get(capped.url + "/healthz").json()["ok"] is True
+
+
+def test_connections_past_the_cap_are_answered_busy_without_a_thread(capped):
+    """Before, 400 websockets made 1,521 threads. Here CAP websockets fill the server;
+    more connections get a 503 from the accepting thread and take no thread; a closed
+    websocket frees its slot."""
+    server = psutil.Process(capped.proc.pid)
+    held = [RawSocket(capped.url) for _ in range(CAP)]
+    full = server.num_threads()
+    answers = []
+    for _ in range(3 * CAP):
+        s = socket.create_connection(("127.0.0.1", capped.port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(10)
+        answers.append(s.recv(200))
+        s.close()
+    assert all(a.startswith(b"HTTP/1.1 503") for a in answers), answers[:3]
+    assert b"too many connections" in answers[0]
+    assert server.num_threads() <= full + 2  # the refused ones got none
+    for s in held:
+        s.close()
+    wait_until(lambda: requests.get(capped.url + "/healthz", timeout=2).status_code == 200,
+               what="the closed websockets to free their slots")
