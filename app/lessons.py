@@ -8,13 +8,14 @@
     emit('sweep', {action: 'step', steps?: 20})                       -> {ok, sweep: {...}}
     emit('sweep', {action: 'result', boundaries?: false})             -> {ok, sweep: {...}}
 
-An experiment runs on one of the tab's runs while holding its lock (the training thread
-waits meanwhile) and changes nothing in its training; placement_seeds reads only the
-run's config and trains copies of its own, without the lock. The PRESET experiments
-(model_server/regularizers.py) need no run at all: they train copies of the overfitting
-preset, and their answers are cached per params. A sweep trains len(ps) copies of
-the SWEEP_PRESET network at once (model_server/sweep.py), one per drop probability; a tab
-holds at most one, which goes when the tab does. `sweep` is model_server.sweep's
+An experiment reads a copy of one of the tab's runs, taken between two steps, and
+changes nothing in its training; placement_seeds reads only the run's config and trains
+copies of its own. The PRESET experiments (model_server/regularizers.py) need no run at
+all: they train copies of the overfitting preset, and their answers are cached per
+params. A sweep trains len(ps) copies of the SWEEP_PRESET network at once
+(model_server/sweep.py), one per drop probability; a tab holds at most one
+(Session.sweep), which goes when the tab does. All of this work is budgeted
+(app/budget.py) and computed in the shared trainer's turns (as_job, Trainer.job). `sweep` is model_server.sweep's
 Sweep.result(): per-p final losses and the loss curves so far.
 
 Bad payloads get the structured errors of app/events.py, naming the field ("params.passes",
