@@ -536,7 +536,7 @@ class Trainer:
                              [self._header(p) for _, p, _ in takers])
         for (state, pace, extras), frame in zip(takers, frames):
             pace.frame_due = pace.complete = False
-            pace.next_frame_at = now + 0.75 / rate  # due at the second tick from now
+            pace.next_frame_at = now + 1.0 / rate  # at most frame_rate a second (its tick waits for it)
             pace.plain_frames = 0 if extras else pace.plain_frames + 1
             if extras:
                 pace.next_extras = now + 1.0 / self.serving.boundary_rate

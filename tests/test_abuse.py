@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from app.settings import Serving
 import requests
 import websocket
 
@@ -144,7 +146,7 @@ def test_an_oversized_message_ends_runs_at_once(patient):
     v.ok("configure", {"run": "x"})
     v.ok("play", {"run": "x"})
     assert metric(patient.url, "dropout_runs_active") == 2
-    v.sio.emit("configure", {"config": {"pad": "x" * 20_000}})
+    v.sio.emit("configure", {"config": {"pad": "x" * (Serving().max_message_bytes + 1000)}})
     wait_until(lambda: metric(patient.url, "dropout_runs_active") == 1, timeout=10,
                what="the oversized client's run to end, long before the ping timeout")
     v.close()
