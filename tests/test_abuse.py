@@ -18,11 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from app.settings import Serving
 import requests
 import websocket
 
+from app.settings import Serving
 from conftest import free_port, live
 from visitors import RawSocket, Visitor, metric, rss_mb, wait_until
 
