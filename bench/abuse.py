@@ -207,6 +207,7 @@ def main() -> None:
     stop_all.set()
     during = [a for a in arrivals if t0 <= a[0] <= t1]
     gaps = [b[0] - a[0] for a, b in zip(during, during[1:])]
+    worst_at = max(zip(gaps, during), key=lambda t: t[0])[1][0] - t0 if gaps else None
     if during:
         gaps += [during[0][0] - t0, t1 - during[-1][0]]
     rss_end = server.memory_info().rss / 2**20
@@ -220,6 +221,7 @@ def main() -> None:
         "bystander_frames_per_s_alone": round(len(alone) / 2, 1),
         "bystander_frames_per_s": round(len(during) / (t1 - t0), 1),
         "bystander_max_gap_s": round(max(gaps), 3) if gaps else None,
+        "bystander_max_gap_at_s": round(worst_at, 2) if worst_at is not None else None,
         "bystander_gap_p99_s": round(statistics.quantiles(gaps, n=100)[98], 3) if len(gaps) > 100 else None,
         "bystander_steps": during[-1][1] - during[0][1] if len(during) > 1 else 0,
         "peak_rss_mb": round(peak[0]), "end_rss_mb": round(rss_end),
