@@ -435,6 +435,7 @@ class Trainer:
         if kind == "frames":
             self._bucket_frames(best, what, now)
             cost = time.thread_time() - cpu
+            wall = time.perf_counter() - now  # (what the others waited: socket threads share the interpreter)
             self.vclock[best] += cost / math.sqrt(len(what))
             for _, pace, _ in what:
                 pace.frames_s += cost / len(what)
@@ -443,8 +444,8 @@ class Trainer:
                 # (a frame acknowledged just after one waits half a period, not a whole
                 # one; each run still gets at most frame_rate); costly ones at most take
                 # FRAME_SHARE of the time, so that its runs keep training
-                period = (0.5 if cost < CHEAP_TICK_S else 1.0) / self.serving.frame_rate
-                self.next_tick[best] = now + max(period, cost / FRAME_SHARE)
+                period = (0.5 if wall < CHEAP_TICK_S else 1.0) / self.serving.frame_rate
+                self.next_tick[best] = now + max(period, wall / FRAME_SHARE)
             return True
         try:
             best.step(what)
