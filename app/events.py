@@ -31,7 +31,7 @@ log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-RETRY_AFTER_S = 2  # when the server's lesson jobs are all taken
+RETRY_AFTER_S = 2  # when no lesson job can start now (the server's are all taken, or the tab's still runs)
 MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (a 5,000-entry list was 684 KB)
 # events whose answer may be large (a sweep's boundaries, an experiment's grids, an export):
 # one of them is refused while a large answer to the same client is still unread
@@ -240,7 +240,7 @@ class Playground(Namespace):
         except Busy as e:
             return self._refuse(sid, name, "busy", error("run", str(e)))
         except JobsBusy as e:  # the client may send it again: it says when
-            return self._refuse(sid, name, "jobs_busy", {**error("server", str(e)), "retry_after_s": RETRY_AFTER_S})
+            return self._refuse(sid, name, "jobs_busy", {**error(e.field, str(e)), "retry_after_s": RETRY_AFTER_S})
         except (KeyError, IndexError) as e:
             field = "run" if isinstance(e, KeyError) else "change"
             return self._refuse(sid, name, "invalid", error(field, str(e.args[0])))

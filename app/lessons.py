@@ -41,6 +41,7 @@ from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS
 
 from .budget import OverBudget
 from .events import RunRef
+from .scheduler import JobsBusy
 from .sessions import Busy, Session
 
 MAX_GRID = 64                        # grid resolution an experiment may ask for
@@ -220,7 +221,7 @@ def as_job(session: Session, cost, what: str, field: str, received: Any, fn, pre
         raise ConfigError([{"field": field, "message": f"{what} is too big: {reason}; make {field.split('.')[-1]} smaller",
                             "allowed": "a smaller value", "received": safe_value(received)}])
     if not session.job.acquire(blocking=False):
-        raise Busy("your previous experiment is still running; wait for its answer")
+        raise JobsBusy("your previous experiment is still running; this one waits for its answer", "run")
     try:
         try:
             ticket = registry.budget.reserve(session.address, cost, what)

@@ -145,7 +145,12 @@ class Pace:
 
 
 class JobsBusy(Exception):
-    """serving.max_jobs lesson jobs are running: the caller retries a little later."""
+    """No lesson job can start now (serving.max_jobs run, or the tab's previous one still
+    does): the caller retries a little later. field: what the refusal names."""
+
+    def __init__(self, message: str, field: str = "server"):
+        super().__init__(message)
+        self.field = field
 
 
 class Job:

@@ -35,9 +35,10 @@ export class Connection extends EventTarget {
   }
 
   // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}). A refusal
-  // that says when to retry (the server's lesson experiments are all taken) is retried
-  // then, a few times, before it is given up.
-  async call(event, payload = {}, retries = 5) {
+  // that says when to retry (the server's lesson experiments are all taken, or this tab's
+  // previous one still runs) is retried then, a few times, before it is given up. Lesson
+  // work may take seconds on a busy server: it gets a minute.
+  async call(event, payload = {}, retries = 10) {
     for (let attempt = 0; ; attempt++) {
       const ack = await new Promise(resolve => {
         // lesson work waits its turn on a busy server: give it longer than a control event

@@ -118,7 +118,7 @@ export class LiveRun extends EventTarget {
 
   // The same, with the step the run was at when measured: {step, result}.
   async measure(name, params = {}) {
-    const ack = await slowCall(this.conn, 'experiment', { name, params });
+    const ack = await this.conn.call('experiment', { name, params });
     if (!ack.ok) { const err = new Error(`${ack.error.field}: ${ack.error.message}`); err.ack = ack; throw err; }
     return ack;
   }
@@ -163,16 +163,6 @@ export class LiveRun extends EventTarget {
   }
 }
 
-// An event whose answer may take long: experiments that train copies (placement_seeds,
-// the preset experiments) need seconds, on a busy server more than Connection.call's 10 s.
-export const SLOW_ANSWER_MS = 60_000;
-
-export function slowCall(conn, event, payload) {
-  return new Promise(resolve => {
-    conn.socket.timeout(SLOW_ANSWER_MS).emit(event, payload, (err, ack) => resolve(err
-      ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : ack));
-  });
-}
 
 // Calls fn() again and again, at most every `ms`, one call at a time, until stopped.
 export function poll(ms, fn) {

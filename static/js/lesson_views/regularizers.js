@@ -4,11 +4,11 @@
 // verdict on screen is computed here from the numbers those answers carry.
 import { Connection } from '../connection.js';
 import { COLORS } from '../views/theme.js';
-import { LiveRun, panel, draw, Readout, slider, fmt, el, slowCall } from './common.js';
+import { LiveRun, panel, draw, Readout, slider, fmt, el } from './common.js';
 
 async function presetExperiment(conn, name, params = {}) {
   if (!conn.socket.connected) await new Promise(r => conn.addEventListener('connected', r, { once: true }));
-  const ack = await slowCall(conn, 'experiment', { name, params });
+  const ack = await conn.call('experiment', { name, params });
   if (!ack.ok) throw new Error(`${name}: ${ack.error.field}: ${ack.error.message}`);
   return ack.result;
 }
