@@ -68,6 +68,7 @@ AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pa
                            # hold the test curve still for seconds), and at most boundary_rate a second
 FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
+MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
 JOB_SLICE_S = 0.002     # CPU time a lesson job computes per turn, at least (up to its next checkpoint)
 JOB_WAIT_S = 0.05       # the longest this thread waits for a job to hand its turn back
@@ -201,6 +202,8 @@ class Trainer:
         self._stop = threading.Event()
         self.next_tick: dict[Bucket, float] = {}      # each bucket's next frame tick
         self._next_tick = 0.0                          # the next housekeeping
+        self._frames_wall = 0.0                        # wall time in frame passes since then
+        self.tick_stretch = 1.0                        # how far every bucket's ticks are spread
         self._last_tick = time.perf_counter()
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()
@@ -387,6 +390,11 @@ class Trainer:
         and replayed frames owed to clients that have now taken their last frame."""
         played, self._last_tick = min(1.0, now - self._last_tick), now
         self._next_tick = now + 1.0 / self.serving.frame_rate
+        # all buckets' frame passes together take at most FRAME_SHARE of the time: when
+        # they took more since the last look, every bucket's ticks spread out (and back)
+        if played > 0:
+            share, self._frames_wall = self._frames_wall / played, 0.0
+            self.tick_stretch = min(MAX_STRETCH, max(1.0, self.tick_stretch * (share / FRAME_SHARE) ** 0.5))
         for pace in self.paces.values():
             if pace.playing:
                 pace.played_s += played
@@ -441,6 +449,7 @@ class Trainer:
             self._bucket_frames(best, what, now)
             cost = time.thread_time() - cpu
             wall = time.perf_counter() - now  # (what the others waited: socket threads share the interpreter)
+            self._frames_wall += wall
             self.vclock[best] += cost / math.sqrt(len(what))
             for _, pace, _ in what:
                 pace.frames_s += cost / len(what)
@@ -449,8 +458,8 @@ class Trainer:
                 # (a frame acknowledged just after one waits half a period, not a whole
                 # one; each run still gets at most frame_rate); costly ones at most take
                 # FRAME_SHARE of the time, so that its runs keep training
-                period = (0.5 if wall < CHEAP_TICK_S else 1.0) / self.serving.frame_rate
-                self.next_tick[best] = now + max(period, wall / FRAME_SHARE)
+                period = (0.5 if wall < CHEAP_TICK_S and self.tick_stretch == 1.0 else 1.0) / self.serving.frame_rate
+                self.next_tick[best] = now + max(period * self.tick_stretch, wall / FRAME_SHARE)
             return True
         try:
             best.step(what)
