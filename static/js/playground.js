@@ -18,7 +18,7 @@ import { Exporter } from './export.js';
 import { CustomEditor } from './custom_data.js';
 
 const PLANE_EVERY_MS = 150;   // boundary image swap: about 6/s, as often as the server sends one
-const LOSS_EVERY_MS = 180;    // extendTraces (~20 ms here): a little over 5/s
+const LOSS_EVERY_MS = 500;    // extendTraces (~20-50 ms here): twice a second is enough to read a curve
 const RATE_WINDOW_MS = 2000;  // the steps/s shown: measured over this much of the recent past
 
 const $ = (root, sel) => root.querySelector(sel);
