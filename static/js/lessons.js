@@ -290,7 +290,7 @@ export const LESSONS = [
     id: 'when-not',
     letter: 'j',
     title: 'When not to use dropout: plenty of data, and the alternatives',
-    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50',
+    hash: presetHash('sweep'),  // the overfitting preset (model_server/sweep.py), as the copies train it
     // the experiments' params (model_server/regularizers.py); the text below describes them
     params: {
       data_size: { sizes: [50, 100, 200, 500, 1000, 2000], p: 0.5, steps: 500, seeds: 3 },
@@ -324,7 +324,7 @@ export const LESSONS = [
     id: 'noise',
     letter: 'k',
     title: 'Dropout as noise: a random factor with mean 1',
-    hash: '#data=xor&points=100&noise=0.35&hidden=64,64&p=0.5,0.5&lr=0.003&batch=50&speed=100',
+    hash: `${presetHash('sweep')}&speed=100`,
     params: { noise_injection: { steps: 500, seeds: 4 } },
     covers: ['connection: noise injection', 'build-up 7: the noise view'],
     text: [
