@@ -24,7 +24,8 @@ step by step, which bucket steps next and which of its runs take part:
   (numbers: docs/benchmarks.md, bench/load.py --mix, bench/abuse.py).
 * Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
   while its frames are cheap; less often when they are costly, so that they take at most
-  FRAME_SHARE of its time). At its tick, the runs whose frame is due and whose client
+  FRAME_SHARE of its time, and all buckets' passes together at most FRAME_SHARE of this
+  thread's: tick_stretch spreads every bucket's ticks when they take more). At its tick, the runs whose frame is due and whose client
   has taken the last one are snapshotted in one pass (model_server.snapshot); a slow
   run's frame is due right after its step. A run never has more than one frame in
   flight.
@@ -66,7 +67,7 @@ log = logging.getLogger("dropout.trainer")
 AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a run's time
 AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pass must not
                            # hold the test curve still for seconds), and at most boundary_rate a second
-FRAME_SHARE = 0.4       # frame ticks take at most this share of the trainer's time
+FRAME_SHARE = 0.4       # frame passes take at most this share of a bucket's time, and of the trainer's
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
