@@ -256,8 +256,11 @@ export class CustomEditor {
     pg.plane = pg.boundary;
     const key = pg.root.querySelector('[data-role=plane-key]');
     if (key) key.hidden = false;  // hidden while the digits were shown
-    pg.boundary.showPoints(PLANE, this.points,
-      `No network yet: a set needs at least ${LIMITS.min} points, of both classes, to train.`);
+    const why = `No network yet: a set needs at least ${LIMITS.min} points, of both classes, to train.`;
+    pg.boundary.showPoints(PLANE, this.points, why);
+    // the caption says what is on screen (it would still read "Connecting…")
+    const caption = pg.root.querySelector('[data-role=caption]');
+    if (caption) { caption.textContent = `Your own points: ${why.charAt(0).toLowerCase()}${why.slice(1)} Click on the plane to add them.`; caption.shownText = null; }
     this.show();
   }
 
