@@ -34,7 +34,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from model_server import experiments, regularizers
-from model_server.costs import experiment_cost, preset_cost, sweep_cost
+from model_server.costs import Cost, experiment_cost, preset_cost, sweep_cost
 from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
 from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
@@ -254,7 +254,7 @@ def run_experiment(session: Session, payload: Any) -> dict:
     fn = getattr(experiments, msg.name)
     _check_answer_size(msg.name, kwargs, slot.state.limits.grid_size)
     cost = experiment_cost(msg.name, slot.state.cfg, kwargs, slot.state.limits)
-    field = f"params.{SIZED_BY.get(msg.name, 'name')}"
+    sized = SIZED_BY.get(msg.name, "name")
     if msg.name in CONFIG_ONLY:
         def prepare():
             return _ConfigOnly(slot.state.cfg), slot.state.step_count
@@ -262,14 +262,9 @@ def run_experiment(session: Session, payload: Any) -> dict:
         def prepare():  # a copy at one step: training goes on meanwhile
             run = slot.look(RunState.frozen)
             return run, run.step_count
-    step = None
-
-    def work(ready):
-        nonlocal step
-        run, step = ready
-        return fn(run, **kwargs)
     try:
-        result = as_job(session, cost, "this experiment", field, kwargs.get(field[7:]), work, prepare)
+        result, step = as_job(session, cost, "this experiment", f"params.{sized}", kwargs.get(sized),
+                              lambda ready: (fn(ready[0], **kwargs), ready[1]), prepare)
     except ConfigError:
         raise
     except ValueError as e:
@@ -322,8 +317,8 @@ def register(namespace) -> None:
                                 "allowed": "start, step, result",
                                 "received": safe_value(action)}])
         msg = parse(SWEEP_ACTIONS[action], payload)
-        cfg = parse_config(SWEEP_PRESET, registry.limits)
         if action == "start":
+            cfg = parse_config(SWEEP_PRESET, registry.limits)
             session.drop_sweep()  # a new sweep replaces the tab's last one
             try:  # the sweep's models, held until the tab starts another or leaves
                 ticket = registry.budget.reserve(session.address, sweep_cost(cfg, len(msg.ps)), "this sweep")
@@ -347,7 +342,7 @@ def register(namespace) -> None:
             raise Busy("the sweep is still busy with your previous request; wait for its answer")
         try:
             sw = held.sweep
-            n = len(sw.ps)
+            step_macs = sweep_cost(sw.cfg, len(sw.ps)).macs  # one step of all its models
             if action == "step":
                 left = MAX_SWEEP_STEPS - sw.step_count
                 if left <= 0:
@@ -355,13 +350,12 @@ def register(namespace) -> None:
                                         f"and this one has: start a new one", "allowed": "a new sweep (action 'start')",
                                         "received": msg.steps}])
                 steps = min(msg.steps, left)
-                cost = sweep_cost(cfg, n)
-                as_job(session, type(cost)(cost.macs * steps, 0), "this sweep step", "steps", msg.steps,
+                as_job(session, Cost(step_macs * steps, 0), "this sweep step", "steps", msg.steps,
                        lambda _: sw.step(steps))
                 return {"action": action, "sweep": sw.result()}
-            work = sweep_cost(cfg, n) if msg.boundaries else type(sweep_cost(cfg, n))(0, 0)
-            return {"action": action, "sweep": as_job(session, type(work)(work.macs, 0), "this sweep result",
-                                                      "boundaries", msg.boundaries,
+            # (its boundaries: about one step's worth of forward passes)
+            return {"action": action, "sweep": as_job(session, Cost(step_macs if msg.boundaries else 0, 0),
+                                                      "this sweep result", "boundaries", msg.boundaries,
                                                       lambda _: sw.result(boundaries=msg.boundaries))}
         finally:
             held.lock.release()

@@ -25,10 +25,10 @@ step by step, which bucket steps next and which of its runs take part:
 * Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
   while its frames are cheap; less often when they are costly, so that they take at most
   FRAME_SHARE of its time, and all buckets' passes together at most FRAME_SHARE of this
-  thread's: tick_stretch spreads every bucket's ticks when they take more). At its tick, the runs whose frame is due and whose client
-  has taken the last one are snapshotted in one pass (model_server.snapshot); a slow
-  run's frame is due right after its step. A run never has more than one frame in
-  flight.
+  thread's: tick_stretch spreads every bucket's ticks when they take more). At its
+  tick, the runs whose frame is due and whose client has taken the last one are
+  snapshotted in one pass (model_server.snapshot); a slow run's frame is due right
+  after its step. A run never has more than one frame in flight.
 * Lesson work. An experiment or a sweep runs on its event's socket thread, but only
   while this thread hands it a turn (Trainer.job): it is one more contender with a
   clock, like a bucket of one run, and gets a slice of JOB_SLICE_S of CPU time per turn,
@@ -388,7 +388,8 @@ class Trainer:
 
     def _housekeeping(self, now: float) -> None:
         """frame_rate times a second: each playing run's playing time (its time limit),
-        and replayed frames owed to clients that have now taken their last frame."""
+        replayed frames owed to clients that have now taken their last frame, and how far
+        every bucket's ticks are spread (tick_stretch)."""
         played, self._last_tick = min(1.0, now - self._last_tick), now
         self._next_tick = now + 1.0 / self.serving.frame_rate
         # all buckets' frame passes together take at most FRAME_SHARE of the time: when
@@ -439,7 +440,7 @@ class Trainer:
             clock, job = min(ready, key=lambda t: t[0])
             if best is None or clock < self.vclock[best]:
                 self.vnow = max(self.vnow, clock)
-                self._turn(job)
+                self._job_turn(job)
                 return True
         if best is None:
             return False
@@ -496,16 +497,17 @@ class Trainer:
             # a pass is not interruptible either: the runs waiting longest first, up to
             # max_bucket_step_macs of boundary grids (at least one run); the rest next time
             takers.sort(key=lambda t: t[1].next_frame_at)
-            budget, n = self.serving.max_bucket_step_macs, 0
-            for n, (_, pace, extras) in enumerate(takers, 1):
-                budget -= pace.extras_macs if extras else 0.0
-                if budget < 0:
+            taken, left = [], self.serving.max_bucket_step_macs
+            for taker in takers:
+                left -= taker[1].extras_macs if taker[2] else 0.0
+                if taken and left < 0:
                     break
-            return "frames", takers[:max(1, n - (budget < 0))]
+                taken.append(taker)
+            return "frames", taken
         active = np.fromiter((self.paces[id(s)].wants_step(now) for s in bucket.runs), bool, len(bucket.runs))
         return ("step", active) if active.any() else None
 
-    def _turn(self, job: Job) -> None:
+    def _job_turn(self, job: Job) -> None:
         """One slice of a lesson job: this thread waits until the job's next checkpoint
         (its clock then advances by the CPU time it used), or at most JOB_WAIT_S: work
         that reaches no checkpoint in time runs on beside training until it does."""

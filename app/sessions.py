@@ -87,11 +87,9 @@ class Slot:
     def replay(self, step: int) -> int:
         """Show a past step of the paused run (its frame follows); a step outside its
         timeline is refused, naming the steps that can be replayed."""
-        if self.playing:
-            raise Busy("the run is playing: pause it to replay a step")
         try:
             span = self.trainer.replay(self.state, step)
-        except RuntimeError as e:  # a 'step' event is still training
+        except RuntimeError as e:  # it plays, or a 'step' event is still training
             raise Busy(str(e)) from None
         if span is None or not span[0] <= step <= span[1]:
             allowed = "none yet: take a step first" if span is None else f"{span[0]}..{span[1]}"

@@ -147,13 +147,7 @@ export class NetworkView {
   }
 
   // For a CNN a "neuron" is a channel: its mean activation, and its kept fraction.
-  perNeuron(arr, l) {
-    const n = this.sizes[l + 1];
-    if (arr.data.length === n) return arr.data;
-    const per = arr.data.length / n, out = new Float32Array(n);
-    for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < per; j++) s += arr.data[i * per + j]; out[i] = s / per; }
-    return out;
-  }
+  perNeuron(arr, l) { return perNeuron(arr.data, this.sizes[l + 1]); }
 
   maskPerNeuron(arr, l) { return this.perNeuron(arr, l); }
 
@@ -272,4 +266,13 @@ function sameArray(a, b) {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+// n values from a layer's section: as they are, or (a CNN's channels) each channel's mean
+// over its pixels.
+export function perNeuron(data, n) {
+  if (data.length === n) return data;
+  const per = data.length / n, out = new Float32Array(n);
+  for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < per; j++) s += data[i * per + j]; out[i] = s / per; }
+  return out;
 }

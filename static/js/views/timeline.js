@@ -2,7 +2,8 @@
 // and for the step on show, the shown example's values before and after each dropout
 // layer. The mask itself is drawn by the network panel, from the same replayed frame.
 import { COLORS, layoutBase } from './theme.js';
-import { SCHEMA } from '../state.js';
+import { SCHEMA } from '../schema.js';
+import { perNeuron } from './network.js';
 
 const TIMELINE_STEPS = SCHEMA.timeline;  // steps the server keeps per run
 
@@ -122,10 +123,5 @@ export class TimelineView {
 }
 
 function perUnit(arr, n) {
-  if (!arr) return new Array(n).fill(0);
-  const d = arr.data;
-  if (d.length === n) return Array.from(d, Number);
-  const per = d.length / n, out = [];
-  for (let i = 0; i < n; i++) { let s = 0; for (let j = 0; j < per; j++) s += Number(d[i * per + j]); out.push(s / per); }
-  return out;
+  return arr ? Array.from(perNeuron(arr.data, n), Number) : new Array(n).fill(0);
 }
