@@ -14,12 +14,13 @@ from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from model_server import Limits
+from model_server.runstate import preload
 
 from . import assets, embed, exports, headers, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Serving, Settings
-from .transport import budget_replies, guard, no_delay, serialize_packets
+from .transport import Packet, budget_replies, guard, no_delay, serialize_packets
 from .sessions import Registry
 
 
@@ -32,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings = Settings(**test_config)
     logging.basicConfig(level=settings.log_level, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     torch.set_num_threads(settings.torch_threads)
+    preload()
 
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
     app.config.update(SETTINGS=settings, LIMITS=limits, SERVING=serving)
@@ -48,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app, async_mode="threading", cors_allowed_origins=origin_allowed,
         max_http_buffer_size=serving.max_message_bytes, ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout, message_queue=settings.message_queue,
-        manage_session=False, cookie=None)
+        manage_session=False, cookie=None, serializer=Packet)
     # every response, Socket.IO's polling answers included (they bypass Flask)
     app.wsgi_app = no_delay(headers.secure(app.wsgi_app, settings.frame_ancestors))
     if serving.trusted_proxies:  # the client address from X-Forwarded-For, set by that many proxies

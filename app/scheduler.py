@@ -73,6 +73,7 @@ MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_ra
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
 JOB_SLICE_S = 0.002     # CPU time a lesson job computes per turn, at least (up to its next checkpoint)
 JOB_WAIT_S = 0.05       # the longest this thread waits for a job to hand its turn back
+CALLS_SLICE_S = 0.005   # calls from other threads run this long at most between two turns
 IDLE_CREDIT_S = 0.01    # how far behind the others an idle contender's clock may start
 
 
@@ -404,7 +405,13 @@ class Trainer:
                 self._send_replay(pace)
 
     def _run_calls(self) -> None:
+        """The calls queued, in order, for at most CALLS_SLICE_S (at least one): a burst of
+        them (a dozen wide runs configured at once, each with its first frame) takes
+        turns with the buckets instead of holding every run still until it is through."""
+        end = time.perf_counter() + CALLS_SLICE_S
         while self._calls:
+            if time.perf_counter() > end:
+                return
             fn, future = self._calls.popleft()
             if future.set_running_or_notify_cancel():
                 try:
@@ -614,6 +621,6 @@ class Trainer:
             if pace.playing or pace.owed:
                 until = min(until, pace.next_due(now))
         wait = min(IDLE_WAIT_S, max(0.0, until - now))
-        if wait > 0:
+        if wait > 0 and not self._calls:
             self._wake.wait(wait)
         self._wake.clear()

@@ -12,7 +12,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       ValidationInfo, WithJsonSchema, field_validator, model_serializer, model_validator)
 from pydantic_core import PydanticCustomError, core_schema
 from pydantic_settings import BaseSettings, SettingsConfigDict

@@ -2,7 +2,6 @@
 Flask-SocketIO test client, and the /lessons and /compare pages over HTTP."""
 from __future__ import annotations
 
-import gc
 import re
 
 import pytest

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import socketio
 
 from conftest import ARTIFACTS, ROOT, LiveServer, free_port
 from visitors import InOrderClient
