@@ -57,39 +57,55 @@ def test_eval_mode_says_training_goes_on_and_measures_no_drops(page, live_server
 
 
 # For each hidden neuron on screen: its mask bit in the drawn frame, its activation, and
-# the SVG path the browser drew for it (a circle has arcs, Plotly's cross has none).
-MARKERS = """() => {
+# what the canvas shows at the marker's centre (its pixel, read back from whoever draws
+# it). A kept neuron's circle is filled with its activation's colour there, on a scale
+# (vermillion - white - blue) that never comes near the grey the cross has at its centre.
+MARKERS = """async () => {
   const dp = window.__dp, net = dp.network, fr = dp.drawn;
-  const paths = [...document.querySelectorAll('[data-role=network] .scatterlayer .trace')]
-    [net.neuronTrace].querySelectorAll('path.point');
-  const out = [];
+  const out = [], points = [];
   for (let l = 0; fr.arrays['mask.' + l]; l++) {
     const mask = fr.arrays['mask.' + l].data, act = fr.arrays['act.' + l].data;
     for (let i = 0; i < mask.length; i++) {
       const k = net.index[l + 1] + i;
-      out.push({ kept: mask[i] === 1, act: act[i], d: paths[k].getAttribute('d'),
-                 shown: net.symbols[k], step: fr.header.step });
+      out.push({ kept: mask[i] === 1, act: act[i], shown: net.symbols[k], fill: net.colors[k], step: fr.header.step });
+      points.push([net.px[k], net.py[k]]);
     }
   }
+  const px = await net.probe(points);
+  out.forEach((m, j) => { m.centre = px[j]; });
   return out;
 }"""
+CROSS_GREY = (0x7D, 0x83, 0x8C)
 
 
-def test_dropped_neurons_are_crosses_and_kept_zeros_stay_circles(page, live_server):
+def near(rgba, rgb, tolerance) -> bool:
+    return rgba[3] > 200 and all(abs(a - b) <= tolerance for a, b in zip(rgba, rgb))
+
+
+@pytest.mark.parametrize("drawer", ["worker", "page"])
+def test_dropped_neurons_are_crosses_and_kept_zeros_stay_circles(page, live_server, drawer):
+    """The picture is drawn by a Worker; a browser without OffscreenCanvas draws it on
+    the page, with the same code."""
+    if drawer == "page":
+        page.add_init_script("delete HTMLCanvasElement.prototype.transferControlToOffscreen")
     open_page(page, live_server.url, "#hidden=16,16&p=0.5,0.5&act=relu")
+    assert page.evaluate("window.__dp.network.worker !== null") == (drawer == "worker")
     seen_zero_kept = seen_dropped = False
     for n in range(1, 25):
         page.click("[data-role=step]")
         page.wait_for_function(f"() => window.__dp.drawn && window.__dp.drawn.header.step === {n}", timeout=20000)
-        page.wait_for_timeout(150)  # a few animation frames: the markers are restyled
+        page.wait_for_timeout(150)  # a few animation frames: the markers have eased in
         markers = page.evaluate(MARKERS)
         assert all(m["step"] == n for m in markers)
         for m in markers:
             if m["kept"]:
-                assert m["shown"] == "circle" and "A" in m["d"], m
+                assert m["shown"] == "circle", m
+                fill = tuple(int(v) for v in re.findall(r"\d+", m["fill"]))
+                assert near(m["centre"], fill, 12) and not near(m["centre"], CROSS_GREY, 30), m
                 seen_zero_kept |= m["act"] == 0
             else:
-                assert m["shown"] == "x" and "A" not in m["d"], m
+                assert m["shown"] == "x", m
+                assert near(m["centre"], CROSS_GREY, 12), m
                 seen_dropped = True
         if seen_zero_kept and seen_dropped:
             break

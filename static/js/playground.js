@@ -387,7 +387,7 @@ export class Playground extends EventTarget {
       }
     }
     spent('network');
-    let redrawn = this.network.redrew;  // a Plotly redraw: this animation frame's budget
+    let redrawn = false;  // a Plotly redraw (the boundary's): this animation frame's budget
     if (this.plane && (this.boundaryDirty || now - (this.planeAt || 0) >= PLANE_EVERY_MS)) {
       if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching);
       this.boundaryDirty = false;

@@ -1,32 +1,23 @@
-// The network panel: neurons as one scatter trace, edges as a few line traces bucketed
-// by sign and strength. A dropped neuron becomes a grey cross and its edges turn dotted;
-// kept neurons stay circles, filled with the colour of their activation (a kept neuron
-// whose output is 0 is a white circle: still a circle, never a cross). Shape, not shade,
-// tells dropped from kept, so it reads in grayscale and for colour-blind visitors. Each neuron's opacity eases toward the new
-// frame's mask over a few animation frames. Plotly redraws the panel (edges and neurons)
-// at most EDGES_PER_S times a second: any Plotly call costs ~15 ms here, whatever it
-// changes. In between, each animation frame restyles the neuron markers Plotly drew
-// (opacity, fill, stroke of their SVG paths) directly, well under a millisecond; the
-// trace data is kept in step, so the next full redraw shows the same thing.
+// The network panel: neurons and edges, edges bucketed by sign and strength. A dropped
+// neuron becomes a grey cross and its edges turn dotted; kept neurons stay circles,
+// filled with the colour of their activation (a kept neuron whose output is 0 is a white
+// circle: still a circle, never a cross). Shape, not shade, tells dropped from kept, so it
+// reads in grayscale and for colour-blind visitors. Each neuron's opacity eases toward
+// the new frame's mask over a few animation frames.
+// Plotly lays the panel out once per setup (and on a resize): the axes that place every
+// neuron, the layer names, and an invisible marker per neuron for its hover name. The
+// picture itself is a canvas under Plotly's SVG, drawn each animation frame that changes
+// it by views/network_draw.js, in a Worker where the browser can: a Plotly call costs
+// ~15-20 ms here, and restyling SVG markers ~2.5 ms of the browser's own work a frame;
+// posting the picture costs the page well under a millisecond, so the edges follow every
+// frame's masks and the neurons ease at the display's rate.
 import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
+import { DROPPED, KEPT, SIZE, draw, pixels } from './network_draw.js';
 
 const MAX_INPUTS_DRAWN = 64;
 const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
 const BUCKETS = 3;                // strength buckets per sign
-const EDGES_PER_S = 6;
-const SIZE = 15;
-const KEPT = 'circle', DROPPED = 'x';
 const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
-// The SVG paths Plotly draws for these two symbols at SIZE (its symbol_defs), so that a
-// restyle between two Plotly redraws can switch a marker's shape without a Plotly call.
-const R = SIZE / 2, RX = Math.round(R * 0.8 / Math.SQRT2 * 100) / 100;
-const PATHS = {
-  [KEPT]: `M${R},0A${R},${R} 0 1,1 0,-${R}A${R},${R} 0 0,1 ${R},0Z`,
-  [DROPPED]: (() => {
-    const a = `l${RX},${RX}`, b = `l${RX},-${RX}`, c = `l-${RX},-${RX}`, d = `l-${RX},${RX}`;
-    return `M0,${RX}${a}${b}${c}${b}${c}${d}${c}${d}${a}${d}${a}Z`;
-  })(),
-};
 
 export class NetworkView {
   constructor(el) {
@@ -35,7 +26,10 @@ export class NetworkView {
     this.paints = 0;
     this.opacity = null;  // eased opacity per neuron
     this.target = null;
-    this.edgesAt = 0;
+    this.canvas = null;
+    this.worker = null;   // draws on the canvas (null: this page draws, on this.ctx)
+    this.probes = new Map();
+    this.edgeStyles = Array.from({ length: 2 * BUCKETS + 1 }, (_, b) => this.edgeStyle(b));
   }
 
   // sizes: [inputs, hidden..., outputs]; model: the run's model config (kind, dropout_kind)
@@ -63,16 +57,14 @@ export class NetworkView {
     this.colors = new Array(count).fill(COLORS.neutral);
     this.symbols = new Array(count).fill(KEPT);
     this.lineColors = new Array(count).fill(COLORS.edgeline);
-    this.weights = null;
+    this.edges = null;  // per layer: the strongest edges [from, to, bucket by sign and strength]
     this.kept = this.sizes.map(n => new Uint8Array(n).fill(1));
-    const traces = [];
-    for (let b = 0; b < 2 * BUCKETS + 1; b++) traces.push(this.edgeTrace(b));
-    traces.push({
+    // invisible: the canvas draws the neurons; these give each its hover name
+    const traces = [{
       type: 'scatter', mode: 'markers', x: xs, y: ys, text, hoverinfo: 'text',
-      marker: { size: SIZE, color: this.colors, symbol: this.symbols,
-        opacity: Array.from(this.opacity), line: { width: 2, color: this.lineColors } },
+      marker: { size: SIZE, opacity: 0, color: this.colors, symbol: this.symbols },
       showlegend: false,
-    });
+    }];
     const short = (this.el.clientWidth || 600) / this.sizes.length < 75;  // narrow: 'h1' not 'hidden 1'
     const names = this.sizes.map((n, l) => l === 0 ? (short ? 'in' : 'input')
       : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`));
@@ -84,11 +76,41 @@ export class NetworkView {
         font: { size: 11, color: COLORS.muted } })),
       hovermode: 'closest',
     });
-    this.neuronTrace = traces.length - 1;
-    this.traces = traces;
-    this.layout = layout;
-    layout.datarevision = 0;
+    this.neuronTrace = 0;
+    if (!this.canvas) this.makeCanvas();
     Plotly.react(this.el, traces, layout, { displayModeBar: false, responsive: true });
+    if (!this.listening && this.el.on) {
+      // a Plotly redraw (a resize) moves the axes: the picture follows
+      this.el.on('plotly_afterplot', () => { this.styleDirty = this.edgesDirty = true; });
+      this.listening = true;
+    }
+    this.edgesDirty = true;
+  }
+
+  // The canvas, under Plotly's SVG (whose background is transparent) and never in the way
+  // of hover; handed to a Worker where the browser has OffscreenCanvas.
+  makeCanvas() {
+    const c = this.canvas = document.createElement('canvas');
+    c.className = 'network-picture';
+    c.style.cssText = 'position:absolute;left:0;top:0;pointer-events:none';
+    if (getComputedStyle(this.el).position === 'static') this.el.style.position = 'relative';
+    this.el.prepend(c);
+    if (c.transferControlToOffscreen && window.Worker) {
+      try {
+        this.worker = new Worker(new URL('./network_draw.js', import.meta.url), { type: 'module' });
+        const off = c.transferControlToOffscreen();
+        this.worker.postMessage({ canvas: off }, [off]);
+        this.worker.onmessage = ({ data }) => {
+          const done = this.probes.get(data.probe);
+          this.probes.delete(data.probe);
+          if (done) done(data.pixels);
+        };
+        return;
+      } catch (e) {
+        this.worker = null;  // (a policy or browser that refuses it: this page draws)
+      }
+    }
+    this.ctx = c.getContext('2d');
   }
 
   label(l, i) {
@@ -98,19 +120,16 @@ export class NetworkView {
     return neuronName(l - 1, i, this.kind);
   }
 
-  edgeTrace(b) {
-    const faded = b === 2 * BUCKETS;
-    const sign = b < BUCKETS ? 1 : -1;
+  // How the edges of bucket b look: positive buckets 0..BUCKETS-1 by strength, then the
+  // negative ones, then the dotted edges of dropped neurons.
+  edgeStyle(b) {
+    if (b === 2 * BUCKETS) return { color: COLORS.faded, width: 1, dash: [2, 3], alpha: 0.6 };
     const strength = (b % BUCKETS + 1) / BUCKETS;
-    return {
-      type: 'scatter', mode: 'lines', x: [], y: [], hoverinfo: 'skip', showlegend: false,
-      line: faded ? { color: COLORS.faded, width: 1, dash: 'dot' }
-        : { color: sign > 0 ? COLORS.pos : COLORS.neg, width: 0.6 + 2.4 * strength },
-      opacity: faded ? 0.6 : 0.35 + 0.5 * strength,
-    };
+    return { color: b < BUCKETS ? COLORS.pos : COLORS.neg, width: 0.6 + 2.4 * strength, dash: [],
+      alpha: 0.35 + 0.5 * strength };
   }
 
-  // A new frame: decide each neuron's target look; rebuild edges if masks or weights changed.
+  // A new frame: each neuron's target look, and the edges (their weights when it has them).
   update(frame) {
     if (!this.sizes) return;
     const { header, arrays } = frame;
@@ -141,7 +160,7 @@ export class NetworkView {
       header.example.x.forEach((v, i) => { this.colors[i] = ACT_SCALE(v); });
     }
     const weights = this.sizes.slice(1).map((_, l) => arrays[`weight.${l}`]);
-    if (weights.every(Boolean)) this.weights = weights;
+    if (weights.every(Boolean)) this.edges = weights.map((w, l) => this.strongest(w, l));
     this.edgesDirty = true;
     this.styleDirty = true;
   }
@@ -151,39 +170,28 @@ export class NetworkView {
 
   maskPerNeuron(arr, l) { return this.perNeuron(arr, l); }
 
-  buildEdges() {
-    const segs = Array.from({ length: 2 * BUCKETS + 1 }, () => ({ x: [], y: [] }));
-    if (this.weights) {
-      this.weights.forEach((w, l) => {
-        const [out, inFull] = w.shape;  // (out, in) for Linear; conv (out, in, 3, 3)
-        const per = w.data.length / (out * inFull);
-        const nIn = this.sizes[l], nOut = this.sizes[l + 1];
-        const list = [];
-        let maxAbs = 1e-9;
-        for (let o = 0; o < Math.min(out, nOut); o++) for (let i = 0; i < Math.min(inFull, nIn); i++) {
-          let v = 0;
-          for (let j = 0; j < per; j++) v += w.data[(o * inFull + i) * per + j];
-          list.push([o, i, v]);
-          maxAbs = Math.max(maxAbs, Math.abs(v));
-        }
-        if (list.length > MAX_EDGES_PER_LAYER) {
-          list.sort((a, b) => Math.abs(b[2]) - Math.abs(a[2]));
-          list.length = MAX_EDGES_PER_LAYER;
-        }
-        for (const [o, i, v] of list) {
-          const from = this.index[l] + i, to = this.index[l + 1] + o;
-          const dead = !this.kept[l][i] || !this.kept[l + 1][o];
-          const strength = Math.min(BUCKETS - 1, Math.floor(Math.abs(v) / maxAbs * BUCKETS));
-          const b = dead ? 2 * BUCKETS : (v >= 0 ? 0 : BUCKETS) + strength;
-          segs[b].x.push(this.x[from], this.x[to], null);
-          segs[b].y.push(this.y[from], this.y[to], null);
-        }
-      });
+  // A layer's edges to draw (weights come a few times a second, with the slow panels):
+  // the MAX_EDGES_PER_LAYER strongest, each [from point, to point, bucket if kept].
+  strongest(w, l) {
+    const [out, inFull] = w.shape;  // (out, in) for Linear; conv (out, in, 3, 3)
+    const per = w.data.length / (out * inFull);
+    const nIn = this.sizes[l], nOut = this.sizes[l + 1];
+    const list = [];
+    let maxAbs = 1e-9;
+    for (let o = 0; o < Math.min(out, nOut); o++) for (let i = 0; i < Math.min(inFull, nIn); i++) {
+      let v = 0;
+      for (let j = 0; j < per; j++) v += w.data[(o * inFull + i) * per + j];
+      list.push([o, i, v]);
+      maxAbs = Math.max(maxAbs, Math.abs(v));
     }
-    // the edges as drawn: the same again (paused, slow speeds, a settled mask) costs no redraw
-    const same = segs.every((seg, i) => sameArray(this.traces[i].x, seg.x) && sameArray(this.traces[i].y, seg.y));
-    segs.forEach((seg, i) => { this.traces[i].x = seg.x; this.traces[i].y = seg.y; });
-    return !same;
+    if (list.length > MAX_EDGES_PER_LAYER) {
+      list.sort((a, b) => Math.abs(b[2]) - Math.abs(a[2]));
+      list.length = MAX_EDGES_PER_LAYER;
+    }
+    return list.map(([o, i, v]) => {
+      const strength = Math.min(BUCKETS - 1, Math.floor(Math.abs(v) / maxAbs * BUCKETS));
+      return [i, o, (v >= 0 ? 0 : BUCKETS) + strength];
+    });
   }
 
   // One animation frame. Returns true if it painted.
@@ -195,50 +203,59 @@ export class NetworkView {
       const d = t[k] - op[k];
       if (Math.abs(d) > 0.01) { op[k] += d * 0.5; moving = true; } else op[k] = t[k];
     }
-    const now = performance.now();
-    this.redrew = false;  // a Plotly call
-    if (this.edgesDirty && now - this.edgesAt >= 1000 / EDGES_PER_S) {
-      this.edgesDirty = false;
-      this.redrew = this.buildEdges();
-    }
-    if (this.redrew) {
-      this.edgesAt = now;
-      Object.assign(this.traces[this.neuronTrace].marker, this.style());
-      this.layout.datarevision++;
-      Plotly.react(this.el, this.traces, this.layout);
-      this.points = null;  // Plotly may have replaced the SVG nodes
-    } else if (moving) {
-      this.restyleMarkers();
-    } else {
-      return false;
-    }
-    this.styleDirty = false;
+    const edges = this.edgesDirty;
+    if (!moving && !edges) return false;
+    if (!this.render(edges)) return false;
+    this.edgesDirty = this.styleDirty = false;
     this.paints++;
     return true;
   }
 
-  restyleMarkers() {
-    if (!this.points) {
-      const trace = this.el.querySelectorAll('.scatterlayer .trace')[this.neuronTrace];
-      this.points = trace ? Array.from(trace.querySelectorAll('path.point')) : [];
+  // The picture of the last frame, placed by Plotly's axes as the hover points are; the
+  // edges again when they changed. False: Plotly has not laid the panel out yet.
+  render(edges) {
+    const full = this.el._fullLayout;
+    if (!full || !full.xaxis || !full.xaxis.l2p) return false;
+    const xa = full.xaxis, ya = full.yaxis, width = full.width, height = full.height;
+    if (this.canvas.style.width !== `${width}px` || this.canvas.style.height !== `${height}px`) {
+      this.canvas.style.width = `${width}px`; this.canvas.style.height = `${height}px`;
     }
-    const pts = this.points;
-    if (pts.length !== this.opacity.length) { this.points = null; return; }
-    for (let k = 0; k < pts.length; k++) {
-      const st = pts[k].style;
-      st.opacity = this.opacity[k];
-      if (this.styleDirty) {
-        st.fill = this.colors[k];
-        st.stroke = this.lineColors[k];
-        const d = PATHS[this.symbols[k]];
-        if (pts[k].getAttribute('d') !== d) pts[k].setAttribute('d', d);
-      }
+    if (edges || !this.px) {  // (a resize redraws the edges too: Plotly's afterplot)
+      this.px = Float32Array.from(this.x, x => xa._offset + xa.l2p(x));
+      this.py = Float32Array.from(this.y, y => ya._offset + ya.l2p(y));
     }
+    const px = this.px, py = this.py;
+    const picture = { width, height, ratio: window.devicePixelRatio || 1, px, py, opacity: this.opacity,
+      colors: this.colors, lineColors: this.lineColors, symbols: this.symbols };
+    if (edges) this.segments = this.edgeSegments(px, py);
+    if (this.worker) {
+      this.worker.postMessage(edges ? { picture, segments: this.segments, edgeStyles: this.edgeStyles } : { picture });
+    } else {
+      draw(this.ctx, { ...picture, segments: this.segments, edgeStyles: this.edgeStyles });
+    }
+    this.ratio = picture.ratio;
+    return true;
   }
 
-  style() {
-    return { opacity: Array.from(this.opacity), color: this.colors.slice(), symbol: this.symbols.slice(),
-      line: { width: 2, color: this.lineColors.slice() } };
+  // Per edge bucket, the segments of the edges as the last frame has them: an edge of a
+  // dropped neuron (either end) in the dotted bucket.
+  edgeSegments(px, py) {
+    const segs = Array.from({ length: 2 * BUCKETS + 1 }, () => []);
+    (this.edges || []).forEach((list, l) => {
+      const kIn = this.kept[l], kOut = this.kept[l + 1], from0 = this.index[l], to0 = this.index[l + 1];
+      for (const [i, o, b] of list) {
+        segs[kIn[i] && kOut[o] ? b : 2 * BUCKETS].push(px[from0 + i], py[from0 + i], px[to0 + o], py[to0 + o]);
+      }
+    });
+    return segs.map(seg => Float32Array.from(seg));
+  }
+
+  // The colours drawn at these points of the panel (CSS px), [[r, g, b, a], ...], once the
+  // pictures posted so far are drawn: for tests of what the canvas shows.
+  probe(points) {
+    if (!this.worker) return Promise.resolve(pixels(this.ctx, points, this.ratio || 1));
+    const id = (this.probeId = (this.probeId || 0) + 1);
+    return new Promise(done => { this.probes.set(id, done); this.worker.postMessage({ probe: { id, points } }); });
   }
 
   // How many hidden neurons the last frame shows dropped (crosses), per layer: for tests.
@@ -260,12 +277,6 @@ export class NetworkView {
 // protocol): numbered from 1 on screen, like the layers.
 export function neuronName(layer, index, kind = 'mlp') {
   return `${kind === 'cnn' ? 'channel' : 'neuron'} ${index + 1} of hidden layer ${layer + 1}`;
-}
-
-function sameArray(a, b) {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 // n values from a layer's section: as they are, or (a CNN's channels) each channel's mean
