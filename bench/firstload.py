@@ -7,8 +7,8 @@ Headless Chromium over CDP with the network emulated at 10 Mbit/s down, 5 Mbit/s
 bytes_transferred: every HTTP response the page loaded, headers included, as received
 (compressed), counted once the page has loaded, drawn its network and gone quiet for
 0.5 s; the websocket's frames are not in it. first_network_drawn_s: from navigation start
-to the first animation frame after the network panel holds its neurons (Plotly's marker
-points inside [data-role=network]). One page load before the measured ones warms the
+to the network panel's first picture of its neurons on its canvas (the page notes when
+the Worker that draws it, or the page itself, has drawn it). One page load before the measured ones warms the
 server (it gzips each file once, on its first request).
 Goals: bytes_transferred <= 1,000,000, first_network_drawn_s <= 2.0.
 """
@@ -29,16 +29,15 @@ PAGES = ("/", "/embed")
 LINK = {"offline": False, "latency": 40, "downloadThroughput": 10e6 / 8, "uploadThroughput": 5e6 / 8}
 QUIET_S = 0.5
 
-# Runs before the page's own scripts: notes when the network panel first holds neurons,
-# then the animation frame that paints them.
+# Runs before the page's own scripts: copies the time the network panel's first picture
+# was drawn (views/network.js, firstDrawnAt) once there is one.
 WATCH = """(() => {
-  const drawn = () => document.querySelector('[data-role=network] .scatterlayer .point');
-  const obs = new MutationObserver(() => {
-    if (!drawn()) return;
-    obs.disconnect();
-    requestAnimationFrame(() => { window.__firstNetworkMs = performance.now(); });
-  });
-  obs.observe(document, { childList: true, subtree: true });
+  const look = () => {
+    const net = window.__dp && window.__dp.network;
+    if (net && net.firstDrawnAt !== null && net.firstDrawnAt !== undefined) window.__firstNetworkMs = net.firstDrawnAt;
+    else setTimeout(look, 5);
+  };
+  look();
 })();"""
 
 

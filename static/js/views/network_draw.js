@@ -24,11 +24,7 @@ let shapes = null;  // Path2D of each shape, made on first use
 // bucket: x1, y1, x2, y2, ...), edgeStyles (per bucket: color, width, dash, alpha)}
 export function draw(ctx, picture) {
   const { width, height, ratio } = picture;
-  const canvas = ctx.canvas;
-  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(height * ratio);
-  }
+  fit(ctx.canvas, width, height, ratio);
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
   picture.segments.forEach((seg, b) => {
@@ -56,6 +52,15 @@ export function draw(ctx, picture) {
   ctx.globalAlpha = 1;
 }
 
+// The canvas's size in device pixels. (Resizing an OffscreenCanvas costs ~0.2 s here the
+// first time: the page asks for the panel's size as soon as it knows it.)
+export function fit(canvas, width, height, ratio) {
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
+}
+
 // The colour of the canvas at these CSS px points, [[r, g, b, a], ...]: what was drawn there
 // (for tests: the picture itself, not the state it was drawn from).
 export function pixels(ctx, points, ratio) {
@@ -63,13 +68,18 @@ export function pixels(ctx, points, ratio) {
 }
 
 if (typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope) {
-  let ctx = null, segments = [], edgeStyles = [], ratio = 1;
+  let ctx = null, segments = [], edgeStyles = [], ratio = 1, drawn = false;
   self.onmessage = ({ data }) => {
     if (data.canvas) ctx = data.canvas.getContext('2d');
+    if (data.size && ctx) fit(ctx.canvas, ...data.size);
     if (data.segments) ({ segments, edgeStyles } = data);  // only when the edges changed
     if (data.picture && ctx) {
       ratio = data.picture.ratio;
       draw(ctx, { ...data.picture, segments, edgeStyles });
+      if (!drawn) {  // the page notes when (the time since the epoch: the two clocks differ)
+        drawn = true;
+        self.postMessage({ drawn: performance.timeOrigin + performance.now() });
+      }
     }
     if (data.probe && ctx) self.postMessage({ probe: data.probe.id, pixels: pixels(ctx, data.probe.points, ratio) });
   };
