@@ -38,7 +38,10 @@ step by step, which bucket steps next and which of its runs take part:
   once in the process; the next is refused ("busy, retry") rather than queued.
 
 Socket threads never train and never touch a bucket: every change goes through call(),
-which runs a function on this thread between two steps and returns its result.
+which runs a function on this thread between two steps and returns its result. Calls
+take at most CALLS_SLICE_S between two turns (in order; at least one), so that a burst
+of them (a dozen runs configured at once, each with its first frame) is interleaved
+with the buckets' turns instead of holding every run still until it is through.
 """
 from __future__ import annotations
 
@@ -405,9 +408,8 @@ class Trainer:
                 self._send_replay(pace)
 
     def _run_calls(self) -> None:
-        """The calls queued, in order, for at most CALLS_SLICE_S (at least one): a burst of
-        them (a dozen wide runs configured at once, each with its first frame) takes
-        turns with the buckets instead of holding every run still until it is through."""
+        """The calls queued, in order, for at most CALLS_SLICE_S (at least one; the rest
+        after the next turn: see the module's docstring)."""
         end = time.perf_counter() + CALLS_SLICE_S
         while self._calls:
             if time.perf_counter() > end:

@@ -20,8 +20,8 @@ const BUCKETS = 3;                // strength buckets per sign
 const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
 
 // The Worker that draws the panel, and its canvas, start with this module: long before
-// Plotly has run and the first frame has come, the Worker has loaded and made its drawing
-// context (~0.3 s of a first page load's CPU) by the first picture.
+// Plotly has run and the first frame has come, so the Worker has loaded by the first
+// picture.
 let spare = startDrawer();
 
 function startDrawer() {
@@ -49,7 +49,7 @@ export class NetworkView {
     this.probes = new Map();
     this.edgeStyles = Array.from({ length: 2 * BUCKETS + 1 }, (_, b) => this.edgeStyle(b));
     this.firstDrawnAt = null;  // performance.now() when the first picture was on the canvas
-    this.makeCanvas();  // now: the Worker loads while the page waits for its first frame
+    this.makeCanvas();  // now: the Worker sizes its canvas while the page waits for Plotly
   }
 
   // sizes: [inputs, hidden..., outputs]; model: the run's model config (kind, dropout_kind)
