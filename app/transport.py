@@ -81,17 +81,16 @@ class Packet(packet.Packet):
     whether its data holds binary parts; the stock check builds a list at every level
     and calls itself per item: for a configure's answer with 2,000 points, ~6 ms
     holding the interpreter on a socket thread while the trainer waits for it. This
-    one walks the data once, by type (0.4 ms), and stops at the first binary part."""
+    one walks the data once, scalars first (~0.7 ms), and stops at the first binary part."""
 
     @classmethod
     def data_is_binary(cls, data) -> bool:
         stack = [data]
         while stack:
             item = stack.pop()
-            kind = type(item)
-            if kind in _SCALARS:
+            if type(item) in _SCALARS:
                 continue
-            if kind is list or kind is not dict and isinstance(item, list):
+            if isinstance(item, list):
                 stack.extend(item)
             elif isinstance(item, dict):
                 stack.extend(item.values())
