@@ -82,13 +82,23 @@ def near(rgba, rgb, tolerance) -> bool:
     return rgba[3] > 200 and all(abs(a - b) <= tolerance for a, b in zip(rgba, rgb))
 
 
-@pytest.mark.parametrize("drawer", ["worker", "page"])
+# A browser whose Worker cannot load the drawing module (one without module Workers):
+# every Worker it makes fails to load.
+BROKEN_WORKER = """window.Worker = class extends Worker {
+  constructor(url, options) { super('/no-such-worker.js', options); } };"""
+
+
+@pytest.mark.parametrize("drawer", ["worker", "no OffscreenCanvas", "Worker fails to load"])
 def test_dropped_neurons_are_crosses_and_kept_zeros_stay_circles(page, live_server, drawer):
-    """The picture is drawn by a Worker; a browser without OffscreenCanvas draws it on
-    the page, with the same code."""
-    if drawer == "page":
+    """The picture is drawn by a Worker; a browser without OffscreenCanvas, or whose
+    Worker does not load, draws it on the page, with the same code."""
+    if drawer == "no OffscreenCanvas":
         page.add_init_script("delete HTMLCanvasElement.prototype.transferControlToOffscreen")
+    elif drawer == "Worker fails to load":
+        page.add_init_script(BROKEN_WORKER)
     open_page(page, live_server.url, "#hidden=16,16&p=0.5,0.5&act=relu")
+    if drawer != "worker":
+        page.wait_for_function("() => window.__dp.network.worker === null", timeout=10000)
     assert page.evaluate("window.__dp.network.worker !== null") == (drawer == "worker")
     seen_zero_kept = seen_dropped = False
     for n in range(1, 25):

@@ -31,7 +31,11 @@ function startDrawer() {
     const worker = new Worker(new URL('./network_draw.js', import.meta.url), { type: 'module' });
     const off = canvas.transferControlToOffscreen();
     worker.postMessage({ canvas: off }, [off]);
-    return { canvas, worker };
+    const drawer = { canvas, worker, failed: false };
+    // a browser without module Workers fails to load it (an error event, not an exception),
+    // maybe before any view has taken it: noted here, read by makeCanvas
+    worker.onerror = () => { drawer.failed = true; };
+    return drawer;
   } catch (e) {
     return { canvas: document.createElement('canvas'), worker: null };  // (refused: the page draws)
   }
@@ -108,9 +112,10 @@ export class NetworkView {
 
   // The canvas, under Plotly's SVG (whose background is transparent) and never in the way
   // of hover; handed to a Worker where the browser has OffscreenCanvas.
-  makeCanvas() {
-    const { canvas, worker } = spare || startDrawer();
+  makeCanvas(drawer = spare || startDrawer()) {
     spare = null;
+    if (drawer.failed) drawer = { canvas: document.createElement('canvas'), worker: null };
+    const { canvas, worker } = drawer;
     this.canvas = canvas;
     canvas.className = 'network-picture';
     canvas.style.cssText = 'position:absolute;left:0;top:0;pointer-events:none';
@@ -126,6 +131,15 @@ export class NetworkView {
       const done = this.probes.get(data.probe);
       this.probes.delete(data.probe);
       if (done) done(data.pixels);
+    };
+    worker.onerror = () => {  // it failed (to load, or to draw): this page draws from now on
+      worker.terminate();
+      this.worker = null;
+      canvas.remove();
+      this.makeCanvas({ canvas: document.createElement('canvas'), worker: null });
+      this.styleDirty = this.edgesDirty = true;
+      this.probes.forEach(done => done([]));
+      this.probes.clear();
     };
     this.worker = worker;
     // the panel's size now, so that the Worker has sized its canvas by the first picture
