@@ -24,7 +24,6 @@ from socketio import packet
 MAX_DEPTH = 32
 MAX_DIGITS = 40
 CLOSE_GRACE_S = 1.0  # a disconnected client's transport is cut this long after the session ends
-_SCALARS = frozenset((float, int, str, bool, type(None)))  # what most of a packet's data is
 KEEP_BYTES = 4096    # queued packets up to this size outlive a session's end (statuses, close)
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -74,6 +73,9 @@ def serialize_packets(server) -> None:
 
     server._send_packet = send_packet
     server._packets_serialized = True
+
+
+_SCALARS = frozenset((float, int, str, bool, type(None)))  # what most of a packet's data is
 
 
 class Packet(packet.Packet):
@@ -157,7 +159,6 @@ class SendQueue(queue.Queue):
         """Forget the queued packets larger than larger_than bytes (the writer's batch in
         hand stays); returns bytes freed. Small ones (a last status, the disconnect and
         close packets) stay, for a client that still reads."""
-        freed = 0
         with self.mutex:
             kept = [p for p in self.queue if self.size(p) <= larger_than]
             dropped = len(self.queue) - len(kept)

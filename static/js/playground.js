@@ -391,7 +391,7 @@ export class Playground extends EventTarget {
     if (this.plane && (this.boundaryDirty || now - (this.planeAt || 0) >= PLANE_EVERY_MS)) {
       if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching);
       this.boundaryDirty = false;
-      if (this.plane.paint()) { this.planeAt = now; redrawn ||= this.plane.redrew; }
+      if (this.plane.paint()) { this.planeAt = now; redrawn = this.plane.redrew; }
     }
     spent('boundary');
     if (!redrawn && now - (this.lossAt || 0) >= LOSS_EVERY_MS && this.losses.paint()) this.lossAt = now;
