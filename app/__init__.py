@@ -20,7 +20,7 @@ from . import assets, embed, exports, headers, lessons
 from .events import Playground
 from .metrics import Metrics
 from .settings import ROOT, Serving, Settings
-from .transport import Packet, budget_replies, guard, no_delay, serialize_packets
+from .transport import FrameLane, Packet, budget_replies, guard, no_delay, serialize_packets
 from .sessions import Registry
 
 
@@ -59,12 +59,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
     # publishing their frames to every other instance would be pure waste
-    registry = Registry(limits, serving, functools.partial(socketio.emit, ignore_queue=True), metrics)
+    emit = functools.partial(socketio.emit, ignore_queue=True)
+    registry = Registry(limits, serving, emit, metrics)
     socketio.on_namespace(namespace := Playground(registry))
     # a websocket's socket timeout: a healthy client answers a ping every ping_interval
     guard(socketio.server, serving.max_message_bytes,
           max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), namespace.malformed)
-    budget_replies(socketio.server, serving.large_reply_bytes, serving.max_backlog_bytes, namespace.over_reply_budget)
+    admit = budget_replies(socketio.server, serving.large_reply_bytes, serving.max_backlog_bytes,
+                           namespace.over_reply_budget)
+    registry.send_frame = FrameLane(socketio.server, emit, admit)
     exports.register(namespace)  # the 'export' event (app/exports.py)
     lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}

@@ -37,6 +37,7 @@ log = logging.getLogger("dropout.sessions")
 ACK_TIMEOUT_S = 10.0  # a frame unacknowledged this long is presumed lost
 
 Emit = Callable[..., None]  # emit(event, data, to=sid, callback=None)
+SendFrame = Callable[[str, bytes, Callable[..., None]], None]  # send_frame(sid, data, callback)
 
 
 class Busy(Exception):
@@ -146,7 +147,7 @@ class Slot:
         self.in_flight, self.sent_at = True, time.monotonic()
         self.session.metrics.frames_sent.inc()
         self.session.metrics.frame_bytes.inc(len(data))
-        self.session.emit("frame", data, to=self.session.sid, callback=functools.partial(self._acked, self.seq))
+        self.session.registry.send_frame(self.session.sid, data, functools.partial(self._acked, self.seq))
 
     def status(self, state: str, reason: str | None = None) -> None:
         if state == "finished":
@@ -306,8 +307,12 @@ def quote(value) -> str:
 class Registry:
     """All sessions of this process and its one trainer. One per app; no module-level state."""
 
-    def __init__(self, limits: Limits, serving: Serving, emit: Emit, metrics: Metrics):
+    def __init__(self, limits: Limits, serving: Serving, emit: Emit, metrics: Metrics,
+                 send_frame: SendFrame | None = None):
+        """send_frame: how a frame reaches its client (app.transport.FrameLane); by
+        default an ordinary emit."""
         self.limits, self.serving, self.emit, self.metrics = limits, serving, emit, metrics
+        self.send_frame = send_frame or (lambda sid, data, callback: emit("frame", data, to=sid, callback=callback))
         self.sessions: dict[str, Session] = {}
         self.lock = threading.RLock()  # guards sessions, every session's slots and pending
         self.trainer = Trainer(limits, serving)

@@ -3,6 +3,7 @@ python-socketio client against a real server process on loopback."""
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 import socketio
 
 from model_server.frames import decode
+from visitors import RawSocket
 
 
 def frames_of(client) -> list[tuple[dict, dict]]:
@@ -333,3 +335,67 @@ def test_the_server_encodes_with_our_packet_class():
     from app import create_app
     from app.transport import Packet
     assert create_app().extensions["socketio"].server.packet_class is Packet
+
+
+# ---- the frame lane (app.transport.FrameLane) ---------------------------------------------
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
+def test_a_prebuilt_websocket_message_parses_as_wsproto_would_frame_it(size):
+    """ws_frame's three length forms, read back by wsproto's own frame parser (a
+    client's: server messages are unmasked)."""
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+    from app.transport import ws_frame
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    reader = FrameProtocol(client=True, extensions=[])
+    reader.receive_bytes(ws_frame(0x1, b"451-7[]") + ws_frame(0x2, payload))
+    got = list(reader.received_frames())
+    assert [(f.opcode, f.message_finished) for f in got] == [(Opcode.TEXT, True), (Opcode.BINARY, True)]
+    assert got[0].payload == "451-7[]" and bytes(got[1].payload) == payload
+
+
+def test_frames_reach_a_raw_websocket_client_as_socketio_binary_events(live_server):
+    """On the wire, a frame is what python-socketio would send: a text header
+    '451-<id>["frame",{"_placeholder":true,"num":0}]', then its attachment; each short
+    acknowledgement (taken on the connection's reading thread) brings the next, and an
+    event's answer still comes the usual way."""
+    raw = RawSocket(live_server.url)
+    try:
+        assert raw.call("configure", {"config": {"model": {"hidden": [4, 4]}}})["ok"]
+        want = raw.emit("play")
+        steps, answered = [], False
+        while len(steps) < 20 or not answered:
+            msg = raw.ws.recv()
+            if msg == "2":
+                raw.ws.send("3")
+            elif isinstance(msg, str) and msg.startswith("451-"):
+                ack_id, rest = msg[4:].split("[", 1)
+                assert "[" + rest == '["frame",{"_placeholder":true,"num":0}]'
+                header, arrays = decode(raw.ws.recv())
+                assert "mask.0" in arrays or header["step"] == 0
+                steps.append(header["step"])
+                raw.ws.send(f"43{ack_id}[true]")
+            elif isinstance(msg, str) and msg.startswith(f"43{want}["):
+                assert json.loads(msg[len(f"43{want}"):])[0]["ok"]
+                answered = True
+        assert steps == sorted(steps) and steps[-1] > steps[0]
+        assert raw.call("pause")["ok"]
+    finally:
+        raw.ws.close()
+
+
+def test_a_polling_client_gets_its_frames_through_python_socketio(live_server):
+    """A client that never upgrades to a websocket cannot take prebuilt WebSocket
+    messages: its frames go through the ordinary emit."""
+    got = []
+    client = socketio.Client(reconnection=False)
+    client.on("frame", lambda data: got.append(decode(data)[0]["step"]) or True)
+    client.connect(live_server.url, auth={"token": "polling-only-token-1"}, transports=["polling"])
+    try:
+        assert client.call("configure", {"config": {}}, timeout=30)["ok"]
+        assert client.call("play", {}, timeout=30)["ok"]
+        deadline = time.monotonic() + 20
+        while len(got) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(got) >= 10 and got == sorted(got)
+    finally:
+        client.disconnect()
