@@ -122,12 +122,13 @@ class Pace:
         return self.speed <= self.serving.frame_rate
 
     def wants_step(self, now: float) -> bool:
-        """Whether this run takes part in its bucket's next step."""
+        """Whether this run takes part in its bucket's next step. (A run at its step or
+        time limit is never playing: the trainer stops it there.)"""
         if self.owed:
             return True
-        if not self.playing or self.state.finished:
+        if not self.playing:
             return False
-        if self.slow and self.frame_due:
+        if self.frame_due and self.slow:
             return False  # every step its own frame: the next waits for this one
         if self.speed >= self.serving.max_speed:
             return True
@@ -404,6 +405,9 @@ class Trainer:
         for pace in self.paces.values():
             if pace.playing:
                 pace.played_s += played
+                if pace.played_s >= self.serving.max_run_seconds:  # the time limit
+                    pace.playing = False
+                    pace.sink.status("finished", pace.finished)
             if pace.replay is not None:
                 self._send_replay(pace)
 
@@ -479,11 +483,18 @@ class Trainer:
             self._crash(best)
             return True
         cost = time.thread_time() - cpu
-        n = int(what.sum())
-        self.vclock[best] += cost / math.sqrt(n)
-        for state, on in zip(best.runs, what):
-            if on:
-                self._stepped(self.paces[id(state)], cost / n)
+        rows = np.flatnonzero(what)
+        self.vclock[best] += cost / math.sqrt(len(rows))
+        share, runs = cost / len(rows), best.runs
+        # a run at full speed (faster than frames) with nothing pending only counts its share
+        full = self.serving.max_speed if self.serving.max_speed > self.serving.frame_rate else math.inf
+        at_limit = best.steps[:len(runs)] >= self.limits.max_steps
+        for k in rows.tolist():
+            pace = self.paces[id(runs[k])]
+            pace.busy_s += share
+            pace.busy_steps += 1
+            if pace.owed or pace.until is not None or pace.speed < full or at_limit[k]:
+                self._stepped(pace)
         return True
 
     def _work_of(self, bucket: Bucket, now: float):
@@ -534,9 +545,9 @@ class Trainer:
             pace.sink.crashed()
         self._drop_bucket(bucket)
 
-    def _stepped(self, pace: Pace, cost: float) -> None:
-        pace.busy_s += cost
-        pace.busy_steps += 1
+    def _stepped(self, pace: Pace) -> None:
+        """After a step of a run that has something pending: a 'step' event's count, its
+        pacing, a stop step, its step limit."""
         if pace.owed:
             pace.owed -= 1
             if pace.owed == 0:
