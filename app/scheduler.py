@@ -67,9 +67,8 @@ from .settings import Serving
 
 log = logging.getLogger("dropout.trainer")
 
-AUTO_EVAL_SHARE = 0.02  # 'auto' test evaluations take at most this share of a run's time
-AUTO_EVAL_MAX_GAP_S = 0.5  # ... but come at least this often (one slow first pass must not
-                           # hold the test curve still for seconds), and at most boundary_rate a second
+AUTO_EVAL_SHARE = 0.1  # 'auto' test evaluations take at most this share of the trainer time a
+                       # run gets (and come at most boundary_rate times a second)
 FRAME_SHARE = 0.4       # frame passes take at most this share of a bucket's time, and of the trainer's
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
@@ -109,6 +108,7 @@ class Pace:
         self.next_extras = 0.0
         self.plain_frames = 0             # frames since the last one with the slow panels
         self.next_auto_eval = 0.0
+        self.eval_s = 0.0                 # CPU time of its 'auto' test evaluations
         self.busy_s = 0.0                 # this run's share of its buckets' step time
         self.frames_s = 0.0               # ... and of their frame passes
         self.busy_steps = 0
@@ -605,22 +605,24 @@ class Trainer:
             pace.sink.send(frame)
 
     def _auto_evaluate(self, bucket: Bucket, takers: list, now: float) -> None:
-        """'auto' test evaluation (eval_every 0): with frames, costing a run at most
-        AUTO_EVAL_SHARE of the time (and at least every AUTO_EVAL_MAX_GAP_S); a complete
-        frame always evaluates its own step. The cost is CPU time (wall time would count
-        other threads' turns)."""
+        """'auto' test evaluation (eval_every 0): with frames, at most boundary_rate a
+        second (more would cost without being seen) and at most AUTO_EVAL_SHARE of the
+        trainer's time that the run has had, in steps and frames; a complete frame always
+        evaluates its own step. On a crowded server a run's share of the time shrinks, and
+        its evaluations space out with it: a digits CNN's pass over its test set (~10 ms)
+        twice a second took most of what its bucket got. The cost is CPU time (wall time
+        would count other threads' turns)."""
         due = [(s, p) for s, p, _ in takers
                if s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step
-               and (p.complete or now >= p.next_auto_eval)]
+               and (p.complete or now >= p.next_auto_eval and p.eval_s <= AUTO_EVAL_SHARE * (p.busy_s + p.frames_s))]
         if not due:
             return
         cpu = time.thread_time()
         bucket.evaluate([s.row for s, _ in due])
         per_run = (time.thread_time() - cpu) / len(due)
         for _, p in due:
-            # a few times a second, like the boundary: more would cost without being seen
-            gap = max(1.0 / self.serving.boundary_rate, per_run / AUTO_EVAL_SHARE)
-            p.next_auto_eval = now + min(gap, AUTO_EVAL_MAX_GAP_S)
+            p.eval_s += per_run
+            p.next_auto_eval = now + 1.0 / self.serving.boundary_rate
 
     @staticmethod
     def _header(pace: Pace) -> dict:
