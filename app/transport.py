@@ -5,8 +5,9 @@
     Packet              python-socketio's packet, with a linear check for binary data
     guard               what one client can make the server hold or log: message sizes,
                         malformed packets, its outgoing backlog, its transport at the end;
-                        frame acknowledgements taken on the connection's reading thread
-    FrameLane           a frame to a websocket client as one queued item and one write
+                        every websocket read on one thread (Reader), a frame's
+                        acknowledgement handed to its callback there
+    FrameLane           a frame to a websocket client written at once, in one write
 """
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ import json
 import logging
 import queue
 import re
+import select
+import selectors
 import socket
 import struct
 import threading
+import time
 from typing import Callable
 
 import simple_websocket
 from engineio import packet as eio_packet
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from socketio import packet
+from wsproto.utilities import LocalProtocolError
 
 log = logging.getLogger("dropout.transport")
 
@@ -183,18 +188,193 @@ class SendQueue(queue.Queue):
 
 
 class _WholeSends:
-    """A socket whose send() sends everything. simple-websocket calls sock.send() and
-    ignores the count; on a socket with a timeout (ours have one) a send may be partial."""
+    """A connection's socket as simple-websocket and FrameLane write to it.
 
-    def __init__(self, sock):
-        self._sock = sock
+    * send() sends everything: simple-websocket calls sock.send() and ignores the count;
+      on a socket with a timeout (ours have one) a send may be partial.
+    * One message at a time: the writer thread, the Reader's answers (a close, a pong)
+      and a frame written at once (try_send) each hold the connection's lock.
+    * On the Reader's thread (it reads for every client) a send that would wait is
+      refused instead (OSError: the connection ends)."""
+
+    def __init__(self, sock, reader: "Reader | None" = None):
+        self._sock, self._reader = sock, reader
+        self._lock = threading.Lock()
+        self._rest = b""  # what try_send could not write at once: it goes first
 
     def send(self, data, *flags):
-        self._sock.sendall(data, *flags)
+        if self._reader is not None and threading.current_thread() is self._reader.thread:
+            if not self._lock.acquire(blocking=False):
+                raise OSError("the connection is busy writing")
+            try:
+                if self._rest or not select.select([], [self._sock], [], 0)[1]:
+                    raise OSError("the client does not read")
+                self._sock.sendall(data, *flags)
+            finally:
+                self._lock.release()
+            return len(data)
+        with self._lock:
+            if self._rest:
+                rest, self._rest = self._rest, b""
+                self._sock.sendall(rest)
+            if data:
+                self._sock.sendall(data, *flags)
         return len(data)
+
+    def try_send(self, data: bytes) -> bool | None:
+        """Write data now, without waiting: True when all of it went; None when part of
+        it went (the rest goes before anything else, and the caller must wake the
+        writer: send(b"") writes it); False when nothing went (the lock is taken, a rest
+        is still waiting, or the socket takes nothing now)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._rest or not select.select([], [self._sock], [], 0)[1]:
+                return False
+            try:
+                n = self._sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            if n < len(data):
+                self._rest = bytes(data[n:])
+                return None
+            return True
+        finally:
+            self._lock.release()
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
+
+
+class Reader:
+    """Reads every websocket connection of a server on ONE thread, where simple-websocket
+    starts a thread per connection (its thread_class is replaced). An acknowledgement
+    per frame and client woke that client's thread: at a hundred clients, thousands of
+    thread switches a second, each a hand-over of the interpreter from the trainer,
+    and a hundred threads. This thread wakes once for all the connections that
+    have something to read, reads each once (as the per-connection thread did in its
+    loop: recv, then wsproto's events) and hands acknowledgements to their callbacks
+    (_Inbox); other messages go to each connection's handler thread as before. A
+    connection that sends nothing for its socket's timeout ends, as its thread's recv
+    timed out before."""
+
+    SWEEP_S = 1.0
+
+    def __init__(self):
+        self._sel = selectors.DefaultSelector()
+        self._new: list["_WebSocket"] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self.thread = threading.Thread(target=self._loop, name="websocket-reader", daemon=True)
+        self.thread.start()
+
+    def thread_class(self, target, **_kwargs) -> "_Reading":
+        """simple-websocket's thread_class(target=ws._thread): the connection joins this
+        thread's selector instead."""
+        return _Reading(self, target.__self__)
+
+    def add(self, ws: "_WebSocket") -> None:
+        with self._lock:
+            self._new.append(ws)
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def connections(self) -> int:
+        return len(self._sel.get_map()) - 1
+
+    def _loop(self) -> None:
+        next_sweep = time.monotonic() + self.SWEEP_S
+        while True:
+            try:
+                for key, _ in self._sel.select(self.SWEEP_S):
+                    if key.data is None:
+                        self._take_new()
+                    else:
+                        self._read(key.data)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + self.SWEEP_S
+                    self._sweep(now)
+            except Exception:  # a bug here must not stop every client's reading
+                log.exception("event=websocket_reader outcome=error")
+                time.sleep(0.01)
+
+    def _take_new(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            new, self._new = self._new, []
+        for ws in new:
+            ws.last_read = time.monotonic()
+            try:
+                self._sel.register(ws.sock, selectors.EVENT_READ, ws)
+            except (ValueError, OSError, KeyError):  # closed already
+                self._end(ws, registered=False)
+
+    def _read(self, ws: "_WebSocket") -> None:
+        """One read of one connection: simple-websocket's thread loop, once."""
+        try:
+            data = ws.sock.recv(ws.receive_bytes)
+            if not data:
+                raise OSError("closed by the client")
+            ws.last_read = time.monotonic()
+            ws.ws.receive_data(data)
+            ws.connected = ws._handle_events()
+        except (OSError, LocalProtocolError):
+            ws.connected = False
+        except Exception:
+            log.exception("event=websocket_read outcome=error")
+            ws.connected = False
+        if not ws.connected:
+            self._end(ws)
+
+    def _sweep(self, now: float) -> None:
+        for key in list(self._sel.get_map().values()):
+            ws = key.data
+            if ws is not None:
+                timeout = ws.sock.gettimeout()
+                if timeout is not None and now - ws.last_read > timeout:
+                    ws.connected = False
+                    self._end(ws)
+
+    def _end(self, ws: "_WebSocket", registered: bool = True) -> None:
+        """As simple-websocket's thread ends: the handler thread wakes, the socket closes."""
+        if registered:
+            try:
+                self._sel.unregister(ws.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+        ws.connected = False
+        ws.quiet = False
+        ws.event.set()
+        try:
+            ws.sock.close()
+        except OSError:
+            pass
+
+
+class _Reading:
+    """What simple-websocket takes for its connection's reading thread (Reader)."""
+
+    def __init__(self, reader: Reader, ws: "_WebSocket"):
+        self.reader, self.ws = reader, ws
+        self.name = "websocket-reader"
+
+    def start(self) -> None:
+        self.reader.add(self.ws)
+
+    def is_alive(self) -> bool:
+        return self.ws.connected
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
 
 
 class _Inbox(list):
@@ -232,6 +412,7 @@ class _Wake(threading.Event):
 class _WebSocket(simple_websocket.Server):
     on_ack: Callable[[str], bool] | None = None  # takes a message, True if it was an acknowledgement
     quiet = False
+    last_read = 0.0  # (Reader) when it last read something
 
     def handshake(self):
         super().handshake()  # (before the reading thread starts)
@@ -295,6 +476,7 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
     * Each client's outgoing queue counts its bytes (backlog())."""
     eio = server.eio
     report = on_malformed
+    reader = server.websocket_reader = Reader()
 
     class WebSocket(SimpleWebSocketWSGI):
         def __init__(self, handler, eio_server, **kwargs):
@@ -307,8 +489,8 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
             raw = environ.get(key)
             if raw is not None:
                 raw.settimeout(socket_timeout)
-                environ = {**environ, key: _WholeSends(raw)}
-            self.ws = _WebSocket(environ, **self.server_args)
+                environ = {**environ, key: _WholeSends(raw, reader)}
+            self.ws = _WebSocket(environ, thread_class=reader.thread_class, **self.server_args)
             if self.eio_socket is not None:
                 self.eio_socket.transport = self
                 self.ws.on_ack = functools.partial(take_ack, self.eio_socket.sid)
@@ -334,9 +516,24 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
             if type(message) is Wire:  # FrameLane's: framed already
                 if not self.ws.connected:
                     raise simple_websocket.ConnectionClosed(self.ws.close_reason, self.ws.close_message)
-                self.ws.sock.send(message)  # (_WholeSends: all of it)
+                self.ws.sock.send(message)  # (_WholeSends: all of it, after any rest of try_send's)
             else:
                 super().send(message)
+
+        def write_now(self, wire: Wire) -> bool:
+            """FrameLane: write wire at once, from the caller's thread, when nothing is
+            queued or being written for this client (order) and the socket takes it
+            without waiting. False: queue it."""
+            q = self.eio_socket.queue if self.eio_socket is not None else None
+            if not isinstance(q, SendQueue) or q.bytes or not self.ws.connected:
+                return False
+            sock = self.ws.sock
+            if not isinstance(sock, _WholeSends):
+                return False
+            done = sock.try_send(wire)
+            if done is None:  # part of it: the writer writes the rest
+                self.eio_socket.send(_Framed(Wire()))
+            return done is not False
 
         def abort(self) -> None:
             """Cut the connection under everything: a writer blocked on a client that
@@ -417,17 +614,20 @@ def budget_replies(server, large_bytes: int, max_backlog: int,
 
 
 class FrameLane:
-    """Frames to websocket clients, each as ONE item of the client's Engine.IO queue.
+    """Frames to websocket clients, written at once from the trainer's thread.
 
     A frame is a Socket.IO binary event with an acknowledgement: a text header
     ('451-<id>["frame",{"_placeholder":true,"num":0}]') and one binary attachment, two
-    WebSocket messages. python-socketio builds a packet, checks and encodes it, and
-    queues two Engine.IO packets; the connection's writer wakes, frames each with wsproto
-    and writes each. Here the two messages are framed at once (uncompressed) and queued
-    as one item that the writer writes in one call: the client receives what it always
-    did, for less of the interpreter's time on the server at a hundred frames a second
-    per core. A client on another transport (long-polling, or Flask-SocketIO's test
-    client) gets the frame through fallback(event, data, to=sid, callback=...)."""
+    WebSocket messages. python-socketio would build a packet, check and encode it and
+    queue two Engine.IO packets, and the client's writer thread would wake, frame each
+    with wsproto and write each. Here both are framed at once (uncompressed: what the
+    client receives is what it always did) and written in one non-blocking write when
+    nothing else waits for that client; else (or for the part a full socket did not
+    take) they are queued as one item for its writer. At a hundred clients, a writer
+    woken per frame handed the interpreter back and forth with the trainer thousands of
+    times a second: the trainer's step took three times its CPU time in wall time.
+    A client on another transport (long-polling, or Flask-SocketIO's test client) gets
+    the frame through fallback(event, data, to=sid, callback=...)."""
 
     def __init__(self, server, fallback: Callable[..., None], admit: Callable[[str, int], bool]):
         self.server, self.fallback, self.admit = server, fallback, admit
@@ -444,7 +644,7 @@ class FrameLane:
         head = b'451-%d["frame",{"_placeholder":true,"num":0}]' % ack
         wire = Wire(ws_frame(0x1, head) + ws_frame(0x2, data))
         with self.server.packet_lock:  # never between another packet's header and attachment
-            if self.admit(eio_sid, len(wire)):
+            if self.admit(eio_sid, len(wire)) and not sock.transport.write_now(wire):
                 sock.send(_Framed(wire))
 
 
