@@ -17,15 +17,15 @@ and step count (Adam's bias correction); a run that sits out a step changes noth
 convolutions run as one grouped convolution (groups = K). A run whose shape is alone
 trains in a bucket of one, through the same code.
 
-Each run keeps its own random streams (RunState.drop_gen, .batch_gen): each layer's
-mask is drawn from the run's own generator into the run's own row, with the call
-torch.nn.Dropout makes (bernoulli_(1 - p) on the layer's (B, *units) noise), and only
-where nn.Dropout draws (train mode, 0 < p < 1); its batches follow
-model_server.datasets.Batches' rules with its own generator. So a run's masks and
-batches depend only on its own config and seed, never on who else trains in the
-bucket; its losses differ from the same run alone only by float rounding (a batched
-matmul may sum in another order); and a script with torch.nn.Dropout, seeded alike,
-draws the very same masks (model_server/export.py).
+Each run's randomness is its own. Its masks come from a counter (model_server.masks):
+the bits of a unit depend on the run's seed, its step and the unit's place, and every
+run's masks of a step are drawn at once, in one batch of integer ops over the bucket;
+only where nn.Dropout draws (train mode, 0 < p < 1) do they count. Its batches follow
+model_server.datasets.Batches' rules with its own generator (RunState.batch_gen). So a
+run's masks and batches depend only on its own config and seed, never on who else
+trains in the bucket, and its losses differ from the same run alone only by float
+rounding (a batched matmul may sum in another order). An exported script draws the
+same masks (model_server/export.py).
 
 Dropout keeps torch's semantics per run and layer (tests compare with torch itself):
     train, p < 1:     out = x * (noise * (1 / (1 - p)))    noise ~ Bernoulli(1 - p), 0 or 1
@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import masks
 from .datasets import plane_grid
 from .layers import SELU_ALPHA_PRIME
 from .network import Net, block_order
@@ -63,6 +64,7 @@ TIMELINE = 1000           # steps a paused run can be replayed from (<= LOSS_RIN
 MAX_PENDING_EVALS = 256   # evaluations waiting for a frame before they are folded in
 TALLY_FOLD = 64           # per-step losses are folded into the rings this many at a time
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1
+FEATURES_FIRST = 256      # passes without gradients over this many examples or more: see _affine
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 MOMENTUM = 0.9
 ACTS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu,
@@ -208,7 +210,7 @@ class Bucket:
             "pos": ((), np.int64, 0), "n_train": ((), np.int64, 0), "drawn": ((), bool, False),
             "steps": ((), np.int64, 0), "eval_every": ((), np.int64, 0), "lr": ((), np.float64, 0.0),
             "wd": ((), np.float64, 0.0), "train": ((), bool, True), "rec_of": ((), np.int64, -1),
-            "rec_row": ((), np.int64, 0),
+            "rec_row": ((), np.int64, 0), "mkey": ((), np.int64, 0),  # mkey: its masks' key (masks.run_key)
             "p": ((L,), np.float64, 0.0), "masked_l": ((L,), np.int64, 0),
         }
 
@@ -230,10 +232,8 @@ class Bucket:
             if old is not None and K:
                 arr[:K] = old[:K]
             setattr(self, name, arr)
-        # each row's noise, one view per layer, made once: (B, *units)
-        self._noise_slices = [[row[a:b].view(self.key.batch, *sh) for a, b, sh in
-                               zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
-                              for row in self.noise.unbind(0)]
+        places = masks.places(self.noise_offsets[-1])  # a step's noise units, layer after layer
+        self._places = places if dev.type == "cpu" else torch.from_numpy(places).to(dev)
         self._x_flat = self.x_train.view(-1, *self.key.input_shape)
         self._y_flat = self.y_train.view(-1)
         self._row_base = (torch.arange(cap, device=dev) * self.n_train_max).view(cap, 1)
@@ -271,6 +271,7 @@ class Bucket:
             getattr(self, name)[k] = fill
         self.n_train[k] = n
         self.eval_every[k] = state.cfg.train.eval_every
+        self.mkey[k] = masks.run_key(state.cfg.data.seed)
         self.set_hyper(state)
 
     def set_hyper(self, state: "RunState") -> None:
@@ -325,18 +326,12 @@ class Bucket:
         train = self.train[:K, None]
         drawing = train & (p > 0)
         self.drawing = drawing                                  # (K, L) host: a mask is drawn
-        draw = drawing & (p < 1)                                 # nn.Dropout draws here
-        self.draws = draw.any(1)                                 # (K,) host: noise is drawn
-        # per row: the layers it draws, as (noise view, keep probability); a layer that
-        # draws nothing holds its constant noise: 1 (eval mode, p = 0) or 0 (p = 1)
-        self._draw_plan = []
-        with torch.no_grad():
-            for k in range(K):
-                for l in range(self.L):
-                    if not draw[k, l]:
-                        self._noise_slices[k][l].fill_(0.0 if drawing[k, l] else 1.0)
-                plan = [(self._noise_slices[k][l], float(1 - p[k, l])) for l in range(self.L) if draw[k, l]]
-                self._draw_plan.append(plan)
+        # each unit's keep threshold (model_server.masks): 2^32 (always kept) in eval
+        # mode or at p = 0, 0 at p = 1, else round((1 - p) * 2^32); unit by unit, in the
+        # order of the noise
+        thr = np.where(drawing, np.round((1 - p) * 2**32), 2**32).astype(np.int64)
+        thr = np.repeat(thr, np.diff(self.noise_offsets), axis=1)
+        self._thresholds = thr if self._cpu else torch.from_numpy(thr).to(dev)
         if self.key.dropout_kind == "alpha":
             live = drawing & (p < 1)
             a = np.where(live, 1 / np.sqrt((SELU_ALPHA_PRIME ** 2 * p + 1) * np.maximum(1 - p, 1e-30)), 0.0)
@@ -355,7 +350,6 @@ class Bucket:
         self._cols: dict = {}
         # what a step with every run active needs, made once per membership or setting
         B = self.key.batch
-        self._draw_rows = np.flatnonzero(self.draws)
         self._ones = torch.ones(K, device=dev)
         self._masked_step = drawing.astype(np.int64) * B
         self._pos_step = np.where(self.n_train[:K] > B, B, 0)
@@ -410,7 +404,7 @@ class Bucket:
                 h = F.conv2d(h, w.reshape(K * c, *w.shape[2:]), b.reshape(K * c), padding=1, groups=K)
                 h = h.view(N, K, c, *h.shape[2:])
             else:
-                h = torch.baddbmm(b.unsqueeze(1), h, w)
+                h = _affine(h, w, b)
             pre = mask = None
             for op in self.order:
                 if op == "act":
@@ -429,7 +423,7 @@ class Bucket:
                 h = h.reshape(N, -1, *h.shape[3:])
         if self.cnn:
             h = h.transpose(0, 1).reshape(K, N, -1)
-        out = torch.baddbmm(P["head.bias"].unsqueeze(1), h, P["head.weight"])
+        out = _affine(h, P["head.weight"], P["head.bias"])
         return out.squeeze(-1) if self.key.n_out == 1 else out
 
     def _dropout(self, h, l, rows, noise, keep):
@@ -491,11 +485,14 @@ class Bucket:
         self._tables()
         dev, B = self.device, self.key.batch
         every = bool(act.all())   # the common case: every run of the bucket steps
-        # 1. randomness: each train-mode run draws this step's noise from its own stream
-        for k in (self._draw_rows if every else np.flatnonzero(act & self.draws)):
-            gen = self.runs[k].drop_gen
-            for noise, keep in self._draw_plan[k]:
-                noise.bernoulli_(keep, generator=gen)
+        # 1. randomness: every run's noise of its next step, from its own key (a run that
+        # sits out draws too: its step's bits, unused)
+        per_step = masks.step_bits(self.mkey[:K], self.steps[:K] + 1)
+        with torch.no_grad():
+            if self._cpu:
+                self.noise[:K].copy_(torch.from_numpy(masks.unit_bits(per_step, self._places) < self._thresholds))
+            else:
+                self.noise[:K].copy_(masks.unit_bits(torch.from_numpy(per_step).to(dev), self._places) < self._thresholds)
         # 2. each run's batch, in its own order
         self._next_batches(act)
         pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)  # idle rows: any batch
@@ -898,6 +895,18 @@ class Bucket:
         masks = [self.last_masks(s) for s in states]
         return [torch.stack([torch.ones(self.noise_shape[l], dtype=torch.bool, device=self.device) if m[l] is None
                              else m[l][0] for m in masks]) for l in range(self.L)]
+
+
+def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """b + h @ w for each run: h (K, N, in), w (K, in, out), b (K, out) -> (K, N, out).
+    A long pass without gradients (a boundary grid, a test set) is computed features
+    first, as w^T @ h^T, and handed back as a transposed view: BLAS is several times
+    faster on (out x in) @ (in x N) than on (N x in) @ (in x out) when in and out are
+    a few units (a 100-run 2-8-8-1 boundary pass: 16 ms -> 3.5 ms). Element-wise ops
+    after it keep that layout."""
+    if h.shape[1] >= FEATURES_FIRST and not torch.is_grad_enabled():
+        return torch.baddbmm(b.unsqueeze(2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b.unsqueeze(1), h, w)
 
 
 def _finite(v: float) -> float | None:

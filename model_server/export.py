@@ -9,10 +9,12 @@ The script builds the same network with torch.nn modules (nn.Dropout, nn.Dropout
 nn.AlphaDropout in place of the recording layers), the same data (generated with the
 same code and seeds), the same initialisation and mini-batch order, and the same loss
 and optimiser. Its module names match Net's, so the weights file loads into it as is.
-Dropout masks come from PyTorch's global generator, seeded as the playground seeds its
-own: on the CPU an exported MLP retraces the playground's run step for step (to float
-rounding; the playground uses fused optimisers). The recording layers draw masks in the
-input's memory order as aten does, so a CNN should retrace too; only MLPs are tested.
+While it trains, the script's dropout layers apply the playground's own masks: the
+functions of model_server.masks, copied into the script, draw them from (seed, step,
+unit), and train() puts them in place with forward hooks. So an exported MLP retraces
+the playground's run step for step (to float rounding; the playground uses fused
+optimisers); a CNN's masks are drawn alike, but only MLPs are tested. Outside train()
+the layers are torch.nn's, with torch's own generator (mc_predict).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from safetensors.torch import save
 
 from .config import RunConfig
 from .network import block_order
-from . import datasets
+from . import datasets, masks
+from .layers import SELU_ALPHA_PRIME
 from .runstate import FrozenRun
 
 # the exported script's optimiser line for each config optimizer
@@ -120,6 +123,54 @@ def _blocks_source(cfg: RunConfig, input_shape: tuple[int, ...]) -> tuple[list[s
     return lines, f"nn.Linear({flat}, {{n_out}})"
 
 
+def _masks_source() -> str:
+    """The playground's mask counter (model_server.masks), as the script's own code."""
+    constants = "\n".join(f"{name} = {getattr(masks, name)!r}" for name in
+                           ("MASK32", "STEP", "PLACE", "ROUNDS", "FINAL_SHIFT"))
+    functions = [masks.mix, masks.run_key, masks.step_bits, masks.places, masks.unit_bits, masks.keep_threshold]
+    return constants + "\n\n\n" + "\n\n".join(inspect.getsource(f) for f in functions)
+
+
+MASK_HOOKS = f'''\
+class PlaygroundMasks:
+    """While training, each dropout layer applies the playground's mask of the step
+    (torch's own formula, with the mask drawn by the functions above instead of torch's
+    generator): set step before each forward pass; remove() when done."""
+
+    def __init__(self, net):
+        self.layers = [m for m in net.modules() if isinstance(m, DROPOUT_LAYERS)]
+        self.key = np.array([run_key(SEED)], np.int64)
+        self.step = 1
+        self.drawn = []
+        self.handles = [m.register_forward_hook(self.apply) for m in self.layers]
+
+    def noise_shape(self, module, x):
+        """The units one example draws: a channel for Dropout2d, else every unit."""
+        return (x.shape[1], 1, 1) if isinstance(module, nn.Dropout2d) else x.shape[1:]
+
+    def apply(self, module, inputs, output):
+        x, p = inputs[0], module.p
+        if module is self.layers[0]:  # a forward pass begins: units are placed from 0
+            self.drawn = []
+        shape = (x.shape[0], *self.noise_shape(module, x))
+        at, n = sum(self.drawn), math.prod(shape)
+        self.drawn.append(n)  # every layer has its places, whether it draws or not
+        if not module.training or not 0 < p < 1:
+            return output  # eval mode, p = 0 (x itself) or p = 1 (zeros): nothing is drawn
+        bits = unit_bits(step_bits(self.key, np.array([self.step], np.int64)), places(at + n))[0, at:]
+        keep = torch.from_numpy(bits < keep_threshold(p)).reshape(shape).to(x.dtype)
+        if isinstance(module, nn.AlphaDropout):
+            alpha = {SELU_ALPHA_PRIME!r}  # alpha' of aten's alpha dropout, as the playground has it
+            a = 1 / math.sqrt((alpha ** 2 * p + 1) * (1 - p))
+            return x * (keep * a) + (keep - 1) * (alpha * a) + alpha * a * p
+        return x * (keep * (1 / (1 - p)))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+'''
+
+
 def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") -> str:
     """A standalone training script for cfg (it trains `steps` steps unless told otherwise)."""
     d, m, t = cfg.data, cfg.model, cfg.train
@@ -163,7 +214,7 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
 
 p is the DROP probability (PyTorch's convention): in training mode each unit is zeroed
 with probability p and the kept ones are scaled by 1 / (1 - p); net.eval() turns
-dropout off. Same data, initialisation, batch order and dropout seeding as the
+dropout off. Same data, initialisation, batch order and dropout masks as the
 playground{retrace}.
 
     python {filename}                       # train {steps} steps, print test metrics
@@ -204,6 +255,15 @@ def make_data():
     x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy({y_cast})
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
+
+# ---- dropout masks, as the playground draws them -------------------------------------
+# Each unit's mask bit comes from a counter: the seed, the step (from 1) and the unit's
+# place in the step (layer after layer, example by example), mixed into 32 bits; the
+# unit is kept when they fall below (1 - p) * 2^32. train() applies them (PlaygroundMasks);
+# drop it there and torch's own generator draws other masks, as good.
+{_masks_source()}
+
+{MASK_HOOKS}
 
 # ---- model -----------------------------------------------------------------------------
 class Net(nn.Module):
@@ -250,12 +310,13 @@ def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
     """steps optimiser steps on mini-batches in the playground's order; returns the
     per-step training losses."""
     x_train, y_train, x_test, y_test = data
-    torch.manual_seed(SEED + 1)  # nn.Dropout draws its masks from the global generator
     batches = torch.Generator().manual_seed(SEED + 2)
     opt = {OPTIMIZERS[t.optimizer]}
     n, order, pos, losses = len(x_train), None, 0, []
     net.train()
+    masks = PlaygroundMasks(net)
     for step in range(1, steps + 1):
+        masks.step = step
         if BATCH_SIZE >= n:
             x, y = x_train, y_train
         else:
@@ -274,6 +335,7 @@ def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
             recent = losses[-eval_every:]
             log(f"step {{step:6d}}  train loss {{sum(recent) / len(recent):.4f}}  "
                 f"test loss {{test_loss:.4f}}  test accuracy {{acc:.1%}}")
+    masks.remove()
     return losses
 
 

@@ -144,7 +144,6 @@ class RunState:
     def _fresh(self) -> None:
         """Random streams and history from the start (construction and reset)."""
         seed = self.cfg.data.seed
-        self.drop_gen = torch.Generator(self.device).manual_seed(seed + 1)
         self.batch_gen = torch.Generator().manual_seed(seed + 2)
         self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
         self.latest_eval: dict | None = None

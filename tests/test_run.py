@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import binom
 
-from model_server import Limits, Run, parse_config
+from model_server import Limits, Run, parse_config, masks
 from model_server import bucket as bucket_module
 from model_server.bucket import Bucket, key_of
 from model_server.config import DATASETS
@@ -240,16 +240,15 @@ def test_a_step_computes_what_torch_computes_with_the_same_masks(kind, p):
     torch.testing.assert_close(run.losses()[0], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_masks_are_what_nn_dropout_draws_from_the_same_generator():
-    """Each layer's mask is the bernoulli_(1 - p) draw torch.nn.Dropout makes: a generator
-    seeded as the run's, drawing the same shapes in the same order, gives the same masks."""
+def test_masks_are_the_counter_draws_of_the_run_seed_and_step():
+    """Each step's masks are model_server.masks' bits for (the run's seed, the step, each
+    unit's place: layer after layer, example by example), kept below round((1 - p) * 2^32)."""
     run = make_run(model={"hidden": [16, 8], "p": [0.5, 0.25]})
-    gen = torch.Generator().manual_seed(run.cfg.data.seed + 1)
-    for _ in range(3):
+    thresholds = np.concatenate([np.full(10 * 16, masks.keep_threshold(0.5)), np.full(10 * 8, masks.keep_threshold(0.25))])
+    for step in range(1, 4):
         run.step()
-        for mask, width, p in zip(masks_of(run), (16, 8), (0.5, 0.25)):
-            expected = torch.empty(10, width).bernoulli_(1 - p, generator=gen)
-            assert torch.equal(mask, expected > 0)
+        expected = torch.from_numpy(masks.kept(run.cfg.data.seed, step, thresholds))
+        assert torch.equal(torch.cat([m.reshape(-1) for m in masks_of(run)]), expected)
 
 
 def test_cnn_dropout2d_drops_whole_channels():
