@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     admit = budget_replies(socketio.server, serving.large_reply_bytes, serving.max_backlog_bytes,
                            namespace.over_reply_budget)
     registry.send_frame = FrameLane(socketio.server, emit, admit)
+    registry.trainer.sending = socketio.server.websocket_reader.hold
     exports.register(namespace)  # the 'export' event (app/exports.py)
     lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}

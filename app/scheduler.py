@@ -46,6 +46,7 @@ with the buckets' turns instead of holding every run still until it is through.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import threading
@@ -69,7 +70,7 @@ log = logging.getLogger("dropout.trainer")
 
 AUTO_EVAL_SHARE = 0.1  # 'auto' test evaluations take at most this share of the trainer time a
                        # run gets (and come at most boundary_rate times a second)
-FRAME_SHARE = 0.4       # frame passes take at most this share of a bucket's time, and of the trainer's
+FRAME_SHARE = 0.35      # frame passes take at most this share of a bucket's time, and of the trainer's
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
@@ -211,6 +212,9 @@ class Trainer:
         self._frames_wall = 0.0                        # wall time in frame passes since then
         self.tick_stretch = 1.0                        # how far every bucket's ticks are spread
         self._last_tick = time.perf_counter()
+        # a frame pass sends within this context (app.transport.FrameLane.sending: the
+        # clients' answers are read once the pass has sent everything)
+        self.sending: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()
 
@@ -572,13 +576,14 @@ class Trainer:
         self._auto_evaluate(bucket, takers, now)
         frames = take_frames(bucket, [t[0] for t in takers], [t[2] for t in takers], self.limits.grid_size,
                              [self._header(p) for _, p, _ in takers])
-        for (state, pace, extras), frame in zip(takers, frames):
-            pace.frame_due = pace.complete = False
-            pace.next_frame_at = now + 1.0 / rate  # at most frame_rate a second (its tick waits for it)
-            pace.plain_frames = 0 if extras else pace.plain_frames + 1
-            if extras:
-                pace.next_extras = now + 1.0 / self.serving.boundary_rate
-            pace.sink.send(frame)
+        with self.sending():
+            for (state, pace, extras), frame in zip(takers, frames):
+                pace.frame_due = pace.complete = False
+                pace.next_frame_at = now + 1.0 / rate  # at most frame_rate a second (its tick waits for it)
+                pace.plain_frames = 0 if extras else pace.plain_frames + 1
+                if extras:
+                    pace.next_extras = now + 1.0 / self.serving.boundary_rate
+                pace.sink.send(frame)
 
     def _owe(self, pace: Pace) -> None:
         """The run owes its client a complete frame of its current step: it goes out now

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -37,6 +38,7 @@ log = logging.getLogger("dropout.transport")
 # a longer number costs int()'s quadratic conversion. No event of this protocol comes near.
 MAX_DEPTH = 32
 MAX_DIGITS = 40
+HOLD_MAX_S = 0.25   # the Reader waits at most this long for a pass of frames to be written
 CLOSE_GRACE_S = 1.0  # a disconnected client's transport is cut this long after the session ends
 KEEP_BYTES = 4096    # queued packets up to this size outlive a session's end (statuses, close)
 
@@ -267,6 +269,8 @@ class Reader:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self.free = threading.Event()  # cleared while the trainer writes a pass of frames (hold)
+        self.free.set()
         self.thread = threading.Thread(target=self._loop, name="websocket-reader", daemon=True)
         self.thread.start()
 
@@ -283,6 +287,17 @@ class Reader:
         except OSError:
             pass
 
+    @contextlib.contextmanager
+    def hold(self):
+        """Read nothing meanwhile (the trainer writes a pass of frames): the answers to
+        them are read together afterwards, instead of this thread taking the interpreter
+        back from the trainer after each of its writes."""
+        self.free.clear()
+        try:
+            yield
+        finally:
+            self.free.set()
+
     def connections(self) -> int:
         return len(self._sel.get_map()) - 1
 
@@ -290,7 +305,9 @@ class Reader:
         next_sweep = time.monotonic() + self.SWEEP_S
         while True:
             try:
-                for key, _ in self._sel.select(self.SWEEP_S):
+                events = self._sel.select(self.SWEEP_S)
+                self.free.wait(HOLD_MAX_S)
+                for key, _ in events:
                     if key.data is None:
                         self._take_new()
                     else:
