@@ -212,8 +212,8 @@ class Trainer:
         self._frames_wall = 0.0                        # wall time in frame passes since then
         self.tick_stretch = 1.0                        # how far every bucket's ticks are spread
         self._last_tick = time.perf_counter()
-        # a frame pass sends within this context (app.transport.FrameLane.sending: the
-        # clients' answers are read once the pass has sent everything)
+        # a pass of frames is sent within this context (app.transport.Reader.hold: the
+        # clients' acknowledgements are read once the pass has written every frame)
         self.sending: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()

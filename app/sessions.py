@@ -307,12 +307,11 @@ def quote(value) -> str:
 class Registry:
     """All sessions of this process and its one trainer. One per app; no module-level state."""
 
-    def __init__(self, limits: Limits, serving: Serving, emit: Emit, metrics: Metrics,
-                 send_frame: SendFrame | None = None):
-        """send_frame: how a frame reaches its client (app.transport.FrameLane); by
-        default an ordinary emit."""
+    def __init__(self, limits: Limits, serving: Serving, emit: Emit, metrics: Metrics):
         self.limits, self.serving, self.emit, self.metrics = limits, serving, emit, metrics
-        self.send_frame = send_frame or (lambda sid, data, callback: emit("frame", data, to=sid, callback=callback))
+        # how a frame reaches its client: an ordinary emit, until create_app hands in
+        # app.transport.FrameLane (it needs the namespace, which needs this registry)
+        self.send_frame: SendFrame = lambda sid, data, callback: emit("frame", data, to=sid, callback=callback)
         self.sessions: dict[str, Session] = {}
         self.lock = threading.RLock()  # guards sessions, every session's slots and pending
         self.trainer = Trainer(limits, serving)

@@ -231,11 +231,11 @@ class _WholeSends:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            if self._rest or not select.select([], [self._sock], [], 0)[1]:
-                return False
             try:
+                if self._rest or not select.select([], [self._sock], [], 0)[1]:
+                    return False
                 n = self._sock.send(data, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
+            except (OSError, ValueError):  # would block, or closed meanwhile (by the Reader)
                 return False
             if n < len(data):
                 self._rest = bytes(data[n:])
@@ -297,9 +297,6 @@ class Reader:
             yield
         finally:
             self.free.set()
-
-    def connections(self) -> int:
-        return len(self._sel.get_map()) - 1
 
     def _loop(self) -> None:
         next_sweep = time.monotonic() + self.SWEEP_S
@@ -387,17 +384,11 @@ class _Reading:
     def start(self) -> None:
         self.reader.add(self.ws)
 
-    def is_alive(self) -> bool:
-        return self.ws.connected
-
-    def join(self, timeout: float | None = None) -> None:
-        pass
-
 
 class _Inbox(list):
     """simple-websocket's buffer of received messages, which hands a frame's
-    acknowledgement to its connection's on_ack on the reading thread instead of queueing
-    it for the connection's handler thread: one thread woken per acknowledgement, not two."""
+    acknowledgement to its connection's on_ack on the reading thread (the Reader) instead
+    of queueing it and waking the connection's handler thread for it."""
 
     def __init__(self, ws: "_WebSocket"):
         super().__init__()

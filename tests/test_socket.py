@@ -399,3 +399,31 @@ def test_a_polling_client_gets_its_frames_through_python_socketio(live_server):
         assert len(got) >= 10 and got == sorted(got)
     finally:
         client.disconnect()
+
+
+def test_a_write_the_socket_cannot_take_at_once_goes_first_later():
+    """FrameLane's non-blocking write (app.transport._WholeSends.try_send): what the socket
+    does not take at once is written before anything else, by the next send."""
+    import socket as socketlib
+    from app.transport import _WholeSends
+    a, b = socketlib.socketpair()
+    a.settimeout(10)
+    try:
+        w = _WholeSends(a)
+        big = bytes(range(256)) * 40_000  # ~10 MB: more than the socket buffers hold
+        assert w.try_send(big) is None  # part of it went
+        assert w.try_send(b"later") is False  # the rest waits: nothing may overtake it
+        got = bytearray()
+
+        def read_all():
+            while len(got) < len(big) + 4:
+                got.extend(b.recv(1 << 20))
+        reader = threading.Thread(target=read_all)
+        reader.start()
+        w.send(b"next")  # the writer's send: the rest first, then this
+        reader.join(30)
+        assert bytes(got) == big + b"next"
+        assert w.try_send(b"free") is True and b.recv(16) == b"free"
+    finally:
+        a.close()
+        b.close()
