@@ -139,6 +139,18 @@ def test_run_on_the_device_is_reproducible():
     torch.testing.assert_close(a.losses(), b.losses())
 
 
+def test_the_device_draws_the_masks_the_cpu_draws():
+    """Masks come from a counter of (seed, step, unit) (model_server.masks): the same run
+    on the device and on the CPU draws the same bits, step for step."""
+    model = {"hidden": [16, 8], "p": [0.5, 0.25]}
+    on_device, on_cpu = make_run(model=model), make_run(model=model, train={"device": "cpu"})
+    for _ in range(5):
+        on_device.step()
+        on_cpu.step()
+        for a, b in zip(on_device.bucket.last_masks(on_device.state), on_cpu.bucket.last_masks(on_cpu.state)):
+            assert torch.equal(a.cpu(), b)
+
+
 def test_a_run_in_a_busy_bucket_on_the_device_keeps_its_masks():
     """The same config and seed alone and among 30 others on the device: identical masks
     for 50 steps, losses within 1e-4 relative; per step, nothing waits for the device."""
