@@ -328,9 +328,21 @@ class Reader:
         for ws in new:
             ws.last_read = time.monotonic()
             try:
-                self._sel.register(ws.sock, selectors.EVENT_READ, ws)
-            except (ValueError, OSError, KeyError):  # closed already
-                self._end(ws, registered=False)
+                fd = ws.sock.fileno()
+            except OSError:
+                fd = -1
+            if fd < 0:  # closed already
+                self._end(ws)
+                continue
+            old = self._sel.get_map().get(fd)
+            if old is not None:
+                # that number's last connection was closed under this thread (by the web
+                # server, once its handler returned) and the number is in use again: the
+                # old one has ended
+                self._sel.unregister(fd)
+                self._end(old.data)
+            ws.reader_fd = fd
+            self._sel.register(fd, selectors.EVENT_READ, ws)
 
     def _read(self, ws: "_WebSocket") -> None:
         """One read of one connection: simple-websocket's thread loop, once."""
@@ -358,18 +370,18 @@ class Reader:
                     ws.connected = False
                     self._end(ws)
 
-    def _end(self, ws: "_WebSocket", registered: bool = True) -> None:
-        """As simple-websocket's thread ends: the handler thread wakes, the socket closes."""
-        if registered:
-            try:
-                self._sel.unregister(ws.sock)
-            except (KeyError, ValueError, OSError):
-                pass
+    def _end(self, ws: "_WebSocket") -> None:
+        """As simple-websocket's thread ends: the handler thread wakes, the socket closes.
+        (The registration goes by file number, and only if it is still this connection's:
+        a closed socket's number may already belong to a new connection.)"""
+        key = self._sel.get_map().get(ws.reader_fd)
+        if key is not None and key.data is ws:
+            self._sel.unregister(ws.reader_fd)
         ws.connected = False
         ws.quiet = False
         ws.event.set()
         try:
-            ws.sock.close()
+            ws.sock.close()  # (a socket object closed already stays closed: its number is not touched)
         except OSError:
             pass
 
@@ -421,6 +433,7 @@ class _WebSocket(simple_websocket.Server):
     on_ack: Callable[[str], bool] | None = None  # takes a message, True if it was an acknowledgement
     quiet = False
     last_read = 0.0  # (Reader) when it last read something
+    reader_fd = -1   # (Reader) the file number it is registered under
 
     def handshake(self):
         super().handshake()  # (before the reading thread starts)

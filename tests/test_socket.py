@@ -427,3 +427,50 @@ def test_a_write_the_socket_cannot_take_at_once_goes_first_later():
     finally:
         a.close()
         b.close()
+
+
+class FakeConnection:
+    """What the Reader needs of a connection: a socket, a parser, an event."""
+
+    def __init__(self, sock):
+        self.sock, self.receive_bytes, self.connected, self.quiet = sock, 4096, True, False
+        self.event, self.got = threading.Event(), bytearray()
+        self.ws = self  # the parser: receive_data
+        self.reader_fd, self.last_read = -1, 0.0
+
+    def receive_data(self, data):
+        self.got.extend(data)
+
+    def _handle_events(self):
+        return True
+
+
+def test_the_reader_takes_a_new_connection_whose_number_an_old_one_had():
+    """The web server closes a connection's socket once its handler returns, possibly
+    before the Reader has seen the end; the next connection often gets the same file
+    number. It must be read, and the old one ended (a new connection was cut at once)."""
+    import socket as socketlib
+    from app.transport import Reader
+    reader = Reader()
+    a, peer_a = socketlib.socketpair()
+    old = FakeConnection(a)
+    reader.add(old)
+    deadline = time.monotonic() + 5
+    while old.reader_fd < 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    number = a.fileno()
+    a.close()  # under the Reader, as the web server does
+    b, peer_b = socketlib.socketpair()
+    if b.fileno() != number:  # the number went to the other end: swap ends
+        b, peer_b = peer_b, b
+    assert b.fileno() == number
+    new = FakeConnection(b)
+    reader.add(new)
+    peer_b.sendall(b"hello")
+    deadline = time.monotonic() + 5
+    while bytes(new.got) != b"hello" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert bytes(new.got) == b"hello" and new.connected
+    assert old.event.is_set() and not old.connected
+    for s in (b, peer_a, peer_b):
+        s.close()
