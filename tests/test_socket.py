@@ -8,10 +8,9 @@ import threading
 import time
 
 import pytest
-import socketio
 
 from model_server.frames import decode
-from visitors import RawSocket
+from visitors import InOrderClient, RawSocket
 
 
 def frames_of(client) -> list[tuple[dict, dict]]:
@@ -125,10 +124,13 @@ def test_play_until_out_of_range_is_refused(sio, until, message):
 # ---- a real client against a real server ------------------------------------------------
 
 class Client:
-    """A python-socketio client that records (and acknowledges) frames."""
+    """A python-socketio client that records (and acknowledges) frames, taking messages
+    in arrival order (visitors.InOrderClient: the stock client decodes each on a thread of
+    its own, and a frame's attachment, which now arrives in the same write as its header,
+    could be taken before it, and a status after it for the attachment)."""
 
     def __init__(self, url: str, token: str = "real-client-1"):
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = InOrderClient(reconnection=False)
         self.frames: list[tuple[dict, dict]] = []
         self.arrivals: list[float] = []   # time.monotonic() of each frame
         self.statuses: list[dict] = []
@@ -387,7 +389,7 @@ def test_a_polling_client_gets_its_frames_through_python_socketio(live_server):
     """A client that never upgrades to a websocket cannot take prebuilt WebSocket
     messages: its frames go through the ordinary emit."""
     got = []
-    client = socketio.Client(reconnection=False)
+    client = InOrderClient(reconnection=False)
     client.on("frame", lambda data: got.append(decode(data)[0]["step"]) or True)
     client.connect(live_server.url, auth={"token": "polling-only-token-1"}, transports=["polling"])
     try:
