@@ -14,7 +14,7 @@ order torch.nn.Dropout would draw them: (example, unit) for an MLP, (example, ch
 for Dropout2d on a CNN, (example, channel, row, column) otherwise. A run's unit at step
 t (counted from 1) gets
 
-    mix2(mix3((key + t * STEP) mod 2^32) + place * PLACE) mod 2^32)
+    mix2((mix3((key + t * STEP) mod 2^32) + place * PLACE) mod 2^32)
 
 where mix3 and mix2 are three and two rounds of xor-shift and multiplication by an odd
 constant below 2^31, then a last xor-shift (32-bit hashes of the family of Chris
