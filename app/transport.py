@@ -367,7 +367,6 @@ class Reader:
             if ws is not None:
                 timeout = ws.sock.gettimeout()
                 if timeout is not None and now - ws.last_read > timeout:
-                    ws.connected = False
                     self._end(ws)
 
     def _end(self, ws: "_WebSocket") -> None:

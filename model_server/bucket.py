@@ -332,8 +332,7 @@ class Bucket:
         # each unit's keep threshold (model_server.masks): 2^32 (always kept) in eval
         # mode or at p = 0, 0 at p = 1, else round((1 - p) * 2^32); unit by unit, in the
         # order of the noise
-        thr = np.where(drawing, np.round((1 - p) * 2**32), 2**32).astype(np.int64)
-        thr = np.repeat(thr, np.diff(self.noise_offsets), axis=1)
+        thr = np.repeat(np.where(drawing, masks.keep_threshold(p), 2**32), np.diff(self.noise_offsets), axis=1)
         self._thresholds = thr if self._cpu else torch.from_numpy(thr).to(dev)
         if self.key.dropout_kind == "alpha":
             live = drawing & (p < 1)
@@ -492,11 +491,9 @@ class Bucket:
         # 1. randomness: every run's noise of its next step, from its own key (a run that
         # sits out draws too: its step's bits, unused)
         per_step = masks.step_bits(self.mkey[:K], self.steps[:K] + 1)
+        kept = masks.unit_bits(per_step if self._cpu else torch.from_numpy(per_step).to(dev), self._places) < self._thresholds
         with torch.no_grad():
-            if self._cpu:
-                self.noise[:K].copy_(torch.from_numpy(masks.unit_bits(per_step, self._places) < self._thresholds))
-            else:
-                self.noise[:K].copy_(masks.unit_bits(torch.from_numpy(per_step).to(dev), self._places) < self._thresholds)
+            self.noise[:K].copy_(torch.from_numpy(kept) if self._cpu else kept)
         # 2. each run's batch, in its own order
         self._next_batches(act)
         pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)  # idle rows: any batch

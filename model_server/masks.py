@@ -67,9 +67,10 @@ def unit_bits(per_step, place_terms):
     return mix((per_step[:, None] + place_terms[None, :]) & MASK32, rounds=2)
 
 
-def keep_threshold(p: float) -> int:
-    """Bits below this are kept: round((1 - p) * 2^32), 2^32 for p = 0, 0 for p = 1."""
-    return round((1.0 - p) * 2**32)
+def keep_threshold(p):
+    """Bits below this are kept: round((1 - p) * 2^32), 2^32 for p = 0, 0 for p = 1
+    (p a number or an array of them)."""
+    return np.round((1.0 - np.asarray(p, np.float64)) * 2**32).astype(np.int64)
 
 
 def kept(seed: int, step: int, thresholds: np.ndarray) -> np.ndarray:
