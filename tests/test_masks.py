@@ -29,7 +29,7 @@ def test_numpy_and_torch_give_the_same_bits():
     steps = np.array([1, 150_000, 2**31], np.int64)
     a = masks.unit_bits(masks.step_bits(keys, steps), masks.places(300))
     b = masks.unit_bits(masks.step_bits(torch.from_numpy(keys), torch.from_numpy(steps)),
-                        torch.from_numpy(masks.places(300)))
+                        torch.from_numpy(masks.places(300).astype(np.int64)))
     assert np.array_equal(a, b.numpy())
     assert a.min() >= 0 and a.max() <= masks.MASK32
 

@@ -553,6 +553,39 @@ def test_the_optimizers_follow_torch_optim():
             torch.testing.assert_close(w, net.state_dict()[name], rtol=1e-4, atol=1e-6, msg=f"{opt} {name}")
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "selu", "linear"])
+@pytest.mark.parametrize("kind,placement,dataset", [("dropout", "after_activation", "moons"),
+                                                    ("dropout", "before_activation", "moons"),
+                                                    ("alpha", "after_activation", "moons"),
+                                                    ("dropout2d", "before_activation", "digits")])
+def test_the_taped_gradient_is_autograds(activation, kind, placement, dataset):
+    """An MLP bucket without BatchNorm takes its gradient from its forward pass's tape,
+    without autograd's graph: the same gradient as autograd's, for every activation,
+    dropout kind and placement, one logit or ten, with runs at other p (one at p = 1),
+    one in eval mode and one sitting out the step."""
+    states = [RunState(config(data={"seed": i, "dataset": dataset},
+                              model={"hidden": [8, 6], "p": [0.1 * i, 0.5], "activation": activation,
+                                     "dropout_kind": kind, "placement": placement}))
+              for i in range(4)]
+    b = Bucket(key_of(states[0]), states[0].initial_net())
+    for s in states:
+        b.join(s)
+    assert b.taped
+    states[3].set_p(0, 1.0)
+    states[2].set_mode("eval")
+    for s in states:
+        b.set_hyper(s)
+    b.step(np.ones(4, bool))  # this step's noise is drawn: the passes below use it
+    K, B = 4, b.key.batch
+    x, y = b.x_train[:K, :B].detach(), b.y_train[:K, :B]
+    act = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    loss_t, grad_t = b._gradient(x, y, act, False, [], taped=True)
+    loss_a, grad_a = b._gradient(x, y, act, False, [], taped=False)
+    torch.testing.assert_close(loss_t, loss_a, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad_t, grad_a, rtol=1e-4, atol=1e-6)
+    assert grad_t[:3].abs().sum(1).gt(0).all() and grad_t[3].eq(0).all()
+
+
 def test_full_batch_training():
     run = make_run(train={"batch_size": 250})
     run.step(3)
