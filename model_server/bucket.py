@@ -195,7 +195,6 @@ class Bucket:
             "m": ((self.layout.size,), 0.0, torch.float32),     # Adam's first moment / SGD's momentum
             "v": ((self.layout.size,), 0.0, torch.float32),     # Adam's second moment
             "t": ((1,), 0.0, torch.float64),                   # optimizer steps taken (bias correction)
-            "noise": ((self.noise_offsets[-1],), 0.0, torch.float32),
             "lsum": ((), 0.0, torch.float32), "lcnt": ((), 0.0, torch.float32),  # since the last frame
             "esum": ((), 0.0, torch.float32), "ecnt": ((), 0.0, torch.float32),  # since the last evaluation
             "ring": ((LOSS_RING + 1,), 0.0, torch.float32),      # the last column takes no-ops
@@ -212,8 +211,9 @@ class Bucket:
             "tl_vals": ((TIMELINE, 2 * sum(self.act_sizes) + sum(self.mask_sizes)), 0.0, torch.float16),
             "tl_index": ((TIMELINE,), 0, torch.long),
         }
-        for l, n in enumerate(self.mask_sizes):
-            specs[f"kept{l}"] = ((B, n), 0.0, torch.float32)     # kept count per example slot and unit
+        # times each unit of each example slot was kept since the last frame (in the
+        # noise's layout), where its mask counted
+        specs["kept"] = ((self.noise_offsets[-1],), 0.0, torch.float32)
         if key.batchnorm != "none":
             for l, c in enumerate(key.hidden):
                 specs[f"bn_mean{l}"] = ((c,), 0.0, torch.float32)
@@ -256,6 +256,7 @@ class Bucket:
         self._row_base = (torch.arange(cap, device=dev) * self.n_train_max).view(cap, 1)
         self._ar_batch = torch.arange(self.key.batch, device=dev).view(1, -1)
         self._cpu = dev.type == "cpu"
+        self._adam_step = torch.zeros((), device=dev)  # the step count handed to the fused Adam kernel
         self.cap = cap
         self._tables_dirty = True
 
@@ -371,10 +372,9 @@ class Bucket:
         self._pos_step = np.where(self.n_train[:K] > B, B, 0)
         self._all_rows = np.arange(K)
         self._kept_all = [torch.ones(K, n, device=dev) for n in self.mask_sizes]  # a layer without a mask
-        self._noise_views = [self.noise[:K, a:b].view(K, B, *sh) for a, b, sh in
-                             zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
+        self._views = self.layout.views(self.theta[:K].detach())  # every run's parameters
         self._any_eval = bool((self.eval_every[:K] > 0).any())
-        self._layer_counts = [(bool(drawing[:, l].any()), bool(drawing[:, l].all())) for l in range(self.L)]
+        self._count_w = torch.from_numpy(np.repeat(drawing, np.diff(self.noise_offsets), axis=1).astype(np.float32)).to(dev)
         self._tables_dirty = False
 
     def _column(self, name: str, rows, l: int, ndim: int) -> torch.Tensor:
@@ -412,7 +412,8 @@ class Bucket:
         self._tables()
         theta = self._sel(self.theta, rows)
         K, N = theta.shape[0], x.shape[1]
-        P = self.layout.views(theta)
+        # (views of theta stay valid while it is updated in place; autograd needs its own)
+        P = self._views if rows is None and tape is not None else self.layout.views(theta)
         train_rows = (self.train_t if rows is None else self.train_t[rows]) if noise is not None else None
         h = x.transpose(0, 1).reshape(N, K * x.shape[2], *x.shape[3:]) if self.cnn else x.flatten(2)
         # a pass without gradients and without a tape: activations in place (every h
@@ -457,16 +458,15 @@ class Bucket:
         return out.squeeze(-1) if self.key.n_out == 1 else out
 
     def _dropout(self, h, l, rows, noise, keep):
-        """(output, mask, factor): the mask (1 kept) and the factor the input was
+        """(output, mask, factor): the mask (1 kept: bool or 0/1) and the factor the input was
         multiplied by, the output's gradient with respect to its input (None: no dropout)."""
         if noise is None and keep is None:
             return h, None, None
         if keep is not None:  # one fixed mask per run, broadcast over the examples
             mask = keep.unsqueeze(0) if self.cnn else keep.unsqueeze(1)
             kept = mask.to(h.dtype)
-        else:                 # this step's noise: 1 kept, 0 dropped
-            kept = noise.transpose(0, 1) if self.cnn else noise
-            mask = kept > 0
+        else:                 # this step's noise: 1 kept, 0 dropped (the mask too: 1.0 kept)
+            mask = kept = noise.transpose(0, 1) if self.cnn else noise
         factor = kept * self._column("mul", rows, l, h.dim())   # 0 or 1/(1-p): aten's scaled noise
         if self.key.dropout_kind == "alpha":
             # aten: b = (noise - 1) * alpha' * a + alpha' * a * p;  out = x * (noise * a) + b
@@ -520,11 +520,15 @@ class Bucket:
         # 1. randomness: every run's noise of its next step, from its own key (a run that
         # sits out draws too: its step's bits, unused)
         per_step = masks.step_bits(self.mkey[:K], self.steps[:K] + 1)
-        if not self._cpu:
+        # (a fresh tensor each step: the step's record keeps its masks, see _dropout)
+        if self._cpu:
+            noise = torch.from_numpy(np.less(masks.unit_bits(per_step, self._places), self._thresholds,
+                                             out=np.empty((K, self.noise_offsets[-1]), np.float32)))
+        else:
             per_step = torch.from_numpy(per_step.astype(np.int64)).to(dev)
-        kept = masks.unit_bits(per_step, self._places) < self._thresholds
-        with torch.no_grad():
-            self.noise[:K].copy_(torch.from_numpy(kept) if self._cpu else kept)
+            noise = (masks.unit_bits(per_step, self._places) < self._thresholds).float()
+        noise_views = [noise[:, a:b].view(K, B, *sh) for a, b, sh in
+                       zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
         # 2. each run's batch, in its own order
         self._next_batches(act)
         pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)  # idle rows: any batch
@@ -536,23 +540,19 @@ class Bucket:
         # 3. forward and backward; rows sitting out contribute nothing
         act_t = self._ones if every else torch.from_numpy(act.astype(np.float32)).to(dev)  # (K,) 0/1
         record: list = []
-        per_run, grad = self._gradient(x, y, act_t, every, record)
+        per_run, grad = self._gradient(x, y, noise_views, act_t, every, record)
         self._update(K, act_t, every, grad)
         # 4. what frames will read
         self.steps[:K] += act
         self.pos[:K] += self._pos_step if every else np.where(act, self._pos_step, 0)
         counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
         self.masked_l[:K] += self._masked_step if every else counted * B
-        with torch.no_grad():
-            for l, (pre, mask, out) in enumerate(record):
-                some, all_ = self._layer_counts[l] if every else (counted[:, l].any(), counted[:, l].all())
-                if mask is None or not some:
-                    continue
-                m = (mask.transpose(0, 1) if self.cnn else mask).reshape(K, B, -1)
-                if not all_:
-                    m = m & torch.from_numpy(counted[:, l]).to(dev).view(K, 1, 1)
-                getattr(self, f"kept{l}")[:K].add_(m)
-        self._tally.append((per_run.detach(), act))
+        with torch.no_grad():  # kept counts: this step's noise where its masks count
+            if every:
+                self.kept[:K].addcmul_(noise, self._count_w)
+            else:
+                self.kept[:K].addcmul_(noise, self._count_w * act_t.view(K, 1))
+        self._tally.append((per_run, act, self._timeline_rows(record, idx, act, every)))
         if len(self._tally) >= TALLY_FOLD:
             self._fold()
         sid = self.steps_taken
@@ -566,7 +566,6 @@ class Bucket:
             self.rec_row[:K][act] = np.flatnonzero(act)
         if len(self._records) > 8:
             self._prune_records()
-        self._to_timeline(record, idx, act, every)
         self.steps_taken += 1
         if self._any_eval:
             ev = self.eval_every[:K]
@@ -575,13 +574,13 @@ class Bucket:
                 self.evaluate(np.flatnonzero(due))
 
     @torch.no_grad()
-    def _to_timeline(self, record: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> None:
-        """This step into each active run's timeline, at column (step - 1) % TIMELINE:
-        what a frame of this step would show (replay_snapshot reads it back). One
-        concatenation and one copy: this runs every step."""
+    def _timeline_rows(self, record: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
+        """This step's entries of each active run's timeline: what a frame of this step
+        would show (replay_snapshot reads it back), for column (step - 1) % TIMELINE.
+        _fold writes them, many steps at once: this runs every step."""
         K = len(self.runs)
         rows = self._all_rows if every else np.flatnonzero(act)
-        at = torch.from_numpy(rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE).to(self.device)
+        at = rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE
         if self.cnn:  # (B, K, ...): each run's first example
             parts = [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
             parts += [out[0].reshape(K, -1) for _, _, out in record]
@@ -591,12 +590,11 @@ class Bucket:
             parts = [(out if pre is None else pre)[:, 0] for pre, _, out in record]
             parts += [out[:, 0] for _, _, out in record]
             parts += [mask[:, 0] if mask is not None else self._kept_all[l] for l, (_, mask, _) in enumerate(record)]
-        vals, index = torch.cat(parts, 1).half(), idx[:, 0]
+        vals, index = torch.cat(parts, 1), idx[:, 0]
         if not every:
             sel = torch.from_numpy(rows).to(self.device)
             vals, index = vals.index_select(0, sel), index.index_select(0, sel)
-        self.tl_vals.view(-1, self.tl_vals.shape[-1]).index_copy_(0, at, vals)
-        self.tl_index.view(-1).index_copy_(0, at, index)
+        return vals, index, at
 
     def timeline(self, state: "RunState") -> tuple[int, int] | None:
         """The steps of this run that can be replayed, (first, last), or None before its
@@ -619,19 +617,20 @@ class Bucket:
             self.perm[k, :n[k]] = torch.randperm(int(n[k]), generator=self.runs[k].batch_gen).to(self.device)
             self.pos[k], self.drawn[k] = 0, True
 
-    def _gradient(self, x: torch.Tensor, y: torch.Tensor, act: torch.Tensor, every: bool, record: list,
-                  taped: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training pass with this step's noise: each run's loss (K,) and the gradient
+    def _gradient(self, x: torch.Tensor, y: torch.Tensor, noise: list, act: torch.Tensor, every: bool,
+                  record: list, taped: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training pass with this step's noise (per layer, (K, B, *units) 0/1): each
+        run's loss (K,) and the gradient
         of sum(act * loss) with respect to theta (K, P). taped (default: self.taped):
         from forward's tape by _backward, else by autograd (CNNs, BatchNorm)."""
         if self.taped if taped is None else taped:
             tape: list = []
             with torch.no_grad():
-                logits = self.forward(x, noise=self._noise_views, record=record, tape=tape)
+                logits = self.forward(x, noise=noise, record=record, tape=tape)
                 per_run = self.losses(logits, y)
                 return per_run, self._backward(tape, self._loss_grad(logits, y, None if every else act))
         with torch.enable_grad():
-            per_run = self.losses(self.forward(x, noise=self._noise_views, record=record, bn_update=act), y)
+            per_run = self.losses(self.forward(x, noise=noise, record=record, bn_update=act), y)
             (per_run.sum() if every else (per_run * act).sum()).backward()
         grad, self.theta.grad = self.theta.grad[:len(per_run)], None
         return per_run.detach(), grad
@@ -688,14 +687,12 @@ class Bucket:
                 # the bias corrections in double precision, as torch.optim.Adam computes them
                 steps = self.steps[:K]  # before this step's count: t = steps + 1
                 if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
-                    # one step count and one learning rate (a lone run, say): torch.optim.Adam's
-                    # own arithmetic with Python scalars, in fewer ops
+                    # one step count and one learning rate (a lone run, say): the kernel of
+                    # torch.optim.Adam(fused=True), one op where the arithmetic below takes ten
                     t.add_(1)
-                    n = float(steps[0] + 1)
-                    m.lerp_(g, 1 - b1)
-                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                    denom = (v.sqrt() / math.sqrt(1 - b2 ** n)).add_(ADAM_EPS)
-                    theta.addcdiv_(m, denom, value=-float(self.lr[0]) / (1 - b1 ** n))
+                    torch._fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
+                                       lr=float(self.lr[0]), beta1=b1, beta2=b2, weight_decay=0.0,
+                                       eps=ADAM_EPS, amsgrad=False, maximize=False)
                     return
                 if every:
                     t.add_(1)
@@ -722,13 +719,19 @@ class Bucket:
                 theta.sub_(g * (self.lr_t if every else self.lr_t * a))
 
     def _fold(self) -> None:
-        """Pending per-step losses into each run's ring and sums (they move with rows)."""
+        """The last steps' pending losses into each run's ring and sums, and their
+        timeline entries into the timelines (before rows move, and before anything reads
+        them)."""
         if not self._tally:
             return
         K = len(self.runs)
         with torch.no_grad():
-            L = torch.stack([loss for loss, _ in self._tally])                     # (T, K)
-            A = torch.from_numpy(np.stack([a for _, a in self._tally]).astype(np.float32)).to(self.device)
+            vals, index, at = zip(*(entries for _, _, entries in self._tally))
+            at = torch.from_numpy(np.concatenate(at)).to(self.device)
+            self.tl_vals.view(-1, self.tl_vals.shape[-1]).index_copy_(0, at, torch.cat(vals).half())
+            self.tl_index.view(-1).index_copy_(0, at, torch.cat(index))
+            L = torch.stack([loss for loss, _, _ in self._tally])                     # (T, K)
+            A = torch.from_numpy(np.stack([a for _, a, _ in self._tally]).astype(np.float32)).to(self.device)
             LA = L * A
             s, c = LA.sum(0), A.sum(0)
             self.lsum[:K] += s
@@ -851,8 +854,9 @@ class Bucket:
             flat = rows_t * self.n_train_max + fields["index"]
             fields["x"] = self._x_flat.index_select(0, flat).reshape(n, -1)
             fields["y"] = self._y_flat.index_select(0, flat).float()
-        for l in range(self.L):
-            fields[f"kept{l}"] = getattr(self, f"kept{l}").index_select(0, rows_t).sum(1)
+        kept = self.kept.index_select(0, rows_t)
+        for l, (a, b) in enumerate(zip(self.noise_offsets, self.noise_offsets[1:])):
+            fields[f"kept{l}"] = kept[:, a:b].view(n, self.key.batch, -1).sum(1)
         cnt = self.lcnt.index_select(0, rows_t)
         fields["train_loss"] = torch.where(cnt > 0, self.lsum.index_select(0, rows_t) / cnt.clamp_min(1),
                                            torch.full_like(cnt, math.nan))
@@ -872,8 +876,7 @@ class Bucket:
         # restart the per-frame counters of these runs
         self.lsum[rows_t] = 0
         self.lcnt[rows_t] = 0
-        for l in range(self.L):
-            getattr(self, f"kept{l}")[rows_t] = 0
+        self.kept[rows_t] = 0
         masked = self.masked_l[rows].copy()
         self.masked_l[rows] = 0
         if evals:  # into each run's history, in order
@@ -961,7 +964,7 @@ class Bucket:
             return [None] * self.L
         layers, _, counted = self._records[sid]
         r = int(self.rec_row[state.row])
-        return [None if mask is None or not counted[r, l] else (mask[:, r] if self.cnn else mask[r])
+        return [None if mask is None or not counted[r, l] else (mask[:, r] if self.cnn else mask[r]) > 0
                 for l, (_, mask, _) in enumerate(layers)]
 
     def shows_thinned(self, state: "RunState") -> bool:

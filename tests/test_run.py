@@ -575,12 +575,13 @@ def test_the_taped_gradient_is_autograds(activation, kind, placement, dataset):
     states[2].set_mode("eval")
     for s in states:
         b.set_hyper(s)
-    b.step(np.ones(4, bool))  # this step's noise is drawn: the passes below use it
     K, B = 4, b.key.batch
+    b.step(np.ones(K, bool))
+    noise = [torch.rand(K, B, n).lt(0.6).float() for n in (8, 6)]
     x, y = b.x_train[:K, :B].detach(), b.y_train[:K, :B]
     act = torch.tensor([1.0, 1.0, 1.0, 0.0])
-    loss_t, grad_t = b._gradient(x, y, act, False, [], taped=True)
-    loss_a, grad_a = b._gradient(x, y, act, False, [], taped=False)
+    loss_t, grad_t = b._gradient(x, y, noise, act, False, [], taped=True)
+    loss_a, grad_a = b._gradient(x, y, noise, act, False, [], taped=False)
     torch.testing.assert_close(loss_t, loss_a, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(grad_t, grad_a, rtol=1e-4, atol=1e-6)
     assert grad_t[:3].abs().sum(1).gt(0).all() and grad_t[3].eq(0).all()
