@@ -156,8 +156,8 @@ class Bucket:
         self.order = block_order(template.cfg)
         self.L = len(key.hidden)
         self.cnn = key.kind == "cnn"
-        # trained without autograd (forward's tape, _backward): an MLP without BatchNorm
-        self.taped = not self.cnn and key.batchnorm == "none"
+        # trained without autograd (forward's tape, _backward): a network without BatchNorm
+        self.taped = key.batchnorm == "none"
         self.runs: list["RunState"] = []
         self.shard = 0   # a server may keep several buckets of one shape (it bounds a step's cost)
         self.steps_taken = 0
@@ -407,8 +407,8 @@ class Bucket:
         record: a list to append (pre-dropout input, mask or None, block output) per layer.
         bn_update: (K',) 1 where this batch updates BatchNorm's running statistics.
         hidden: a list to append each block's output to.
-        tape: a list to append what _backward needs (an MLP without BatchNorm, run
-        without autograd: see step())."""
+        tape: a list to append what _backward needs (a network without BatchNorm,
+        trained without autograd: see _gradient)."""
         self._tables()
         theta = self._sel(self.theta, rows)
         K, N = theta.shape[0], x.shape[1]
@@ -423,8 +423,10 @@ class Bucket:
         for l in range(self.L):
             w, b = P[f"blocks.{l}.0.weight"], P[f"blocks.{l}.0.bias"]
             if self.cnn:
-                c = w.shape[1]
-                h = F.conv2d(h, w.reshape(K * c, *w.shape[2:]), b.reshape(K * c), padding=1, groups=K)
+                c, wk = w.shape[1], w.reshape(K * w.shape[1], *w.shape[2:])
+                if tape is not None:
+                    tape.append(("conv", f"blocks.{l}.0", h, wk, K))
+                h = F.conv2d(h, wk, b.reshape(K * c), padding=1, groups=K)
                 h = h.view(N, K, c, *h.shape[2:])
             else:
                 if tape is not None:
@@ -451,6 +453,8 @@ class Bucket:
             if self.cnn and l + 1 < self.L:
                 h = h.reshape(N, -1, *h.shape[3:])
         if self.cnn:
+            if tape is not None:
+                tape.append(("flatten", h.shape))
             h = h.transpose(0, 1).reshape(K, N, -1)
         if tape is not None:
             tape.append(("affine", "head", h, P["head.weight"]))
@@ -622,7 +626,7 @@ class Bucket:
         """A training pass with this step's noise (per layer, (K, B, *units) 0/1): each
         run's loss (K,) and the gradient
         of sum(act * loss) with respect to theta (K, P). taped (default: self.taped):
-        from forward's tape by _backward, else by autograd (CNNs, BatchNorm)."""
+        from forward's tape by _backward, else by autograd (BatchNorm)."""
         if self.taped if taped is None else taped:
             tape: list = []
             with torch.no_grad():
@@ -650,12 +654,13 @@ class Bucket:
 
     def _backward(self, tape: list, g: torch.Tensor) -> torch.Tensor:
         """The gradient of theta, (K, P), from the logits' gradient, walking the tape of
-        an MLP's forward pass backwards: autograd's arithmetic with autograd's kernels,
+        the forward pass backwards: autograd's arithmetic with autograd's kernels,
         without its graph (for a small network, recording and walking the graph cost
         more than the arithmetic: a lone 2-8-8-1 step's forward and backward took ~0.5 ms
         with autograd, ~0.15 ms this way)."""
         grads: dict[str, torch.Tensor] = {}
         act_grad = ACT_GRADS[self.key.activation]
+        K = g.shape[0]
         for i in range(len(tape) - 1, -1, -1):
             entry = tape[i]
             if entry[0] == "affine":
@@ -664,11 +669,20 @@ class Bucket:
                 grads[f"{name}.bias"] = g.sum(1)
                 if i:  # (the network's input needs no gradient)
                     g = torch.bmm(g, w.transpose(1, 2))
+            elif entry[0] == "conv":  # h (N, K * c_in, H, W), w (K * c, c_in, 3, 3), groups K
+                _, name, h, w, groups = entry
+                g_in, grads[f"{name}.weight"], grads[f"{name}.bias"] = _aten.convolution_backward(
+                    g.reshape(h.shape[0], -1, *h.shape[2:]), h, w, [w.shape[0]], [1, 1], [1, 1], [1, 1],
+                    False, [0, 0], groups, [i > 0, True, True])
+                if i:
+                    g = g_in.view(h.shape[0], groups, -1, *h.shape[2:])
+            elif entry[0] == "flatten":  # a CNN's (N, K, c, H, W) -> the head's (K, N, c * H * W)
+                shape = entry[1]
+                g = g.view(shape[1], shape[0], *shape[2:]).transpose(0, 1)
             elif entry[0] == "act":
                 g = act_grad(g, entry[1], entry[2])
             else:  # dropout: out = x * factor (+ a constant, for alpha dropout)
                 g = g * entry[1]
-        K = g.shape[0]
         return torch.cat([grads[name].reshape(K, -1) for name, *_ in self.layout.params], 1)
 
     def _update(self, K: int, act: torch.Tensor, every: bool, g: torch.Tensor) -> None:

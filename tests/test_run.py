@@ -554,17 +554,19 @@ def test_the_optimizers_follow_torch_optim():
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "selu", "linear"])
-@pytest.mark.parametrize("kind,placement,dataset", [("dropout", "after_activation", "moons"),
-                                                    ("dropout", "before_activation", "moons"),
-                                                    ("alpha", "after_activation", "moons"),
-                                                    ("dropout2d", "before_activation", "digits")])
-def test_the_taped_gradient_is_autograds(activation, kind, placement, dataset):
-    """An MLP bucket without BatchNorm takes its gradient from its forward pass's tape,
+@pytest.mark.parametrize("net,kind,placement,dataset", [("mlp", "dropout", "after_activation", "moons"),
+                                                        ("mlp", "dropout", "before_activation", "moons"),
+                                                        ("mlp", "alpha", "after_activation", "moons"),
+                                                        ("mlp", "dropout2d", "before_activation", "digits"),
+                                                        ("cnn", "dropout2d", "after_activation", "digits"),
+                                                        ("cnn", "dropout", "before_activation", "digits")])
+def test_the_taped_gradient_is_autograds(activation, net, kind, placement, dataset):
+    """A bucket without BatchNorm takes its gradient from its forward pass's tape,
     without autograd's graph: the same gradient as autograd's, for every activation,
-    dropout kind and placement, one logit or ten, with runs at other p (one at p = 1),
-    one in eval mode and one sitting out the step."""
+    dropout kind and placement, MLP or CNN, one logit or ten, with runs at other p (one
+    at p = 1), one in eval mode and one sitting out the step."""
     states = [RunState(config(data={"seed": i, "dataset": dataset},
-                              model={"hidden": [8, 6], "p": [0.1 * i, 0.5], "activation": activation,
+                              model={"kind": net, "hidden": [8, 6], "p": [0.1 * i, 0.5], "activation": activation,
                                      "dropout_kind": kind, "placement": placement}))
               for i in range(4)]
     b = Bucket(key_of(states[0]), states[0].initial_net())
@@ -577,7 +579,7 @@ def test_the_taped_gradient_is_autograds(activation, kind, placement, dataset):
         b.set_hyper(s)
     K, B = 4, b.key.batch
     b.step(np.ones(K, bool))
-    noise = [torch.rand(K, B, n).lt(0.6).float() for n in (8, 6)]
+    noise = [torch.rand(K, B, *shape).lt(0.6).float() for shape in b.noise_shape]
     x, y = b.x_train[:K, :B].detach(), b.y_train[:K, :B]
     act = torch.tensor([1.0, 1.0, 1.0, 0.0])
     loss_t, grad_t = b._gradient(x, y, noise, act, False, [], taped=True)
