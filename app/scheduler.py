@@ -22,6 +22,15 @@ step by step, which bucket steps next and which of its runs take part:
   bucket's runs would crawl). A heavy bucket pays for its own frames (boundaries of a
   wide network) out of its share, so neither it nor the crowded one starves the other
   (numbers: docs/benchmarks.md, bench/load.py --mix, bench/abuse.py).
+* Floor. Shares alone leave a few heavy runs beside a crowd below a watchable frame rate
+  while the crowd trains faster than anyone can watch. So a bucket that has a run at
+  full speed whose client has waited longer than 1 / serving.frame_floor for a frame
+  (looked at with the housekeeping, frame_rate times a second) takes its turns before
+  every other bucket, its frames at once, until the next look. Only a bucket whose step
+  costs at most serving.frame_floor_macs per run (the lesson presets, a 64-wide MLP, the
+  digits CNN; not the largest shapes, which could never be lifted to the floor and would
+  take everyone's time trying), and such turns take at most FLOOR_SHARE of the time:
+  runs made to soak up the floor still leave the rest to the shares.
 * Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
   while its frames are cheap; less often when they are costly, so that they take at most
   FRAME_SHARE of its time, and all buckets' passes together at most FRAME_SHARE of this
@@ -71,6 +80,7 @@ log = logging.getLogger("dropout.trainer")
 AUTO_EVAL_SHARE = 0.1  # 'auto' test evaluations take at most this share of the trainer time a
                        # run gets (and come at most boundary_rate times a second)
 FRAME_SHARE = 0.35      # frame passes take at most this share of a bucket's time, and of the trainer's
+FLOOR_SHARE = 0.5       # turns given to buckets below the frame floor take at most this share of the time
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
@@ -106,6 +116,7 @@ class Pace:
         self.complete = False             # ... and it has to be complete (paused picture)
         self.replay: int | None = None    # a past step whose frame is owed (a paused run's timeline)
         self.next_frame_at = 0.0
+        self.last_frame_at = time.perf_counter()  # (the frame floor counts from its start)
         self.next_extras = 0.0
         self.plain_frames = 0             # frames since the last one with the slow panels
         self.next_auto_eval = 0.0
@@ -208,6 +219,9 @@ class Trainer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.next_tick: dict[Bucket, float] = {}      # each bucket's next frame tick
+        self.floor_macs: dict[Bucket, float] = {}     # each bucket's step cost per run (multiply-adds)
+        self.below_floor: set[Bucket] = set()         # buckets that take their turns first, until the next look
+        self._floor_cpu = 0.0                          # CPU time of their turns since the last look
         self._next_tick = 0.0                          # the next housekeeping
         self._frames_wall = 0.0                        # wall time in frame passes since then
         self.tick_stretch = 1.0                        # how far every bucket's ticks are spread
@@ -272,14 +286,16 @@ class Trainer:
                 bucket = self.buckets[(key, shard)] = Bucket(key, state.initial_net())
                 bucket.shard = shard
                 self.vclock[bucket] = self.vnow
+                self.floor_macs[bucket] = macs
                 return bucket
             if (len(bucket.runs) + 1) * macs <= self.serving.max_bucket_step_macs:
                 return bucket
             shard += 1
 
     def _drop_bucket(self, bucket: Bucket) -> None:
-        del self.buckets[(bucket.key, bucket.shard)], self.vclock[bucket]
+        del self.buckets[(bucket.key, bucket.shard)], self.vclock[bucket], self.floor_macs[bucket]
         self.next_tick.pop(bucket, None)
+        self.below_floor.discard(bucket)
 
     def remove(self, state: RunState) -> None:
         def leave() -> None:
@@ -304,6 +320,7 @@ class Trainer:
             pace.until, pace.replay = until, None
             if not pace.playing:
                 pace.playing, pace.credit, pace.clock = True, 0.0, time.perf_counter()
+                pace.last_frame_at = pace.clock  # (the frame floor counts from here)
         self.call(go)
 
     def pause(self, state: RunState) -> bool:
@@ -397,8 +414,9 @@ class Trainer:
 
     def _housekeeping(self, now: float) -> None:
         """frame_rate times a second: each playing run's playing time (its time limit),
-        replayed frames owed to clients that have now taken their last frame, and how far
-        every bucket's ticks are spread (tick_stretch)."""
+        replayed frames owed to clients that have now taken their last frame, how far
+        every bucket's ticks are spread (tick_stretch) and which buckets are below the
+        frame floor."""
         played, self._last_tick = min(1.0, now - self._last_tick), now
         self._next_tick = now + 1.0 / self.serving.frame_rate
         # all buckets' frame passes together take at most FRAME_SHARE of the time: when
@@ -406,6 +424,14 @@ class Trainer:
         if played > 0:
             share, self._frames_wall = self._frames_wall / played, 0.0
             self.tick_stretch = min(MAX_STRETCH, max(1.0, self.tick_stretch * (share / FRAME_SHARE) ** 0.5))
+        self._look_at_floor(now, played)
+        import os
+        if os.environ.get("DP_DEBUG_SCHED") and now - getattr(self, "_dbg", 0) > 2:
+            self._dbg = now
+            log.warning("DBG share=%.2f stretch=%.2f below=%s buckets=%s", self._dbg_share, self.tick_stretch,
+                        [len(b.runs) for b in self.below_floor],
+                        {k: (round(v[0], 3), v[1], round(v[2], 3), round(v[3], 3), v[4]) for k, v in self.__dict__.get("_dbgw", {}).items()})
+            self._dbgw = {}
         for pace in self.paces.values():
             if pace.playing:
                 pace.played_s += played
@@ -414,6 +440,25 @@ class Trainer:
                     pace.sink.status("finished", pace.finished)
             if pace.replay is not None:
                 self._send_replay(pace)
+
+    def _look_at_floor(self, now: float, played: float) -> None:
+        """Which buckets take their turns first until the next look (see "Floor" in the
+        module's docstring); their frames are due at once."""
+        floor_share, self._floor_cpu = self._floor_cpu / played if played > 0 else 0.0, 0.0
+        self._dbg_share = floor_share
+        self.below_floor = set()
+        if not self.serving.frame_floor or floor_share > FLOOR_SHARE:
+            return
+        waited = now - 1.0 / self.serving.frame_floor
+        for bucket in self.buckets.values():
+            if self.floor_macs[bucket] > self.serving.frame_floor_macs:
+                continue
+            for state in bucket.runs:
+                pace = self.paces[id(state)]
+                if pace.playing and not pace.slow and pace.last_frame_at < waited and pace.sink.ready():
+                    self.below_floor.add(bucket)
+                    self.next_tick[bucket] = now
+                    break
 
     def _run_calls(self) -> None:
         """The calls queued, in order, for at most CALLS_SLICE_S (at least one; the rest
@@ -434,18 +479,19 @@ class Trainer:
         when some are due, else a step of its runs that want one) or a lesson job.
         A bucket's clock advances by the CPU time of its turn divided by the square root
         of the runs it served, a job's by its CPU time. False: nothing to do."""
-        best, best_work = None, None
+        best, best_work, best_low = None, None, False
         # a contender that was idle (or new) starts level with the others, less a little
         # credit: idle time is not saved up to be spent later in a burst
         floor = self.vnow - IDLE_CREDIT_S
         for bucket in self.buckets.values():
             if self.vclock[bucket] < floor:
                 self.vclock[bucket] = floor
-            if best is not None and self.vclock[bucket] >= self.vclock[best]:
+            low = bucket in self.below_floor   # (below the frame floor: before the others)
+            if best is not None and (best_low > low or best_low == low and self.vclock[bucket] >= self.vclock[best]):
                 continue
             work = self._work_of(bucket, now)
             if work is not None:
-                best, best_work = bucket, work
+                best, best_work, best_low = bucket, work, low
         for job in [j for j in self.jobs if j.done]:
             del self.jobs[job]
         # a job still busy with its last slice (it outran JOB_WAIT_S) waits for its next turn
@@ -453,7 +499,7 @@ class Trainer:
             if c + job.cpu < floor:
                 self.jobs[job] = floor - job.cpu
         ready = [(c + j.cpu, j) for j, c in self.jobs.items() if j.waiting]
-        if ready:
+        if ready and not best_low:
             clock, job = min(ready, key=lambda t: t[0])
             if best is None or clock < self.vclock[best]:
                 self.vnow = max(self.vnow, clock)
@@ -469,6 +515,10 @@ class Trainer:
             cost = time.thread_time() - cpu
             wall = time.perf_counter() - now  # (what the others waited: socket threads share the interpreter)
             self._frames_wall += wall
+            d = self.__dict__.setdefault("_dbgw", {})
+            e = d.setdefault(len(best.runs) * 1000 + int(self.floor_macs[best] / 1e5), [0.0, 0, 0.0, 0.0, 0])
+            e[0] += wall; e[1] += 1; e[2] += getattr(self, "_dbg_eval", 0.0); self._dbg_eval = 0.0; e[3] += cost; e[4] += len(what)
+            self._floor_cpu += cost if best_low else 0.0
             self.vclock[best] += cost / math.sqrt(len(what))
             for _, pace, _ in what:
                 pace.frames_s += cost / len(what)
@@ -487,6 +537,7 @@ class Trainer:
             self._crash(best)
             return True
         cost = time.thread_time() - cpu
+        self._floor_cpu += cost if best_low else 0.0
         rows = np.flatnonzero(what)
         self.vclock[best] += cost / math.sqrt(len(rows))
         share, runs = cost / len(rows), best.runs
@@ -579,6 +630,7 @@ class Trainer:
         with self.sending():
             for (state, pace, extras), frame in zip(takers, frames):
                 pace.frame_due = pace.complete = False
+                pace.last_frame_at = now
                 pace.next_frame_at = now + 1.0 / rate  # at most frame_rate a second (its tick waits for it)
                 pace.plain_frames = 0 if extras else pace.plain_frames + 1
                 if extras:
@@ -598,6 +650,7 @@ class Trainer:
         self._auto_evaluate(state.bucket, taker, now)
         frame, = take_frames(state.bucket, [state], [True], self.limits.grid_size, [self._header(pace)])
         pace.frame_due = pace.complete = False
+        pace.last_frame_at = now
         pace.next_frame_at = now + 1.0 / self.serving.frame_rate
         pace.next_extras = now + 1.0 / self.serving.boundary_rate
         pace.sink.send(frame)
@@ -624,6 +677,7 @@ class Trainer:
             return
         cpu = time.thread_time()
         bucket.evaluate([s.row for s, _ in due])
+        self._dbg_eval = time.thread_time() - cpu
         per_run = (time.thread_time() - cpu) / len(due)
         for _, p in due:
             p.eval_s += per_run

@@ -32,6 +32,11 @@ class Serving(BaseSettings):
     idle_timeout_s: float = 600    # a run nobody touched for this long is ended
     max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
     frame_rate: float = 30         # frames per second per run, at most
+    # a run at full speed below this many frames a second gets its bucket the next turns,
+    # if one step of it costs at most frame_floor_macs (multiply-adds, forward and backward:
+    # app/scheduler.py, "Floor")
+    frame_floor: float = Field(12, ge=0)
+    frame_floor_macs: float = Field(3e7, ge=0)
     boundary_rate: float = 6       # decision-boundary grids per second per run, at most
     # how many proxies in front of this server to trust for X-Forwarded-For (0: none: the
     # client address is the socket's peer, and a forwarded header is ignored)

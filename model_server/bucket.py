@@ -841,9 +841,21 @@ class Bucket:
         rows_t = torch.tensor(rows, device=dev, dtype=torch.long)
         fields: dict[str, torch.Tensor] = {}
         # the shown example of each run's last step, from that step's tensors
-        has = np.array([self.rec_of[r] >= 0 for r in rows], bool)
+        rec_of = self.rec_of[rows]
+        has = rec_of >= 0
         drew = np.zeros((n, self.L), bool)
-        if has.any():
+        if has.all() and (rec_of == rec_of[0]).all():  # (the common case: all from one step)
+            layers, idx0, counted = self._records[int(rec_of[0])]
+            rec_rows = self.rec_row[rows]
+            rr = torch.from_numpy(rec_rows).to(dev)
+            drew[:] = counted[rec_rows]
+            for l, (pre, mask, out) in enumerate(layers):
+                fields[f"act{l}"] = self._example(out, rr)
+                fields[f"pre{l}"] = self._example(out if pre is None else pre, rr)
+                fields[f"mask{l}"] = (self._example(mask, rr) if mask is not None else
+                                      torch.zeros(n, self.mask_sizes[l], device=dev))
+            fields["index"] = idx0.index_select(0, rr)
+        elif has.any():
             for l in range(self.L):
                 fields[f"act{l}"] = torch.zeros(n, self.act_sizes[l], device=dev)
                 fields[f"pre{l}"] = torch.zeros(n, self.act_sizes[l], device=dev)
@@ -865,6 +877,7 @@ class Bucket:
                     if mask is not None:
                         fields[f"mask{l}"].index_copy_(0, at, self._example(mask, rr))
                 fields["index"].index_copy_(0, at, idx0.index_select(0, rr))
+        if has.any():
             flat = rows_t * self.n_train_max + fields["index"]
             fields["x"] = self._x_flat.index_select(0, flat).reshape(n, -1)
             fields["y"] = self._y_flat.index_select(0, flat).float()
@@ -880,13 +893,16 @@ class Bucket:
         with_extras = [s for s, e in zip(states, extras) if e]
         if with_extras:
             fields.update(self._extras(with_extras, grid_size))
-        names = list(fields)
-        host_all = torch.cat([fields[k].reshape(-1).float() for k in names]).cpu().numpy()
-        host, at = {}, 0
-        for k in names:
-            size = fields[k].numel()
-            host[k] = host_all[at:at + size].reshape(fields[k].shape)
-            at += size
+        if self._cpu:  # every field is a fresh tensor: the host reads it in place
+            host = {k: v.float().numpy() for k, v in fields.items()}
+        else:          # one copy from the device
+            names = list(fields)
+            host_all = torch.cat([fields[k].reshape(-1).float() for k in names]).cpu().numpy()
+            host, at = {}, 0
+            for k in names:
+                size = fields[k].numel()
+                host[k] = host_all[at:at + size].reshape(fields[k].shape)
+                at += size
         # restart the per-frame counters of these runs
         self.lsum[rows_t] = 0
         self.lcnt[rows_t] = 0
@@ -1030,7 +1046,12 @@ class Snapshot:
         self.watch_row = {id(s): i for i, s in enumerate(s for s in with_extras if s.watch is not None)}
         self.thinned = {id(s) for s in with_extras if bucket.shows_thinned(s)}
 
-    def weights(self, i_extra: int) -> list[np.ndarray]:
-        """One run's edge weights (each Linear/Conv2d's weight, torch layout)."""
-        values = self.bucket.layout.unflatten(self.host["theta"][i_extra])
-        return [values[i] for i in self.bucket.edge_params]
+    def edge_weights(self) -> list[np.ndarray]:
+        """Each edge parameter (a Linear/Conv2d's weight) of the runs with extras:
+        (runs, *its torch shape), views into their theta rows."""
+        theta, out = self.host["theta"], []
+        for i in self.bucket.edge_params:
+            _, shape, transposed, offset = self.bucket.layout.params[i]
+            block = theta[:, offset:offset + math.prod(shape)].reshape(len(theta), *shape)
+            out.append(block.transpose(0, 2, 1) if transposed else block)
+        return out

@@ -11,6 +11,7 @@ caller knows and the engine does not (pacing).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -49,26 +50,39 @@ def _frames(bucket: Bucket, snap: Snapshot, states: list[RunState], headers: lis
         dropped = snap.masked[:, l:l + 1] - np.rint(h[f"kept{l}"]).astype(np.int64)
         packed[f"dropped{l}"] = pack_rows("u32", dropped)
     if "theta" in h:
-        weights = [snap.weights(i) for i in range(len(h["theta"]))]
-        for j in range(len(bucket.edge_params)):
-            packed[f"weight{j}"] = pack_rows("q8", np.stack([w[j] for w in weights]))
+        for j, w in enumerate(snap.edge_weights()):
+            packed[f"weight{j}"] = pack_rows("q8", w)
         if "boundary" in h:
             packed["boundary"] = pack_rows("p8", h["boundary"])
         if "neuron" in h:
             packed["neuron"] = pack_rows("q8", h["neuron"])
     now_ms = time.time() * 1000  # wall clock, for latency
-    frames = []
-    for i, state in enumerate(states):
-        frames.append(_frame(bucket, snap, packed, i, state, (headers or [{}] * len(states))[i], now_ms))
-    return frames
+    # what every frame of the pass reads, as Python values once (numpy scalars cost more)
+    cols = {"has": snap.has.tolist(), "drew": snap.drew.tolist(), "masked": snap.masked.tolist(),
+            "loss": h["train_loss"].tolist(), "index": h["index"].tolist() if "index" in h else None,
+            "x": h["x"].tolist() if "x" in h and bucket.key.n_out == 1 else None,
+            "y": h["y"].tolist() if "y" in h else None}
+    shapes = _shapes(bucket)
+    headers = headers or [{}] * len(states)
+    return [_frame(bucket, snap, packed, cols, shapes, i, state, headers[i], now_ms) for i, state in enumerate(states)]
 
 
 def _by_row(rows: np.ndarray, items: list) -> dict:
     return dict(zip(rows.tolist(), items))
 
 
-def _frame(bucket: Bucket, snap: Snapshot, packed: dict, i: int, state: RunState, extra_header: dict,
-           now_ms: float) -> Frame:
+def _shapes(bucket: Bucket) -> dict:
+    """Each section's shape, per layer (the same in every frame of a bucket)."""
+    L, params = bucket.L, bucket.layout.params
+    return {"mask": [(bucket.mask_sizes[l],) if bucket.cnn else bucket.noise_shape[l][:1] for l in range(L)],
+            "dropped": [(bucket.mask_sizes[l],) for l in range(L)],
+            "act": [tuple(bucket.act_shape[l]) for l in range(L)],
+            "input": (int(np.prod(bucket.key.input_shape)),),
+            "weight": [params[p][1][::-1] if params[p][2] else params[p][1] for p in bucket.edge_params]}
+
+
+def _frame(bucket: Bucket, snap: Snapshot, packed: dict, cols: dict, shapes: dict, i: int, state: RunState,
+           extra_header: dict, now_ms: float) -> Frame:
     cfg, h = state.cfg, snap.host
     if snap.replay is None:
         step = state.step_count
@@ -76,37 +90,34 @@ def _frame(bucket: Bucket, snap: Snapshot, packed: dict, i: int, state: RunState
         state.frame_step = step
     else:  # a past step: its own settings, no evaluation, and the frame counters stay
         of_step = snap.replay
-    loss = float(h["train_loss"][i])
-    masked = [int(m) for m in snap.masked[i]]
+    loss = cols["loss"][i]
+    masked = cols["masked"][i]
     header = {
         **of_step, **state.fixed_header, "finished": state.finished, "t": now_ms, **extra_header,
-        "train_loss": loss if of_step["steps"] and np.isfinite(loss) else None,
+        "train_loss": loss if of_step["steps"] and math.isfinite(loss) else None,
         "eval": state.latest_eval if snap.replay is None else None,
         "masked": masked,  # examples through each layer's mask since the last frame
     }
     fr = Frame(header)
-    L = bucket.L
-    for l in range(L):
-        if snap.has[i] and snap.drew[i, l]:
-            fr.add_packed(f"mask.{l}", "bits", bucket.noise_shape[l][:1] if not bucket.cnn else
-                          (bucket.mask_sizes[l],), *packed[f"mask{l}"][i])
+    has, drew = cols["has"][i], cols["drew"][i]
+    for l in range(bucket.L):
+        if has and drew[l]:
+            fr.add_packed(f"mask.{l}", "bits", shapes["mask"][l], *packed[f"mask{l}"][i])
         if masked[l] > 0:
-            fr.add_packed(f"dropped.{l}", "u32", (bucket.mask_sizes[l],), *packed[f"dropped{l}"][i])
-    if snap.has[i]:
+            fr.add_packed(f"dropped.{l}", "u32", shapes["dropped"][l], *packed[f"dropped{l}"][i])
+    if has:
         for kind in ("act", "pre"):
-            for l in range(L):
-                fr.add_packed(f"{kind}.{l}", "q8", bucket.act_shape[l], *packed[f"{kind}{l}"][i])
-        index = int(h["index"][i])
-        header["example"] = {"index": index}
+            for l in range(bucket.L):
+                fr.add_packed(f"{kind}.{l}", "q8", shapes["act"][l], *packed[f"{kind}{l}"][i])
+        header["example"] = {"index": int(cols["index"][i])}
         if cfg.task == "binary":
-            header["example"].update(x=h["x"][i].tolist(), y=int(h["y"][i]))
+            header["example"].update(x=cols["x"][i], y=int(cols["y"][i]))
         else:  # the digit itself, for the image panel
-            fr.add_packed("input", "q8", (int(np.prod(bucket.key.input_shape)),), *packed["input"][i])
+            fr.add_packed("input", "q8", shapes["input"], *packed["input"][i])
     e = snap.extras_row.get(id(state))
     if e is not None:
-        for j, p in enumerate(bucket.edge_params):
-            fr.add_packed(f"weight.{j}", "q8", bucket.layout.params[p][1][::-1] if bucket.layout.params[p][2]
-                          else bucket.layout.params[p][1], *packed[f"weight{j}"][e])
+        for j, shape in enumerate(shapes["weight"]):
+            fr.add_packed(f"weight.{j}", "q8", shape, *packed[f"weight{j}"][e])
         if cfg.task == "binary":
             header["view"] = state.view
             name = "boundary.thinned" if id(state) in snap.thinned else "boundary.eval"
