@@ -81,6 +81,8 @@ AUTO_EVAL_SHARE = 0.1  # 'auto' test evaluations take at most this share of the 
                        # run gets (and come at most boundary_rate times a second)
 FRAME_SHARE = 0.35      # frame passes take at most this share of a bucket's time, and of the trainer's
 FLOOR_SHARE = 0.5       # turns given to buckets below the frame floor take at most this share of the time
+FLOOR_SHARE_S = 1.0     # ... averaged over about this long
+STEP_RATE_S = 0.5       # a bucket's steps a second are averaged over about this long
 CHEAP_TICK_S = 0.002    # ticks cheaper than this come at twice the frame rate
 MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_rate / MAX_STRETCH)
 IDLE_WAIT_S = 0.05      # the longest the thread sleeps with nothing to do (a call wakes it)
@@ -220,8 +222,11 @@ class Trainer:
         self._stop = threading.Event()
         self.next_tick: dict[Bucket, float] = {}      # each bucket's next frame tick
         self.floor_macs: dict[Bucket, float] = {}     # each bucket's step cost per run (multiply-adds)
-        self.below_floor: set[Bucket] = set()         # buckets that take their turns first, until the next look
-        self._floor_cpu = 0.0                          # CPU time of their turns since the last look
+        self.oldest_frame: dict[Bucket, float] = {}   # when its longest-waiting run got its last frame
+        self.step_rate: dict[Bucket, tuple[float, int]] = {}  # its steps a second lately, and its step count then
+        self.floor_open = True                         # the frame floor is in force (FLOOR_SHARE)
+        self.floor_share = 0.0                         # the share of the time its turns took lately
+        self._floor_cpu = 0.0                          # CPU time of turns given by the floor since the last look
         self._next_tick = 0.0                          # the next housekeeping
         self._frames_wall = 0.0                        # wall time in frame passes since then
         self.tick_stretch = 1.0                        # how far every bucket's ticks are spread
@@ -295,7 +300,8 @@ class Trainer:
     def _drop_bucket(self, bucket: Bucket) -> None:
         del self.buckets[(bucket.key, bucket.shard)], self.vclock[bucket], self.floor_macs[bucket]
         self.next_tick.pop(bucket, None)
-        self.below_floor.discard(bucket)
+        self.oldest_frame.pop(bucket, None)
+        self.step_rate.pop(bucket, None)
 
     def remove(self, state: RunState) -> None:
         def leave() -> None:
@@ -425,13 +431,6 @@ class Trainer:
             share, self._frames_wall = self._frames_wall / played, 0.0
             self.tick_stretch = min(MAX_STRETCH, max(1.0, self.tick_stretch * (share / FRAME_SHARE) ** 0.5))
         self._look_at_floor(now, played)
-        import os
-        if os.environ.get("DP_DEBUG_SCHED") and now - getattr(self, "_dbg", 0) > 2:
-            self._dbg = now
-            log.warning("DBG share=%.2f stretch=%.2f below=%s buckets=%s", self._dbg_share, self.tick_stretch,
-                        [len(b.runs) for b in self.below_floor],
-                        {k: (round(v[0], 3), v[1], round(v[2], 3), round(v[3], 3), v[4]) for k, v in self.__dict__.get("_dbgw", {}).items()})
-            self._dbgw = {}
         for pace in self.paces.values():
             if pace.playing:
                 pace.played_s += played
@@ -442,23 +441,47 @@ class Trainer:
                 self._send_replay(pace)
 
     def _look_at_floor(self, now: float, played: float) -> None:
-        """Which buckets take their turns first until the next look (see "Floor" in the
-        module's docstring); their frames are due at once."""
-        floor_share, self._floor_cpu = self._floor_cpu / played if played > 0 else 0.0, 0.0
-        self._dbg_share = floor_share
-        self.below_floor = set()
-        if not self.serving.frame_floor or floor_share > FLOOR_SHARE:
-            return
-        waited = now - 1.0 / self.serving.frame_floor
+        """Whether the frame floor is in force until the next look (its turns took at
+        most FLOOR_SHARE of the time since the last one), and how long each bucket's
+        runs have waited for a frame (see "Floor" in the module's docstring)."""
+        if played > 0:  # (averaged over about a second: one pass of a crowded bucket fills a look)
+            self.floor_share += (self._floor_cpu / played - self.floor_share) * min(1.0, played / FLOOR_SHARE_S)
+        self._floor_cpu = 0.0
+        self.floor_open = bool(self.serving.frame_floor) and self.floor_share <= FLOOR_SHARE
         for bucket in self.buckets.values():
-            if self.floor_macs[bucket] > self.serving.frame_floor_macs:
-                continue
+            self._oldest(bucket)
+            # steps a second, averaged over about STEP_RATE_S (a heavy bucket steps a few
+            # times between two looks)
+            rate, seen = self.step_rate.get(bucket, (math.inf, bucket.steps_taken))
+            if played > 0:
+                now_rate = (bucket.steps_taken - seen) / played
+                rate = now_rate if rate == math.inf else rate + (now_rate - rate) * min(1.0, played / STEP_RATE_S)
+            self.step_rate[bucket] = (rate, bucket.steps_taken)
+
+    def _oldest(self, bucket: Bucket) -> None:
+        """When the bucket's run that has waited longest for a frame got its last one (of
+        its runs at full speed whose client has taken their last; never, for a shape
+        above serving.frame_floor_macs)."""
+        oldest = math.inf
+        if self.floor_macs[bucket] <= self.serving.frame_floor_macs:
             for state in bucket.runs:
                 pace = self.paces[id(state)]
-                if pace.playing and not pace.slow and pace.last_frame_at < waited and pace.sink.ready():
-                    self.below_floor.add(bucket)
-                    self.next_tick[bucket] = now
-                    break
+                if pace.playing and not pace.slow and pace.last_frame_at < oldest and pace.sink.ready():
+                    oldest = pace.last_frame_at
+        self.oldest_frame[bucket] = oldest
+
+    def _below_floor(self, bucket: Bucket, now: float) -> float:
+        """How far the bucket is below the frame floor: how long its longest-waiting run
+        has waited for a frame beyond 1 / frame_floor, or, when it steps fewer than
+        frame_floor times a second (a run cannot have more frames than steps), a
+        millisecond. 0: not below the floor, or the floor is not in force."""
+        oldest = self.oldest_frame.get(bucket, math.inf)
+        if not self.floor_open or oldest == math.inf:
+            return 0.0
+        waited = now - 1.0 / self.serving.frame_floor - oldest
+        if waited <= 0 and self.step_rate.get(bucket, (math.inf, 0))[0] < self.serving.frame_floor:
+            return 0.001
+        return max(0.0, waited)
 
     def _run_calls(self) -> None:
         """The calls queued, in order, for at most CALLS_SLICE_S (at least one; the rest
@@ -479,17 +502,18 @@ class Trainer:
         when some are due, else a step of its runs that want one) or a lesson job.
         A bucket's clock advances by the CPU time of its turn divided by the square root
         of the runs it served, a job's by its CPU time. False: nothing to do."""
-        best, best_work, best_low = None, None, False
+        best, best_work, best_low = None, None, 0.0
         # a contender that was idle (or new) starts level with the others, less a little
         # credit: idle time is not saved up to be spent later in a burst
         floor = self.vnow - IDLE_CREDIT_S
         for bucket in self.buckets.values():
             if self.vclock[bucket] < floor:
                 self.vclock[bucket] = floor
-            low = bucket in self.below_floor   # (below the frame floor: before the others)
-            if best is not None and (best_low > low or best_low == low and self.vclock[bucket] >= self.vclock[best]):
+            # below the frame floor: before the others, the longest wait first
+            low = self._below_floor(bucket, now)
+            if best is not None and (best_low > low if best_low or low else self.vclock[bucket] >= self.vclock[best]):
                 continue
-            work = self._work_of(bucket, now)
+            work = self._work_of(bucket, now, low > 0)
             if work is not None:
                 best, best_work, best_low = bucket, work, low
         for job in [j for j in self.jobs if j.done]:
@@ -515,11 +539,9 @@ class Trainer:
             cost = time.thread_time() - cpu
             wall = time.perf_counter() - now  # (what the others waited: socket threads share the interpreter)
             self._frames_wall += wall
-            d = self.__dict__.setdefault("_dbgw", {})
-            e = d.setdefault(len(best.runs) * 1000 + int(self.floor_macs[best] / 1e5), [0.0, 0, 0.0, 0.0, 0])
-            e[0] += wall; e[1] += 1; e[2] += getattr(self, "_dbg_eval", 0.0); self._dbg_eval = 0.0; e[3] += cost; e[4] += len(what)
             self._floor_cpu += cost if best_low else 0.0
             self.vclock[best] += cost / math.sqrt(len(what))
+            self._oldest(best)
             for _, pace, _ in what:
                 pace.frames_s += cost / len(what)
             if now >= self.next_tick.get(best, 0.0):
@@ -552,11 +574,12 @@ class Trainer:
                 self._stepped(pace)
         return True
 
-    def _work_of(self, bucket: Bucket, now: float):
+    def _work_of(self, bucket: Bucket, now: float, low: bool = False):
         """What a bucket would do with a turn: ("frames", takers) when frames are due (a
-        run owes one, or it is the bucket's tick and fast runs have new steps) and their
-        clients have taken the last; else ("step", active) when runs want a step; else None."""
-        tick = now >= self.next_tick.get(bucket, 0.0)
+        run owes one, or it is the bucket's tick, or it is below the frame floor, and fast
+        runs have new steps) and their clients have taken the last; else ("step", active)
+        when runs want a step; else None."""
+        tick = low or now >= self.next_tick.get(bucket, 0.0)
         takers: list[tuple[RunState, Pace, bool]] = []
         for state in bucket.runs:
             pace = self.paces[id(state)]
@@ -677,7 +700,6 @@ class Trainer:
             return
         cpu = time.thread_time()
         bucket.evaluate([s.row for s, _ in due])
-        self._dbg_eval = time.thread_time() - cpu
         per_run = (time.thread_time() - cpu) / len(due)
         for _, p in due:
             p.eval_s += per_run

@@ -188,7 +188,7 @@ class Bucket:
     # ---- rows ------------------------------------------------------------------------------
     def _row_specs(self) -> dict[str, tuple[tuple, float, torch.dtype]]:
         """Every per-run device tensor: name -> (shape of one row, initial value, dtype)."""
-        key, B = self.key, self.key.batch
+        key = self.key
         ydt = torch.float32 if key.n_out == 1 else torch.long
         specs = {
             "theta": ((self.layout.size,), 0.0, torch.float32),
