@@ -226,3 +226,50 @@ def test_a_slow_moment_does_not_hold_the_test_curve_still(trainer, monkeypatch):
     t.pause(state)
     after = [c for c in calls if c > calls[1] + 0.3]
     assert len(after) >= 3, calls  # evaluations went on at the boundary's pace
+
+
+class Counter:
+    """A client that takes every frame at once and only counts them."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def send(self, frame) -> None:
+        self.frames += 1
+
+    def status(self, state, reason=None) -> None:
+        pass
+
+    def crashed(self) -> None:
+        pass
+
+
+def test_the_frame_floor_lifts_a_few_heavy_runs_beside_a_crowd(trainer):
+    """Three 64-wide MLP runs at batch 512 beside a crowd of 90 small runs of six shapes,
+    all at full speed. By shares alone the crowd's buckets take most of the time and
+    their runs train faster than anyone watches; with the frame floor, a bucket whose
+    runs wait longer than 1 / frame_floor for a frame (or that steps fewer times a
+    second) takes the next turns, and the heavy runs get more frames."""
+    wide = {"data": {"n_points": 1000, "train_fraction": 0.6}, "model": {"hidden": [64, 64, 64], "p": [0.3] * 3},
+            "train": {"batch_size": 512}}
+    rates = {}
+    for floor in (15, 0):
+        t = trainer(frame_floor=floor)
+        heavy = [state_of(**{**wide, "data": {**wide["data"], "seed": i}}) for i in range(3)]
+        crowd = [state_of(data={"seed": i}, model={"hidden": [8 + i % 6] * 2}) for i in range(90)]
+        sinks = {id(s): Counter() for s in heavy + crowd}
+        for s in heavy + crowd:
+            t.add(s, sinks[id(s)])
+            t.play(s)
+        time.sleep(1.0)
+        start = {k: c.frames for k, c in sinks.items()}
+        time.sleep(3.0)
+        rates[floor] = [(sinks[id(s)].frames - start[id(s)]) / 3.0 for s in heavy]
+        for s in heavy + crowd:
+            t.remove(s)
+        t.stop()
+    assert min(rates[15]) >= 8, rates            # about the floor (15), with room for a slow machine
+    assert min(rates[15]) > 1.5 * max(rates[0]), rates
