@@ -511,6 +511,7 @@ class Bucket:
         return per.mean(1) if weight is None else (per * weight).sum(1)
 
     # ---- training ------------------------------------------------------------------------
+    @torch.no_grad()  # (gradients: _gradient)
     def step(self, active: np.ndarray) -> None:
         """One optimizer step for the runs where active[k] (a bool per row, row order).
         The caller keeps runs at their step limit out."""
@@ -551,11 +552,8 @@ class Bucket:
         self.pos[:K] += self._pos_step if every else np.where(act, self._pos_step, 0)
         counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
         self.masked_l[:K] += self._masked_step if every else counted * B
-        with torch.no_grad():  # kept counts: this step's noise where its masks count
-            if every:
-                self.kept[:K].addcmul_(noise, self._count_w)
-            else:
-                self.kept[:K].addcmul_(noise, self._count_w * act_t.view(K, 1))
+        # kept counts: this step's noise where its masks count
+        self.kept[:K].addcmul_(noise, self._count_w if every else self._count_w * act_t.view(K, 1))
         self._tally.append((per_run, act, self._timeline_rows(record, idx, act, every)))
         if len(self._tally) >= TALLY_FOLD:
             self._fold()
@@ -577,7 +575,6 @@ class Bucket:
             if due.any():
                 self.evaluate(np.flatnonzero(due))
 
-    @torch.no_grad()
     def _timeline_rows(self, record: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
         """This step's entries of each active run's timeline: what a frame of this step
         would show (replay_snapshot reads it back), for column (step - 1) % TIMELINE.
@@ -617,7 +614,10 @@ class Bucket:
         skipped); a batch as large as the training set is the whole set, in order."""
         B, K = self.key.batch, len(act)
         n = self.n_train[:K]
-        for k in np.flatnonzero((self.pos[:K] + B > n) & act & (n > B) | act & (n > B) & ~self.drawn[:K]):
+        due = (self.pos[:K] + B > n) | ~self.drawn[:K]
+        if not due.any():
+            return
+        for k in np.flatnonzero(due & act & (n > B)):
             self.perm[k, :n[k]] = torch.randperm(int(n[k]), generator=self.runs[k].batch_gen).to(self.device)
             self.pos[k], self.drawn[k] = 0, True
 
@@ -688,49 +688,49 @@ class Bucket:
     def _update(self, K: int, act: torch.Tensor, every: bool, g: torch.Tensor) -> None:
         """One optimizer step per active row, from the gradient g (K, P): torch.optim's
         arithmetic with per-run hyper-parameters. A row that sat out gets coefficients
-        (0 and 1) that leave its weights and optimizer state exactly as they were."""
-        with torch.no_grad():
-            theta, t = self.theta[:K], self.t[:K]
-            a = act.view(K, 1)
-            if self.wd_t is not None:
-                g = g + self.wd_t * theta
-            opt = self.key.optimizer
-            if opt == "adam":
-                b1, b2 = ADAM_BETAS
-                m, v = self.m[:K], self.v[:K]
-                # the bias corrections in double precision, as torch.optim.Adam computes them
-                steps = self.steps[:K]  # before this step's count: t = steps + 1
-                if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
-                    # one step count and one learning rate (a lone run, say): the kernel of
-                    # torch.optim.Adam(fused=True), one op where the arithmetic below takes ten
-                    t.add_(1)
-                    torch._fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
-                                       lr=float(self.lr[0]), beta1=b1, beta2=b2, weight_decay=0.0,
-                                       eps=ADAM_EPS, amsgrad=False, maximize=False)
-                    return
-                if every:
-                    t.add_(1)
-                    m.lerp_(g, 1 - b1)
-                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                    step_size = (self.lr64 / (1 - torch.pow(b1, t))).float()
-                else:
-                    t.add_(a.double())
-                    m.lerp_(g, a * (1 - b1))
-                    v.mul_(1 - a * (1 - b2)).addcmul_(g, g * (a * (1 - b2)))
-                    step_size = (self.lr64 * a.double() / (1 - torch.pow(b1, t.clamp_min(1)))).float()
-                bc2_sqrt = torch.sqrt(1 - torch.pow(b2, t.clamp_min(1))).float()
-                denom = v.sqrt().div_(bc2_sqrt).add_(ADAM_EPS)
-                theta.sub_(m * step_size / denom)  # addcdiv's order: (step * m) / denom
+        (0 and 1) that leave its weights and optimizer state exactly as they were.
+        (Called by step, without gradients.)"""
+        theta, t = self.theta[:K], self.t[:K]
+        a = act.view(K, 1)
+        if self.wd_t is not None:
+            g = g + self.wd_t * theta
+        opt = self.key.optimizer
+        if opt == "adam":
+            b1, b2 = ADAM_BETAS
+            m, v = self.m[:K], self.v[:K]
+            # the bias corrections in double precision, as torch.optim.Adam computes them
+            steps = self.steps[:K]  # before this step's count: t = steps + 1
+            if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
+                # one step count and one learning rate (a lone run, say): the kernel of
+                # torch.optim.Adam(fused=True), one op where the arithmetic below takes ten
+                t.add_(1)
+                torch._fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
+                                   lr=float(self.lr[0]), beta1=b1, beta2=b2, weight_decay=0.0,
+                                   eps=ADAM_EPS, amsgrad=False, maximize=False)
+                return
+            if every:
+                t.add_(1)
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                step_size = (self.lr64 / (1 - torch.pow(b1, t))).float()
             else:
                 t.add_(a.double())
-                if opt == "momentum":
-                    buf = self.m[:K]
-                    if every:
-                        buf.mul_(MOMENTUM).add_(g)
-                    else:
-                        buf.mul_(1 - a * (1 - MOMENTUM)).add_(g * a)
-                    g = buf
-                theta.sub_(g * (self.lr_t if every else self.lr_t * a))
+                m.lerp_(g, a * (1 - b1))
+                v.mul_(1 - a * (1 - b2)).addcmul_(g, g * (a * (1 - b2)))
+                step_size = (self.lr64 * a.double() / (1 - torch.pow(b1, t.clamp_min(1)))).float()
+            bc2_sqrt = torch.sqrt(1 - torch.pow(b2, t.clamp_min(1))).float()
+            denom = v.sqrt().div_(bc2_sqrt).add_(ADAM_EPS)
+            theta.sub_(m * step_size / denom)  # addcdiv's order: (step * m) / denom
+        else:
+            t.add_(a.double())
+            if opt == "momentum":
+                buf = self.m[:K]
+                if every:
+                    buf.mul_(MOMENTUM).add_(g)
+                else:
+                    buf.mul_(1 - a * (1 - MOMENTUM)).add_(g * a)
+                g = buf
+            theta.sub_(g * (self.lr_t if every else self.lr_t * a))
 
     def _fold(self) -> None:
         """The last steps' pending losses into each run's ring and sums, and their
