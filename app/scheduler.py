@@ -23,14 +23,15 @@ step by step, which bucket steps next and which of its runs take part:
   wide network) out of its share, so neither it nor the crowded one starves the other
   (numbers: docs/benchmarks.md, bench/load.py --mix, bench/abuse.py).
 * Floor. Shares alone leave a few heavy runs beside a crowd below a watchable frame rate
-  while the crowd trains faster than anyone can watch. So a bucket that has a run at
-  full speed whose client has waited longer than 1 / serving.frame_floor for a frame
-  (looked at with the housekeeping, frame_rate times a second) takes its turns before
-  every other bucket, its frames at once, until the next look. Only a bucket whose step
-  costs at most serving.frame_floor_macs per run (the lesson presets, a 64-wide MLP, the
-  digits CNN; not the largest shapes, which could never be lifted to the floor and would
-  take everyone's time trying), and such turns take at most FLOOR_SHARE of the time:
-  runs made to soak up the floor still leave the rest to the shares.
+  while the crowd trains faster than anyone can watch. So a bucket with a run at full
+  speed whose client has waited longer than 1 / serving.frame_floor for a frame, or that
+  steps fewer than frame_floor times a second, takes the next turn before the shares
+  (the longest wait first), and its frames are due as soon as it has new steps. Only a
+  bucket whose step costs at most serving.frame_floor_macs per run (the lesson presets,
+  a 64-wide MLP, the digits CNN; not the largest shapes, which no floor could lift and
+  which would take everyone's time trying), and such turns take at most FLOOR_SHARE of
+  the time over about a second: runs made to soak up the floor leave the rest to the
+  shares (bench/load.py --mix, bench/abuse.py).
 * Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
   while its frames are cheap; less often when they are costly, so that they take at most
   FRAME_SHARE of its time, and all buckets' passes together at most FRAME_SHARE of this

@@ -1,6 +1,6 @@
 """Engine benchmark: a plain PyTorch loop vs a lone run on the shared trainer.
 
-    python bench/engine.py            # one JSON object per line, about 60 s
+    python bench/engine.py            # one JSON object per line, under 50 s
     BENCH_DEVICE=cuda python bench/engine.py   # the same cases on a GPU
 
 bare: the same network with torch.nn.Dropout, the same data, batches and optimizer
@@ -33,7 +33,7 @@ from model_server.runstate import RunState, loss_fn, make_optimizer  # noqa: E40
 
 # The issue names the second case 2-64-64-64-2; the binary sets train one logit with
 # binary cross-entropy, so the network here is 2-64-64-64-1.
-ROUNDS = 10  # bare and run windows, alternated
+ROUNDS = 8  # bare and run windows, alternated
 CASES = {
     "mlp 2-8-8-1 batch 10": {"model": {"hidden": [8, 8], "p": [0.3, 0.3]}, "train": {"batch_size": 10}},
     "mlp 2-64-64-64-1 batch 256": {"data": {"n_points": 1000, "train_fraction": 0.6},

@@ -15,7 +15,9 @@ handful of element-wise ops over theta with each run's own learning rate, weight
 and step count (Adam's bias correction); a run that sits out a step changes nothing
 (its coefficients are 0 and 1, which leave every value exactly as it was). A CNN's 3x3
 convolutions run as one grouped convolution (groups = K). A run whose shape is alone
-trains in a bucket of one, through the same code.
+trains in a bucket of one, through the same code. Without BatchNorm, gradients come
+from the forward pass's tape (_backward: autograd's kernels, without its graph, which
+cost more than the arithmetic on small networks); with it, from autograd.
 
 Each run's randomness is its own. Its masks come from a counter (model_server.masks):
 the bits of a unit depend on the run's seed, its step and the unit's place, and every
