@@ -443,8 +443,9 @@ class Trainer:
 
     def _look_at_floor(self, now: float, played: float) -> None:
         """Whether the frame floor is in force until the next look (its turns took at
-        most FLOOR_SHARE of the time since the last one), and how long each bucket's
-        runs have waited for a frame (see "Floor" in the module's docstring)."""
+        most FLOOR_SHARE of the time, averaged over about FLOOR_SHARE_S), each bucket's
+        longest wait for a frame and its steps a second (see "Floor" in the module's
+        docstring)."""
         if played > 0:  # (averaged over about a second: one pass of a crowded bucket fills a look)
             self.floor_share += (self._floor_cpu / played - self.floor_share) * min(1.0, played / FLOOR_SHARE_S)
         self._floor_cpu = 0.0
