@@ -373,7 +373,6 @@ class Bucket:
         self._masked_step = drawing.astype(np.int64) * B
         self._pos_step = np.where(self.n_train[:K] > B, B, 0)
         self._all_rows = np.arange(K)
-        self._kept_all = [torch.ones(K, n, device=dev) for n in self.mask_sizes]  # a layer without a mask
         self._views = self.layout.views(self.theta[:K].detach())  # every run's parameters
         self._any_eval = bool((self.eval_every[:K] > 0).any())
         self._count_w = torch.from_numpy(np.repeat(drawing, np.diff(self.noise_offsets), axis=1).astype(np.float32)).to(dev)
@@ -584,15 +583,14 @@ class Bucket:
         K = len(self.runs)
         rows = self._all_rows if every else np.flatnonzero(act)
         at = rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE
-        if self.cnn:  # (B, K, ...): each run's first example
+        if self.cnn:  # (B, K, ...): each run's first example (a training step has every layer's noise)
             parts = [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
             parts += [out[0].reshape(K, -1) for _, _, out in record]
-            parts += [mask[0].reshape(K, -1) if mask is not None else self._kept_all[l]
-                      for l, (_, mask, _) in enumerate(record)]
+            parts += [mask[0].reshape(K, -1) for _, mask, _ in record]
         else:         # (K, B, units)
             parts = [(out if pre is None else pre)[:, 0] for pre, _, out in record]
             parts += [out[:, 0] for _, _, out in record]
-            parts += [mask[:, 0] if mask is not None else self._kept_all[l] for l, (_, mask, _) in enumerate(record)]
+            parts += [mask[:, 0] for _, mask, _ in record]
         vals, index = torch.cat(parts, 1), idx[:, 0]
         if not every:
             sel = torch.from_numpy(rows).to(self.device)
