@@ -91,6 +91,8 @@ JOB_SLICE_S = 0.002     # CPU time a lesson job computes per turn, at least (up 
 JOB_WAIT_S = 0.05       # the longest this thread waits for a job to hand its turn back
 CALLS_SLICE_S = 0.005   # calls from other threads run this long at most between two turns
 IDLE_CREDIT_S = 0.01    # how far behind the others an idle contender's clock may start
+CHUNK_S = 0.015         # a turn of full-speed runs takes several steps, up to about this long
+MAX_CHUNK = 16          # ... and at most this many
 
 
 class Sink(Protocol):
@@ -225,6 +227,7 @@ class Trainer:
         self.floor_macs: dict[Bucket, float] = {}     # each bucket's step cost per run (multiply-adds)
         self.oldest_frame: dict[Bucket, float] = {}   # when its longest-waiting run got its last frame
         self.step_rate: dict[Bucket, tuple[float, int]] = {}  # its steps a second lately, and its step count then
+        self.step_cost: dict[Bucket, float] = {}      # CPU time of its last step
         self.floor_open = True                         # the frame floor is in force (FLOOR_SHARE)
         self.floor_share = 0.0                         # the share of the time its turns took lately
         self._floor_cpu = 0.0                          # CPU time of turns given by the floor since the last look
@@ -303,6 +306,7 @@ class Trainer:
         self.next_tick.pop(bucket, None)
         self.oldest_frame.pop(bucket, None)
         self.step_rate.pop(bucket, None)
+        self.step_cost.pop(bucket, None)
 
     def remove(self, state: RunState) -> None:
         def leave() -> None:
@@ -555,26 +559,52 @@ class Trainer:
                 self.next_tick[best] = now + max(period * self.tick_stretch, wall / FRAME_SHARE)
             return True
         try:
-            best.step(what)
+            taken = best.step(what, self._chunk(best, what, now))
         except Exception:  # a bug must end this bucket's runs only, loudly, never the server
             log.exception("event=bucket_crashed runs=%d outcome=error", len(best.runs))
             self._crash(best)
             return True
         cost = time.thread_time() - cpu
+        self.step_cost[best] = cost / max(taken, 1)
         self._floor_cpu += cost if best_low else 0.0
         rows = np.flatnonzero(what)
         self.vclock[best] += cost / math.sqrt(len(rows))
         share, runs = cost / len(rows), best.runs
         # a run at full speed (faster than frames) with nothing pending only counts its share
-        full = self.serving.max_speed if self.serving.max_speed > self.serving.frame_rate else math.inf
+        full = self._full_speed()
         at_limit = best.steps[:len(runs)] >= self.limits.max_steps
         for k in rows.tolist():
             pace = self.paces[id(runs[k])]
             pace.busy_s += share
-            pace.busy_steps += 1
+            pace.busy_steps += taken
             if pace.owed or pace.until is not None or pace.speed < full or at_limit[k]:
                 self._stepped(pace)
         return True
+
+    def _full_speed(self) -> float:
+        """The speed from which a run takes every step of its bucket and is not paced."""
+        return self.serving.max_speed if self.serving.max_speed > self.serving.frame_rate else math.inf
+
+    def _chunk(self, bucket: Bucket, active: np.ndarray, now: float) -> int:
+        """How many steps this turn takes: one, or several while every active run plays
+        at full speed with nothing pending (no pacing, 'step' event or stop step between
+        them), up to CHUNK_S of the bucket's last step cost, not past its next frame
+        tick nor a run's step limit. Several steps in one call cost less each
+        (Bucket.step); the others wait at most CHUNK_S longer for their turn."""
+        per = self.step_cost.get(bucket)
+        if per is None:
+            return 1
+        tick = self.next_tick.get(bucket, 0.0) - now
+        n = min(MAX_CHUNK, int((tick if 0 < tick < CHUNK_S else CHUNK_S) / max(per, 1e-6)))
+        if n <= 1:
+            return 1
+        full, runs = self._full_speed(), bucket.runs
+        for k in np.flatnonzero(active).tolist():
+            pace = self.paces[id(runs[k])]
+            if pace.owed or pace.until is not None or pace.speed < full:
+                return 1
+        left = self.limits.max_steps - int(bucket.steps[:len(runs)][active[:len(runs)]].max())
+        return max(1, min(n, left))
 
     def _work_of(self, bucket: Bucket, now: float, low: bool = False):
         """What a bucket would do with a turn: ("frames", takers) when frames are due (a

@@ -178,7 +178,8 @@ class Bucket:
         self.noise_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         self.n_train_max = self.n_test_max = 1
         self.cap = 0
-        self._tally: list[tuple[torch.Tensor, np.ndarray]] = []
+        self._tally: list[tuple[torch.Tensor, np.ndarray, tuple]] = []   # per step() call: losses (n, K), act, timeline
+        self._tally_steps = 0
         self._records: dict[int, tuple] = {}   # step id -> that step's tensors (see step())
         self._grids: dict[int, torch.Tensor] = {}
         self._tables_dirty = True
@@ -196,7 +197,6 @@ class Bucket:
             "theta": ((self.layout.size,), 0.0, torch.float32),
             "m": ((self.layout.size,), 0.0, torch.float32),     # Adam's first moment / SGD's momentum
             "v": ((self.layout.size,), 0.0, torch.float32),     # Adam's second moment
-            "t": ((1,), 0.0, torch.float64),                   # optimizer steps taken (bias correction)
             "lsum": ((), 0.0, torch.float32), "lcnt": ((), 0.0, torch.float32),  # since the last frame
             "esum": ((), 0.0, torch.float32), "ecnt": ((), 0.0, torch.float32),  # since the last evaluation
             "ring": ((LOSS_RING + 1,), 0.0, torch.float32),      # the last column takes no-ops
@@ -374,6 +374,7 @@ class Bucket:
         self._pos_step = np.where(self.n_train[:K] > B, B, 0)
         self._all_rows = np.arange(K)
         self._views = self.layout.views(self.theta[:K].detach())  # every run's parameters
+        self._opt_rows = (self.theta[:K].detach(), self.m[:K], self.v[:K])
         self._any_eval = bool((self.eval_every[:K] > 0).any())
         self._count_w = torch.from_numpy(np.repeat(drawing, np.diff(self.noise_offsets), axis=1).astype(np.float32)).to(dev)
         self._tables_dirty = False
@@ -423,7 +424,17 @@ class Bucket:
         acts = ACTS_IN_PLACE if scratch else ACTS
         for l in range(self.L):
             w, b = P[f"blocks.{l}.0.weight"], P[f"blocks.{l}.0.bias"]
-            if self.cnn:
+            if self.cnn and l == 0 and tape is not None:
+                # a training pass's first layer: one batched matmul over the input's 3x3
+                # patches. Its input needs no gradient, and for its few input channels
+                # (one, for digits) oneDNN's convolution and weight gradient took ~2x and
+                # ~5x as long on a CPU (bench/engine.py's digits CNN)
+                c, hw = w.shape[1], h.shape[2:]
+                cols = _patches(h, K)                                              # (K, c_in * 9, N * H * W)
+                tape.append(("patches", f"blocks.{l}.0", cols))
+                h = torch.baddbmm(b.view(K, c, 1), w.reshape(K, c, -1), cols)
+                h = h.view(K, c, N, *hw).permute(2, 0, 1, 3, 4).contiguous()       # (N, K, c, H, W)
+            elif self.cnn:
                 c, wk = w.shape[1], w.reshape(K * w.shape[1], *w.shape[2:])
                 if tape is not None:
                     tape.append(("conv", f"blocks.{l}.0", h, wk, K))
@@ -513,54 +524,70 @@ class Bucket:
 
     # ---- training ------------------------------------------------------------------------
     @torch.no_grad()  # (gradients: _gradient)
-    def step(self, active: np.ndarray) -> None:
-        """One optimizer step for the runs where active[k] (a bool per row, row order).
-        The caller keeps runs at their step limit out."""
+    def step(self, active: np.ndarray, n: int = 1) -> int:
+        """Up to n optimizer steps of the runs where active[k] (a bool per row, row
+        order); fewer where an active run's epoch or test evaluation comes first. Returns
+        the number taken. The caller keeps runs at their step limit out, and n within it.
+
+        Several steps in one call draw their masks and batches at once and keep their
+        bookkeeping together: a lone run's step (a digits CNN's ~2 ms) paid ~0.2 ms of
+        Python for them. Each step's arithmetic is the one a single step does."""
         K = len(self.runs)
         act = np.asarray(active[:K], bool)
         if K == 0 or not act.any():
-            return
+            return 0
         self._tables()
         dev, B = self.device, self.key.batch
         every = bool(act.all())   # the common case: every run of the bucket steps
-        # 1. randomness: every run's noise of its next step, from its own key (a run that
-        # sits out draws too: its step's bits, unused)
-        per_step = masks.step_bits(self.mkey[:K], self.steps[:K] + 1)
-        # (a fresh tensor each step: the step's record keeps its masks, see _dropout)
+        self._next_batches(act)
+        n = self._chunk(act, n)
+        # 1. randomness: every run's noise of its next n steps, from its own key (a run
+        # that sits out draws too: its step's bits, unused). A fresh tensor each call: the
+        # steps' records keep their masks (see _dropout)
+        counts = self.steps[:K] + 1 + np.arange(n).reshape(n, 1)               # (n, K)
+        per_step = masks.step_bits(self.mkey[:K], counts).reshape(-1)
+        U = self.noise_offsets[-1]
         if self._cpu:
-            noise = torch.from_numpy(np.less(masks.unit_bits(per_step, self._places), self._thresholds,
-                                             out=np.empty((K, self.noise_offsets[-1]), np.float32)))
+            bits = masks.unit_bits(per_step, self._places).reshape(n, K, U)
+            noise = torch.from_numpy(np.less(bits, self._thresholds, out=np.empty((n, K, U), np.float32)))
         else:
             per_step = torch.from_numpy(per_step.astype(np.int64)).to(dev)
-            noise = (masks.unit_bits(per_step, self._places) < self._thresholds).float()
-        noise_views = [noise[:, a:b].view(K, B, *sh) for a, b, sh in
-                       zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
-        # 2. each run's batch, in its own order
-        self._next_batches(act)
-        pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)  # idle rows: any batch
-        pos = torch.from_numpy(pos)
-        idx = self.perm[:K].gather(1, (pos if self._cpu else pos.to(dev)).view(K, 1) + self._ar_batch)
-        flat = (idx + self._row_base[:K]).view(-1)
-        x = self._x_flat.index_select(0, flat).view(K, B, *self.key.input_shape)
-        y = self._y_flat.index_select(0, flat).view(K, B)
-        # 3. forward and backward; rows sitting out contribute nothing
+            noise = (masks.unit_bits(per_step, self._places).view(n, K, U) < self._thresholds).float()
+        # 2. each run's batches, in its own order: (n, K, B) example indices
+        pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)     # idle rows: any batch
+        pos = torch.from_numpy(pos.reshape(K, 1) + np.arange(n) * self._pos_step.reshape(K, 1))   # (K, n)
+        at = (pos if self._cpu else pos.to(dev)).view(K, n, 1) + self._ar_batch.view(1, 1, B)
+        idx = self.perm[:K].gather(1, at.view(K, n * B)).view(K, n, B).transpose(0, 1)
+        flat = (idx + self._row_base[:K].view(1, K, 1)).reshape(-1)
+        xs = self._x_flat.index_select(0, flat).view(n, K, B, *self.key.input_shape)
+        ys = self._y_flat.index_select(0, flat).view(n, K, B)
         act_t = self._ones if every else torch.from_numpy(act.astype(np.float32)).to(dev)  # (K,) 0/1
-        record: list = []
-        per_run, grad = self._gradient(x, y, noise_views, act_t, every, record)
-        self._update(K, act_t, every, grad)
-        # 4. what frames will read
-        self.steps[:K] += act
-        self.pos[:K] += self._pos_step if every else np.where(act, self._pos_step, 0)
+        losses, records = [], []
+        for j in range(n):
+            # 3. forward and backward; rows sitting out contribute nothing
+            noise_views = [noise[j, :, a:b].view(K, B, *sh) for a, b, sh in
+                           zip(self.noise_offsets, self.noise_offsets[1:], self.noise_shape)]
+            record: list = []
+            per_run, grad = self._gradient(xs[j], ys[j], noise_views, act_t, every, record)
+            self._update(K, act_t, act, every, grad)
+            self.steps[:K] += act
+            losses.append(per_run)
+            records.append(record)
+        # 4. what frames will read: the last step's tensors, counts over the n steps
+        self.steps_taken += n
+        self.pos[:K] += n * self._pos_step if every else np.where(act, n * self._pos_step, 0)
         counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
-        self.masked_l[:K] += self._masked_step if every else counted * B
-        # kept counts: this step's noise where its masks count
-        self.kept[:K].addcmul_(noise, self._count_w if every else self._count_w * act_t.view(K, 1))
-        self._tally.append((per_run, act, self._timeline_rows(record, idx, act, every)))
-        if len(self._tally) >= TALLY_FOLD:
+        self.masked_l[:K] += n * self._masked_step if every else n * counted * B
+        # kept counts: these steps' noise where its masks count
+        self.kept[:K].addcmul_(noise.sum(0) if n > 1 else noise[0],
+                               self._count_w if every else self._count_w * act_t.view(K, 1))
+        self._tally.append((torch.stack(losses), act, self._timeline_rows(records, idx, act, every)))
+        self._tally_steps += n
+        if self._tally_steps >= TALLY_FOLD:
             self._fold()
-        sid = self.steps_taken
+        sid = self.steps_taken - 1
         self._records[sid] = ([(None if pre is None else pre.detach(), mask, out.detach())
-                               for pre, mask, out in record], idx[:, 0], counted)
+                               for pre, mask, out in records[-1]], idx[-1, :, 0], counted)
         if every:
             self.rec_of[:K] = sid
             self.rec_row[:K] = self._all_rows
@@ -569,33 +596,54 @@ class Bucket:
             self.rec_row[:K][act] = np.flatnonzero(act)
         if len(self._records) > 8:
             self._prune_records()
-        self.steps_taken += 1
         if self._any_eval:
             ev = self.eval_every[:K]
             due = act & (ev > 0) & (self.steps[:K] % np.maximum(ev, 1) == 0)
             if due.any():
                 self.evaluate(np.flatnonzero(due))
+        return n
 
-    def _timeline_rows(self, record: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
-        """This step's entries of each active run's timeline: what a frame of this step
+    def _chunk(self, act: np.ndarray, n: int) -> int:
+        """How many of n steps fit before an active run's epoch ends (its next batch
+        would need a fresh permutation: _next_batches) or its test evaluation is due."""
+        K, B = len(act), self.key.batch
+        if n <= 1:
+            return 1
+        big = act & (self.n_train[:K] > B)
+        if big.any():
+            n = min(n, int(((self.n_train[:K][big] - self.pos[:K][big]) // B).min()))
+        if self._any_eval:
+            ev = self.eval_every[:K]
+            due = act & (ev > 0)
+            if due.any():
+                n = min(n, int((ev[due] - self.steps[:K][due] % ev[due]).min()))
+        return max(1, n)
+
+    def _timeline_rows(self, records: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
+        """The entries of each active run's timeline of the n steps just taken (records:
+        each step's; idx (n, K, B); self.steps counts them): what a frame of each step
         would show (replay_snapshot reads it back), for column (step - 1) % TIMELINE.
-        _fold writes them, many steps at once: this runs every step."""
-        K = len(self.runs)
+        _fold writes them, many steps at once."""
+        K, n = len(self.runs), len(records)
         rows = self._all_rows if every else np.flatnonzero(act)
-        at = rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE
-        if self.cnn:  # (B, K, ...): each run's first example (a training step has every layer's noise)
-            parts = [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
-            parts += [out[0].reshape(K, -1) for _, _, out in record]
-            parts += [mask[0].reshape(K, -1) for _, mask, _ in record]
-        else:         # (K, B, units)
-            parts = [(out if pre is None else pre)[:, 0] for pre, _, out in record]
-            parts += [out[:, 0] for _, _, out in record]
-            parts += [mask[:, 0] for _, mask, _ in record]
-        vals, index = torch.cat(parts, 1), idx[:, 0]
+        # (n, rows): step j of row k is its step steps[k] - n + 1 + j
+        at = rows * TIMELINE + (self.steps[rows] - n + np.arange(n).reshape(n, 1)) % TIMELINE
+        parts = []
+        for record in records:
+            if self.cnn:  # (B, K, ...): each run's first example (a training step has every layer's noise)
+                parts += [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
+                parts += [out[0].reshape(K, -1) for _, _, out in record]
+                parts += [mask[0].reshape(K, -1) for _, mask, _ in record]
+            else:         # (K, B, units)
+                parts += [(out if pre is None else pre)[:, 0] for pre, _, out in record]
+                parts += [out[:, 0] for _, _, out in record]
+                parts += [mask[:, 0] for _, mask, _ in record]
+        vals = torch.cat(parts, 1).view(K, n, -1).transpose(0, 1)     # (n, K, entry)
+        index = idx[:, :, 0]                                            # (n, K)
         if not every:
             sel = torch.from_numpy(rows).to(self.device)
-            vals, index = vals.index_select(0, sel), index.index_select(0, sel)
-        return vals, index, at
+            vals, index = vals.index_select(1, sel), index.index_select(1, sel)
+        return vals.reshape(-1, vals.shape[-1]), index.reshape(-1), at.reshape(-1)
 
     def timeline(self, state: "RunState") -> tuple[int, int] | None:
         """The steps of this run that can be replayed, (first, last), or None before its
@@ -631,26 +679,32 @@ class Bucket:
             tape: list = []
             with torch.no_grad():
                 logits = self.forward(x, noise=noise, record=record, tape=tape)
-                per_run = self.losses(logits, y)
-                return per_run, self._backward(tape, self._loss_grad(logits, y, None if every else act))
+                per_run, g = self._loss_grad(logits, y, None if every else act)
+                return per_run, self._backward(tape, g)
         with torch.enable_grad():
             per_run = self.losses(self.forward(x, noise=noise, record=record, bn_update=act), y)
             (per_run.sum() if every else (per_run * act).sum()).backward()
         grad, self.theta.grad = self.theta.grad[:len(per_run)], None
         return per_run.detach(), grad
 
-    def _loss_grad(self, logits: torch.Tensor, y: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
-        """The gradient of sum over runs of (act * each run's mean loss) with respect to
-        the logits, (K, B, outputs): (sigmoid - y) / B for one logit, (softmax - one-hot)
-        / B for classes."""
+    def _loss_grad(self, logits: torch.Tensor, y: torch.Tensor,
+                   act: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each run's mean loss (K,), as losses() computes it, and the gradient of the sum
+        over runs of (act * that loss) with respect to the logits, (K, B, outputs):
+        (sigmoid - y) / B for one logit, (softmax - one-hot) / B for classes (from the
+        same log-softmax as the loss: one pass over the logits, not two)."""
         B = logits.shape[1]
         if self.key.n_out == 1:
+            per_run = self.losses(logits, y)
             g = torch.sigmoid(logits).sub_(y).unsqueeze(-1)
         else:
-            g = torch.softmax(logits, -1)
-            g.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(g[..., :1], -1.0))
+            logp = torch.log_softmax(logits, -1)
+            at = y.unsqueeze(-1)
+            per_run = logp.gather(-1, at).squeeze(-1).mean(1).neg_()   # cross-entropy's own values
+            g = logp.exp_()
+            g.scatter_add_(-1, at, torch.full_like(g[..., :1], -1.0))
         g.mul_(1.0 / B)
-        return g if act is None else g.mul_(act.view(-1, 1, 1))
+        return per_run, (g if act is None else g.mul_(act.view(-1, 1, 1)))
 
     def _backward(self, tape: list, g: torch.Tensor) -> torch.Tensor:
         """The gradient of theta, (K, P), from the logits' gradient, walking the tape of
@@ -676,6 +730,10 @@ class Bucket:
                     False, [0, 0], groups, [i > 0, True, True])
                 if i:
                     g = g_in.view(h.shape[0], groups, -1, *h.shape[2:])
+            elif entry[0] == "patches":  # the first layer's (K, c_in * 9, N * H * W); g (N, K, c, H, W)
+                _, name, cols = entry
+                gr = g.permute(1, 2, 0, 3, 4).reshape(K, g.shape[2], -1)
+                grads[f"{name}.weight"], grads[f"{name}.bias"] = torch.bmm(gr, cols.transpose(1, 2)), gr.sum(2)
             elif entry[0] == "flatten":  # a CNN's (N, K, c, H, W) -> the head's (K, N, c * H * W)
                 shape = entry[1]
                 g = g.view(shape[1], shape[0], *shape[2:]).transpose(0, 1)
@@ -685,51 +743,48 @@ class Bucket:
                 g = g * entry[1]
         return torch.cat([grads[name].reshape(K, -1) for name, *_ in self.layout.params], 1)
 
-    def _update(self, K: int, act: torch.Tensor, every: bool, g: torch.Tensor) -> None:
+    def _update(self, K: int, act: torch.Tensor, act_np: np.ndarray, every: bool, g: torch.Tensor) -> None:
         """One optimizer step per active row, from the gradient g (K, P): torch.optim's
         arithmetic with per-run hyper-parameters. A row that sat out gets coefficients
         (0 and 1) that leave its weights and optimizer state exactly as they were.
-        (Called by step, without gradients.)"""
-        theta, t = self.theta[:K], self.t[:K]
+        (Called by step, without gradients, before the step is counted.)"""
+        theta, m, v = self._opt_rows
         a = act.view(K, 1)
         if self.wd_t is not None:
             g = g + self.wd_t * theta
         opt = self.key.optimizer
+        steps = self.steps[:K]  # optimizer steps each row has taken before this one
         if opt == "adam":
             b1, b2 = ADAM_BETAS
-            m, v = self.m[:K], self.v[:K]
-            # the bias corrections in double precision, as torch.optim.Adam computes them
-            steps = self.steps[:K]  # before this step's count: t = steps + 1
             if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
                 # one step count and one learning rate (a lone run, say): the kernel of
                 # torch.optim.Adam(fused=True), one op where the arithmetic below takes ten
-                t.add_(1)
                 torch._fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
                                    lr=float(self.lr[0]), beta1=b1, beta2=b2, weight_decay=0.0,
                                    eps=ADAM_EPS, amsgrad=False, maximize=False)
                 return
+            # the bias corrections in double precision, as torch.optim.Adam computes them,
+            # from each row's step count after this step (at least 1: a row that sat out
+            # its first steps)
+            t = torch.from_numpy(np.maximum(steps + act_np, 1).astype(np.float64)).to(self.device).view(K, 1)
             if every:
-                t.add_(1)
                 m.lerp_(g, 1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 step_size = (self.lr64 / (1 - torch.pow(b1, t))).float()
             else:
-                t.add_(a.double())
                 m.lerp_(g, a * (1 - b1))
                 v.mul_(1 - a * (1 - b2)).addcmul_(g, g * (a * (1 - b2)))
-                step_size = (self.lr64 * a.double() / (1 - torch.pow(b1, t.clamp_min(1)))).float()
-            bc2_sqrt = torch.sqrt(1 - torch.pow(b2, t.clamp_min(1))).float()
+                step_size = (self.lr64 * a.double() / (1 - torch.pow(b1, t))).float()
+            bc2_sqrt = torch.sqrt(1 - torch.pow(b2, t)).float()
             denom = v.sqrt().div_(bc2_sqrt).add_(ADAM_EPS)
             theta.sub_(m * step_size / denom)  # addcdiv's order: (step * m) / denom
         else:
-            t.add_(a.double())
             if opt == "momentum":
-                buf = self.m[:K]
                 if every:
-                    buf.mul_(MOMENTUM).add_(g)
+                    m.mul_(MOMENTUM).add_(g)
                 else:
-                    buf.mul_(1 - a * (1 - MOMENTUM)).add_(g * a)
-                g = buf
+                    m.mul_(1 - a * (1 - MOMENTUM)).add_(g * a)
+                g = m
             theta.sub_(g * (self.lr_t if every else self.lr_t * a))
 
     def _fold(self) -> None:
@@ -744,8 +799,9 @@ class Bucket:
             at = torch.from_numpy(np.concatenate(at)).to(self.device)
             self.tl_vals.view(-1, self.tl_vals.shape[-1]).index_copy_(0, at, torch.cat(vals).half())
             self.tl_index.view(-1).index_copy_(0, at, torch.cat(index))
-            L = torch.stack([loss for loss, _, _ in self._tally])                     # (T, K)
-            A = torch.from_numpy(np.stack([a for _, a, _ in self._tally]).astype(np.float32)).to(self.device)
+            L = torch.cat([loss for loss, _, _ in self._tally])                       # (T, K)
+            A = np.concatenate([np.broadcast_to(a, (len(loss), K)) for loss, a, _ in self._tally])
+            A = torch.from_numpy(A.astype(np.float32)).to(self.device)
             LA = L * A
             s, c = LA.sum(0), A.sum(0)
             self.lsum[:K] += s
@@ -756,7 +812,7 @@ class Bucket:
             at = torch.where(A > 0, at, torch.full_like(at, LOSS_RING))           # sat out: the spare column
             self.ring[:K].scatter_(1, at.T.contiguous(), L.T.contiguous())
             self.ringn[:K] += c.long()
-        self._tally = []
+        self._tally, self._tally_steps = [], 0
 
     # ---- measuring ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -1021,6 +1077,15 @@ def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scratch: bool) ->
     if scratch and h.shape[1] >= FEATURES_FIRST:
         return torch.baddbmm(b.unsqueeze(2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(b.unsqueeze(1), h, w)
+
+
+def _patches(h: torch.Tensor, K: int) -> torch.Tensor:
+    """The 3x3 patches (padding 1) of a CNN's input h (N, K * c_in, H, W), as each run's
+    columns for a matmul: (K, c_in * 9, N * H * W), rows in a conv weight's (c_in, 3, 3)
+    order."""
+    N, _, H, W = h.shape
+    win = F.pad(h, (1, 1, 1, 1)).unfold(2, 3, 1).unfold(3, 3, 1)       # (N, K * c_in, H, W, 3, 3)
+    return win.reshape(N, K, -1, H, W, 3, 3).permute(1, 2, 5, 6, 0, 3, 4).reshape(K, -1, N * H * W)
 
 
 def _finite(v: float) -> float | None:

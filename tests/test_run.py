@@ -594,3 +594,61 @@ def test_full_batch_training():
     run.step(3)
     assert masks_of(run)[0].shape == (250, 8)
     assert run.frame().header["example"]["index"] == 0
+
+
+@pytest.mark.parametrize("sections", [
+    {},
+    {"model": {"dropout_kind": "alpha", "activation": "selu"}, "train": {"optimizer": "momentum"}},
+    {"model": {"batchnorm": "before_dropout"}, "train": {"optimizer": "sgd", "weight_decay": 0.01}},
+    {"data": {"n_points": 60, "train_fraction": 0.5}, "train": {"batch_size": 8, "eval_every": 5}},
+    {"model": {"kind": "cnn", "hidden": [4, 4], "p": [0.3, 0.5], "dropout_kind": "dropout2d"},
+     "data": {"dataset": "digits"}, "train": {"batch_size": 16}},
+    {"model": {"kind": "cnn", "hidden": [4], "p": [0.4]}, "data": {"dataset": "digits"}, "train": {"batch_size": 8}},
+])
+def test_several_steps_in_one_call_are_the_single_steps(sections):
+    """Bucket.step(active, n): the steps a call takes are, to the bit, the steps that
+    single calls take: masks, batches, weights, losses, drop counts, the timeline and
+    test evaluations; a call stops early at an epoch's end or a due evaluation."""
+    def bucket():
+        states = [RunState(config(**{**sections, "data": {**sections.get("data", {}), "seed": i}})) for i in range(3)]
+        states[1].set_p(0, 0.7)
+        b = Bucket(key_of(states[0]), states[0].initial_net())
+        for s in states:
+            b.join(s)
+        return b, states
+
+    single, one = bucket()
+    chunked, many = bucket()
+    rng = np.random.default_rng(1)
+    short = 0
+    while chunked.steps_taken < 90:
+        active = rng.random(3) < 0.7 if rng.random() < 0.4 else np.ones(3, bool)
+        taken = chunked.step(active, int(rng.integers(1, 10)))
+        for _ in range(taken):
+            single.step(active)
+        assert chunked.steps_taken == single.steps_taken
+        short += taken < 9
+        for a, b in zip(one, many):
+            assert a.step_count == b.step_count
+            for ma, mb in zip(single.last_masks(a), chunked.last_masks(b)):
+                assert (ma is None and mb is None) or torch.equal(ma, mb)
+        for name in ("pos", "masked_l", "rec_of", "drawn"):
+            assert np.array_equal(getattr(single, name)[:3], getattr(chunked, name)[:3]), name
+        assert torch.equal(single.kept[:3], chunked.kept[:3])
+        torch.testing.assert_close(chunked.theta[:3], single.theta[:3], rtol=1e-5, atol=1e-7)
+    assert short  # epochs and evaluations cut calls short
+    single._fold(), chunked._fold()
+    for a, b in zip(one, many):
+        torch.testing.assert_close(b.losses(), a.losses(), rtol=1e-5, atol=0)
+        assert [e[0] for e in a.evals] == [e[0] for e in b.evals]
+        frames = [decode(encode(take_frames_of(bk, s))) for bk, s in ((single, a), (chunked, b))]
+        assert frames[0][0]["step"] == frames[1][0]["step"]
+        assert {k: v.tolist() for k, v in frames[0][1].items() if k.startswith(("mask", "dropped"))} == \
+               {k: v.tolist() for k, v in frames[1][1].items() if k.startswith(("mask", "dropped"))}
+    torch.testing.assert_close(chunked.tl_vals[:3], single.tl_vals[:3], rtol=1e-3, atol=1e-3)
+    assert torch.equal(chunked.tl_index[:3], single.tl_index[:3])
+
+
+def take_frames_of(bucket, state):
+    from model_server.snapshot import take_frames
+    return take_frames(bucket, [state], [True], 16)[0]

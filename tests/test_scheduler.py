@@ -191,10 +191,10 @@ def test_a_failing_bucket_ends_its_runs_only(trainer, monkeypatch):
     t.add(good, good_sink)
     real = Bucket.step
 
-    def step(self, active):
+    def step(self, active, n=1):
         if self.key.hidden == (3,):
             raise RuntimeError("boom")
-        return real(self, active)
+        return real(self, active, n)
 
     monkeypatch.setattr(Bucket, "step", step)
     t.play(bad)
