@@ -91,7 +91,7 @@ JOB_SLICE_S = 0.002     # CPU time a lesson job computes per turn, at least (up 
 JOB_WAIT_S = 0.05       # the longest this thread waits for a job to hand its turn back
 CALLS_SLICE_S = 0.005   # calls from other threads run this long at most between two turns
 IDLE_CREDIT_S = 0.01    # how far behind the others an idle contender's clock may start
-CHUNK_S = 0.015         # a turn of full-speed runs takes several steps, up to about this long
+CHUNK_S = 0.02          # a turn of full-speed runs takes several steps, up to about this long
 MAX_CHUNK = 16          # ... and at most this many
 
 

@@ -539,7 +539,6 @@ class Bucket:
         self._tables()
         dev, B = self.device, self.key.batch
         every = bool(act.all())   # the common case: every run of the bucket steps
-        self._next_batches(act)
         n = self._chunk(act, n)
         # 1. randomness: every run's noise of its next n steps, from its own key (a run
         # that sits out draws too: its step's bits, unused). A fresh tensor each call: the
@@ -554,10 +553,7 @@ class Bucket:
             per_step = torch.from_numpy(per_step.astype(np.int64)).to(dev)
             noise = (masks.unit_bits(per_step, self._places).view(n, K, U) < self._thresholds).float()
         # 2. each run's batches, in its own order: (n, K, B) example indices
-        pos = self.pos[:K] if every else np.where(act, self.pos[:K], 0)     # idle rows: any batch
-        pos = torch.from_numpy(pos.reshape(K, 1) + np.arange(n) * self._pos_step.reshape(K, 1))   # (K, n)
-        at = (pos if self._cpu else pos.to(dev)).view(K, n, 1) + self._ar_batch.view(1, 1, B)
-        idx = self.perm[:K].gather(1, at.view(K, n * B)).view(K, n, B).transpose(0, 1)
+        idx = self._batches(act, every, n)
         flat = (idx + self._row_base[:K].view(1, K, 1)).reshape(-1)
         xs = self._x_flat.index_select(0, flat).view(n, K, B, *self.key.input_shape)
         ys = self._y_flat.index_select(0, flat).view(n, K, B)
@@ -575,7 +571,6 @@ class Bucket:
             records.append(record)
         # 4. what frames will read: the last step's tensors, counts over the n steps
         self.steps_taken += n
-        self.pos[:K] += n * self._pos_step if every else np.where(act, n * self._pos_step, 0)
         counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
         self.masked_l[:K] += n * self._masked_step if every else n * counted * B
         # kept counts: these steps' noise where its masks count
@@ -604,15 +599,9 @@ class Bucket:
         return n
 
     def _chunk(self, act: np.ndarray, n: int) -> int:
-        """How many of n steps fit before an active run's epoch ends (its next batch
-        would need a fresh permutation: _next_batches) or its test evaluation is due."""
-        K, B = len(act), self.key.batch
-        if n <= 1:
-            return 1
-        big = act & (self.n_train[:K] > B)
-        if big.any():
-            n = min(n, int(((self.n_train[:K][big] - self.pos[:K][big]) // B).min()))
-        if self._any_eval:
+        """How many of n steps fit before an active run's test evaluation is due."""
+        K = len(act)
+        if n > 1 and self._any_eval:
             ev = self.eval_every[:K]
             due = act & (ev > 0)
             if due.any():
@@ -656,18 +645,31 @@ class Bucket:
         for sid in [s for s in self._records if s not in used]:
             del self._records[sid]
 
-    def _next_batches(self, act: np.ndarray) -> None:
-        """Datasets.Batches' rules, row by row: a fresh permutation from the run's own
+    def _batches(self, act: np.ndarray, every: bool, n: int) -> torch.Tensor:
+        """(n, K, B): each run's examples for its next n steps (rows sitting out: any),
+        by Datasets.Batches' rules, row by row: a fresh permutation from the run's own
         generator when the next batch would run past the end (an epoch's remainder is
         skipped); a batch as large as the training set is the whole set, in order."""
-        B, K = self.key.batch, len(act)
-        n = self.n_train[:K]
-        due = (self.pos[:K] + B > n) | ~self.drawn[:K]
-        if not due.any():
-            return
-        for k in np.flatnonzero(due & act & (n > B)):
-            self.perm[k, :n[k]] = torch.randperm(int(n[k]), generator=self.runs[k].batch_gen).to(self.device)
-            self.pos[k], self.drawn[k] = 0, True
+        K, B = len(act), self.key.batch
+        n_tr = self.n_train[:K]
+        parts, left = [], n
+        while left:
+            due = (self.pos[:K] + B > n_tr) | ~self.drawn[:K]
+            if due.any():
+                for k in np.flatnonzero(due & act & (n_tr > B)):
+                    self.perm[k, :n_tr[k]] = torch.randperm(int(n_tr[k]), generator=self.runs[k].batch_gen).to(self.device)
+                    self.pos[k], self.drawn[k] = 0, True
+            # as many steps as every active run's epoch has left
+            big = act & (n_tr > B)
+            m = min(left, int(((n_tr[big] - self.pos[:K][big]) // B).min())) if big.any() else left
+            step = self._pos_step if every else np.where(act, self._pos_step, 0)
+            first = self.pos[:K] if every else np.where(act, self.pos[:K], 0)    # idle rows: any batch
+            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1))   # (K, m)
+            at = (pos if self._cpu else pos.to(self.device)).view(K, m, 1) + self._ar_batch.view(1, 1, B)
+            parts.append(self.perm[:K].gather(1, at.view(K, m * B)).view(K, m, B).transpose(0, 1))
+            self.pos[:K] += m * step
+            left -= m
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _gradient(self, x: torch.Tensor, y: torch.Tensor, noise: list, act: torch.Tensor, every: bool,
                   record: list, taped: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
