@@ -593,16 +593,17 @@ class Trainer:
         """How many steps this turn takes: the turns in a row that the bucket would get
         anyway. One, or several while every active run plays at full speed with nothing
         pending (no pacing, 'step' event or stop step between them) and no other
-        contender would come first: up to its clock passing the next busy contender's,
-        CHUNK_S of its last step cost, its next frame tick and a run's step limit, and
-        none while another bucket is below the frame floor. Several steps in one call
-        cost less each (Bucket.step): a lone digits CNN's Python per step went from
-        ~0.3 ms to ~0.1 ms of a ~2.3 ms step."""
+        contender would come first: up to its clock passing the next busy contender's
+        or that one falling below the frame floor, CHUNK_S of its last step cost, its next frame tick and a run's step limit; one
+        past its tick, and while another bucket is below the frame floor. Several steps
+        in one call cost less each (Bucket.step): a lone digits CNN's Python per step
+        went from ~0.3 ms to ~0.1 ms of a ~2.3 ms step."""
         per = self.step_cost.get(bucket)
         if per is None:
             return 1
-        tick = self.next_tick.get(bucket, 0.0) - now
-        budget = tick if 0 < tick < CHUNK_S else CHUNK_S
+        # (past its tick, a frame waits for a client to take the last one: it goes out
+        # after the next single step, as before chunks)
+        budget = min(CHUNK_S, max(0.0, self.next_tick.get(bucket, 0.0) - now))
         rows = int(active.sum())
         for other in self.buckets.values():
             if other is not bucket and now - self.last_turn.get(other, -math.inf) < BUSY_S:
@@ -610,6 +611,8 @@ class Trainer:
                     return 1
                 # its clock advances by CPU time / sqrt(rows): the CPU time until it passes
                 budget = min(budget, (self.vclock[other] - self.vclock[bucket]) * math.sqrt(rows))
+                if self.floor_open:  # ... and until the other falls below the floor
+                    budget = min(budget, self.oldest_frame.get(other, math.inf) + 1.0 / self.serving.frame_floor - now)
         for job, c in self.jobs.items():
             if job.waiting:
                 budget = min(budget, (c + job.cpu - self.vclock[bucket]) * math.sqrt(rows))
