@@ -2,7 +2,7 @@
 
     bucket = Bucket(key_of(state), state.initial_net())
     bucket.join(state); bucket.join(other)  # continuous batching: at any step boundary
-    bucket.step(active)                     # one optimizer step of the runs marked active
+    bucket.step(active, n=4)                # up to 4 optimizer steps of the runs marked active
     views = bucket.snapshot(states, extras) # what frames need, one device-to-host copy
     bucket.leave(state)
 
@@ -526,8 +526,8 @@ class Bucket:
     @torch.no_grad()  # (gradients: _gradient)
     def step(self, active: np.ndarray, n: int = 1) -> int:
         """Up to n optimizer steps of the runs where active[k] (a bool per row, row
-        order); fewer where an active run's epoch or test evaluation comes first. Returns
-        the number taken. The caller keeps runs at their step limit out, and n within it.
+        order); fewer where an active run's test evaluation is due first. Returns the
+        number taken. The caller keeps runs at their step limit out, and n within it.
 
         Several steps in one call draw their masks and batches at once and keep their
         bookkeeping together: a lone run's step (a digits CNN's ~2 ms) paid ~0.2 ms of
