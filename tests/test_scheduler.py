@@ -183,6 +183,42 @@ def test_buckets_share_the_cpu_per_run(trainer):
     assert heavy >= 1 and light > 3 * heavy
 
 
+def test_a_full_speed_run_takes_several_steps_a_turn_and_a_paced_one_one(trainer, monkeypatch):
+    """A turn of a bucket whose runs play at full speed, with nobody else to wait, takes
+    several steps in one call (Bucket.step's n: cheaper per step); a run paced below
+    full speed, or one playing up to a stop step, takes one step a turn, so that its
+    pacing and its stop hold."""
+    asked: dict[tuple, list[tuple[int, int]]] = {}   # shape -> (n asked, steps taken) per call
+    real = Bucket.step
+
+    def step(self, active, n=1):
+        taken = real(self, active, n)
+        asked.setdefault(self.key.hidden, []).append((n, taken))
+        return taken
+
+    monkeypatch.setattr(Bucket, "step", step)
+    t = trainer()
+    fast, paced = state_of(), state_of(model={"hidden": [5], "p": [0.5]})
+    t.add(fast, Sink())
+    t.add(paced, Sink())
+    t.set_speed(paced, 200)
+    t.play(fast)
+    time.sleep(1.0)
+    t.pause(fast)
+    chunks = asked[tuple(fast.cfg.model.hidden)]
+    assert max(n for n, _ in chunks) > 1 and sum(taken for _, taken in chunks) > 1.5 * len(chunks)
+    t.play(paced)
+    time.sleep(1.0)
+    t.pause(paced)
+    assert {n for n, _ in asked[(5,)]} == {1} and paced.step_count > 100
+    asked.clear()
+    n = fast.step_count
+    t.play(fast, until=n + 25)
+    wait_for(lambda: fast.step_count >= n + 25)
+    time.sleep(0.2)
+    assert fast.step_count == n + 25 and {k for k, _ in asked[tuple(fast.cfg.model.hidden)]} == {1}
+
+
 def test_a_failing_bucket_ends_its_runs_only(trainer, monkeypatch):
     t = trainer()
     bad, good = state_of(model={"hidden": [3], "p": [0.5]}, train={"batch_size": 5}), state_of()
