@@ -593,17 +593,25 @@ class Trainer:
         """How many steps this turn takes: the turns in a row that the bucket would get
         anyway. One, or several while every active run plays at full speed with nothing
         pending (no pacing, 'step' event or stop step between them) and no other
-        contender would come first: up to its clock passing the next busy contender's
-        or that one falling below the frame floor, CHUNK_S of its last step cost, its next frame tick and a run's step limit; one
-        past its tick, and while another bucket is below the frame floor. Several steps
-        in one call cost less each (Bucket.step): a lone digits CNN's Python per step
-        went from ~0.3 ms to ~0.1 ms of a ~2.3 ms step."""
+        contender would come first: up to its clock passing the next busy contender's or
+        that one falling below the frame floor, its own next frame pass, CHUNK_S of its
+        last step cost and a run's step limit; one past the time of its frame pass, and
+        while another bucket is below the floor. Several steps in one call cost less
+        each (Bucket.step): a lone digits CNN's Python per step went from ~0.3 ms to
+        ~0.1 ms of a ~2.3 ms step."""
         per = self.step_cost.get(bucket)
         if per is None:
             return 1
-        # (past its tick, a frame waits for a client to take the last one: it goes out
-        # after the next single step, as before chunks)
-        budget = min(CHUNK_S, max(0.0, self.next_tick.get(bucket, 0.0) - now))
+        full, runs = self._full_speed(), bucket.runs
+        frame_at = math.inf   # the soonest any of its runs may have its next frame
+        for k in np.flatnonzero(active).tolist():
+            pace = self.paces[id(runs[k])]
+            if pace.owed or pace.until is not None or pace.speed < full:
+                return 1
+            frame_at = min(frame_at, pace.next_frame_at)
+        # up to its next frame pass: its tick, when a run's frame may go out (past it, a
+        # frame waits for a client to take the last one: it goes out after one step)
+        budget = min(CHUNK_S, max(0.0, max(self.next_tick.get(bucket, 0.0), frame_at) - now))
         rows = int(active.sum())
         for other in self.buckets.values():
             if other is not bucket and now - self.last_turn.get(other, -math.inf) < BUSY_S:
@@ -617,13 +625,6 @@ class Trainer:
             if job.waiting:
                 budget = min(budget, (c + job.cpu - self.vclock[bucket]) * math.sqrt(rows))
         n = min(MAX_CHUNK, int(budget / max(per, 1e-6)) + 1)
-        if n <= 1:
-            return 1
-        full, runs = self._full_speed(), bucket.runs
-        for k in np.flatnonzero(active).tolist():
-            pace = self.paces[id(runs[k])]
-            if pace.owed or pace.until is not None or pace.speed < full:
-                return 1
         left = self.limits.max_steps - int(bucket.steps[:len(runs)][active[:len(runs)]].max())
         return max(1, min(n, left))
 

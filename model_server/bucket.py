@@ -558,7 +558,7 @@ class Bucket:
         xs = self._x_flat.index_select(0, flat).view(n, K, B, *self.key.input_shape)
         ys = self._y_flat.index_select(0, flat).view(n, K, B)
         act_t = self._ones if every else torch.from_numpy(act.astype(np.float32)).to(dev)  # (K,) 0/1
-        losses, records = [], []
+        losses, entries = [], []
         for j in range(n):
             # 3. forward and backward; rows sitting out contribute nothing
             noise_views = [noise[j, :, a:b].view(K, B, *sh) for a, b, sh in
@@ -568,7 +568,7 @@ class Bucket:
             self._update(K, act_t, act, every, grad)
             self.steps[:K] += act
             losses.append(per_run)
-            records.append(record)
+            entries.append(self._timeline_entries(record))   # (a copy: this step's tensors can go)
         # 4. what frames will read: the last step's tensors, counts over the n steps
         self.steps_taken += n
         counted = self.drawing if every else self.drawing & act[:, None]   # (K, L): masks that count
@@ -576,13 +576,13 @@ class Bucket:
         # kept counts: these steps' noise where its masks count
         self.kept[:K].addcmul_(noise.sum(0) if n > 1 else noise[0],
                                self._count_w if every else self._count_w * act_t.view(K, 1))
-        self._tally.append((torch.stack(losses), act, self._timeline_rows(records, idx, act, every)))
+        self._tally.append((torch.stack(losses), act, self._timeline_rows(entries, idx, act, every)))
         self._tally_steps += n
         if self._tally_steps >= TALLY_FOLD:
             self._fold()
         sid = self.steps_taken - 1
         self._records[sid] = ([(None if pre is None else pre.detach(), mask, out.detach())
-                               for pre, mask, out in records[-1]], idx[-1, :, 0], counted)
+                               for pre, mask, out in record], idx[-1, :, 0], counted)
         if every:
             self.rec_of[:K] = sid
             self.rec_row[:K] = self._all_rows
@@ -608,27 +608,32 @@ class Bucket:
                 n = min(n, int((ev[due] - self.steps[:K][due] % ev[due]).min()))
         return max(1, n)
 
-    def _timeline_rows(self, records: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
-        """The entries of each active run's timeline of the n steps just taken (records:
-        each step's; idx (n, K, B); self.steps counts them): what a frame of each step
-        would show (replay_snapshot reads it back), for column (step - 1) % TIMELINE.
-        _fold writes them, many steps at once."""
-        K, n = len(self.runs), len(records)
+    def _timeline_entries(self, record: list) -> torch.Tensor:
+        """(K, entry): what a frame of this step would show of each run's first example:
+        per layer its pre-dropout input, then per layer its block output, then per layer
+        its mask (a training step has every layer's noise)."""
+        K = len(self.runs)
+        if self.cnn:  # (B, K, ...)
+            parts = [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
+            parts += [out[0].reshape(K, -1) for _, _, out in record]
+            parts += [mask[0].reshape(K, -1) for _, mask, _ in record]
+        else:         # (K, B, units)
+            parts = [(out if pre is None else pre)[:, 0] for pre, _, out in record]
+            parts += [out[:, 0] for _, _, out in record]
+            parts += [mask[:, 0] for _, mask, _ in record]
+        return torch.cat(parts, 1)
+
+    def _timeline_rows(self, entries: list, idx: torch.Tensor, act: np.ndarray, every: bool) -> tuple:
+        """The timeline rows of the n steps just taken, for each active run (entries: each
+        step's _timeline_entries; idx (n, K, B); self.steps counts them), for column
+        (step - 1) % TIMELINE: replay_snapshot reads them back. _fold writes them, many
+        steps at once."""
+        n = len(entries)
         rows = self._all_rows if every else np.flatnonzero(act)
         # (n, rows): step j of row k is its step steps[k] - n + 1 + j
         at = rows * TIMELINE + (self.steps[rows] - n + np.arange(n).reshape(n, 1)) % TIMELINE
-        parts = []
-        for record in records:
-            if self.cnn:  # (B, K, ...): each run's first example (a training step has every layer's noise)
-                parts += [(out if pre is None else pre)[0].reshape(K, -1) for pre, _, out in record]
-                parts += [out[0].reshape(K, -1) for _, _, out in record]
-                parts += [mask[0].reshape(K, -1) for _, mask, _ in record]
-            else:         # (K, B, units)
-                parts += [(out if pre is None else pre)[:, 0] for pre, _, out in record]
-                parts += [out[:, 0] for _, _, out in record]
-                parts += [mask[:, 0] for _, mask, _ in record]
-        vals = torch.cat(parts, 1).view(K, n, -1).transpose(0, 1)     # (n, K, entry)
-        index = idx[:, :, 0]                                            # (n, K)
+        vals = entries[0].unsqueeze(0) if n == 1 else torch.stack(entries)   # (n, K, entry)
+        index = idx[:, :, 0]                                                  # (n, K)
         if not every:
             sel = torch.from_numpy(rows).to(self.device)
             vals, index = vals.index_select(1, sel), index.index_select(1, sel)
