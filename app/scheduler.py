@@ -609,22 +609,24 @@ class Trainer:
             if pace.owed or pace.until is not None or pace.speed < full:
                 return 1
             frame_at = min(frame_at, pace.next_frame_at)
-        # up to its next frame pass: its tick, when a run's frame may go out (past it, a
-        # frame waits for a client to take the last one: it goes out after one step)
-        budget = min(CHUNK_S, max(0.0, max(self.next_tick.get(bucket, 0.0), frame_at) - now))
+        # up to its next frame pass, not past it: its tick, when a run's frame may go out
+        # (past that time, a frame waits for a client to take the last one: one step)
+        own = min(CHUNK_S, max(0.0, max(self.next_tick.get(bucket, 0.0), frame_at) - now))
+        others = math.inf  # CPU time until another contender's turn would come
         rows = int(active.sum())
         for other in self.buckets.values():
             if other is not bucket and now - self.last_turn.get(other, -math.inf) < BUSY_S:
                 if self._below_floor(other, now):
                     return 1
                 # its clock advances by CPU time / sqrt(rows): the CPU time until it passes
-                budget = min(budget, (self.vclock[other] - self.vclock[bucket]) * math.sqrt(rows))
+                others = min(others, (self.vclock[other] - self.vclock[bucket]) * math.sqrt(rows))
                 if self.floor_open:  # ... and until the other falls below the floor
-                    budget = min(budget, self.oldest_frame.get(other, math.inf) + 1.0 / self.serving.frame_floor - now)
+                    others = min(others, self.oldest_frame.get(other, math.inf) + 1.0 / self.serving.frame_floor - now)
         for job, c in self.jobs.items():
             if job.waiting:
-                budget = min(budget, (c + job.cpu - self.vclock[bucket]) * math.sqrt(rows))
-        n = min(MAX_CHUNK, int(budget / max(per, 1e-6)) + 1)
+                others = min(others, (c + job.cpu - self.vclock[bucket]) * math.sqrt(rows))
+        # (its first step is this turn's anyway)
+        n = min(MAX_CHUNK, int(own / max(per, 1e-6)), int(min(others, 1.0) / max(per, 1e-6)) + 1)
         left = self.limits.max_steps - int(bucket.steps[:len(runs)][active[:len(runs)]].max())
         return max(1, min(n, left))
 

@@ -256,7 +256,7 @@ class Bucket:
         self._x_flat = self.x_train.view(-1, *self.key.input_shape)
         self._y_flat = self.y_train.view(-1)
         self._row_base = (torch.arange(cap, device=dev) * self.n_train_max).view(cap, 1)
-        self._ar_batch = torch.arange(self.key.batch, device=dev).view(1, -1)
+        self._ar_batch = torch.arange(self.key.batch, device=dev).view(1, 1, -1)
         self._cpu = dev.type == "cpu"
         self._adam_step = torch.zeros((), device=dev)  # the step count handed to the fused Adam kernel
         self.cap = cap
@@ -576,7 +576,8 @@ class Bucket:
         # kept counts: these steps' noise where its masks count
         self.kept[:K].addcmul_(noise.sum(0) if n > 1 else noise[0],
                                self._count_w if every else self._count_w * act_t.view(K, 1))
-        self._tally.append((torch.stack(losses), act, self._timeline_rows(entries, idx, act, every)))
+        self._tally.append((losses[0].unsqueeze(0) if n == 1 else torch.stack(losses), act,
+                            self._timeline_rows(entries, idx, act, every)))
         self._tally_steps += n
         if self._tally_steps >= TALLY_FOLD:
             self._fold()
@@ -657,6 +658,7 @@ class Bucket:
         skipped); a batch as large as the training set is the whole set, in order."""
         K, B = len(act), self.key.batch
         n_tr = self.n_train[:K]
+        step = self._pos_step if every else np.where(act, self._pos_step, 0)
         parts, left = [], n
         while left:
             due = (self.pos[:K] + B > n_tr) | ~self.drawn[:K]
@@ -664,13 +666,13 @@ class Bucket:
                 for k in np.flatnonzero(due & act & (n_tr > B)):
                     self.perm[k, :n_tr[k]] = torch.randperm(int(n_tr[k]), generator=self.runs[k].batch_gen).to(self.device)
                     self.pos[k], self.drawn[k] = 0, True
-            # as many steps as every active run's epoch has left
-            big = act & (n_tr > B)
-            m = min(left, int(((n_tr[big] - self.pos[:K][big]) // B).min())) if big.any() else left
-            step = self._pos_step if every else np.where(act, self._pos_step, 0)
+            # as many steps as every active run's epoch has left (at least one, now)
+            m, big = left, act & (n_tr > B)
+            if m > 1 and big.any():
+                m = min(m, int(((n_tr[big] - self.pos[:K][big]) // B).min()))
             first = self.pos[:K] if every else np.where(act, self.pos[:K], 0)    # idle rows: any batch
-            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1))   # (K, m)
-            at = (pos if self._cpu else pos.to(self.device)).view(K, m, 1) + self._ar_batch.view(1, 1, B)
+            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1) if m > 1 else first.copy())
+            at = (pos if self._cpu else pos.to(self.device)).view(K, m, 1) + self._ar_batch       # (K, m, B)
             parts.append(self.perm[:K].gather(1, at.view(K, m * B)).view(K, m, B).transpose(0, 1))
             self.pos[:K] += m * step
             left -= m
