@@ -32,6 +32,9 @@ step by step, which bucket steps next and which of its runs take part:
   which would take everyone's time trying), and such turns take at most FLOOR_SHARE of
   the time over about a second: runs made to soak up the floor leave the rest to the
   shares (bench/load.py --mix, bench/abuse.py).
+* Chunks. A turn of a bucket whose active runs all play at full speed may take several
+  steps in one call (cheaper per step: Bucket.step): the turns in a row it would get
+  anyway, never past its next frame pass, another contender's turn or CHUNK_S (_chunk).
 * Frames. Each bucket has a frame tick, about frame_rate times a second (twice that
   while its frames are cheap; less often when they are costly, so that they take at most
   FRAME_SHARE of its time, and all buckets' passes together at most FRAME_SHARE of this
