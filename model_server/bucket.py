@@ -631,10 +631,16 @@ class Bucket:
         steps at once."""
         n = len(entries)
         rows = self._all_rows if every else np.flatnonzero(act)
+        if n == 1:  # (the common case beside busy buckets: as few ops as it takes)
+            at = rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE
+            vals, index = entries[0], idx[0, :, 0]
+            if not every:
+                sel = torch.from_numpy(rows).to(self.device)
+                vals, index = vals.index_select(0, sel), index.index_select(0, sel)
+            return vals, index, at
         # (n, rows): step j of row k is its step steps[k] - n + 1 + j
         at = rows * TIMELINE + (self.steps[rows] - n + np.arange(n).reshape(n, 1)) % TIMELINE
-        vals = entries[0].unsqueeze(0) if n == 1 else torch.stack(entries)   # (n, K, entry)
-        index = idx[:, :, 0]                                                  # (n, K)
+        vals, index = torch.stack(entries), idx[:, :, 0]                      # (n, K, entry), (n, K)
         if not every:
             sel = torch.from_numpy(rows).to(self.device)
             vals, index = vals.index_select(1, sel), index.index_select(1, sel)
@@ -667,14 +673,16 @@ class Bucket:
                     self.perm[k, :n_tr[k]] = torch.randperm(int(n_tr[k]), generator=self.runs[k].batch_gen).to(self.device)
                     self.pos[k], self.drawn[k] = 0, True
             # as many steps as every active run's epoch has left (at least one, now)
-            m, big = left, act & (n_tr > B)
-            if m > 1 and big.any():
-                m = min(m, int(((n_tr[big] - self.pos[:K][big]) // B).min()))
+            m = left
+            if m > 1:
+                big = act & (n_tr > B)
+                if big.any():
+                    m = min(m, int(((n_tr[big] - self.pos[:K][big]) // B).min()))
             first = self.pos[:K] if every else np.where(act, self.pos[:K], 0)    # idle rows: any batch
-            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1) if m > 1 else first.copy())
+            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1) if m > 1 else first)
             at = (pos if self._cpu else pos.to(self.device)).view(K, m, 1) + self._ar_batch       # (K, m, B)
             parts.append(self.perm[:K].gather(1, at.view(K, m * B)).view(K, m, B).transpose(0, 1))
-            self.pos[:K] += m * step
+            self.pos[:K] += m * step if m > 1 else step   # (after the gather: pos may share its memory)
             left -= m
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
