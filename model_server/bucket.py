@@ -576,8 +576,7 @@ class Bucket:
         # kept counts: these steps' noise where its masks count
         self.kept[:K].addcmul_(noise.sum(0) if n > 1 else noise[0],
                                self._count_w if every else self._count_w * act_t.view(K, 1))
-        self._tally.append((losses[0].unsqueeze(0) if n == 1 else torch.stack(losses), act,
-                            self._timeline_rows(entries, idx, act, every)))
+        self._tally.append((torch.stack(losses), act, self._timeline_rows(entries, idx, act, every)))
         self._tally_steps += n
         if self._tally_steps >= TALLY_FOLD:
             self._fold()
@@ -629,22 +628,16 @@ class Bucket:
         step's _timeline_entries; idx (n, K, B); self.steps counts them), for column
         (step - 1) % TIMELINE: replay_snapshot reads them back. _fold writes them, many
         steps at once."""
-        n = len(entries)
+        n, K = len(entries), len(self.runs)
         rows = self._all_rows if every else np.flatnonzero(act)
-        if n == 1:  # (the common case beside busy buckets: as few ops as it takes)
-            at = rows * TIMELINE + (self.steps[rows] - 1) % TIMELINE
-            vals, index = entries[0], idx[0, :, 0]
-            if not every:
-                sel = torch.from_numpy(rows).to(self.device)
-                vals, index = vals.index_select(0, sel), index.index_select(0, sel)
-            return vals, index, at
         # (n, rows): step j of row k is its step steps[k] - n + 1 + j
         at = rows * TIMELINE + (self.steps[rows] - n + np.arange(n).reshape(n, 1)) % TIMELINE
-        vals, index = torch.stack(entries), idx[:, :, 0]                      # (n, K, entry), (n, K)
+        vals = entries[0] if n == 1 else torch.cat(entries)   # (n * K, entry), step after step
+        index = idx[:, :, 0].reshape(-1)
         if not every:
-            sel = torch.from_numpy(rows).to(self.device)
-            vals, index = vals.index_select(1, sel), index.index_select(1, sel)
-        return vals.reshape(-1, vals.shape[-1]), index.reshape(-1), at.reshape(-1)
+            sel = torch.from_numpy((np.arange(n).reshape(n, 1) * K + rows).reshape(-1)).to(self.device)
+            vals, index = vals.index_select(0, sel), index.index_select(0, sel)
+        return vals, index, at.reshape(-1)
 
     def timeline(self, state: "RunState") -> tuple[int, int] | None:
         """The steps of this run that can be replayed, (first, last), or None before its
@@ -679,10 +672,10 @@ class Bucket:
                 if big.any():
                     m = min(m, int(((n_tr[big] - self.pos[:K][big]) // B).min()))
             first = self.pos[:K] if every else np.where(act, self.pos[:K], 0)    # idle rows: any batch
-            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1) if m > 1 else first)
+            pos = torch.from_numpy(first.reshape(K, 1) + np.arange(m) * step.reshape(K, 1))
             at = (pos if self._cpu else pos.to(self.device)).view(K, m, 1) + self._ar_batch       # (K, m, B)
             parts.append(self.perm[:K].gather(1, at.view(K, m * B)).view(K, m, B).transpose(0, 1))
-            self.pos[:K] += m * step if m > 1 else step   # (after the gather: pos may share its memory)
+            self.pos[:K] += m * step
             left -= m
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
