@@ -351,9 +351,15 @@ class Trainer:
         return self.call(stop)
 
     def step(self, state: RunState, n: int) -> int:
-        """Train n steps now (the run is paused); the step count when they are done."""
+        """Train n steps now (the run is paused); the step count when they are done.
+        One 'step' event per run at a time: a second one while the first still trains is
+        refused (RuntimeError), so no caller is ever left waiting on a replaced promise.
+        The run leaving (its client gone) answers the waiting caller at once."""
         def ask() -> Future:
             pace = self._pace(state)
+            if pace.owed:
+                raise RuntimeError(f"the previous 'step' of this run is still training ({pace.owed} of its "
+                                   "steps to go): wait for its answer before sending the next")
             pace.owed = min(n, self.limits.max_steps - state.step_count)
             pace.owed_done = Future()
             if pace.owed == 0:

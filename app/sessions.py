@@ -83,7 +83,10 @@ class Slot:
             raise Busy("the run is playing: pause it before stepping")
         if self.pace.finished:
             raise Busy(self.pace.finished)
-        return self.trainer.step(self.state, n)
+        try:
+            return self.trainer.step(self.state, n)
+        except RuntimeError as e:  # a previous 'step' still trains, or the run stopped
+            raise Busy(str(e)) from None
 
     def replay(self, step: int) -> int:
         """Show a past step of the paused run (its frame follows); a step outside its

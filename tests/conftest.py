@@ -65,13 +65,14 @@ def sio(app):
 class LiveServer:
     """A real server process: `python -m app` with DP_* settings from env."""
 
-    def __init__(self, env: dict | None = None, module: str = "app"):
+    def __init__(self, env: dict | None = None, module: str = "app", argv: list[str] | None = None):
+        """argv: the command after the interpreter (default: -m <module>)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full = {**os.environ, "DP_PORT": str(self.port), "DP_HOST": "127.0.0.1",
                 "PYTHONUNBUFFERED": "1", **(env or {})}
         self.log = open(ARTIFACTS.joinpath(f"server-{self.port}.log"), "w") if ARTIFACTS.exists() else subprocess.DEVNULL
-        self.proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=full,
+        self.proc = subprocess.Popen([sys.executable, *(argv or ["-m", module])], cwd=ROOT, env=full,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
@@ -99,10 +100,15 @@ class LiveServer:
             self.log.close()
 
 
+# the Docker image's server command (its CMD), run from the checkout
+GUNICORN = ["-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "app.wsgi:app"]
+
+
 @contextmanager
-def live(env: dict | None = None):
+def live(env: dict | None = None, server: str = "embedded"):
+    """server: "embedded" (`python -m app`) or "gunicorn" (the image's server command)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    server = LiveServer(env)
+    server = LiveServer(env, argv=GUNICORN if server == "gunicorn" else None)
     try:
         yield server
     finally:

@@ -268,11 +268,23 @@ export class Playground extends EventTarget {
     return ack;
   }
 
+  // One 'step' in flight per run (the server refuses another while one trains): clicks
+  // meanwhile add up and go as one 'step' of that many once the first is answered.
   async step() {
     if (this.playing) await this.pause();
-    const ack = await this.conn.call('step', { n: 1 });
-    if (!ack.ok) this.serverErrors(ack);
-    return ack;
+    this.stepsAsked = (this.stepsAsked || 0) + 1;
+    if (this.stepping) return this.stepping;
+    this.stepping = (async () => {
+      let ack;
+      while (this.stepsAsked > 0) {
+        const n = this.stepsAsked;
+        this.stepsAsked = 0;
+        ack = await this.conn.call('step', { n });
+        if (!ack.ok) this.serverErrors(ack);
+      }
+      return ack;
+    })();
+    try { return await this.stepping; } finally { this.stepping = null; }
   }
 
   async reset() {
