@@ -25,13 +25,14 @@ from . import transport
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
 from .scheduler import JobsBusy
-from .sessions import Busy, Registry, Session, quote
+from .sessions import Busy, Registry, Session, TokenBucket, quote
 
 log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 RETRY_AFTER_S = 2  # when no lesson job can start now (the server's are all taken, or the tab's still runs)
+TRACEBACKS_PER_MIN = 5
 MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (a 5,000-entry list was 684 KB)
 # events whose answer may be large (a sweep's boundaries, an experiment's grids, an export):
 # one of them is refused while a large answer to the same client is still unread
@@ -85,6 +86,9 @@ class Playground(Namespace):
         super().__init__("/")
         self.registry = registry
         self.metrics = registry.metrics
+        # tracebacks of internal errors: a few a minute, process-wide; the rest one line each
+        self.tracebacks = TokenBucket(TRACEBACKS_PER_MIN / 60, TRACEBACKS_PER_MIN)
+        self.suppressed = 0
         self.handlers: dict[str, Callable[[Session, Any], dict]] = {
             "configure": self.configure, "play": self.play, "pause": self.pause,
             "step": self.step, "reset": self.reset, "set": self.set, "close": self.close,
@@ -165,7 +169,7 @@ class Playground(Namespace):
             log.info("event=malformed sid=%s outcome=refused kind=%s detail=%s", session.sid, kind, quote(detail))
             reply = error("packet", f"malformed packet: {detail}",
                           f"JSON nested at most {transport.MAX_DEPTH} deep, numbers of at most "
-                          f"{transport.MAX_DIGITS} digits, an event name first", kind)
+                          f"{transport.MAX_DIGITS} digits, valid Unicode text, an event name first", kind)
         if ack_id is not None:
             self.server._send_packet(eio_sid, self.server.packet_class(
                 packet.ACK, namespace=self.namespace, id=ack_id, data=[reply]))
@@ -244,9 +248,16 @@ class Playground(Namespace):
         except (KeyError, IndexError) as e:
             field = "run" if isinstance(e, KeyError) else "change"
             return self._refuse(sid, name, "invalid", error(field, str(e.args[0])))
-        except Exception:
-            log.exception("event=%s sid=%s outcome=error kind=internal", name, sid)
+        except Exception as e:
             self.metrics.errors.labels(kind="internal").inc()
+            # a client repeating what hit a bug must not flood the log: a few tracebacks a
+            # minute, the others counted (in the metric, and in the next line logged)
+            if self.tracebacks.take():
+                log.exception("event=%s sid=%s outcome=error kind=internal error=%s suppressed_before=%d", name, sid,
+                              quote(type(e).__name__), self.suppressed)
+                self.suppressed = 0
+            else:
+                self.suppressed += 1
             return error("server", "internal error while handling this event; your other runs are unaffected")
         if event == "configure":
             log.info("event=configure sid=%s run=%s outcome=ok params=%s", sid, reply.get("run"), reply.get("params"))

@@ -117,12 +117,17 @@ class Packet(packet.Packet):
         return False
 
 
-def malformed_json(text: str) -> str | None:
-    """Why a packet's JSON is refused before parsing (None: it may be parsed). Linear in
-    the text, in regular expressions: strings are blanked, then the structure is measured."""
+def malformed_json(text: str) -> tuple[str, str] | None:
+    """Why a packet's JSON is refused before parsing, as (kind, detail); None: it may be
+    parsed. Linear in the text, in regular expressions: strings are checked and blanked,
+    then the structure is measured."""
+    if "\\u" in text and any(_not_unicode(s) for s in _STRINGS.findall(text) if "\\u" in s):
+        # a lone surrogate escape ("\ud800") decodes to a str that no UTF-8 encoder takes:
+        # pydantic's error rendering, the log and the reply all raised on it
+        return "not_unicode", "a string that is not valid Unicode (a lone surrogate escape)"
     bare = _STRINGS.sub('""', text)
     if _LONG_NUMBER.search(bare):
-        return f"a number longer than {MAX_DIGITS} digits"
+        return "long_number", f"a number longer than {MAX_DIGITS} digits"
     brackets = _NOT_BRACKETS.sub("", bare)
     if len(brackets) <= 2 * MAX_DEPTH:  # too few to nest deeper
         return None
@@ -130,8 +135,16 @@ def malformed_json(text: str) -> str | None:
     for c in brackets:
         depth += 1 if c in "[{" else -1
         if depth > MAX_DEPTH:
-            return f"nesting deeper than {MAX_DEPTH} levels"
+            return "too_deep", f"nesting deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _not_unicode(literal: str) -> bool:
+    try:
+        json.loads(literal).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return True
+    return False
 
 
 # the malformed-packet callback: (eio_sid, kind, detail, ack_id or None)
@@ -588,8 +601,7 @@ def guard(server, max_bytes: int, socket_timeout: float, on_malformed: OnMalform
         problem = malformed_json(data)
         if problem:
             m = _EVENT_ID.match(data)
-            return report(eio_sid, "too_deep" if "nesting" in problem else "long_number", problem,
-                          int(m[1]) if m else None)
+            return report(eio_sid, *problem, int(m[1]) if m else None)
         if data[:1] == "2" and not _has_event_name(data):
             return report(eio_sid, "no_event", "an event without a name", None)
         try:

@@ -180,6 +180,25 @@ class RawSocket:
             elif isinstance(msg, str) and msg.startswith(f"43{want}["):
                 return json.loads(msg[len(f"43{want}"):])[0]
 
+    def answers(self, quiet: float = 1.0) -> list[dict]:
+        """Every acknowledgement that arrives until none has for `quiet` seconds (pings
+        answered, frames acknowledged)."""
+        got = []
+        self.ws.settimeout(quiet)
+        try:
+            while True:
+                msg = self.ws.recv()
+                if msg == "2":
+                    self.ws.send("3")
+                elif isinstance(msg, str) and msg.startswith("451-"):
+                    frame_id = msg[4:msg.index("[")]
+                    self.ws.recv()
+                    self.ws.send(f"43{frame_id}[true]")
+                elif isinstance(msg, str) and msg.startswith("43"):
+                    got.append(json.loads(msg[msg.index("["):])[0])
+        except websocket.WebSocketTimeoutException:
+            return got
+
     def alive(self) -> bool:
         """False once the server has closed the connection (reads what is waiting)."""
         try:
