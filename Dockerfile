@@ -9,7 +9,7 @@
 #     docker build --build-arg TORCH_VARIANT=cuda -t dropout-playground:gpu .
 #
 # Every setting is an environment variable: DP_* (app/settings.py, model_server/config.py),
-# SOCKETIO_MESSAGE_QUEUE for scale-out, DP_THREADS for gunicorn (deploy/gunicorn.conf.py).
+# SOCKETIO_MESSAGE_QUEUE for scale-out, DP_MAX_CONNECTIONS for gunicorn (deploy/gunicorn.conf.py).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -71,9 +71,12 @@ COPY app app
 COPY static static
 COPY templates templates
 COPY deploy/gunicorn.conf.py deploy/gunicorn.conf.py
+# app/gunicorn_worker.py checks the installed gunicorn against the version pinned here
+COPY requirements.txt requirements.txt
+# one gunicorn thread per connection: DP_MAX_CONNECTIONS (256) of each, one more answered
+# 503 "server busy" at once (app/gunicorn_worker.py, docs/deploy.md)
 ENV DP_HOST=0.0.0.0 \
-    DP_PORT=8000 \
-    DP_THREADS=64
+    DP_PORT=8000
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

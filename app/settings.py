@@ -90,10 +90,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
-    # the embedded server (python -m app); gunicorn has its own (deploy/gunicorn.conf.py)
+    # both web servers: python -m app (app/webserver.py) and gunicorn (app/gunicorn_worker.py)
     max_connections: int = Field(256, ge=1)  # open connections at once; more are answered 503
+    # open connections from one client address (the socket's peer); more are answered 503.
+    # Not counted when trusted_proxies > 0: the peer is then the proxy (nginx counts them)
+    max_connections_per_address: int = Field(64, ge=1)
     header_timeout_s: float = Field(10, gt=0)  # to send a request's line and headers
-    read_timeout_s: float = Field(30, gt=0)    # for each read or write once connected
+    read_timeout_s: float = Field(30, gt=0)    # python -m app: for each read or write once connected
 
     @field_validator("public_origin", mode="before")
     @classmethod
