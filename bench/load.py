@@ -5,6 +5,7 @@
     python bench/load.py --mix              # 80 default, 10 lesson presets, 10 odd shapes
     python bench/load.py --url http://host:5000   # against a running server (no RSS/CPU
                                                   # unless --pid names its process)
+    python bench/load.py --server gunicorn  # the Docker image's server command, started here
 
 Each client connects, sends 'configure' and 'play', and acknowledges every frame the
 moment it arrives (what the page does once it has drawn it). With --mix, 10 clients use
@@ -23,9 +24,17 @@ JSON object:
     server_rss_mb             the server's resident memory at the end
     rss_per_run_mb            (end - before any client) / clients
     by_shape                  with --mix: the same per group of clients
+    never_connected           clients whose websocket or Socket.IO connect failed or had not
+                              completed by the end (e.g. refused "server busy", or hanging)
+    never_framed              clients connected but without a single frame, warm-up included
+    failed_clients            the two together: any failure makes goal_met false; their
+                              0 frames/s count in the median and the minimum
 
-The server is started here as `python -m app` on a free loopback port unless --url is
-given. Clients run in --procs processes (several clients each), so that the clients'
+The server is started here on a free loopback port unless --url is given: `python -m
+app`, or with --server gunicorn the image's command (`gunicorn --config
+deploy/gunicorn.conf.py app.wsgi:app`). Every client comes from loopback, so the server
+started here allows them all from one address (DP_MAX_CONNECTIONS_PER_ADDRESS); a server
+given by --url needs that setting too. Clients run in --procs processes (several clients each), so that the clients'
 own Python does not serialise on one GIL. Two kinds:
 
     raw       (default) Engine.IO/Socket.IO spoken directly over websocket-client: a
@@ -173,13 +182,14 @@ def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, 
     and the steps their runs took in the window."""
     stop = threading.Event()
     results = {i: {"frames": 0, "lat": [], "error": None, "group": config_of(i, mix)[0],
-                   "first": None, "last": None} for i in ids}
+                   "first": None, "last": None, "connected": False, "all_frames": 0} for i in ids}
 
     def on_frame_for(i):
         r = results[i]
 
         def on_frame(data: bytes) -> None:
             now = time.time()
+            r["all_frames"] += 1
             if t_start <= now < t_stop:
                 t, step = frame_head(data)
                 r["frames"] += 1
@@ -191,6 +201,13 @@ def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, 
     def raw_client(i):
         try:
             c = RawClient(url, f"load-{i:04d}-token")
+        except Exception as e:  # refused or failed: a failure, reported whenever it happens
+            body = getattr(e, "resp_body", None)  # a refusal's answer, e.g. 503 "server busy: ..."
+            why = f"{getattr(e, 'status_code', '')} {body.decode(errors='replace').strip()}" if body else repr(e)
+            results[i]["error"] = "never connected: " + why[:200]
+            return
+        results[i]["connected"] = True
+        try:
             on_frame = on_frame_for(i)
             c.call("configure", {"config": config_of(i, mix)[1]}, on_frame)
             c.call("play", {}, on_frame)
@@ -210,24 +227,28 @@ def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, 
             c = SioClient(url, f"load-{i:04d}-token")
             try:
                 c.start(on_frame_for(i))
+                results[i]["connected"] = True
                 clients.append(c)
             except Exception as e:
-                results[i]["error"] = repr(e)[:200]
+                results[i]["connected"] = c.c.connected
+                results[i]["error"] = ("" if c.c.connected else "never connected: ") + repr(e)[:200]
     time.sleep(max(0.0, t_stop - time.time()))
     stop.set()
     out.put(results)  # and exit: the clients' connections close with the process
 
 
 # ---- the server --------------------------------------------------------------------------
-def start_server(env: dict, log: str | None) -> tuple[subprocess.Popen, str]:
+def start_server(env: dict, log: str | None, kind: str = "app") -> tuple[subprocess.Popen, str]:
     import requests
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     full = {**os.environ, "DP_PORT": str(port), "DP_HOST": "127.0.0.1", "DP_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1", **env}
     out = open(log, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=full,
-                            stdout=out, stderr=subprocess.STDOUT)
+    command = ([sys.executable, "-m", "app"] if kind == "app" else
+               [sys.executable, "-m", "gunicorn", "--config", os.path.join(ROOT, "deploy", "gunicorn.conf.py"),
+                "app.wsgi:app"])
+    proc = subprocess.Popen(command, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -250,6 +271,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring")
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds measured")
     ap.add_argument("--url", help="a running server (default: start one here)")
+    ap.add_argument("--server", choices=("app", "gunicorn"), default="app",
+                    help="the server started here: python -m app, or the image's gunicorn command")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for CPU and RSS")
     ap.add_argument("--server-log", help="file for the output of the server started here")
     ap.add_argument("--env", action="append", default=[], metavar="DP_NAME=VALUE",
@@ -262,8 +285,18 @@ def main() -> None:
         args.clients = 100
     env.setdefault("DP_MAX_RUNS", str(max(50, args.clients)))
     env.setdefault("DP_MAX_RUNS_PER_ADDRESS", str(max(100, args.clients)))  # every client is on loopback
-    proc, url = (None, args.url) if args.url else start_server(env, args.server_log)
-    pid = args.pid if args.url else proc.pid
+    env.setdefault("DP_MAX_CONNECTIONS_PER_ADDRESS", str(max(64, args.clients + 16)))
+    proc, url = (None, args.url) if args.url else start_server(env, args.server_log, args.server)
+    if proc is not None and args.server == "gunicorn":  # the worker process serves (and trains)
+        import psutil as _ps
+        deadline = time.monotonic() + 10
+        while not _ps.Process(proc.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        kids = _ps.Process(proc.pid).children()
+        pid_served = kids[0].pid if kids else proc.pid
+    else:
+        pid_served = None
+    pid = args.pid if args.url else (pid_served or proc.pid)
     server = psutil.Process(pid) if pid else None
     rss_before = server.memory_info().rss / 2**20 if server else None
     try:
@@ -293,7 +326,11 @@ def main() -> None:
             proc.wait(10)
 
     errors = [r["error"] for r in results.values() if r["error"]]
-    report = {"clients": n, **summary(results.values(), args.seconds),
+    never_connected = sum(1 for r in results.values() if not r["connected"])
+    never_framed = sum(1 for r in results.values() if r["connected"] and not r["all_frames"])
+    report = {"clients": n, "server": "url" if args.url else args.server, **summary(results.values(), args.seconds),
+              "never_connected": never_connected, "never_framed": never_framed,
+              "failed_clients": never_connected + never_framed,
               "server_cpu_percent": round(cpu, 1) if cpu is not None else None,
               "server_rss_mb": round(rss, 1) if rss is not None else None,
               "rss_per_run_mb": round((rss - rss_before) / n, 2) if rss is not None else None,
@@ -302,9 +339,10 @@ def main() -> None:
         groups = sorted({r["group"] for r in results.values()})
         report["by_shape"] = {g: summary([r for r in results.values() if r["group"] == g], args.seconds)
                               for g in groups}
-        report["goal_met"] = not errors and report["frames_per_s_min"] >= MIX_GOAL["frames_per_s_min"]
+        report["goal_met"] = (not errors and not report["failed_clients"]
+                              and report["frames_per_s_min"] >= MIX_GOAL["frames_per_s_min"])
     else:
-        report["goal_met"] = not errors and all(
+        report["goal_met"] = not errors and not report["failed_clients"] and all(
             report[k] is not None and (report[k] <= v if k.startswith("latency") else report[k] >= v)
             for k, v in GOAL.items())
     print(json.dumps(report), flush=True)
