@@ -25,7 +25,12 @@ MB = 1 << 20
 
 
 class OverBudget(Exception):
-    """The work would pass a budget; the message names the budget and both amounts."""
+    """The work would pass a budget; the message names the budget and both amounts.
+    server_wide: the process's budget (else the client address's share of it)."""
+
+    def __init__(self, message: str, server_wide: bool = False):
+        super().__init__(message)
+        self.server_wide = server_wide
 
 
 @dataclass
@@ -58,12 +63,22 @@ class Budget:
                     "(DP_MAX_STEP_MACS_PER_ADDRESS): close a run or make it smaller")
             if self.bytes + cost.bytes > s.max_bytes:
                 raise OverBudget(f"server busy: its memory budget ({s.max_bytes / MB:.0f} MB, DP_MAX_BYTES) "
-                                 "is taken; try again in a minute")
+                                 "is taken; try again in a minute", server_wide=True)
             held = self.by_address.setdefault(address, [0.0, 0.0])
             held[0] += cost.bytes
             held[1] += cost.macs if step_macs else 0.0
             self.bytes += cost.bytes
             return Ticket(address, cost, step_macs)
+
+    def held(self, address: str) -> float:
+        """Bytes reserved by this client address."""
+        with self.lock:
+            return self.by_address.get(address, [0.0, 0.0])[0]
+
+    def free(self) -> float:
+        """Bytes of the process budget not reserved."""
+        with self.lock:
+            return self.serving.max_bytes - self.bytes
 
     def release(self, ticket: Ticket | None) -> None:
         if ticket is None:

@@ -226,7 +226,6 @@ class Playground(Namespace):
         session = self.registry.get(sid)
         if session is None:
             return error("session", "not connected")
-        session.touch()
         if not session.events.take():
             return self._rate_limited(session, event)
         session.limited = False

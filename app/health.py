@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
+from model_server import RunConfig
+from model_server.costs import run_cost
+
 from . import metrics as prometheus
 
 bp = Blueprint("health", __name__)
@@ -20,11 +23,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready to take another run (503 when at the run limit)."""
+    """Ready to take a newcomer's default run (503 when its configure would be refused:
+    the run limit or the memory budget, counting the idle runs that would give way)."""
     registry, serving = _state()["registry"], current_app.config["SERVING"]
     runs = registry.runs()
-    ready = runs < serving.max_runs
-    return jsonify(ready=ready, runs=runs, max_runs=serving.max_runs), (200 if ready else 503)
+    ready = registry.ready(run_cost(RunConfig(), current_app.config["LIMITS"]))
+    return (jsonify(ready=ready, runs=runs, max_runs=serving.max_runs, free_bytes=round(registry.budget.free())),
+            200 if ready else 503)
 
 
 @bp.get("/metrics")

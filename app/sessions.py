@@ -24,7 +24,7 @@ from typing import Any, Callable
 from model_server import Limits, RunConfig
 from model_server.bucket import TIMELINE
 from model_server.config import ConfigError, safe_value
-from model_server.costs import run_cost
+from model_server.costs import Cost, run_cost
 from model_server.frames import Frame, encode
 from model_server.runstate import RunState
 
@@ -34,6 +34,8 @@ from .scheduler import Trainer
 from .settings import Serving
 
 log = logging.getLogger("dropout.sessions")
+EVICTED = ("ended to make room for another visitor: this run was paused and untouched for {idle:.0f} s "
+           "while the server was full; configure to start again")
 ACK_TIMEOUT_S = 10.0  # a frame unacknowledged this long is presumed lost
 
 Emit = Callable[..., None]  # emit(event, data, to=sid, callback=None)
@@ -42,6 +44,10 @@ SendFrame = Callable[[str, bytes, Callable[..., None]], None]  # send_frame(sid,
 
 class Busy(Exception):
     """A limit on runs was reached, or the run cannot do that now; the message says which."""
+
+
+class ServerFull(Busy):
+    """The server's own run limit (not the visitor's): idle runs may give way."""
 
 
 class Slot:
@@ -56,7 +62,19 @@ class Slot:
         self.in_flight = False          # a frame was emitted and not yet acknowledged
         self.next_drop = 0.0            # when a withheld frame next counts as skipped
         self.seq, self.sent_at = 0, 0.0  # the frame in flight: its number, when it went
+        self.active_at = time.monotonic()  # its visitor's last real activity (touch())
         self.pace = self.trainer.add(state, self)
+
+    def touch(self) -> None:
+        """Real activity on this run: a control event that names it, or a frame of it
+        acknowledged. Only this keeps a run from the idle reaper and from eviction (any
+        other event, a malformed packet, a refused one, does not)."""
+        self.active_at = time.monotonic()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds nobody has played or touched this run (0 while it plays: a playing run
+        is watched, or its unacknowledged frames stop and it goes idle then)."""
+        return 0.0 if self.playing and not self.in_flight else now - self.active_at
 
     @property
     def playing(self) -> bool:
@@ -68,6 +86,7 @@ class Slot:
         has checked that it lies ahead). A play while playing only moves the stop."""
         if self.closed or self.session.closed:
             return
+        self.touch()
         try:
             self.trainer.play(self.state, until)
         except RuntimeError as e:  # finished: the step or time limit
@@ -76,6 +95,7 @@ class Slot:
 
     def pause(self) -> None:
         if self.trainer.pause(self.state):
+            self.touch()
             self.session.status(self, "paused")
 
     def step(self, n: int) -> int:
@@ -83,6 +103,7 @@ class Slot:
             raise Busy("the run is playing: pause it before stepping")
         if self.pace.finished:
             raise Busy(self.pace.finished)
+        self.touch()
         try:
             return self.trainer.step(self.state, n)
         except RuntimeError as e:  # a previous 'step' still trains, or the run stopped
@@ -91,6 +112,7 @@ class Slot:
     def replay(self, step: int) -> int:
         """Show a past step of the paused run (its frame follows); a step outside its
         timeline is refused, naming the steps that can be replayed."""
+        self.touch()
         try:
             span = self.trainer.replay(self.state, step)
         except RuntimeError as e:  # it plays, or a 'step' event is still training
@@ -103,14 +125,17 @@ class Slot:
         return step
 
     def reset(self) -> None:
+        self.touch()
         self.trainer.change(self.state, RunState.reset, frame=True)
 
     def change(self, fn: Callable[[RunState], Any]) -> Any:
         """A live change; a paused run shows it at once (a complete frame)."""
+        self.touch()
         return self.trainer.change(self.state, fn, frame=not self.playing)
 
     def set_speed(self, steps_per_s: float) -> None:
         # like any change while paused: the client hears back with a frame
+        self.touch()
         self.trainer.set_speed(self.state, steps_per_s, frame=not self.playing)
 
     def look(self, fn: Callable[[RunState], Any]) -> Any:
@@ -163,7 +188,7 @@ class Slot:
         self.session.status(self, "ended", "this run stopped on a server error; configure to start again")
 
     def _acked(self, seq: int, *_args) -> None:
-        self.session.touch()
+        self.touch()
         if seq != self.seq:  # late, for a frame presumed lost: the current one is still out
             return
         self.in_flight = False
@@ -179,13 +204,9 @@ class Session:
         self.pending = 0        # runs being built (admitted, not yet in slots)
         self.closed = False
         self.limited = False    # the last event was refused by the rate limit
-        self.last_seen = time.monotonic()
         self.events = TokenBucket(self.serving.events_per_s, self.serving.event_burst)
         self.job = threading.Lock()   # one experiment or sweep event at a time per tab
         self.sweep = None             # the tab's lesson sweep (app/lessons.py), with its budget ticket
-
-    def touch(self) -> None:
-        self.last_seen = time.monotonic()
 
     def status(self, slot: Slot, state: str, reason: str | None = None) -> None:
         self.emit("status", {"run": slot.run_id, "state": state, "reason": reason, "step": slot.state.step_count},
@@ -211,13 +232,22 @@ class Session:
                            f"lower the batch size to at most {most}, or make the network smaller"}])
         self.drop(run_id)
         registry = self.registry
-        registry.admit(self)  # counts this run as pending: concurrent configures cannot overshoot
+        try:  # counts this run as pending: concurrent configures cannot overshoot
+            registry.admit(self)
+        except ServerFull:  # idle runs give way before a newcomer is refused
+            registry.make_room(Cost(0, 0), runs=1)
+            registry.admit(self)
         ticket = None
         try:
             try:  # its estimated cost, before anything is built
                 ticket = registry.budget.reserve(self.address, cost, "this run", step_macs=True)
             except OverBudget as e:
-                raise Busy(str(e)) from None
+                if not registry.make_room(cost, None if e.server_wide else self.address):
+                    raise Busy(str(e)) from None
+                try:
+                    ticket = registry.budget.reserve(self.address, cost, "this run", step_macs=True)
+                except OverBudget as e:
+                    raise Busy(str(e)) from None
             slot = Slot(self, run_id, RunState(cfg, self.limits), ticket)
         except BaseException:
             registry.budget.release(ticket)
@@ -243,6 +273,16 @@ class Session:
         if slot is not None:
             slot.close()
             self.registry.update_gauges()
+
+    def end(self, slot: Slot, reason: str) -> None:
+        """End this run (if it is still the tab's run of its id), telling the client why."""
+        with self.registry.lock:
+            if self.slots.get(slot.run_id) is not slot:
+                return
+            del self.slots[slot.run_id]
+        self.status(slot, "ended", reason)
+        slot.close()
+        self.registry.update_gauges()
 
     def end_runs(self, reason: str | None = None) -> int:
         """End every run of this tab (each told why); the connection stays. Returns how many."""
@@ -366,8 +406,42 @@ class Registry:
                            "(DP_MAX_RUNS_PER_ADDRESS); close some first")
             active = self.runs()
             if active >= lim.max_runs:
-                raise Busy(f"server busy: {active} runs active, try again in a minute")
+                raise ServerFull(f"server busy: {active} runs active, try again in a minute")
             session.pending += 1
+
+    def idle_slots(self, address: str | None = None, idle_s: float | None = None) -> list[Slot]:
+        """Runs nobody has played or touched for idle_s (serving.evict_idle_s), longest
+        idle first; of one client address, or of everyone."""
+        now, idle_s = time.monotonic(), self.serving.evict_idle_s if idle_s is None else idle_s
+        with self.lock:
+            slots = [slot for session in self.sessions.values() if address is None or session.address == address
+                     for slot in session.slots.values() if slot.idle_for(now) >= idle_s]
+        return sorted(slots, key=lambda slot: slot.active_at)
+
+    def make_room(self, cost: Cost, address: str | None = None, runs: int = 0) -> bool:
+        """Under pressure, idle runs give their place back: end the longest idle ones (of
+        address, or of anyone) until `runs` more runs and cost's bytes fit. Each evicted
+        visitor is told why. Returns whether anything was ended."""
+        ended = 0
+        for slot in self.idle_slots(address):
+            fits_bytes = self.budget.free() >= cost.bytes if address is None else \
+                self.budget.held(address) + cost.bytes <= self.serving.max_bytes_per_address
+            if fits_bytes and self.runs() + runs <= self.serving.max_runs:
+                break
+            idle = time.monotonic() - slot.active_at
+            slot.session.end(slot, EVICTED.format(idle=idle))
+            self.metrics.errors.labels(kind="evicted").inc()
+            log.info("event=evicted sid=%s run=%s idle_s=%.0f outcome=ended", slot.session.sid, slot.run_id, idle)
+            ended += 1
+        return ended > 0
+
+    def ready(self, cost: Cost) -> bool:
+        """Whether a newcomer's run of this cost would be taken now (counting the runs
+        that would give way)."""
+        idle = self.idle_slots()
+        freeable = sum(slot.ticket.cost.bytes for slot in idle if slot.ticket is not None)
+        return (self.runs() - len(idle) < self.serving.max_runs
+                and self.budget.free() + freeable >= cost.bytes)
 
     def update_gauges(self) -> None:
         self.metrics.sessions.set(len(self.sessions))
@@ -380,17 +454,14 @@ class Registry:
                 self._reaper.start()
 
     def _reap(self) -> None:
-        """End the runs of sessions idle longer than limits.idle_timeout_s."""
+        """End the runs nobody has played or touched for serving.idle_timeout_s."""
         period = max(0.5, min(30.0, self.serving.idle_timeout_s / 4))
         while not self._stop.wait(period):
-            cutoff = time.monotonic() - self.serving.idle_timeout_s
-            for session in list(self.sessions.values()):
-                if session.slots and session.last_seen < cutoff:
-                    self.metrics.errors.labels(kind="idle").inc()
-                    ended = session.end_runs(f"ended after {self.serving.idle_timeout_s:g} s without activity; "
-                                             "configure to start again")
-                    log.info("event=idle sid=%s runs=%d outcome=ended", session.sid, ended)
-                    self.update_gauges()
+            for slot in self.idle_slots(idle_s=self.serving.idle_timeout_s):
+                self.metrics.errors.labels(kind="idle").inc()
+                slot.session.end(slot, f"ended after {self.serving.idle_timeout_s:g} s without activity; "
+                                 "configure to start again")
+                log.info("event=idle sid=%s run=%s outcome=ended", slot.session.sid, slot.run_id)
 
     def stop(self) -> None:
         self._stop.set()

@@ -29,7 +29,10 @@ class Serving(BaseSettings):
     events_per_s: float = 20       # token-bucket refill per client
     event_burst: int = 40          # token-bucket size per client
     max_message_bytes: int = 65_536  # a configure with 2,000 custom points is ~30 KB
-    idle_timeout_s: float = 600    # a run nobody touched for this long is ended
+    idle_timeout_s: float = 600    # a run nobody played or touched for this long is ended
+    # a run nobody played or touched for this long gives its place back when a newcomer's
+    # run would otherwise be refused (the server's run or memory budget, or its address's)
+    evict_idle_s: float = Field(60, ge=0)
     max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
     frame_rate: float = 30         # frames per second per run, at most
     # a run at full speed below this many frames a second gets its bucket the next turns,
@@ -43,7 +46,7 @@ class Serving(BaseSettings):
     trusted_proxies: int = 0
     # the cost budget (app/budget.py; estimates: model_server/costs.py)
     max_bytes: float = Field(1024 * 2**20, gt=0)                 # held by all runs, sweeps, experiments
-    max_bytes_per_address: float = Field(512 * 2**20, gt=0)      # ... from one client address
+    max_bytes_per_address: float = Field(256 * 2**20, gt=0)      # ... from one client address (a quarter)
     max_step_macs_per_address: float = Field(2e9, gt=0)          # multiply-adds per step of one address's runs
     # one step of one run, and one step (or frame pass) of one bucket of runs of one shape:
     # neither is interruptible, so this bounds how long everyone else waits (1.5e8: 40-100 ms

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from conftest import live
+from model_server import Limits, parse_config
+from model_server.costs import run_cost
 from visitors import RawSocket, Visitor, wait_until
 
 SLOW_CNN = {"data": {"dataset": "digits"},
@@ -131,3 +134,99 @@ def test_a_lone_surrogate_is_refused_before_parsing_and_logs_no_traceback(server
     assert "Traceback" not in grown
     assert len(grown) < 300 * sent  # one short line per refused packet at most
     assert honest.connected and largest_gap(honest, t0, time.monotonic()) < STARVED_S
+
+
+# ---- hole 3: a few addresses holding the memory budget with runs nobody plays ----------
+def default_run_mb() -> float:
+    return run_cost(parse_config({}), Limits()).bytes / 2**20
+
+
+@pytest.fixture(scope="module", params=["embedded", "gunicorn"])
+def tight(request):
+    """A budget of 40 default runs, a quarter of it per address; idle runs give way after 1 s."""
+    c = default_run_mb() * 2**20
+    env = {"DP_MAX_BYTES": str(40.5 * c), "DP_MAX_BYTES_PER_ADDRESS": str(10.5 * c), "DP_EVICT_IDLE_S": "1",
+           "DP_PING_INTERVAL": "5", "DP_PING_TIMEOUT": "5"}
+    with live(env, request.param) as s:
+        yield s
+
+
+def hoard(url: str, address: str) -> tuple[list[Visitor], list[dict]]:
+    """Paused default runs from one address until its configure is refused (3 per tab)."""
+    visitors, refusals = [], []
+    while not refusals:
+        v = Visitor(url, source=address)
+        visitors.append(v)
+        for r in range(3):
+            ack = v.call("configure", {"run": f"r{r}", "config": {}})
+            if not ack["ok"]:
+                refusals.append(ack)
+                break
+    return visitors, refusals
+
+
+def ready(url: str) -> bool:
+    return requests.get(url + "/readyz", timeout=5).status_code == 200
+
+
+def test_three_addresses_cannot_take_the_memory_budget(tight):
+    """Before: 92 paused runs from 127.0.0.2-4 took the whole budget in 3.5 s; every
+    newcomer was refused while /readyz answered 200."""
+    honest = Visitor(tight.url)
+    honest.ok("configure", {})
+    honest.ok("play")
+    held = []
+    for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        visitors, refusals = hoard(tight.url, address)
+        held += visitors
+        assert "DP_MAX_BYTES_PER_ADDRESS" in refusals[0]["error"]["message"], refusals[0]
+    assert ready(tight.url)
+
+    def ended() -> int:  # (an address past its share ends its own idle runs first)
+        return sum(s["state"] == "ended" for v in held for s in v.statuses)
+    before = ended()
+    newcomer = Visitor(tight.url, source="127.0.0.9")
+    assert newcomer.call("configure", {})["ok"]
+    time.sleep(0.5)
+    assert ended() == before  # nobody had to go for the newcomer
+    for v in held + [newcomer, honest]:
+        v.close()
+
+
+def test_runs_nobody_plays_give_way_to_a_newcomer_and_readyz_tells_the_truth(tight):
+    honest = Visitor(tight.url)
+    honest.ok("configure", {})
+    honest.ok("play")
+    held = []
+    for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        held += hoard(tight.url, address)[0]
+    # the hoarders keep sending events that are not activity on a run: pauses of paused
+    # runs, unknown events. Before, any event reset the idle timer for ever.
+    for _ in range(3):
+        for v in held:
+            v.sio.emit("pause", {"run": "r0"})
+            v.sio.emit("nonsense", {})
+        time.sleep(0.5)
+    wait_until(lambda: ready(tight.url), timeout=15, what="/readyz to count the idle runs as room")
+    newcomer = Visitor(tight.url, source="127.0.0.9")
+    assert newcomer.ok("configure", {})
+    ended = [s for v in held for s in v.statuses if s["state"] == "ended"]
+    assert ended and "to make room for another visitor" in ended[0]["reason"], ended[:1]
+    assert honest.connected and not any(s["state"] == "ended" for s in honest.statuses)  # it plays: it stays
+    for v in held + [newcomer, honest]:
+        v.close()
+
+
+def test_readyz_answers_503_when_a_default_run_would_be_refused():
+    c = default_run_mb() * 2**20
+    with live({"DP_MAX_BYTES": str(3.5 * c), "DP_EVICT_IDLE_S": "600"}) as s:
+        players = [Visitor(s.url) for _ in range(3)]
+        for p in players:
+            p.ok("configure", {})
+        assert requests.get(s.url + "/readyz", timeout=5).status_code == 503
+        refused = Visitor(s.url).call("configure", {})
+        assert not refused["ok"] and "memory budget" in refused["error"]["message"]
+        players[0].close()
+        wait_until(lambda: ready(s.url), what="/readyz to see the room a leaving visitor left")
+        for p in players[1:]:
+            p.close()
