@@ -17,7 +17,7 @@ the Worker that draws it, or the page itself, has drawn it). One page load befor
 measured ones warms the server (it gzips each file once, on its first request).
 With --runs N (or --mobile) a page's line gives every run and the range.
 --detail: per run, each file's request start and end (ms), and when the page had Plotly,
-its socket connected, its run configured.
+its Plotly panels set up (window.__dp) and its run configured (these steps polled, to ~5 ms).
 Goals: bytes_transferred <= 1,000,000; first_network_drawn_s <= 2.0 (desktop), <= 3.4
 (mobile: the TensorFlow Playground's time on that profile; aim <= 2.8).
 """
@@ -44,19 +44,20 @@ MOBILE = {"link": {"offline": False, "latency": 150, "downloadThroughput": 1.6e6
 QUIET_S = 0.5
 
 # Runs before the page's own scripts: copies the time the network panel's first picture
-# was drawn (views/network.js, firstDrawnAt) once there is one, and the page's steps.
+# was drawn (views/network.js marks it 'dp:network-drawn') once there is one, and when the
+# page had Plotly, its panels (window.__dp: Plotly's panels set up), its socket, its run.
 WATCH = """(() => {
   const steps = window.__steps = {};
+  const start = performance.now();
   const look = () => {
     const t = Math.round(performance.now());
     if (window.Plotly && !steps.plotly) steps.plotly = t;
     const dp = window.__dp;
-    if (dp && !steps.playground) steps.playground = t;
-    if (dp && dp.conn && dp.conn.socket && dp.conn.socket.connected && !steps.connected) steps.connected = t;
+    if (dp && !steps.panels) steps.panels = t;
     if (dp && dp.info && !steps.configured) steps.configured = t;
-    const net = dp && dp.network;
-    if (net && net.firstDrawnAt !== null && net.firstDrawnAt !== undefined) window.__firstNetworkMs = net.firstDrawnAt;
-    else setTimeout(look, 5);
+    const mark = performance.getEntriesByName('dp:network-drawn')[0];
+    if (mark && window.__firstNetworkMs === undefined) window.__firstNetworkMs = mark.startTime;
+    if (!(mark && dp && dp.info) && t - start < 120000) setTimeout(look, 5);
   };
   look();
 })();"""

@@ -40,6 +40,26 @@ def test_module_graph_is_preloaded(http):
     assert len(preloads) == len(set(preloads))
 
 
+@pytest.mark.parametrize("path", ["/", "/embed"])
+def test_the_playground_fetches_plotly_at_low_priority_and_its_module_runs_it(http, path):
+    """Issue 23: the network's first picture does not wait for Plotly's bundle, so these
+    pages do not name it in a <script> (which would hold the load until it has run);
+    static/js/plotly_ready.js adds the script, under the URL the page preloads."""
+    html = http.get(path).get_data(as_text=True)
+    plotly = next(u for u in urls(html) if u.endswith("/plotly-cartesian.min.js"))
+    assert f'<link rel="preload" as="script" href="{plotly}" fetchpriority="low">' in html
+    assert not re.search(r"<script[^>]*plotly", html)
+    preloads = re.findall(r'<link rel="modulepreload" href="([^"]+)"', html)
+    loader = next(u for u in preloads if u.endswith("/js/plotly_ready.js"))
+    assert plotly.encode() in http.get(loader).data  # the same hashed URL: the preload is used
+
+
+@pytest.mark.parametrize("path", ["/lessons", "/compare"])
+def test_other_pages_keep_plotly_as_a_deferred_script(http, path):
+    html = http.get(path).get_data(as_text=True)
+    assert re.search(r'<script src="/vendor/[0-9a-f]{16}/plotly-cartesian.min.js" data-plotly defer>', html)
+
+
 def test_hashed_files_are_immutable_gzipped_and_equal_to_the_source(http):
     html = http.get("/").get_data(as_text=True)
     css = next(u for u in urls(html) if u.endswith("css/playground.css"))

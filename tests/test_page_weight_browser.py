@@ -34,7 +34,7 @@ def test_first_visit_fits_the_budget_and_a_second_fetches_nothing_again(browser,
         drawn(page)
         first = page.evaluate(TRANSFERRED)
         assert first["total"] <= BUDGET, first
-        plotly = next(f for f in first["files"] if "plotly" in f[0])
+        plotly = next(f for f in first["files"] if "plotly-cartesian" in f[0])
         assert plotly[2] < 0.4 * plotly[3]  # gzip: encoded well under decoded
         page.goto(live_server.url + path)  # a second visit, same browser
         drawn(page)
@@ -56,3 +56,43 @@ def test_the_bundle_has_every_trace_type_the_pages_draw(page, live_server):
     assert used <= registered, used - registered
     assert "image" in registered  # a boundary may be drawn as an image
     assert "scatter3d" not in registered and "scattergl" not in registered  # the partial bundle
+
+
+def test_the_network_is_drawn_before_plotly_has_come_and_where_plotly_then_places_it(browser, live_server):
+    """The playground runs Plotly's bundle only once its own files are in, and draws the
+    network's first picture without it (issue 23): here Plotly is held back until that
+    picture is on the canvas. Then every panel comes, and the first picture's places are
+    the ones Plotly's axes give."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/plotly-cartesian.min.js", hold)
+    try:
+        page.goto(live_server.url + "/", wait_until="domcontentloaded")  # (the load event waits for Plotly)
+        page.wait_for_function("() => performance.getEntriesByName('dp:network-drawn').length > 0", timeout=30000)
+        assert page.evaluate("() => window.Plotly === undefined && window.__dp === undefined")
+        assert held  # asked for from the start (a low-priority preload), not yet here
+        for route in held:
+            route.continue_()
+        page.unroute("**/plotly-cartesian.min.js", hold)
+        drawn(page)
+        page.wait_for_function("() => window.__dp.losses.series && window.__dp.plane && window.__dp.network.placedBy === 'plotly'")
+        gap = page.evaluate("""() => {
+          const n = window.__dp.network, own = n.ownPlacement(), plotly = n.placement();
+          const d = [Math.abs(own.width - plotly.width), Math.abs(own.height - plotly.height)];
+          n.x.forEach((x, k) => d.push(Math.abs(own.x(x) - plotly.x(x)), Math.abs(own.y(n.y[k]) - plotly.y(n.y[k]))));
+          return Math.max(...d);
+        }""")
+        assert gap < 1, gap
+        # the frame that came before Plotly reaches the other panels too: step 0's boundary
+        page.wait_for_function("() => window.__dp.plane.paints > 0 && window.__dp.plane.shown")
+        assert page.evaluate("() => window.__dp.stats.frames") >= 1
+        assert errors == []
+    finally:
+        context.close()

@@ -11,6 +11,7 @@ import { Playground } from './playground.js';
 import { Connection } from './connection.js';
 import { BY_KEY, FIELDS, check, toHash } from './state.js';
 import { speedLabel } from './controls.js';
+import { plotlyReady } from './plotly_ready.js';
 
 export const PREFIX = 'dropout-playground:';
 export const VERSION = 2;  // 2: play takes until; state, result carry eval
@@ -337,8 +338,8 @@ async function start() {
   window.__embed = pg.host;  // for the browser tests
 }
 
-// This module loads async, beside Plotly: the socket opens at once, so its handshake
-// overlaps Plotly's download and start-up. Plotly is a deferred script: it has run by
-// DOMContentLoaded.
+// This module loads async, before Plotly: the socket opens at once, then Plotly starts
+// loading (plotly_ready.js); the network's first picture does not wait for it.
 const connection = new Connection();
-if (window.Plotly) start(); else document.addEventListener('DOMContentLoaded', start);
+plotlyReady().catch(() => {});  // (the playground says so if it fails)
+start();

@@ -1,7 +1,9 @@
-// The full playground page. This module loads async, beside Plotly: the socket opens at
-// once, so its handshake overlaps Plotly's download and start-up; the panels wait for Plotly.
+// The full playground page. This module loads async, before Plotly: the socket opens at
+// once, then Plotly starts loading (plotly_ready.js), and the network's first picture
+// comes as soon as the server has configured the run; the other panels wait for Plotly.
 import { Playground } from './playground.js';
 import { Connection } from './connection.js';
+import { plotlyReady } from './plotly_ready.js';
 
 const connection = new Connection();
 
@@ -14,5 +16,5 @@ function start() {
   pg.conn.addEventListener('disconnected', () => { conn.textContent = 'reconnecting…'; });
 }
 
-// Plotly is a deferred script: it has run by DOMContentLoaded
-if (window.Plotly) start(); else document.addEventListener('DOMContentLoaded', start);
+plotlyReady().catch(() => {});  // (the playground says so if it fails)
+start();

@@ -16,10 +16,12 @@ import { LossView } from './views/losses.js';
 import { TimelineView } from './views/timeline.js';
 import { Exporter } from './export.js';
 import { CustomEditor } from './custom_data.js';
+import { plotlyReady, withPlotly } from './plotly_ready.js';
 
 const PLANE_EVERY_MS = 150;   // boundary image swap: about 6/s, as often as the server sends one
 const LOSS_EVERY_MS = 500;    // extendTraces (~20-50 ms here): twice a second is enough to read a curve
 const RATE_WINDOW_MS = 2000;  // the steps/s shown: measured over this much of the recent past
+const EARLY_FRAMES = 1000;    // frames kept for the panels while Plotly is on its way
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -64,7 +66,8 @@ export class Playground extends EventTarget {
     if (this.conn.socket.connected) { this.connection('connected'); this.configure(); }
     const loop = () => { this.paint(); requestAnimationFrame(loop); };
     requestAnimationFrame(loop);
-    window.__dp = this;  // for the browser tests and benchmarks
+    // for the browser tests and benchmarks: once Plotly is there (every panel can draw)
+    withPlotly(() => { window.__dp = this; }).catch(() => this.notice('The charts did not load (plotly.js): reload the page.', 'error'));
   }
 
   // ---- settings -----------------------------------------------------------------------
@@ -101,6 +104,7 @@ export class Playground extends EventTarget {
   }
 
   async configure() {
+    if (this.state.data === 'custom' && !window.Plotly) await plotlyReady();  // its points are a Plotly plot
     if (!this.custom.allowConfigure()) return null;  // a custom set that cannot train yet
     const wasPlaying = this.playing;
     const ack = await this.conn.call('configure', { config: toConfig(this.state) });
@@ -119,13 +123,20 @@ export class Playground extends EventTarget {
     return ack;
   }
 
+  // The network's picture at once; the panels Plotly draws (the network's axes, names and
+  // hover, the plane, the losses, the timeline) once Plotly has arrived. The frames that
+  // come meanwhile are shown by the network, and kept for the other panels.
   setupPanels(info) {
     const digits = info.task !== 'binary';
     const model = info.config.model;
     this.network.setup(info.sizes, model);
-    this.bindHover();
-    this.plane = digits ? this.images : this.boundary;
-    this.plane.setup(info);
+    this.early = [];
+    this.plotted = false;
+    if (window.Plotly) this.setupPlots(info);
+    else {
+      this.plane = null;
+      plotlyReady().then(() => { if (this.info === info) this.setupPlots(info); }, () => {});
+    }
     // no boundary, neuron maps or two classes for the digits: their controls and key go
     for (const role of ['plane-key', 'view-field', 'watch-field']) {
       const node = $(this.root, `[data-role=${role}]`);
@@ -135,13 +146,26 @@ export class Playground extends EventTarget {
     if (title) title.textContent = digits ? (model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
     const legend = $(this.root, '[data-role=legend]');
     if (legend) legend.innerHTML = networkLegend(model);
-    this.losses.setup();
-    this.timeline.setup(info);
     this.fillWatch(info);
     this.rate = null;
     this.rateWindow = [];
     const dev = $(this.root, '[data-role=device]');
     if (dev) setText(dev, `${info.device} · ${info.params.toLocaleString('en')} parameters`);
+  }
+
+  setupPlots(info) {
+    this.network.plot();
+    this.bindHover();
+    this.plane = info.task !== 'binary' ? this.images : this.boundary;
+    this.plane.setup(info);
+    this.losses.setup();
+    this.timeline.setup(info);
+    this.plotted = true;
+    const early = this.early;
+    this.early = [];
+    for (const frame of early) this.takeFrame(frame, false);
+    this.boundaryDirty = true;
+    if (!this.playing) this.timeline.visible(true);
   }
 
   fillWatch(info) {
@@ -317,11 +341,21 @@ export class Playground extends EventTarget {
     this.stats.work.decode += frame.decodeMs || 0;
   }
 
-  takeFrame(frame) {
+  // network: false for a frame the network has shown already (taken before Plotly came)
+  takeFrame(frame, network = true) {
     const h = frame.header;
-    this.stats.frames++;
-    this.stats.bytes += frame.bytes;
+    if (network) {
+      this.stats.frames++;
+      this.stats.bytes += frame.bytes;
+    }
     if (!this.info) return;
+    if (!this.plotted) {  // Plotly is on its way: the network shows it now, the rest later
+      this.network.update(frame);
+      this.frame = frame;
+      this.early.push(frame);
+      if (this.early.length > EARLY_FRAMES) this.early.shift();
+      return;
+    }
     if (h.replay) {  // a past step: shown, but no curve, count or rate takes it
       this.timeline.show(frame);
       this.network.update(frame);
@@ -340,9 +374,9 @@ export class Playground extends EventTarget {
     while (w.length > 2 && h.t - w[1][0] >= RATE_WINDOW_MS) w.shift();
     const [t0, s0] = w[0];
     this.rate = this.playing && h.t - t0 >= 250 && h.step >= s0 ? (h.step - s0) / ((h.t - t0) / 1000) : this.rate;
-    this.network.update(frame);
+    if (network) this.network.update(frame);
     this.plane.update(frame, this.state.view, this.watching);
-    this.frame = frame;
+    if (network) this.frame = frame;
   }
 
   // The measured drop rate covers one mode and one p: a frame that brings a new mode or p

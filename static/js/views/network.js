@@ -5,8 +5,11 @@
 // reads in grayscale and for colour-blind visitors. Each neuron's opacity eases toward
 // the new frame's mask over a few animation frames.
 // Plotly lays the panel out once per setup (and on a resize): the axes that place every
-// neuron, the layer names, and an invisible marker per neuron for its hover name. The
-// picture itself is a canvas under Plotly's SVG, drawn each animation frame that changes
+// neuron, the layer names, and an invisible marker per neuron for its hover name. Until
+// Plotly has arrived (the page loads it after its own modules), the picture is placed by
+// the same arithmetic as Plotly's axes will place it (margins and ranges below), so that
+// the first picture waits for the server, not for Plotly's bundle.
+// The picture itself is a canvas under Plotly's SVG, drawn each animation frame that changes
 // it by views/network_draw.js, in a Worker where the browser can: a Plotly call costs
 // ~15-20 ms here, and restyling SVG markers ~2.5 ms of the browser's own work a frame;
 // posting the picture costs the page well under a millisecond, so the edges follow every
@@ -18,6 +21,8 @@ const MAX_INPUTS_DRAWN = 64;
 const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
 const BUCKETS = 3;                // strength buckets per sign
 const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
+const MARGIN = { l: 10, r: 10, t: 10, b: 46 };  // px around the plot area (layer names below)
+const Y_RANGE = [-0.06, 1.06];
 
 // The Worker that draws the panel, and its canvas, start with this module: long before
 // Plotly has run and the first frame has come, so the Worker has loaded by the first
@@ -83,6 +88,17 @@ export class NetworkView {
     this.lineColors = new Array(count).fill(COLORS.edgeline);
     this.edges = null;  // per layer: the strongest edges [from, to, bucket by sign and strength]
     this.kept = this.sizes.map(n => new Uint8Array(n).fill(1));
+    this.plotted = false;
+    this.px = null;
+    if (window.Plotly) this.plot();
+    this.render(true);  // the untrained look at once, not after the other panels' set-up
+  }
+
+  // Plotly's part of the panel: axes, layer names, a hover name per neuron. Called by
+  // setup, or by the page once Plotly has arrived.
+  plot() {
+    if (!this.sizes || this.plotted) return;
+    const xs = this.x, ys = this.y, text = this.text;
     // invisible: the canvas draws the neurons; these give each its hover name
     const traces = [{
       type: 'scatter', mode: 'markers', x: xs, y: ys, text, hoverinfo: 'text',
@@ -93,9 +109,9 @@ export class NetworkView {
     const names = this.sizes.map((n, l) => l === 0 ? (short ? 'in' : 'input')
       : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`));
     const layout = layoutBase({
-      margin: { l: 10, r: 10, t: 10, b: 46 },
-      xaxis: { visible: false, range: [-0.4, this.sizes.length - 0.6], fixedrange: true },
-      yaxis: { visible: false, range: [-0.06, 1.06], fixedrange: true },
+      margin: { ...MARGIN },
+      xaxis: { visible: false, range: this.xRange(), fixedrange: true },
+      yaxis: { visible: false, range: Y_RANGE, fixedrange: true },
       annotations: names.map((t, l) => ({ x: l, y: -0.03, yref: 'y', text: t, showarrow: false, yanchor: 'top',
         font: { size: 11, color: COLORS.muted } })),
       hovermode: 'closest',
@@ -107,7 +123,31 @@ export class NetworkView {
       this.el.on('plotly_afterplot', () => { this.styleDirty = this.edgesDirty = true; });
       this.listening = true;
     }
-    this.render(true);  // the untrained look at once, not after the other panels' set-up
+    this.plotted = true;
+    this.render(true);
+  }
+
+  xRange() { return [-0.4, this.sizes.length - 0.6]; }
+
+  // Where the picture goes: Plotly's axes once it has laid the panel out; before, the
+  // panel's size with the same margins and ranges (Plotly's linear axes: offset + scale).
+  // null: Plotly has been asked but has not laid it out yet.
+  placement() {
+    const full = this.el._fullLayout;
+    if (full && full.xaxis && full.xaxis.l2p) {
+      const xa = full.xaxis, ya = full.yaxis;
+      return { width: full.width, height: full.height, key: 'plotly',
+        x: x => xa._offset + xa.l2p(x), y: y => ya._offset + ya.l2p(y) };
+    }
+    return this.plotted ? null : this.ownPlacement();
+  }
+
+  ownPlacement() {
+    const width = Math.round(this.el.clientWidth) || 600, height = Math.round(this.el.clientHeight) || 400;
+    const [x0, x1] = this.xRange(), [y0, y1] = Y_RANGE;
+    const w = width - MARGIN.l - MARGIN.r, h = height - MARGIN.t - MARGIN.b;
+    return { width, height, key: `${width}x${height}`,
+      x: x => MARGIN.l + (x - x0) * w / (x1 - x0), y: y => MARGIN.t + (y1 - y) * h / (y1 - y0) };
   }
 
   // The canvas, under Plotly's SVG (whose background is transparent) and never in the way
@@ -127,7 +167,7 @@ export class NetworkView {
     }
     worker.onmessage = ({ data }) => {
       // (the Worker's clock: this message may wait behind the page's own work)
-      if (data.drawn && this.firstDrawnAt === null) this.firstDrawnAt = data.drawn - performance.timeOrigin;
+      if (data.drawn && this.firstDrawnAt === null) this.noteDrawn(data.drawn - performance.timeOrigin);
       const done = this.probes.get(data.probe);
       this.probes.delete(data.probe);
       if (done) done(data.pixels);
@@ -144,6 +184,13 @@ export class NetworkView {
     this.worker = worker;
     // the panel's size now, so that the Worker has sized its canvas by the first picture
     worker.postMessage({ size: [this.el.clientWidth, this.el.clientHeight, window.devicePixelRatio || 1] });
+  }
+
+  // The first picture's time, also as a performance mark 'dp:network-drawn' (for the
+  // benchmarks: it may come before the page is ready for the tests, window.__dp).
+  noteDrawn(t) {
+    this.firstDrawnAt = t;
+    try { performance.mark('dp:network-drawn', { startTime: Math.max(0, t) }); } catch (e) { /* an old browser */ }
   }
 
   label(l, i) {
@@ -247,15 +294,17 @@ export class NetworkView {
   // The picture of the last frame, placed by Plotly's axes as the hover points are; the
   // edges again when they changed. False: Plotly has not laid the panel out yet.
   render(edges) {
-    const full = this.el._fullLayout;
-    if (!full || !full.xaxis || !full.xaxis.l2p) return false;
-    const xa = full.xaxis, ya = full.yaxis, width = full.width, height = full.height;
+    const place = this.placement();
+    if (!place) return false;
+    const { width, height } = place;
     if (this.canvas.style.width !== `${width}px` || this.canvas.style.height !== `${height}px`) {
       this.canvas.style.width = `${width}px`; this.canvas.style.height = `${height}px`;
     }
+    if (place.key !== this.placedBy) edges = true;  // placed anew: the edges move too
     if (edges || !this.px) {  // (a resize redraws the edges too: Plotly's afterplot)
-      this.px = Float32Array.from(this.x, x => xa._offset + xa.l2p(x));
-      this.py = Float32Array.from(this.y, y => ya._offset + ya.l2p(y));
+      this.px = Float32Array.from(this.x, place.x);
+      this.py = Float32Array.from(this.y, place.y);
+      this.placedBy = place.key;
     }
     const px = this.px, py = this.py;
     const picture = { width, height, ratio: window.devicePixelRatio || 1, px, py, opacity: this.opacity,
@@ -265,7 +314,7 @@ export class NetworkView {
       this.worker.postMessage(edges ? { picture, segments: this.segments, edgeStyles: this.edgeStyles } : { picture });
     } else {
       draw(this.ctx, { ...picture, segments: this.segments, edgeStyles: this.edgeStyles });
-      if (this.firstDrawnAt === null) this.firstDrawnAt = performance.now();
+      if (this.firstDrawnAt === null) this.noteDrawn(performance.now());
     }
     this.ratio = picture.ratio;
     return true;
