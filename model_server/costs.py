@@ -74,19 +74,68 @@ def forward_macs(cfg: RunConfig, examples: int) -> float:
     return step_macs(cfg, input_shape(cfg)) / cfg.train.batch_size * examples
 
 
+# What a run holds, as measured (docs/limits.md, "Memory"). A bucket keeps the tensors of
+# its last step() calls for frames (Bucket._records: pruned once more than 8 are kept, so
+# up to 9 during a step): per layer the pre-dropout input and the block output, and the
+# masks, views of that call's whole noise tensor (every step of a chunk). A chunk of a
+# turn is at most MAX_CHUNK steps (app/scheduler.py) of about CHUNK_S; a step of
+# CHUNK_MACS multiply-adds or more (forward and backward) is a chunk of one.
+RECORDS = 9
+MAX_CHUNK = 16
+CHUNK_MACS = 1.2e8
+RUN_FIXED = 0.25 * 2**20   # RunState, its initial Net, its Python objects, a frame's buffers
+STEP_TEMPORARIES = 5       # a step's temporaries per hidden unit and example, as the heap keeps them
+
+
+def mask_units(cfg: RunConfig) -> int:
+    """Mask units of one example: a CNN's Dropout2d draws one per channel."""
+    if cfg.model.kind == "cnn" and cfg.model.dropout_kind == "dropout2d":
+        return sum(cfg.model.hidden)
+    return units(cfg)
+
+
+def chunk_steps(cfg: RunConfig) -> int:
+    """The most steps one Bucket.step call takes for this shape (one turn of the trainer)."""
+    return max(1, min(MAX_CHUNK, int(CHUNK_MACS // (3 * step_macs(cfg, input_shape(cfg))))))
+
+
+def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
+    """A run's bytes, part by part (run_cost adds them up): what its row and its bucket
+    hold while it lives, and its share of a step's and a frame's temporaries."""
+    limits = limits or Limits()
+    B, A, M, P = cfg.train.batch_size, units(cfg), mask_units(cfg), parameters(cfg)
+    D, N, n = math.prod(input_shape(cfg)), n_points(cfg), chunk_steps(cfg)
+    grid = limits.grid_size ** 2 if cfg.task != "digits" else 0
+    test = N - int(N * cfg.data.train_fraction)
+    return {
+        "fixed": RUN_FIXED,
+        # theta, Adam's moments (or momentum: allocated for every optimizer), a gradient
+        "weights": 4 * 4 * P,
+        # the bucket's padded copy (x, y, test weights, batch order) and RunState's
+        "data": N * (8 * D + 28),
+        # TIMELINE steps of the shown example's values before and after dropout and its
+        # masks, half precision, and its index (allocated filled: resident from the start)
+        "timeline": TIMELINE * ((2 * A + M) * 2 + 8),
+        # per (example, mask unit): kept counts and their weights, keep thresholds
+        # (int64) and the counter's places (uint32)
+        "mask_tables": B * M * (4 + 4 + 8 + 4),
+        # RECORDS step() calls' tensors: per layer pre-dropout input and block output, and
+        # the masks (each call's noise, n steps of it)
+        "records": RECORDS * B * 4 * (2 * A + n * M),
+        # one step's temporaries (the forward pass's tape, the backward's gradients, a
+        # CNN's first-layer patches), as much as stays in the heap once they are freed:
+        # fitted to the measured growth (docs/limits.md, "Memory")
+        "step": 4 * B * (STEP_TEMPORARIES * A + (9 * D if cfg.model.kind == "cnn" else 0)),
+        # a frame's slow panels: the boundary grid's activations (every layer kept for a
+        # watched neuron), or a digits run's test evaluation
+        "frame": 4 * A * (2 * grid + 2 * test),
+    }
+
+
 def run_cost(cfg: RunConfig, limits: Limits | None = None) -> Cost:
     """One run: macs per training step (forward and backward: about 3 forwards); bytes
-    held: weights, gradient and optimizer state, its data, a step's activations, the
-    boundary grid's, and the timeline (per step: the shown example's values before and
-    after dropout and its masks, half precision)."""
-    limits = limits or Limits()
-    batch, u = cfg.train.batch_size, units(cfg)
-    values = (4 * parameters(cfg)                          # theta, grad, two moments
-              + 2 * n_points(cfg) * math.prod(input_shape(cfg))  # the data, and its copy in the bucket
-              + 6 * batch * u                               # pre, noise, output, their gradients
-              + (2 * limits.grid_size ** 2 * u if cfg.task != "digits" else 0))
-    timeline = TIMELINE * (3 * u * 2 + 8)
-    return Cost(3 * step_macs(cfg, input_shape(cfg)), ALLOC_FACTOR * (4 * values + timeline))
+    it adds to the process's resident memory while it trains (run_bytes)."""
+    return Cost(3 * step_macs(cfg, input_shape(cfg)), sum(run_bytes(cfg, limits).values()))
 
 
 def sweep_cost(cfg: RunConfig, n_models: int) -> Cost:

@@ -1,0 +1,109 @@
+"""Memory: a run's estimate (model_server/costs.py) against the resident memory it really
+adds, and memory given back when runs end (model_server/memory.py, app/scheduler.py).
+
+Each shape is measured in a fresh interpreter (`python tests/test_memory.py '<config>'`),
+so nothing an earlier test allocated blurs it: a warm-up run first (torch's lazy
+initialisation, the grid), then every free page handed back, then RUNS runs of the shape,
+each a bucket as the server's trainer steps them (chunks of costs.chunk_steps steps, a
+frame after each call, its slow panels every fifth, as at 30 frames and 6 boundaries a
+second), CALLS calls each, interleaved. The growth of RSS over the warm-up, per run, is
+the measured cost: it includes what the allocator keeps of the steps' temporaries.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS, CALLS = 3, 12   # CALLS > costs.RECORDS: the bucket's records reach their most
+
+
+def custom(n: int, seed: int = 0) -> list:
+    r = random.Random(seed)
+    return [[round(r.uniform(-1.5, 1.5), 2), round(r.uniform(-1.5, 1.5), 2), i % 2] for i in range(n)]
+
+
+CUSTOM = {"dataset": "custom", "points": custom(2000), "train_fraction": 0.9}   # 1,800 to train
+DIGITS = {"dataset": "digits", "train_fraction": 0.9}
+WIDE = {"hidden": [64] * 6, "p": [0.5] * 6}
+CNN = {"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3}
+# the extremes Limits allow: widest and deepest MLP on 2,000 custom points at the largest
+# batch (the training set), with BatchNorm, every optimizer and dropout kind; the largest
+# digits CNN at the largest batch DP_MAX_RUN_STEP_MACS lets it have; a one-layer one
+EXTREMES = {
+    "mlp 6x64 adam b1800": {"data": CUSTOM, "model": WIDE, "train": {"batch_size": 1800}},
+    "mlp 6x64 sgd b1800": {"data": CUSTOM, "model": WIDE, "train": {"batch_size": 1800, "optimizer": "sgd"}},
+    "mlp 6x64 momentum bn b1800": {"data": CUSTOM, "model": {**WIDE, "batchnorm": "before_dropout"},
+                                   "train": {"batch_size": 1800, "optimizer": "momentum"}},
+    "mlp 6x64 alpha selu b1800": {"data": CUSTOM, "model": {**WIDE, "dropout_kind": "alpha", "activation": "selu",
+                                                             "placement": "before_activation"},
+                                  "train": {"batch_size": 1800}},
+    "mlp 1x64 b1800": {"data": CUSTOM, "model": {"hidden": [64], "p": [0.5]}, "train": {"batch_size": 1800}},
+    "mlp 6x64 b250": {"data": CUSTOM, "model": WIDE, "train": {"batch_size": 250}},
+    "cnn 3x16 b150": {"data": DIGITS, "model": CNN, "train": {"batch_size": 150}},
+    "cnn 3x16 dropout2d bn b150": {"data": DIGITS, "model": {**CNN, "dropout_kind": "dropout2d",
+                                                              "batchnorm": "after_dropout"},
+                                   "train": {"batch_size": 150, "optimizer": "sgd"}},
+    "cnn 2x4 b1617": {"data": DIGITS, "model": {"kind": "cnn", "hidden": [4, 4], "p": [0.3, 0.3]},
+                      "train": {"batch_size": 1617}},
+}
+
+
+def measure(config: dict) -> dict:
+    """(In the fresh interpreter.) RSS growth per run of RUNS runs of config, in MB."""
+    import numpy as np
+    import psutil
+    import torch
+
+    from model_server import memory
+    from model_server.config import parse_config
+    from model_server.costs import chunk_steps, run_cost
+    from model_server.run import Run
+    from model_server.runstate import preload
+
+    torch.set_num_threads(1)   # as the server runs (DP_TORCH_THREADS)
+    preload()
+    cfg = parse_config(config)
+    n = chunk_steps(cfg)
+
+    def train(runs: list) -> None:
+        active = np.ones(1, bool)
+        for call in range(CALLS):
+            for run in runs:
+                run.bucket.step(active, n)
+                run.frame(extras=call % 5 == 0)
+
+    train([Run(cfg)])                # warm-up, then gone
+    memory.give_back(force=True)
+    before = psutil.Process().memory_info().rss
+    runs = [Run(cfg) for _ in range(RUNS)]
+    train(runs)
+    grown = (psutil.Process().memory_info().rss - before) / RUNS
+    return {"measured_mb": grown / 2**20, "estimate_mb": run_cost(cfg).bytes / 2**20, "chunk": n}
+
+
+def measured(config: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, json.dumps(config)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(EXTREMES))
+def test_a_runs_estimate_is_within_a_quarter_of_the_memory_it_adds(name):
+    m = measured(EXTREMES[name])
+    ratio = m["estimate_mb"] / m["measured_mb"]
+    print(f"{name}: estimate {m['estimate_mb']:.1f} MB, measured {m['measured_mb']:.1f} MB, ratio {ratio:.2f}")
+    assert 0.8 <= ratio <= 1.25, (name, m)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
