@@ -17,7 +17,7 @@ import re
 from typing import Annotated, Any, Callable
 
 from pydantic import Field, StringConstraints
-from flask_socketio import Namespace
+from flask_socketio import ConnectionRefusedError as ConnectionRefused, Namespace
 from socketio import packet
 
 from . import transport
@@ -31,6 +31,7 @@ log = logging.getLogger("dropout.events")
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+BAD_TOKEN = "token has to be 8 to 64 letters, digits, '-' or '_'"
 RETRY_AFTER_S = 2  # when no lesson job can start now (the server's are all taken, or the tab's still runs)
 TRACEBACKS_PER_MIN = 5
 MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (a 5,000-entry list was 684 KB)
@@ -215,7 +216,10 @@ class Playground(Namespace):
         if token is not None and not (isinstance(token, str) and TOKEN.match(token)):
             self.metrics.errors.labels(kind="bad_token").inc()
             log.info("event=connect sid=%s outcome=refused kind=bad_token", sid)
-            raise ConnectionRefusedError("token has to be 8 to 64 letters, digits, '-' or '_'")
+            # (Socket.IO's own exception: the builtin one reaches the client as "Connection
+            # refused by server", without this message)
+            raise ConnectionRefused(BAD_TOKEN, {"field": "token", "allowed": "8..64 of [A-Za-z0-9_-]",
+                                                "received": safe_value(token)})
         self.registry.open(sid, token or sid, address)
         log.info("event=connect sid=%s token=%s outcome=ok", sid, "given" if token else "none")
 

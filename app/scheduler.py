@@ -72,6 +72,7 @@ import numpy as np
 from model_server.bucket import Bucket, BucketKey, key_of
 from model_server.costs import run_cost
 from model_server.config import Limits
+from model_server import memory
 from model_server.frames import Frame
 from model_server.pacing import yielding
 from model_server.runstate import RunState
@@ -291,18 +292,23 @@ class Trainer:
     def _bucket_for(self, state: RunState) -> Bucket:
         """The bucket a run joins: the first of its shape with room, else a new one. A
         bucket's step is not interruptible, so a shape's runs fill buckets of at most
-        serving.max_bucket_step_macs per step (a heavy shape's runs: a few per bucket)."""
+        serving.max_bucket_step_macs per step (a heavy shape's runs: a few per bucket),
+        and of at most serving.max_bucket_bytes (growing a bucket copies its rows between
+        two steps: a CNN's timeline rows made one join hold everyone up for 0.4 s)."""
         key, macs = key_of(state), run_cost(state.cfg, self.limits).macs
+        n_tr, n_te = len(state.data.x_train), len(state.data.x_test)
         shard = 0
         while True:
             bucket = self.buckets.get((key, shard))
             if bucket is None:
                 bucket = self.buckets[(key, shard)] = Bucket(key, state.initial_net())
                 bucket.shard = shard
+                bucket.max_rows = max(1, int(self.serving.max_bucket_bytes // bucket.row_bytes(n_tr, n_te)))
                 self.vclock[bucket] = self.vnow
                 self.floor_macs[bucket] = macs
                 return bucket
-            if (len(bucket.runs) + 1) * macs <= self.serving.max_bucket_step_macs:
+            if ((len(bucket.runs) + 1) * macs <= self.serving.max_bucket_step_macs
+                    and (len(bucket.runs) + 1) * bucket.row_bytes(n_tr, n_te) <= self.serving.max_bucket_bytes):
                 return bucket
             shard += 1
 
@@ -327,6 +333,7 @@ class Trainer:
                 self._drop_bucket(bucket)
             else:
                 bucket.shrink()
+            memory.give_back()  # freed rows back to the system (rate-limited)
         self.call(leave)
 
     def play(self, state: RunState, until: int | None = None) -> None:

@@ -53,6 +53,8 @@ class Serving(BaseSettings):
     # on this project's 2-core machine, where a bystander wants a frame every 33 ms)
     max_run_step_macs: float = Field(1.5e8, gt=0)
     max_bucket_step_macs: float = Field(1.5e8, gt=0)
+    # the rows of one bucket, in bytes (it grows by copying them between two steps)
+    max_bucket_bytes: float = Field(64 * 2**20, gt=0)
     max_jobs: int = Field(2, ge=1)                               # experiments / sweep events at once, server-wide
     max_job_bytes: float = Field(128 * 2**20, gt=0)              # held by one experiment or sweep event
     max_job_macs: float = Field(2e10, gt=0)                      # multiply-adds of one experiment or sweep event

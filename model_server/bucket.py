@@ -162,6 +162,9 @@ class Bucket:
         self.taped = key.batchnorm == "none"
         self.runs: list["RunState"] = []
         self.shard = 0   # a server may keep several buckets of one shape (it bounds a step's cost)
+        # rows it grows to at most in one go (a server bounds a bucket's bytes: growing
+        # copies every row, between two steps)
+        self.max_rows = 1 << 30
         self.steps_taken = 0
         B = key.batch
         if self.cnn:
@@ -233,6 +236,17 @@ class Bucket:
             "p": ((L,), np.float64, 0.0), "masked_l": ((L,), np.int64, 0),
         }
 
+    def row_bytes(self, n_train: int = 0, n_test: int = 0) -> int:
+        """Bytes of one run's row of every stacked tensor, with data padded to at least
+        these sizes (a heavy row, a CNN's timeline, makes growing the bucket costly)."""
+        saved = self.n_train_max, self.n_test_max
+        self.n_train_max, self.n_test_max = max(n_train, saved[0]), max(n_test, saved[1])
+        try:
+            return sum(math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+                       for shape, _, dtype in self._row_specs().values())
+        finally:
+            self.n_train_max, self.n_test_max = saved
+
     def _alloc(self, cap: int) -> None:
         """(Re)allocate every per-run tensor for cap rows (or larger data), keeping the
         rows in use."""
@@ -268,7 +282,8 @@ class Bucket:
         n_tr, n_te = len(state.data.x_train), len(state.data.x_test)
         if len(self.runs) == self.cap or n_tr > self.n_train_max or n_te > self.n_test_max:
             self.n_train_max, self.n_test_max = max(self.n_train_max, n_tr), max(self.n_test_max, n_te)
-            self._alloc(max(self.cap, 4, 2 * len(self.runs)) if len(self.runs) == self.cap else self.cap)
+            grown = max(len(self.runs) + 1, min(self.max_rows, max(self.cap, 4, 2 * len(self.runs))))
+            self._alloc(grown if len(self.runs) == self.cap else self.cap)
         state.bucket, state.row = self, len(self.runs)
         self.runs.append(state)
         self.load(state)

@@ -8,12 +8,14 @@ to their level within 30 s. (Frame rates and gaps as figures: bench/abuse.py.)
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
+import websocket
 
 from conftest import live
 from model_server import Limits, parse_config
@@ -230,3 +232,43 @@ def test_readyz_answers_503_when_a_default_run_would_be_refused():
         wait_until(lambda: ready(s.url), what="/readyz to see the room a leaving visitor left")
         for p in players[1:]:
             p.close()
+
+
+# ---- hole 6: heavy configures at once ------------------------------------------------------
+TIMELINE_CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3},
+                "train": {"batch_size": 1}}
+
+
+def test_heavy_configures_at_once_do_not_stall_the_others(server, honest):
+    """Before: 12 configures of the CNN with the largest timeline (18 MB a row), at once
+    from one address, grew one bucket by copying all its rows between two steps (cap 8 to
+    16: 0.4 s) and stalled everyone 0.8-1.8 s. A bucket now holds at most
+    DP_MAX_BUCKET_BYTES of rows, so a join copies a few."""
+    attackers = [Visitor(server.url) for _ in range(4)]
+    replies: list[dict] = []
+    t0 = time.monotonic()
+    for a in attackers:
+        for r in range(3):
+            a.sio.emit("configure", {"run": f"r{r}", "config": TIMELINE_CNN}, callback=replies.append)
+    wait_until(lambda: len(replies) == 12, timeout=60, what="answers to the 12 configures")
+    t1 = time.monotonic()
+    refusals = [r["error"]["message"] for r in replies if not r["ok"]]  # (an address's share of memory)
+    assert all("DP_MAX_BYTES_PER_ADDRESS" in m or "server busy" in m for m in refusals), refusals
+    assert sum(r["ok"] for r in replies) >= 3
+    assert largest_gap(honest, t0, t1) < STARVED_S
+    for a in attackers:
+        a.close()
+
+
+def test_a_refused_token_hears_why(server):
+    """Before: "Connection refused by server" (the builtin exception's fallback text)."""
+    raw = websocket.create_connection(server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+                                      timeout=10)
+    assert raw.recv().startswith("0")
+    raw.send("40" + json.dumps({"token": "no spaces allowed"}))
+    reply = raw.recv()
+    assert reply.startswith("44"), reply
+    error = json.loads(reply[2:])
+    assert error["message"] == "token has to be 8 to 64 letters, digits, '-' or '_'"
+    assert error["data"]["field"] == "token" and error["data"]["received"] == "no spaces allowed"
+    raw.close()

@@ -309,3 +309,37 @@ def test_the_frame_floor_lifts_a_few_heavy_runs_beside_a_crowd(trainer):
         t.stop()
     assert min(rates[15]) >= 8, rates            # about the floor (15), with room for a slow machine
     assert min(rates[15]) > 1.5 * max(rates[0]), rates
+
+
+def test_a_second_step_while_one_trains_is_refused_and_leaving_answers_the_first(trainer):
+    """A 'step' replacing a pending one left its caller waiting ten minutes (a thread per
+    event). Now the second is refused at once, and the run leaving answers the first."""
+    import threading
+    t, state = trainer(), state_of(model={"hidden": [64] * 6, "p": [0.5] * 6}, train={"batch_size": 500},
+                                   data={"n_points": 1000})
+    t.add(state, Sink())
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(t.step(state, 1000)))
+    first.start()
+    wait_for(lambda: t.paces[id(state)].owed > 0)
+    with pytest.raises(RuntimeError, match="still training"):
+        t.step(state, 1)
+    t.remove(state)
+    first.join(timeout=20)
+    assert not first.is_alive() and answers and answers[0] < 1000
+
+
+def test_a_bucket_of_heavy_rows_stays_within_its_bytes(trainer):
+    """Growing a bucket copies its rows between two steps; a CNN with a 1,000-step
+    timeline has ~18 MB rows. Runs of one shape fill several buckets of at most
+    max_bucket_bytes each, so no join copies more than that."""
+    limit = 64 * 2**20
+    t = trainer(max_bucket_bytes=limit)
+    states = [state_of(data={"dataset": "digits"}, model={"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3},
+                       train={"batch_size": 1, "device": "cpu"}) for _ in range(7)]
+    for s in states:
+        t.add(s, Sink())
+    buckets = {id(s.bucket): s.bucket for s in states}.values()
+    assert len(buckets) >= 3
+    for b in buckets:
+        assert 1 <= len(b.runs) and b.cap * b.row_bytes() <= limit
