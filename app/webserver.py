@@ -69,17 +69,68 @@ class Slots:
                 del self.by_address[address]
 
 
-def refuse(sock: socket.socket, answer: bytes) -> None:
-    """Write answer without waiting (it fits an empty socket buffer) and close."""
+class _Closer:
+    """Closes refused sockets a moment after their answer: closed at once, a socket whose
+    request arrives later answers it with a reset, and the client's kernel may drop the
+    answer unread. One thread for all of them; at most MAX waiting (more close at once)."""
+
+    LINGER_S, MAX = 1.0, 1024
+
+    def __init__(self):
+        self.waiting: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def close_soon(self, sock: socket.socket) -> None:
+        with self.lock:
+            if len(self.waiting) >= self.MAX:
+                _drain_and_close(sock)
+                return
+            self.waiting.append((time.monotonic() + self.LINGER_S, sock))
+            if self.thread is None or not self.thread.is_alive():  # started in the serving process
+                self.thread = threading.Thread(target=self._loop, name="refused-closer", daemon=True)
+                self.thread.start()
+        self.wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait(self.LINGER_S)
+            self.wake.clear()
+            while True:
+                with self.lock:
+                    if not self.waiting or self.waiting[0][0] > time.monotonic():
+                        break
+                    _, sock = self.waiting.popleft()
+                _drain_and_close(sock)
+
+
+def _drain_and_close(sock: socket.socket) -> None:
     try:
         sock.setblocking(False)
-        sock.send(answer)
+        while sock.recv(4096):
+            pass
     except OSError:
         pass
     try:
         sock.close()
     except OSError:
         pass
+
+
+_closer = _Closer()
+
+
+def refuse(sock: socket.socket, answer: bytes) -> None:
+    """Write answer without waiting (it fits an empty socket buffer), end the write side
+    (the client sees the whole answer), and close the socket a moment later."""
+    try:
+        sock.setblocking(False)
+        sock.send(answer)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    _closer.close_soon(sock)
 
 
 def too_slow(header_timeout: float, frame_ancestors: str) -> bytes:
