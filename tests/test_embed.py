@@ -459,3 +459,18 @@ def test_embed_page_passes_its_settings_as_json_not_script(http):
 def test_socket_handshake_sets_no_cookie(live_server):
     resp = requests.get(live_server.url + "/socket.io/?EIO=4&transport=polling", timeout=5)
     assert resp.ok and "Set-Cookie" not in resp.headers
+
+
+def test_play_until_reports_paused_only_at_that_step(live_server, page):
+    """Before: a state with playing false came at step 1,477-1,490 (the last frame's step
+    when the 'paused' status arrived), before the one at 1,500."""
+    page.goto(live_server.url + "/course-example")
+    page.wait_for_function("() => window.__course.received.filter(m => m.type === 'dropout-playground:configured').length === 2",
+                           timeout=40000)
+    send(page, "a", {"type": PREFIX + "play", "until": 1500, "request": "until"})
+    page.wait_for_function("""() => window.__course.received.some(m => m.id === 'a' &&
+        m.type === 'dropout-playground:state' && !m.playing && m.step > 0)""", timeout=60000)
+    paused = [m for m in received(page, "state", "a") if not m["playing"] and m["step"] > 0]
+    assert paused[0]["step"] == 1500, paused
+    embed = embed_frame(page, "id=a")
+    embed.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.step === 1500")

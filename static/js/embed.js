@@ -122,7 +122,10 @@ export class HostLink {
         state: { ...pg.state } });
       this.reportState(true);
     });
-    pg.addEventListener('playing', () => this.reportState(true));
+    // A pause is reported once the status that caused it has given its step (status
+    // listeners run after this one): the stop at `until` says that step, not the last
+    // frame's, which lags it.
+    pg.addEventListener('playing', e => (e.detail ? this.reportState(true) : queueMicrotask(() => this.reportState(true))));
     pg.addEventListener('changed', e => this.post('changed', { key: e.detail, value: pg.state[e.detail] }));
     pg.addEventListener('error', e => this.post('error', { error: e.detail[0], errors: e.detail }));
     pg.conn.addEventListener('frame', e => {
