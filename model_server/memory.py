@@ -35,6 +35,7 @@ def _load_trim():
 _trim = _load_trim()
 _lock = threading.Lock()
 _last = -float("inf")
+_pending: threading.Timer | None = None
 
 
 def available() -> bool:
@@ -43,15 +44,29 @@ def available() -> bool:
 
 
 def give_back(force: bool = False) -> bool:
-    """Return the allocator's free pages to the system (glibc's malloc_trim(0)), unless
-    one was done less than MIN_INTERVAL_S ago (force: now anyway). True if it trimmed."""
-    global _last
+    """Return the allocator's free pages to the system (glibc's malloc_trim(0)). At most
+    once every MIN_INTERVAL_S: a call inside it trims once the interval is over instead
+    (on a timer thread, one at a time), so the last of many runs leaving is given back
+    too. force: now, whatever the interval. True if it trimmed now."""
+    global _last, _pending
     if _trim is None:
         return False
     with _lock:
         now = time.monotonic()
-        if not force and now - _last < MIN_INTERVAL_S:
+        wait = _last + MIN_INTERVAL_S - now
+        if not force and wait > 0:
+            if _pending is None:
+                _pending = threading.Timer(wait, _deferred)
+                _pending.daemon = True
+                _pending.start()
             return False
         _last = now
-        _trim(0)
-        return True
+    _trim(0)   # (ctypes lets go of the interpreter meanwhile)
+    return True
+
+
+def _deferred() -> None:
+    global _pending
+    with _lock:
+        _pending = None
+    give_back(force=True)

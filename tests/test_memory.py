@@ -104,6 +104,56 @@ def test_a_runs_estimate_is_within_a_quarter_of_the_memory_it_adds(name):
     assert 0.8 <= ratio <= 1.25, (name, m)
 
 
+def test_give_back_is_rate_limited_and_trims_after_the_interval_anyway():
+    from model_server import memory
+    if not memory.available():
+        pytest.skip("not glibc: nothing to give back")
+    memory.give_back(force=True)
+    assert memory.give_back() is False        # inside the interval: deferred, not now
+    assert memory._pending is not None
+    time.sleep(memory.MIN_INTERVAL_S + 0.5)
+    assert memory._pending is None            # the deferred trim ran
+    assert memory.give_back() is False        # ... and counts as the last one
+
+
+# runs that came and went: 10 rounds of 10 (four tabs, up to three runs each), each
+# a 6 x 64 MLP at batch 250 on 2,000 points (~43 MB estimated), playing for a while
+ROUNDS, PER_ROUND = 10, 10
+CHURN = {"data": CUSTOM, "model": WIDE, "train": {"batch_size": 250}}
+
+
+def test_the_server_gives_memory_back_when_runs_end():
+    from conftest import live
+    from visitors import Visitor, metric, rss_mb, wait_until
+
+    def round_of_runs(url: str, playing_s: float, config: dict = CHURN, runs: int = PER_ROUND) -> None:
+        visitors = [Visitor(url) for _ in range(4)]
+        try:
+            for i in range(runs):
+                v, run = visitors[i % 4], f"r{i // 4}"
+                v.ok("configure", {"run": run, "config": config})
+                v.ok("play", {"run": run})
+            time.sleep(playing_s)
+        finally:
+            for v in visitors:
+                v.close()
+        wait_until(lambda: metric(url, "dropout_runs_active") == 0, timeout=20, what="runs to end")
+
+    with live({"DP_MAX_BYTES_PER_ADDRESS": str(2**30)}) as server:   # one address here
+        pid = server.proc.pid
+        round_of_runs(server.url, 1.0, {}, 4)   # torch, the threads: warm (small runs)
+        time.sleep(2)
+        before = rss_mb(pid)
+        peak = 0.0
+        for _ in range(ROUNDS):
+            round_of_runs(server.url, 1.5)
+            peak = max(peak, rss_mb(pid))
+        time.sleep(2)                    # the last leave's trim comes at most 1 s late
+        after = rss_mb(pid)
+    print(f"RSS before {before:.0f} MB, peak {peak:.0f} MB, after {ROUNDS * PER_ROUND} runs {after:.0f} MB")
+    assert after <= 1.15 * before, (before, peak, after)
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     print(json.dumps(measure(json.loads(sys.argv[1]))))
