@@ -73,7 +73,6 @@ from model_server.bucket import Bucket, BucketKey, key_of
 from model_server.costs import run_cost
 from model_server.config import Limits
 from model_server import memory
-from model_server import memory
 from model_server.frames import Frame
 from model_server.pacing import yielding
 from model_server.runstate import RunState
@@ -334,7 +333,6 @@ class Trainer:
                 self._drop_bucket(bucket)
             else:
                 bucket.shrink()
-            memory.give_back()  # freed rows back to the system (rate-limited)
             memory.give_back()  # freed rows back to the system (rate-limited)
         self.call(leave)
 
