@@ -9,6 +9,16 @@ const fmt = v => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : Str
 // the top of the range (the server's DP_MAX_SPEED) means no pacing at all
 export function speedLabel(v) { return v >= BY_KEY.speed.max ? 'as fast as possible' : `${fmt(v)} ${v === 1 ? 'step' : 'steps'}/s`; }
 
+// A number field's step: the row's step while the value lies on its grid (min + k·step),
+// else the finest the field takes, so that a value from a link (60 points, step 50) is
+// valid in the form and ↑ / ↓ move from it by one unit instead of jumping to the grid.
+export function stepFor(f, value) {
+  if (!f.step) return 'any';
+  const k = (Number(value) - f.min) / f.step;
+  if (Number.isFinite(k) && Math.abs(k - Math.round(k)) < 1e-9) return f.step;
+  return f.type === 'int' ? 1 : 'any';
+}
+
 export class Controls {
   constructor(form, state, onChange, { locked = new Set(), hidden = new Set() } = {}) {
     this.form = form; this.state = state; this.onChange = onChange;
@@ -41,7 +51,7 @@ export class Controls {
       input = el('select', { id, name: f.key });
       for (const o of f.options) input.append(el('option', { value: o, textContent: o.replace(/_/g, ' ') }));
     } else {
-      input = el('input', { id, name: f.key, type: 'number', min: f.min, max: f.max, step: f.step ?? 'any', inputMode: 'decimal' });
+      input = el('input', { id, name: f.key, type: 'number', min: f.min, max: f.max, step: stepFor(f, this.state[f.key]), inputMode: 'decimal' });
     }
     input.value = this.state[f.key];
     input.disabled = this.locked.has(f.key);
@@ -82,7 +92,7 @@ export class Controls {
         // a CNN layer's width is its number of channels: the label says which
         const unit = this.state.kind === 'cnn' ? 'channels' : 'width';
         row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} ${unit}` }), wid,
-          el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), slider, out);
+          el('label', { htmlFor: `f-p-${l}`, textContent: `p (drop), layer ${l + 1}` }), slider, out);
         box.append(row);
       });
       box.append(el('span', { className: 'field-error', id: 'f-hidden-err', role: 'status' }));
@@ -107,7 +117,10 @@ export class Controls {
 
   sync() {
     for (const [wrap, applies] of this.conditional || []) wrap.hidden = !applies(this.state);
-    for (const [k, input] of Object.entries(this.inputs)) if (document.activeElement !== input) input.value = this.state[k];
+    for (const [k, input] of Object.entries(this.inputs)) {
+      if (input.type === 'number') input.step = stepFor(BY_KEY[k], this.state[k]);
+      if (document.activeElement !== input) input.value = this.state[k];
+    }
     if (this.renderLayers) {
       const focused = document.activeElement && document.activeElement.id;
       this.renderLayers();

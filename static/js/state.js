@@ -77,17 +77,20 @@ export function bounds(field, state = null) {
 
 // One value, checked against its row (and, for the layers, the network kind in state).
 // Returns [value, problem or null].
+// An empty value is never a number: Number('') would be 0, so it is refused by name.
 export function check(field, raw, state = null) {
   const b = bounds(field, state);
-  const num = v => (typeof v === 'number' ? v : Number(String(v).trim()));
+  const blank = v => typeof v !== 'number' && String(v ?? '').trim() === '';
+  const num = v => (blank(v) ? NaN : typeof v === 'number' ? v : Number(String(v).trim()));
   const inRange = v => Number.isFinite(v) && v >= b.min && v <= b.max;
+  const got = blank(raw) ? 'an empty value' : raw;
   switch (field.type) {
     case 'select':
-      return field.options.includes(raw) ? [raw, null] : [field.def, `${field.label} has to be one of ${field.options.join(', ')}, but got ${raw}`];
+      return field.options.includes(raw) ? [raw, null] : [field.def, `${field.label} has to be one of ${field.options.join(', ')}, but got ${got}`];
     case 'int': case 'float': case 'speed': {
       const v = num(raw);
       const ok = inRange(v) && (field.type !== 'int' || Number.isInteger(v));
-      return ok ? [v, null] : [field.def, `${field.label} has to be between ${b.min} and ${b.max}, but got ${raw}`];
+      return ok ? [v, null] : [field.def, `${field.label} has to be between ${b.min} and ${b.max}, but got ${got}`];
     }
     case 'intlist': case 'floatlist': {
       const parts = Array.isArray(raw) ? raw : String(raw).split(',');
@@ -95,7 +98,7 @@ export function check(field, raw, state = null) {
       const lenOk = b.minLen === undefined || (vals.length >= b.minLen && vals.length <= b.maxLen);
       const ok = lenOk && vals.every(v => inRange(v) && (field.type !== 'intlist' || Number.isInteger(v)));
       const count = b.minLen === undefined ? 'a list of values' : `${b.minLen} to ${b.maxLen} values`;
-      return ok ? [vals, null] : [field.def.slice(), `${field.label} has to be ${count} between ${b.min} and ${b.max}, but got ${raw}`];
+      return ok ? [vals, null] : [field.def.slice(), `${field.label} has to be ${count} between ${b.min} and ${b.max}, but got ${got}`];
     }
   }
   return [field.def, `unknown field ${field.key}`];
@@ -116,6 +119,8 @@ export function fitP(state) {
   return state;
 }
 
+const shownDefault = f => (Array.isArray(f.def) ? f.def.join(',') : String(f.def));
+
 // URL hash -> state. Anything missing or invalid takes its default; problems are returned
 // so the page can say what it ignored.
 export function fromHash(hash) {
@@ -135,7 +140,7 @@ export function fromHash(hash) {
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
     const [value, problem] = check(field, raw, state);
     state[key] = value;
-    if (problem) problems.push(`${problem} (link setting ${key}; using the default)`);
+    if (problem) problems.push(`${problem} (link setting ${key}; using the default, ${shownDefault(field)})`);
   }
   if (params.get('p') && state.p.length !== state.hidden.length) problems.push('p needs one value per hidden layer; adjusted');
   fitP(state);
