@@ -61,7 +61,7 @@ export const LESSONS = [
       prompt: 'A trained network that is still in train mode gets the same input 30 times in a row. What comes out?',
       options: [
         { id: 'same', text: 'The same answer 30 times: the weights did not change.' },
-        { id: 'vary', text: '30 different answers. The eval-mode answer lies among them, but it is not their average.' },
+        { id: 'vary', text: 'Answers that change from pass to pass; the eval-mode answer is not their average.' },
         { id: 'error', text: 'An error: PyTorch will not predict in train mode.' },
       ],
       answer: 'vary',

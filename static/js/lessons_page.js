@@ -118,7 +118,8 @@ class LessonsPage {
       controls: parts.controls,
       tick: () => { live.updates++; if (live.updates === 1) this.setStatus('live'); },
       // judged: {key, about, answer, explain} when the right answer depends on the setup
-      // on screen (lesson d: the activation); key changes redraw the verdict
+      // on screen (lesson d: the activation); key changes redraw the verdict. answer null:
+      // what is on screen decides nothing (lesson b: a point whose answers do not vary)
       evidence: (text, judged = null) => { live.evidence = text; live.judged = judged; this.reveal(lesson, live, parts); },
       problem: text => { live.problems.push(text); this.notice(parts, text); },
       // the experiment has measured all it will (a lesson of one-off measurements)
@@ -201,6 +202,14 @@ class LessonsPage {
     }
     if (!live.evidence) {
       box.append(el('p', { className: 'hint', text: 'Answer saved. The experiment is running; waiting for it to produce enough data…' }));
+      return;
+    }
+    if (judged.answer === null) {  // what is on screen now decides nothing (lesson b: a point that does not vary)
+      box.dataset.verdict = 'undecided';
+      box.append(
+        el('p', { className: 'verdict' }, el('strong', { text: `${judged.about ? `${judged.about}: ` : ''}no verdict from this.` })),
+        el('p', {}, ...rich(judged.explain)),
+        el('p', { className: 'evidence', dataset: { role: 'evidence' }, text: live.evidence }));
       return;
     }
     const answer = judged.answer ?? q.answer;

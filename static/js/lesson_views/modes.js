@@ -30,12 +30,16 @@ export function trainVsEval(root, lesson, ctx) {
     const b = await run.experiment('forgot_eval_boundary', { grids: GRIDS, size: GRID, seed });
     const xs = a.train.map((_, i) => i + 1);
     const pe = a.eval[0];
+    // what the chart and the text show: answers to three decimals. Answers that differ only
+    // past that (a point the network is sure of) are the same answer on screen.
+    const dec3 = v => v.toFixed(3);
+    const trainShown = new Set(a.train.map(dec3)).size, evalShown = new Set(a.eval.map(dec3)).size;
     draw(passes.plot, [
       { type: 'scatter', mode: 'markers', name: 'train mode (dropout on)', x: xs, y: a.train, marker: { color: COLORS.neg, size: 8, symbol: 'diamond' } },
       { type: 'scatter', mode: 'lines+markers', name: 'eval mode (model.eval())', x: xs, y: a.eval, line: { color: COLORS.pos, width: 3 }, marker: { size: 5 } },
       { type: 'scatter', mode: 'lines', name: 'mean of the train-mode answers', x: [1, PASSES], y: [a.train_mean, a.train_mean], line: { color: COLORS.neg, width: 1.5, dash: 'dot' } },
     ], { xaxis: { title: { text: 'pass' } }, yaxis: { title: { text: 'P(class 1)' }, range: [-0.02, 1.02] },
-      legend: { orientation: 'h', y: -0.25 } });
+      legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' }, margin: { l: 48, r: 12, t: 30, b: 40 } });  // above the plot: clear of the x-axis title
     const sure = Math.abs(a.train_mean - 0.5) < Math.abs(pe - 0.5) ? 'less sure than' : 'at least as sure as';
     passes.caption.textContent = `training point #${a.example} at (${a.x.map(v => v.toFixed(2)).join(', ')}), class ${a.y}, step ${step}; the same weights in both modes. ` +
       `${a.below} train-mode answers below the eval-mode answer, ${a.above} above; their mean ${fmt(a.train_mean)} vs eval ${fmt(pe)}`;
@@ -43,10 +47,19 @@ export function trainVsEval(root, lesson, ctx) {
     drawPlanes(a.x);
     const numbers = { step, train_std: fmt(a.train_std), eval_std: fmt(a.eval_std), flicker: fmt(b.flicker), off: fmt(b.train_vs_eval) };
     readout.set(numbers);
-    ctx.evidence(`Measured at step ${step} on point #${a.example}: ${PASSES} train-mode passes gave ${a.train_distinct} different answers, from ${fmt(Math.min(...a.train))} to ${fmt(Math.max(...a.train))} (spread ${numbers.train_std}); ` +
-      `eval mode gave ${a.eval_distinct} (spread ${numbers.eval_std}), always ${fmt(pe)}. ${a.below} train-mode answers fall below the eval-mode answer and ${a.above} above it; ` +
-      `their mean, ${fmt(a.train_mean)}, is ${sure} eval mode. Boundary flicker: pass to pass (mean |ΔP| over the plane between consecutive train-mode passes) ${numbers.flicker}; ` +
-      `train-mode boundary vs eval (mean |ΔP| between a train-mode pass and the eval-mode boundary) ${numbers.off}.`);
+    const boundary = `Boundary flicker: pass to pass (mean |ΔP| over the plane between consecutive train-mode passes) ${numbers.flicker}; ` +
+      `train-mode boundary vs eval (mean |ΔP| between a train-mode pass and the eval-mode boundary) ${numbers.off}.`;
+    if (trainShown > 1) {
+      ctx.evidence(`Measured at step ${step} on point #${a.example}: ${PASSES} train-mode passes gave ${trainShown} different answers to three decimals, from ${dec3(Math.min(...a.train))} to ${dec3(Math.max(...a.train))} (spread ${numbers.train_std}); ` +
+        `eval mode gave ${evalShown} (spread ${numbers.eval_std}), always ${fmt(pe)}. ${a.below} train-mode answers fall below the eval-mode answer and ${a.above} above it; ` +
+        `their mean, ${fmt(a.train_mean)}, is ${sure} eval mode. ${boundary}`, { key: 'vary', answer: 'vary' });
+    } else {
+      // this point cannot show the answers varying: no verdict is drawn from it
+      ctx.evidence(`Measured at step ${step} on point #${a.example}: all ${PASSES} train-mode answers read ${dec3(a.train[0])} to three decimals (spread ${numbers.train_std}), ` +
+        `eval mode ${dec3(pe)}. ${boundary}`, { key: `flat:${a.example}`, about: `Point #${a.example}`, answer: null,
+        explain: `The network is so sure of this point that no mask moves its answer by as much as 0.001: on screen its ${PASSES} train-mode answers are one flat line. ` +
+          'This point shows neither side of the question, so it decides nothing; the boundary below still flickers from pass to pass. Choose "Another input point" for one the network is less sure of.' });
+    }
     ctx.tick();
   }
 
@@ -93,18 +106,29 @@ export function invertedScaling(root, lesson, ctx) {
   const values = panel(root, 'One example through the dropout layer', { height: 300, caption: '' });
   const means = panel(root, 'Mean over 1000 train-mode passes vs the eval-mode value', { height: 300, caption: '' });
   const readout = new Readout(ctx.controls, [['p', 'p'], ['kept', 'kept values ×'], ['expected', '1/(1 − p)'], ['inv', 'mean ÷ eval, inverted'], ['raw', 'mean ÷ eval, no rescaling']]);
+  // ps: the p the run trains with in each layer; the slider shows the shown layer's
   let layer = 0, seed = 0;
-  slider(ctx.controls, 'p of the shown layer', { min: 0, max: 0.9, step: 0.05, value: run.state.p[0], format: v => v.toFixed(2) }, async v => {
-    await run.set({ param: 'p', layer, value: v });
+  const ps = run.state.p.slice();
+  const label = () => `p of the shown layer (layer ${layer + 1})`;
+  const pSlider = slider(ctx.controls, label(), { min: 0, max: 0.9, step: 0.05, value: ps[0], format: v => v.toFixed(2) }, async v => {
+    const at = layer;
+    ps[at] = v;
+    await run.set({ param: 'p', layer: at, value: v });
     loop.now();
   });
-  buttons(ctx.controls, [['layer', 'Show the other layer', () => { layer = 1 - layer; loop.now(); }]]);
+  const showLayer = () => {
+    pSlider.value = String(ps[layer]);
+    pSlider.dispatchEvent(new Event('input'));  // its output follows
+    pSlider.labels.forEach(l => { l.textContent = label(); });
+  };
+  buttons(ctx.controls, [['layer', 'Show the other layer', () => { layer = 1 - layer; showLayer(); loop.now(); }]]);
   run.addEventListener('problem', e => ctx.problem(e.detail));
 
   async function probe() {
     if (!run.info || !run.last) return;
     seed++;
     const r = await run.experiment('inverted_scaling', { layer, passes: 1000, examples: 16, seed });
+    if (r.layer !== layer) return;  // the other layer was chosen meanwhile: its probe comes next
     // the example of the batch with the most nonzero values (ReLU leaves many at 0)
     const nonzero = row => row.filter(v => v !== 0).length;
     const e = r.input.reduce((best, row, k) => (nonzero(row) > nonzero(r.input[best]) ? k : best), 0);
