@@ -39,7 +39,8 @@ def export_run(session: Session, payload: Any) -> dict:
     step = run.step_count
     stem = f"dropout-{run.cfg.data.dataset}-{run.cfg.model.kind}-step{step}"
     if msg.what == "code":
-        data = export.script(run.cfg, steps=step or DEFAULT_STEPS, filename=stem.replace("-", "_") + ".py")
+        data = export.script(run.cfg, steps=step or DEFAULT_STEPS, filename=stem.replace("-", "_") + ".py",
+                             changes=run.changes)
     elif msg.what == "metrics_csv":
         data = export.metrics_csv(run)
     elif msg.what == "metrics_json":

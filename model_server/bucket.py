@@ -317,13 +317,15 @@ class Bucket:
         self.lr[k], self.wd[k] = state.lr, state.weight_decay
         self.train[k] = state.mode == "train"
         self._tables_dirty = True
-        # the timeline's settings: from which step on they hold (older ones are dropped
-        # once a newer one covers the whole timeline)
+        # the settings of every step from the run's first on: from which step they hold
+        # (replays read them; an export replays them all). One entry per step that changed
+        # something: a later change within the same step replaces it.
         first = int(self.steps[k]) + 1
-        log = state.settings_log
-        while log and (log[-1][0] == first or len(log) > 1 and log[1][0] <= first - TIMELINE):
-            log.pop() if log[-1][0] == first else log.pop(0)
-        log.append((first, list(state.p), state.lr, state.mode))
+        log, entry = state.settings_log, (first, list(state.p), state.lr, state.mode)
+        if log and log[-1][0] == first:
+            log.pop()
+        if not log or log[-1][1:] != entry[1:]:
+            log.append(entry)
 
     def leave(self, state: "RunState") -> None:
         """Remove a run between two steps; the last row moves into its place."""

@@ -171,8 +171,31 @@ class PlaygroundMasks:
 '''
 
 
-def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") -> str:
-    """A standalone training script for cfg (it trains `steps` steps unless told otherwise)."""
+def _schedule_source(cfg: RunConfig, changes) -> str:
+    """SCHEDULE: the run's settings from each step on where they changed (live changes of
+    p, learning rate and mode), one entry per line; the config's own when none."""
+    rows = changes or [(1, cfg.model.p, cfg.train.lr, "train")]
+    lines = "\n".join(f"    ({first}, {list(p)!r}, {lr!r}, {mode!r})," for first, p, lr, mode in rows)
+    return f"SCHEDULE = [\n{lines}\n]"
+
+
+def settings_at(changes, step: int):
+    """The (p, lr, mode) a step trained with, from a run's change log."""
+    return next((entry[1:] for entry in reversed(changes) if entry[0] <= step), None)
+
+
+# why an exported CNN or BatchNorm network's numbers drift from the page's
+DRIFT_NOTE = """\
+The playground trains a CNN and BatchNorm layers as batched kernels (one op over many
+runs' rows), which add the same numbers in another order than torch.nn's layers; the
+masks and batches are the same, but rounding makes the weights drift apart over
+thousands of steps (measured: final test losses 0.007-0.02 apart after 600-1,800
+steps). An MLP without BatchNorm retraces the page's run to ~1e-6."""
+
+
+def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py", changes=()) -> str:
+    """A standalone training script for cfg (it trains `steps` steps unless told
+    otherwise), replaying `changes` (a run's settings_log: (first step, p, lr, mode))."""
     d, m, t = cfg.data, cfg.model, cfg.train
     digits = cfg.task == "digits"
     input_shape = (1, 8, 8) if digits else (2,)
@@ -196,7 +219,9 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
     # a custom set's points are written once, as POINTS; n_points and noise do not apply
     dump = cfg.model_dump(exclude={"data": {"points", "n_points", "noise"}} if custom else None)
     config = pprint.pformat(dump, indent=1, width=100, sort_dicts=False)
-    retrace = ", so on a CPU this retraces the playground's run from its step 0"
+    retrace = (", and its live changes (SCHEDULE: p, learning rate, train/eval mode) at the same steps,"
+               " so on a CPU this retraces the playground's run from its step 0")
+    drift = "\n\n" + DRIFT_NOTE if m.kind == "cnn" or m.batchnorm != "none" else ""
     data_line = d.dataset if digits else (f"custom, {len(d.points)} points (POINTS, below)" if custom
                                           else f"{d.dataset}, {d.n_points} points, noise {d.noise:g}")
     generated = "" if digits or custom else f"N_POINTS = {d.n_points}\nNOISE = {d.noise!r}\n"
@@ -215,7 +240,7 @@ def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py") 
 p is the DROP probability (PyTorch's convention): in training mode each unit is zeroed
 with probability p and the kept ones are scaled by 1 / (1 - p); net.eval() turns
 dropout off. Same data, initialisation, batch order and dropout masks as the
-playground{retrace}.
+playground{retrace}.{drift}
 
     python {filename}                       # train {steps} steps, print test metrics
     python {filename} --steps 500
@@ -241,6 +266,10 @@ WEIGHT_DECAY = {t.weight_decay!r}
 BATCH_SIZE = {t.batch_size}
 STEPS = {steps}
 EVAL_EVERY = {eval_every}
+# the run's live changes, replayed step for step: (from step, p per dropout layer,
+# learning rate, mode); mode "eval" trains with dropout off and BatchNorm on its running
+# statistics, as the playground's eval switch does
+{_schedule_source(cfg, changes)}
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -315,8 +344,18 @@ def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
     n, order, pos, losses = len(x_train), None, 0, []
     net.train()
     masks = PlaygroundMasks(net)
+    changes = iter(SCHEDULE)
+    change = next(changes, None)
     for step in range(1, steps + 1):
         masks.step = step
+        while change is not None and change[0] <= step:  # the settings from this step on
+            _, ps, lr, mode = change
+            for layer, p in zip(masks.layers, ps):
+                layer.p = p
+            for group in opt.param_groups:
+                group["lr"] = lr
+            net.train(mode == "train")
+            change = next(changes, None)
         if BATCH_SIZE >= n:
             x, y = x_train, y_train
         else:
@@ -408,14 +447,27 @@ if __name__ == "__main__":
 '''
 
 
+SETTINGS_FIELDS = ("p", "lr", "mode")
+
+
 def metrics_rows(run: FrozenRun) -> list[dict]:
-    return [{k: point.get(k) for k in HISTORY_FIELDS} for point in run.history]
+    """One row per test evaluation, with the settings its step trained with."""
+    rows = []
+    for point in run.history:
+        row = {k: point.get(k) for k in HISTORY_FIELDS}
+        settings = settings_at(run.changes, point["step"]) if point.get("step") else None
+        if settings is not None:
+            p, lr, mode = settings
+            row.update(p=" ".join(f"{x:g}" for x in p), lr=lr, mode=mode)
+        rows.append(row)
+    return rows
 
 
 def metrics_csv(run: FrozenRun) -> str:
-    """step,train_loss,test_loss,test_acc: one row per test evaluation (empty = not a number)."""
+    """step,train_loss,test_loss,test_acc,p,lr,mode: one row per test evaluation (empty =
+    not a number); p per layer, space-separated, as the step trained with."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS + SETTINGS_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in metrics_rows(run):
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
@@ -425,7 +477,9 @@ def metrics_csv(run: FrozenRun) -> str:
 def metrics_json(run: FrozenRun) -> str:
     """The config, the step reached and the history, as one JSON document."""
     return json.dumps({"config": run.cfg.model_dump(), "step": run.step_count,
-                       "fields": list(HISTORY_FIELDS), "history": metrics_rows(run)}, indent=1)
+                       "fields": list(HISTORY_FIELDS + SETTINGS_FIELDS), "history": metrics_rows(run),
+                       "changes": [{"from_step": first, "p": list(p), "lr": lr, "mode": mode}
+                                   for first, p, lr, mode in run.changes]}, indent=1)
 
 
 def weights(run: FrozenRun) -> bytes:

@@ -114,6 +114,8 @@ class FrozenRun:
     net: Net
     history: list
     step_count: int
+    # (first step, p, lr, mode): the settings every step trained with (RunState.settings_log)
+    changes: tuple = ()
 
 
 class RunState:
@@ -147,8 +149,9 @@ class RunState:
         self.batch_gen = torch.Generator().manual_seed(seed + 2)
         self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
         self.latest_eval: dict | None = None
-        # (first step, p, lr, mode): the settings each step of the timeline trained with
-        # (Bucket.set_hyper logs them; replays read them)
+        # (first step, p, lr, mode): the settings each step trained with, from step 1 on
+        # (Bucket.set_hyper logs them; replays and exports read them). Bounded by the
+        # event rate and a run's time limit: a change is a visitor's event.
         self.settings_log: list[tuple[int, list[float], float, str]] = []
         self.evals: list[tuple[int, torch.Tensor, int]] = []  # (step, (3, K') metrics, column): not yet read
         self.frame_step = 0       # step of the previous frame
@@ -251,7 +254,8 @@ class RunState:
         """This run now, as a FrozenRun (call it where the bucket does not step meanwhile)."""
         self.bucket.flush_evals(self)
         return FrozenRun(self.cfg, self.limits, self.device, self.data, self.bucket.materialize(self),
-                         list(self.history), self.step_count)
+                         list(self.history), self.step_count,
+                         tuple((first, tuple(p), lr, mode) for first, p, lr, mode in self.settings_log))
 
     def losses(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Training losses of steps start..stop-1 (of the last bucket.LOSS_RING steps)."""

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 
 from model_server import Run, parse_config
-from model_server.export import script
+from model_server.export import metrics_csv, script
 
 # a visitor's own set: two interleaved clusters per class, inside the plane
 CUSTOM = {"data": {"dataset": "custom", "train_fraction": 0.6, "seed": 4, "points": [
@@ -232,8 +232,10 @@ def test_export_metrics_as_csv_and_json(app, sio):
     ack = sio.emit("export", {"what": "metrics_csv"}, callback=True)
     assert ack["ok"] and ack["filename"].endswith("-metrics.csv") and ack["mime"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(ack["data"])))
-    assert list(rows[0]) == ["step", "train_loss", "test_loss", "test_acc"]
+    assert list(rows[0]) == ["step", "train_loss", "test_loss", "test_acc", "p", "lr", "mode"]
     assert [int(r["step"]) for r in rows] == [10, 20, 30, 40, 50]
+    p = run.cfg.model.p
+    assert {(r["p"], r["mode"]) for r in rows} == {(" ".join(f"{x:g}" for x in p), "train")}
     for row, point in zip(rows, run.history):
         for k in ("train_loss", "test_loss", "test_acc"):
             assert float(row[k]) == pytest.approx(point[k], rel=1e-12)
@@ -241,7 +243,8 @@ def test_export_metrics_as_csv_and_json(app, sio):
     ack = sio.emit("export", {"what": "metrics_json"}, callback=True)
     doc = json.loads(ack["data"])
     assert doc["step"] == 50 and doc["config"]["train"]["eval_every"] == 10
-    assert doc["history"] == run.history
+    assert [{k: h[k] for k in ("step", "train_loss", "test_loss", "test_acc")} for h in doc["history"]] == run.history
+    assert doc["changes"] == [{"from_step": 1, "p": p, "lr": run.cfg.train.lr, "mode": "train"}]
     assert 0 <= doc["history"][-1]["test_acc"] <= 1
 
 
@@ -292,3 +295,34 @@ def test_export_buttons_download_files(live_server, page, tmp_path):
     pngs[0].save_as(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not page.errors, page.errors
+
+
+def test_exported_script_replays_live_changes_step_for_step():
+    """Before: the script used the settings of the moment of export from step 1 (p = 0.1
+    where the run had trained 0.5 first), and ended 0.039 where the page said 0.072."""
+    cfg = parse_config(cpu({"data": {"dataset": "moons"}, "model": {"p": [0.5, 0.5]}}))
+    run = Run(cfg)
+    run.step(120)
+    run.set_p(0, 0.1)
+    run.step(80)
+    run.set_mode("eval")
+    run.step(50)
+    run.set_mode("train")
+    run.set_lr(0.03)
+    run.step(100)
+    frozen = run.state.frozen()
+    assert [c[0] for c in frozen.changes] == [1, 121, 201, 251]
+    source = script(frozen.cfg, steps=350, changes=frozen.changes)
+    mod = load_script(source)
+    data = mod.make_data()
+    net = mod.Net()
+    mod.init_weights(net, torch.Generator().manual_seed(cfg.data.seed))
+    losses = mod.train(net, data, 350, log=lambda *_: None)
+    assert losses == pytest.approx(run.losses()[:350].tolist(), abs=1e-4)
+    mine = mod.evaluate(net, data[2], data[3])[0]
+    run.evaluate()
+    theirs = run.state.frozen().history[-1]
+    assert theirs["step"] == 350 and mine == pytest.approx(theirs["test_loss"], rel=1e-4)
+    # the CSV says which settings each evaluated step trained with
+    rows = list(csv.DictReader(io.StringIO(metrics_csv(run.state.frozen()))))
+    assert {r["mode"] for r in rows} <= {"train", "eval"} and rows[-1]["lr"] == "0.03" and rows[-1]["p"] == "0.1 0.5"
