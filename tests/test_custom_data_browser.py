@@ -69,9 +69,10 @@ def test_draw_points_by_clicking_then_train_on_them(page, live_server):
     assert info["config"]["data"]["points"] == drawn
     assert len(info["points"]["train"]) == 4 and len(info["points"]["test"]) == 4
     assert same_set(info["points"]["train"] + info["points"]["test"], drawn)
-    # the batch size was lowered to the training set of the first set that could train (4 points)
-    assert info["config"]["train"]["batch_size"] == 2
-    assert page.locator("#f-batch").input_value() == "2"
+    # the batch size follows the training set while that is smaller than the batch chosen:
+    # lowered for the first set that could train (4 points, 2 to train on), raised as it grew
+    assert info["config"]["train"]["batch_size"] == len(info["points"]["train"]) == 4
+    assert page.locator("#f-batch").input_value() == "4"
 
     assert page.locator("[data-role=play]").is_enabled()
     page.click("[data-role=play]")

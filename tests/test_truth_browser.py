@@ -157,3 +157,79 @@ def test_off_grid_link_value_is_valid_in_the_form_and_p_sliders_are_named_per_la
     assert [s.count() for s in names] == [1, 1, 1]
     assert [s.get_attribute("id") for s in names] == ["f-p-0", "f-p-1", "f-p-2"]
     assert page.errors == []
+
+
+# ---- 9. custom data: every bad row named; stale notes go; the batch size comes back ------
+BAD_CSV = b"x,y,label\n0.1,0.2,0\n-0.5,0.7,1\n0.3,0.3,0\n0.9,-0.9,1\n-1.0,-1.0,0\nabc,0.5,1\n0.4,2.5,1\n0.2,0.2,2\n0.1,0.1,0,7\n0.5,0.5,1\n"
+BAD_ROWS = {7: ("x", "'abc'"), 8: ("y", "2.5"), 9: ("label", "'2'"), 10: ("row", "got 4")}
+
+
+def test_csv_upload_names_every_bad_row_in_one_answer(page, live_server):
+    open_custom(page, live_server.url)
+    page.set_input_files("[data-role=custom-file]", files=[{"name": "four.csv", "mimeType": "text/csv", "buffer": BAD_CSV}])
+    error = page.locator("[data-role=custom-error]")
+    error.wait_for(state="visible")
+    text = error.inner_text()
+    # the truth: the file's own rows, counted from 1 as an editor shows them
+    lines = BAD_CSV.decode().splitlines()
+    for row, (field, got) in BAD_ROWS.items():
+        assert lines[row - 1] in BAD_CSV.decode()
+        assert re.search(rf"row {row}, field {field}: [^;]*{re.escape(got)}", text), (row, text)
+    named = sorted(int(r) for r in re.findall(r"row (\d+), field", text))
+    assert named == sorted(BAD_ROWS) and "4 bad rows" in text
+    assert page.evaluate("() => window.__dp.state.customPoints") == []
+    # a file with more bad rows than the cap: the first ones named, the rest counted
+    many = b"x,y,label\n" + b"".join(b"%d,0,0\n" % (5 + i) for i in range(25))
+    page.set_input_files("[data-role=custom-file]", files=[{"name": "many.csv", "mimeType": "text/csv", "buffer": many}])
+    page.wait_for_function("() => document.querySelector('[data-role=custom-error]').textContent.includes('many.csv')")
+    text = error.inner_text()
+    cap = page.evaluate("async () => (await import('/static/js/custom_data.js')).CSV_ERRORS")
+    assert sorted(int(r) for r in re.findall(r"row (\d+), field", text)) == list(range(2, 2 + cap))
+    assert "25 bad rows" in text and f"and {25 - cap} more bad rows" in text
+    assert page.errors == []
+
+
+def miss_with_eraser(page):
+    page.check("[data-role=custom-erase]")
+    area = plot_area(page)
+    page.mouse.click(area["x"] + 0.02 * area["w"], area["y"] + 0.98 * area["h"])  # a corner with no point
+    page.wait_for_function("() => document.querySelector('[data-role=custom-status]').textContent.includes('No point near there')")
+    page.uncheck("[data-role=custom-erase]")
+
+
+def good_csv(n, seed=1):
+    import numpy as np
+    pts = np.random.default_rng(seed).uniform(-1.2, 1.2, size=(n, 2))
+    return ("\n".join(f"{x:.2f},{y:.2f},{int(x * y > 0)}" for x, y in pts) + "\n").encode()
+
+
+def test_custom_notes_do_not_outlive_their_moment_and_the_batch_size_comes_back(page, live_server):
+    open_custom(page, live_server.url, "#data=custom&batch=16")
+    status = page.locator("[data-role=custom-status]")
+    # a tiny set lowers the batch size to its training set ...
+    page.set_input_files("[data-role=custom-file]", files=[{"name": "tiny.csv", "mimeType": "text/csv", "buffer": good_csv(6)}])
+    info = wait_configured_with(page, 6)
+    assert info["config"]["train"]["batch_size"] == len(info["points"]["train"]) == 3
+    assert "lowered to 3" in status.inner_text()
+    # the eraser's miss is said; pressing Play (training) ends it
+    miss_with_eraser(page)
+    page.click("[data-role=play]")
+    page.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.step > 0", timeout=LIVE)
+    page.wait_for_function("() => !document.querySelector('[data-role=custom-status]').textContent.includes('No point near there')")
+    page.click("[data-role=play]")  # pause
+    # ... and an upload ends it too; the grown set gets the batch size chosen back
+    miss_with_eraser(page)
+    page.set_input_files("[data-role=custom-file]", files=[{"name": "big.csv", "mimeType": "text/csv", "buffer": good_csv(60, 2)}])
+    info = wait_configured_with(page, 60)
+    assert "No point near there" not in status.inner_text()
+    assert "Loaded 60 points from big.csv" in status.inner_text()
+    assert info["config"]["train"]["batch_size"] == 16 == page.evaluate("() => window.__dp.state.batch")
+    assert page.locator("#f-batch").input_value() == "16" and "lowered" not in status.inner_text()
+    # a failed upload ends the note as well (the set stays)
+    miss_with_eraser(page)
+    page.set_input_files("[data-role=custom-file]", files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": BAD_CSV}])
+    page.locator("[data-role=custom-error]").wait_for(state="visible")
+    assert "No point near there" not in status.inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "truth_custom_csv.png"), full_page=True)
+    assert page.errors == []

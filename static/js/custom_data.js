@@ -73,12 +73,26 @@ export function toCSV(points) {
 }
 
 // x,y,label per line; a first line with no number in it is a header. -> { points } or
-// { error: { row, field, message } }, row counted from 1 as an editor shows the file.
+// { errors: [{ row, field, message }], more }: every bad row (its first bad field), up to
+// CSV_ERRORS of them, row counted from 1 as an editor shows the file; more: how many bad
+// rows past those. A set that breaks a rule as a whole: one error with row null.
+export const CSV_ERRORS = 10;
 export function parseCSV(text) {
   const lines = String(text).split(/\r\n|\n|\r/);
-  const points = [];
+  const points = [], errors = [];
+  let more = 0, tooMany = 0;
   const isNum = s => s !== '' && Number.isFinite(Number(s));
-  const fail = (row, field, message) => ({ error: { row, field, message } });
+  const fail = (row, field, message) => { if (errors.length < CSV_ERRORS) errors.push({ row, field, message }); else more++; };
+  const rowProblem = (cells) => {
+    if (cells.length !== 3) return ['row', `a row has to be x,y,label (3 fields), but got ${cells.length}`];
+    const [xs, ys, ls] = cells;
+    for (const [name, s] of [['x', xs], ['y', ys]]) {
+      if (!isNum(s)) return [name, `${name} has to be a number, but got '${s}'`];
+      if (!inPlane(Number(s))) return [name, `${name} has to be between ${PLANE[0]} and ${PLANE[1]}, but got ${s}`];
+    }
+    if (!isNum(ls) || ![0, 1].includes(Number(ls))) return ['label', `label has to be 0 or 1, but got '${ls}'`];
+    return null;
+  };
   let seenRow = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
@@ -87,18 +101,14 @@ export function parseCSV(text) {
     const cells = line.split(',').map(c => c.trim());
     if (!seenRow && !cells.some(isNum)) { seenRow = true; continue; }  // the header
     seenRow = true;
-    if (cells.length !== 3) return fail(row, 'row', `a row has to be x,y,label (3 fields), but got ${cells.length}`);
-    const [xs, ys, ls] = cells;
-    for (const [name, s] of [['x', xs], ['y', ys]]) {
-      if (!isNum(s)) return fail(row, name, `${name} has to be a number, but got '${s}'`);
-      if (!inPlane(Number(s))) return fail(row, name, `${name} has to be between ${PLANE[0]} and ${PLANE[1]}, but got ${s}`);
-    }
-    if (!isNum(ls) || ![0, 1].includes(Number(ls))) return fail(row, 'label', `label has to be 0 or 1, but got '${ls}'`);
-    if (points.length >= LIMITS.max) return fail(row, 'row', `a set has at most ${LIMITS.max} points; this is point ${LIMITS.max + 1}`);
-    points.push([round2(Number(xs)), round2(Number(ys)), Number(ls)]);
+    const bad = rowProblem(cells);
+    if (bad) { fail(row, ...bad); continue; }
+    if (points.length >= LIMITS.max) { tooMany++; continue; }
+    points.push([round2(Number(cells[0])), round2(Number(cells[1])), Number(cells[2])]);
   }
-  const problem = checkSet(points);
-  return problem ? fail(null, 'points', problem) : { points };
+  if (tooMany) fail(null, 'points', `a set has at most ${LIMITS.max} points, but the file has ${(LIMITS.max + tooMany).toLocaleString('en')} good rows`);
+  if (!errors.length) { const problem = checkSet(points); if (problem) fail(null, 'points', problem); }
+  return errors.length ? { errors, more } : { points };
 }
 
 // What keeps a set from training, or null (the server's rules: config.py).
@@ -147,9 +157,13 @@ export class CustomEditor {
     });
     pg.boundary.onClick((x, y, e) => this.click(x, y, e));
     pg.addEventListener('changed', e => this.settingChanged(e.detail));
-    pg.addEventListener('configured', () => { this.blocked = false; this.setTransport(true); this.show(); });
-    this.message = '';
+    pg.addEventListener('configured', () => { this.blocked = false; this.hint = ''; this.setTransport(true); this.show(); });
+    pg.addEventListener('playing', () => { if (this.hint) { this.hint = ''; this.show(); } });
+    this.message = '';   // what the last change of the set did ("Loaded 30 points ...")
+    this.hint = '';      // a note on one click ("No point near there ..."): gone with the next action
     this.batchNote = '';
+    this.wantedBatch = null;  // the batch size the visitor chose, while fitBatch holds it lower
+    this.fitting = false;
     this.show();
   }
 
@@ -159,23 +173,29 @@ export class CustomEditor {
 
   click(x, y, e) {
     if (!this.active) return;
+    this.hint = '';
     const pts = this.points;
     if (this.eraser.checked || e.shiftKey || e.altKey) {
       const i = nearest(pts, x, y, ERASE_RADIUS);
-      if (i < 0) { this.message = 'No point near there to remove.'; this.show(); return; }
+      if (i < 0) { this.hint = 'No point near there to remove.'; this.show(); return; }
       this.edit(pts.filter((_, j) => j !== i));
       return;
     }
-    if (pts.length >= LIMITS.max) { this.message = `A set holds at most ${LIMITS.max} points.`; this.show(); return; }
+    if (pts.length >= LIMITS.max) { this.hint = `A set holds at most ${LIMITS.max} points.`; this.show(); return; }
     const clamp = v => Math.min(PLANE[1], Math.max(PLANE[0], round2(v)));
     this.edit([...pts, [clamp(x), clamp(y), this.cls]]);
   }
 
   async upload(name, text) {
     const r = parseCSV(text);
-    if (r.error) {
-      const where = r.error.row ? `row ${r.error.row}, field ${r.error.field}` : 'the file';
-      this.showError(`${name}: ${where}: ${r.error.message}. The set was not changed.`);
+    this.hint = '';
+    if (r.errors) {
+      const bad = r.errors.filter(e => e.row).length + r.more;
+      const head = bad ? `${bad} bad row${bad === 1 ? '' : 's'}: ` : '';
+      const each = r.errors.map(e => (e.row ? `row ${e.row}, field ${e.field}: ${e.message}` : `the file: ${e.message}`));
+      if (r.more) each.push(`and ${r.more} more bad row${r.more === 1 ? '' : 's'} not listed`);
+      this.showError(`${name}: ${head}${each.join('; ')}. The set was not changed.`);
+      this.show();
       return r;
     }
     this.edit(r.points, `Loaded ${r.points.length} points from ${name}.`);
@@ -190,6 +210,7 @@ export class CustomEditor {
   edit(points, message = '') {
     this.pg.state.customPoints = points;
     this.message = message;
+    this.hint = '';
     this.showError('');
     this.fitBatch();
     this.show();
@@ -199,10 +220,13 @@ export class CustomEditor {
   }
 
   settingChanged(key) {
+    if (key === 'batch' && !this.fitting) { this.wantedBatch = null; this.batchNote = ''; this.show(); }  // the visitor's own choice
     if (key === 'data') {
       this.message = '';
+      this.hint = '';
       if (this.active && !this.points.length) this.startFromShown();
-      if (!this.active) { this.setTransport(true); this.configureIfBlocked(); }
+      if (this.active) this.fitBatch();
+      if (!this.active) { this.restoreBatch(); this.setTransport(true); this.configureIfBlocked(); }
       this.show();
       this.pg.writeHash();  // with the set just started from
     }
@@ -226,16 +250,29 @@ export class CustomEditor {
     this.message = `Started from the ${this.points.length} points of ${info.config.data.dataset}; Clear empties the set.`;
   }
 
-  // A batch can be no larger than the training set: lowered with the set, and said so.
+  // A batch can be no larger than the training set: lowered with the set, and said so;
+  // raised again, up to the size the visitor chose, as the set grows.
   fitBatch() {
     const s = this.pg.state;
+    if (this.points.length < LIMITS.min) return;
     const n = Math.max(1, Math.floor(this.points.length * s.trainfrac));
-    if (this.points.length >= LIMITS.min && s.batch > n) {
-      this.pg.controls.set('batch', n);
-      this.batchNote = `Batch size lowered to ${n}, the size of the training set.`;
-    } else if (s.batch < n) {
-      this.batchNote = '';
-    }
+    const want = this.wantedBatch ?? s.batch;
+    const fit = Math.min(want, n);
+    if (fit !== s.batch) this.setBatch(fit);
+    this.wantedBatch = fit < want ? want : null;
+    this.batchNote = fit < want ? `Batch size lowered to ${fit}, the size of the training set; it goes back up to your ${want} as the set grows.` : '';
+  }
+
+  // Leaving the custom set: the batch size the visitor chose comes back.
+  restoreBatch() {
+    if (this.wantedBatch !== null && this.wantedBatch !== this.pg.state.batch) this.setBatch(this.wantedBatch);
+    this.wantedBatch = null;
+    this.batchNote = '';
+  }
+
+  setBatch(v) {
+    this.fitting = true;
+    try { this.pg.controls.set('batch', v); } finally { this.fitting = false; }
   }
 
   // Called by the playground before it configures: false (and the plane shows the bare
@@ -285,7 +322,7 @@ export class CustomEditor {
     const pts = this.points, n = pts.length;
     const ones = pts.filter(p => p[2] === 1).length;
     const problem = checkSet(pts);
-    const parts = [this.message, `${n} point${n === 1 ? '' : 's'}: ${n - ones} of class 0, ${ones} of class 1.`,
+    const parts = [this.hint, this.message, `${n} point${n === 1 ? '' : 's'}: ${n - ones} of class 0, ${ones} of class 1.`,
       problem ? `This set ${problem}.` : '', this.batchNote];
     this.status.textContent = parts.filter(Boolean).join(' ');
     const fits = fitsLink(pts);
