@@ -233,3 +233,94 @@ def test_custom_notes_do_not_outlive_their_moment_and_the_batch_size_comes_back(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "truth_custom_csv.png"), full_page=True)
     assert page.errors == []
+
+
+# ---- 12. wording: lesson d's tile, lesson j's evidence, lessons j and k's dropout figures ---
+def test_lesson_d_tile_counts_test_evaluations_and_says_so(page, live_server):
+    open_lesson(page, live_server.url, "placement")
+    predict(page, "placement", "identical")
+    steps = page.evaluate("async () => (await import('/static/js/lessons.js')).BY_ID.placement.steps")
+    page.wait_for_function(f"() => document.querySelector('.readout [data-key=step]').textContent === '{steps}'", timeout=3 * LIVE)
+    label = page.locator(".readout dt").nth(2).inner_text()
+    assert "test evaluations" in label and "points" not in label
+    # the truth: the steps at which both runs' test losses are on the loss chart
+    page.wait_for_function("""() => {
+        const plot = document.querySelector('.lesson-panel .js-plotly-plot');
+        const xs = plot.data.filter(t => / test loss$/.test(t.name)).map(t => new Set(Array.from(t.x)));
+        const shared = [...xs[0]].filter(x => xs[1].has(x)).length;
+        return shared > 0 && document.querySelector('.readout [data-key=shared]').textContent === String(shared);
+    }""", timeout=LIVE)
+    shared = int(tile(page, "shared"))
+    assert f"over {shared} test evaluations at the same steps" in page.evaluate("() => window.__lesson.evidence")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "truth_lesson_d.png"), full_page=True)
+    assert page.errors == []
+
+
+SPREAD = r"(-?\d+\.\d+) ± (\d+\.\d+)"
+
+
+def lesson_result(page, lesson_id, name):
+    """The experiment the open lesson showed, asked again over its own socket (the server
+    caches it per params: the very answer the lesson drew)."""
+    return page.evaluate("""async ([id, name]) => {
+        const { BY_ID } = await import('/static/js/lessons.js');
+        const { Connection } = await import('/static/js/connection.js');
+        const conn = new Connection();
+        await new Promise(r => conn.socket.connected ? r() : conn.addEventListener('connected', r, { once: true }));
+        const params = BY_ID[id].params[name];
+        const ack = await conn.call('experiment', { name, params: name === 'noise_injection' ? { ...params, p: 0.5 } : params });
+        conn.socket.disconnect();
+        return ack.result;
+    }""", [lesson_id, name])
+
+
+def test_lessons_j_and_k_say_true_things_about_their_numbers(page, live_server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    open_lesson(page, live_server.url, "when-not")
+    prompt = page.locator(".predict legend").inner_text()
+    assert "a lot" not in prompt
+    predict(page, "when-not", "shrinks")
+    page.wait_for_function("() => window.__lesson.done && window.__lesson.evidence", timeout=5 * LIVE)
+    ev_j = page.evaluate("() => window.__lesson.evidence")
+    assert "a lot" not in ev_j and "clearly below no regulariser" not in ev_j
+    alts = lesson_result(page, "when-not", "alternatives")
+    runs = alts["runs"]
+    f3 = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"  # noqa: E731
+    assert f"with no regulariser {f3(runs['none']['test_loss'])}." in ev_j
+    lower = re.search(r"Lower by more than the spread over seeds: ([^.]*(?:\.\d[^.]*)*)\. ", ev_j)[1]
+    for name in alts["names"][1:]:
+        verdict = runs[name]["vs_none"]["verdict"]
+        said = f"({f3(runs[name]['test_loss'])})"
+        assert said in ev_j, name
+        assert (said in lower) == (verdict == "lower"), (name, verdict, lower)
+    text_j = page.locator(".lesson-text").inner_text()
+    page.screenshot(path=str(SHOTS / "truth_lesson_j.png"), full_page=True)
+
+    open_lesson(page, live_server.url, "noise")
+    predict(page, "noise", "as-well")
+    page.wait_for_function("() => window.__lesson.evidence", timeout=5 * LIVE)
+    ev_k = page.evaluate("() => window.__lesson.evidence")
+    text_k = page.locator(".lesson-text").inner_text()
+    none_k = re.search(rf"no noise {SPREAD}, dropout {SPREAD}", ev_k).groups()
+    # the same no-regulariser copies: the same figure on both pages
+    assert f"{none_k[0]} ± {none_k[1]}" == f3(runs["none"]["test_loss"])
+    # other masks for the dropout copies: close, but not the same; the texts say why
+    drop_j, drop_k = runs["dropout"]["test_loss"], {"mean": float(none_k[2]), "std": float(none_k[3])}
+    assert f3(drop_j) != f3(drop_k)
+    assert abs(drop_j["mean"] - drop_k["mean"]) < min(drop_j["std"], drop_k["std"])
+    for text in (text_j, text_k):
+        assert "same numbers" in text or "agree to the last digit" in text
+        assert "one shared random stream" in text or "share one random stream" in text
+    page.screenshot(path=str(SHOTS / "truth_lesson_k.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_the_engine_does_what_lessons_j_and_k_say_of_their_copies():
+    """The reason the texts give, held on the engine itself (few steps): the copies without a
+    regulariser train the same in both experiments, the dropout copies get other masks."""
+    from model_server import regularizers as R
+    j = R.alternatives(p=0.5, steps=20, seeds=2)
+    k = R.noise_injection(p=0.5, steps=20, seeds=2)
+    assert j["runs"]["none"]["test_loss"]["values"] == k["runs"]["none"]["test_loss"]["values"]
+    assert j["runs"]["dropout"]["test_loss"]["values"] != k["runs"]["dropout"]["test_loss"]["values"]

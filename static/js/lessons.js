@@ -301,9 +301,10 @@ export const LESSONS = [
       'Overfitting takes two things: a network big enough to memorise, and too few examples to stop it. Dropout works on the first. Adding data works on the second; does dropout still help then?',
       'Part one: the network of lesson e (64-64 hidden, Adam) learns noisy XOR from 50 up to 2,000 training points, each size once without dropout and once with p = 0.5, on three seeds. All 36 copies train at once for 500 steps of 50 examples. Every size of a seed is tested on the same 1,000 test points.',
       'Part two: the other remedies the explainer names, side by side on the 50-point set where dropout shines: weight decay (0.01, Adam\'s L2 penalty), BatchNorm, augmentation (fresh Gaussian noise of σ = 0.2 added to each batch\'s points), dropout, and dropout with weight decay and augmentation together. One common setting each, not tuned. Four seeds, 24 copies at once.',
+      'Lesson k trains the same preset on the same four seeds. Its copies without noise are exactly the ones here without a regulariser (same data, initial weights and batches, and nothing random beyond those), so both lessons give the same numbers for them. Its dropout copies get other masks: all the noisy copies of one experiment draw from one shared random stream, so a copy\'s masks depend on which copies draw beside it (here the input-noise and combined copies, in lesson k the Gaussian ones). Same recipe, other masks: the two dropout figures differ a little, well within their spread over seeds.',
     ],
     question: {
-      prompt: 'With 50 training points dropout lowers the test loss a lot. What happens to that gain as the training set grows to 2,000 points?',
+      prompt: 'On 50 training points the network overfits, and dropout lowers its test loss. What happens to that gain as the training set grows to 2,000 points?',
       options: [
         { id: 'shrinks', text: 'It shrinks: with plenty of data there is little overfitting left to prevent.' },
         { id: 'same', text: 'It stays about the same: a regulariser helps at every size.' },
@@ -331,6 +332,7 @@ export const LESSONS = [
       'Another way to read dropout: it multiplies every value leaving a layer by a random factor. With probability p the factor is 0; otherwise it is 1/(1 − p). On average the factor is exactly 1, so nothing changes on average, and its variance is p/(1 − p): 1 at p = 0.5. Dropout injects noise, of one particular shape.',
       'Is it the shape that matters, the hard zeros that switch neurons off? Swap the 0-or-1/(1 − p) factor for a Gaussian one with the same mean and variance, N(1, p/(1 − p)), and train again ("Gaussian dropout"). It never switches a neuron off; it jitters every value, and sometimes flips its sign.',
       'Left: the factors of a live run of the overfitting preset, counted from the masks it really applied. Right and below: the same preset trained on four seeds three ways at once, without noise, with dropout and with Gaussian noise.',
+      'Lesson j trains these seeds too. Its copies without a regulariser are exactly the ones here without noise, so their numbers agree to the last digit. Its dropout copies draw other masks: the noisy copies of one experiment share one random stream, so a copy\'s masks depend on the copies drawing beside it (here the Gaussian ones). That is why the two lessons\' dropout figures differ a little, within their spread over seeds.',
     ],
     question: {
       prompt: 'p = 0.5: Gaussian factors with mean 1 and variance 1 instead of dropout\'s 0 or 2. How well do they hold back overfitting on the preset?',

@@ -72,7 +72,7 @@ export function placement(root, lesson, ctx) {
   const sent = panel(root, 'What a dropped neuron sends to the next layer', { height: 280, caption: 'mean output of the dropped neurons of layer 1, over all frames so far' });
   const seedsPanel = panel(root, `Does the order matter? Both orders trained on ${SEEDS} seeds`, { height: 300, wide: true,
     caption: 'measuring…' });
-  const readout = new Readout(ctx.controls, [['act', 'activation'], ['step', 'step (both runs)'], ['shared', 'shared test points'], ['gap', 'largest test-loss gap']]);
+  const readout = new Readout(ctx.controls, [['act', 'activation'], ['step', 'step (both runs)'], ['shared', 'test evaluations at equal steps'], ['gap', 'largest test-loss gap']]);
   let act = p.runs[0].state.act, tests = null, dropped = null, seeds = {}, asked = {};
   const reset = () => { tests = p.runs.map(() => new Map()); dropped = p.runs.map(() => ({ sum: 0, n: 0 })); };
   reset();

@@ -146,17 +146,25 @@ export function whenNot(root, lesson, ctx) {
     const gapNone = r.none.gap, gapDrop = r.dropout.gap;
     const direction = { shrinks: `smaller at ${r.sizes[last]} points on every seed`, grows: `larger at ${r.sizes[last]} points on every seed`,
       'no-clear-change': `not smaller at ${r.sizes[last]} points on every seed` }[t.verdict];
-    const lower = a.names.filter(n => n !== 'none' && a.runs[n].vs_none.verdict === 'lower').map(n => LABEL[n](a));
+    // the alternatives, sorted by how they compare with no regulariser, seed by seed
+    const by = verdict => a.names.filter(n => n !== 'none' && a.runs[n].vs_none.verdict === verdict)
+      .map(n => `${LABEL[n](a)} (${pm(a.runs[n].test_loss)})`);
+    const lower = by('lower'), within = by('no-clear-difference'), higher = by('higher');
+    const seedGains = b => b.values.map(v => fmt(v, 2)).join(', ');
     ctx.evidence(`Measured on ${r.seeds.length} seeds, ${r.steps} steps each: without dropout the train-test gap goes from ${fmt(gapNone[0].mean)} at ${r.sizes[0]} training points to ${fmt(gapNone[last].mean)} at ${r.sizes[last]}; with dropout from ${fmt(gapDrop[0].mean)} to ${fmt(gapDrop[last].mean)}. ` +
-      `Dropout's gain in test loss: ${pm(r.benefit[0])} at ${r.sizes[0]} points, ${pm(r.benefit[last])} at ${r.sizes[last]}, ${direction}. ` +
-      `On 50 points (${a.seeds.length} seeds), lowest test loss: ${LABEL[a.best](a)} (${pm(a.runs[a.best].test_loss)}); clearly below no regulariser (${pm(a.runs.none.test_loss)}): ${lower.join(', ') || 'none of them'}.`,
+      `Dropout's gain in test loss: ${pm(r.benefit[0])} at ${r.sizes[0]} points (seed by seed: ${seedGains(r.benefit[0])}), ${pm(r.benefit[last])} at ${r.sizes[last]} (${seedGains(r.benefit[last])}); ${direction}. ` +
+      `The alternatives on 50 points (${a.seeds.length} seeds), test loss mean ± standard deviation: with no regulariser ${pm(a.runs.none.test_loss)}. ` +
+      `Lower by more than the spread over seeds: ${lower.join(', ') || 'none'}. ` +
+      (within.length ? `Within the spread: ${within.join(', ')}. ` : '') +
+      (higher.length ? `Higher by more than the spread: ${higher.join(', ')}. ` : '') +
+      `Lowest mean: ${LABEL[a.best](a)}.`,
     { key: t.verdict, answer: TREND_OPTION[t.verdict], explain: explainTrend(r) });
   }
 
   function explainTrend(r) {
     const last = r.sizes.length - 1, gone = firstGone(r);
     if (r.trend.verdict === 'shrinks') {
-      return `Overfitting needs a network that can memorise and too few examples to stop it. With ${r.sizes[0]} points the network without dropout learns them by heart: its test loss is far above its training loss, and dropout closes much of that gap. With more points there is less to memorise; the gap without dropout is already small, and dropout has little left to fix` +
+      return `Overfitting needs a network that can memorise and too few examples to stop it. With ${r.sizes[0]} points the network without dropout learns them by heart: its test loss is above its training loss by ${fmt(r.none.gap[0].mean)} on average, with dropout by ${fmt(r.dropout.gap[0].mean)}. With more points there is less to memorise; the gap without dropout is already small, and dropout has little left to fix` +
         (gone === null ? '.' : `: from ${gone} points on, its gain was no longer larger than its spread over seeds.`) +
         ' On a big enough dataset dropout has little left to do; the explainer is right about this one. How big is big depends on the network: a larger one can memorise more.';
     }
