@@ -150,7 +150,7 @@ export function whenNot(root, lesson, ctx) {
     const by = verdict => a.names.filter(n => n !== 'none' && a.runs[n].vs_none.verdict === verdict)
       .map(n => `${LABEL[n](a)} (${pm(a.runs[n].test_loss)})`);
     const lower = by('lower'), within = by('no-clear-difference'), higher = by('higher');
-    const seedGains = b => b.values.map(v => fmt(v, 2)).join(', ');
+    const seedGains = b => b.values.map(v => Number(v).toFixed(3)).join(', ');
     ctx.evidence(`Measured on ${r.seeds.length} seeds, ${r.steps} steps each: without dropout the train-test gap goes from ${fmt(gapNone[0].mean)} at ${r.sizes[0]} training points to ${fmt(gapNone[last].mean)} at ${r.sizes[last]}; with dropout from ${fmt(gapDrop[0].mean)} to ${fmt(gapDrop[last].mean)}. ` +
       `Dropout's gain in test loss: ${pm(r.benefit[0])} at ${r.sizes[0]} points (seed by seed: ${seedGains(r.benefit[0])}), ${pm(r.benefit[last])} at ${r.sizes[last]} (${seedGains(r.benefit[last])}); ${direction}. ` +
       `The alternatives on 50 points (${a.seeds.length} seeds), test loss mean ± standard deviation: with no regulariser ${pm(a.runs.none.test_loss)}. ` +
