@@ -80,7 +80,7 @@ def test_step_events_while_a_step_trains_are_refused_and_leave_no_thread(server,
     left 2,250 threads behind (30 of them: 24,754 threads, 'can't start new thread')."""
     warm_pool(server)
     base = settled_threads(server)
-    attackers = [Visitor(server.url) for _ in range(5)]
+    attackers = [Visitor(server.url, source=f"127.0.0.{20 + i}") for i in range(5)]
     for a in attackers:
         a.ok("configure", {"config": SLOW_CNN})
     replies: list[dict] = []
