@@ -91,10 +91,10 @@ export class Controls {
         slider.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(slider.value); this.set('p', ps); });
         // a CNN layer's width is its number of channels: the label says which
         const unit = this.state.kind === 'cnn' ? 'channels' : 'width';
-        // its accessible name says the layer ("p (drop), layer 2"); the row shows it already
-        const pLabel = el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' });
-        pLabel.append(el('span', { className: 'visually-hidden', textContent: `, layer ${l + 1}` }));
-        row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} ${unit}` }), wid, pLabel, slider, out);
+        // its accessible name says the layer ("p (drop), layer 2"); on screen the row does
+        slider.setAttribute('aria-label', `p (drop), layer ${l + 1}`);
+        row.append(el('label', { htmlFor: `f-hidden-${l}`, textContent: `Layer ${l + 1} ${unit}` }), wid,
+          el('label', { htmlFor: `f-p-${l}`, textContent: 'p (drop)' }), slider, out);
         box.append(row);
       });
       box.append(el('span', { className: 'field-error', id: 'f-hidden-err', role: 'status' }));
