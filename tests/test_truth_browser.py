@@ -4,7 +4,6 @@ sliders, notices, status lines) against what is true (the plotted data, the engi
 file that was uploaded)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
