@@ -172,7 +172,8 @@ def test_csv_upload_names_every_bad_row_in_one_answer(page, live_server):
     # the truth: the file's own rows, counted from 1 as an editor shows them
     lines = BAD_CSV.decode().splitlines()
     for row, (field, got) in BAD_ROWS.items():
-        assert lines[row - 1] in BAD_CSV.decode()
+        cells = lines[row - 1].split(",")
+        assert (len(cells) == 4) if field == "row" else (got.strip("'") in cells)  # the file really has it there
         assert re.search(rf"row {row}, field {field}: [^;]*{re.escape(got)}", text), (row, text)
     named = sorted(int(r) for r in re.findall(r"row (\d+), field", text))
     assert named == sorted(BAD_ROWS) and "4 bad rows" in text
