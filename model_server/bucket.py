@@ -598,9 +598,12 @@ class Bucket:
         if self._tally_steps >= TALLY_FOLD:
             self._fold()
         sid = self.steps_taken - 1
-        self._records[sid] = ([(None if pre is None else pre.detach(), mask, out.detach())
-                               for pre, mask, out in record], idx[-1, :, 0], counted)
-        if every:
+        # the last step's masks are views of the whole call's noise: a copy keeps one
+        # step's, not n steps' (a 16-step chunk's noise was most of a heavy run's memory)
+        self._records[sid] = ([(None if pre is None else pre.detach(), mask if n == 1 else mask.clone(),
+                                out.detach()) for pre, mask, out in record], idx[-1, :, 0], counted)
+        if every:  # every row's frames read this step now: the older records go at once
+            self._records = {sid: self._records[sid]}
             self.rec_of[:K] = sid
             self.rec_row[:K] = self._all_rows
         else:

@@ -75,16 +75,19 @@ def forward_macs(cfg: RunConfig, examples: int) -> float:
 
 
 # What a run holds, as measured (docs/limits.md, "Memory"). A bucket keeps the tensors of
-# its last step() calls for frames (Bucket._records: pruned once more than 8 are kept, so
-# up to 9 during a step): per layer the pre-dropout input and the block output, and the
-# masks, views of that call's whole noise tensor (every step of a chunk). A chunk of a
-# turn is at most MAX_CHUNK steps (app/scheduler.py) of about CHUNK_S; a step of
-# CHUNK_MACS multiply-adds or more (forward and backward) is a chunk of one.
-RECORDS = 9
+# its last step() call for frames (Bucket._records: when every row stepped, only that
+# call's): per layer the pre-dropout input and the block output, and the last step's
+# masks (a copy, not a view of the call's noise). The noise of a call is every step of a
+# chunk: at most MAX_CHUNK steps (app/scheduler.py) of about CHUNK_S; a step of
+# CHUNK_MACS multiply-adds or more (forward and backward) is a chunk of one. A frame's
+# temporaries (the boundary grid's activations, a test evaluation) live one frame pass on
+# the one trainer thread: the process's base memory covers them, not each run.
+RECORDS = 1
 MAX_CHUNK = 16
 CHUNK_MACS = 1.2e8
 RUN_FIXED = 0.25 * 2**20   # RunState, its initial Net, its Python objects, a frame's buffers
-STEP_TEMPORARIES = 5       # a step's temporaries per hidden unit and example, as the heap keeps them
+STEP_TEMPORARIES = 2       # a step's temporaries per hidden unit and example, as the heap keeps them
+BATCHNORM_TAPE = 4         # autograd's saved activations per hidden unit and example (BatchNorm buckets)
 
 
 def mask_units(cfg: RunConfig) -> int:
@@ -101,12 +104,10 @@ def chunk_steps(cfg: RunConfig) -> int:
 
 def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
     """A run's bytes, part by part (run_cost adds them up): what its row and its bucket
-    hold while it lives, and its share of a step's and a frame's temporaries."""
-    limits = limits or Limits()
+    hold while it lives, and what the heap keeps of its steps' temporaries. (limits: the
+    signature of the other costs; no limit changes what a run holds.)"""
     B, A, M, P = cfg.train.batch_size, units(cfg), mask_units(cfg), parameters(cfg)
     D, N, n = math.prod(input_shape(cfg)), n_points(cfg), chunk_steps(cfg)
-    grid = limits.grid_size ** 2 if cfg.task != "digits" else 0
-    test = N - int(N * cfg.data.train_fraction)
     return {
         "fixed": RUN_FIXED,
         # theta, Adam's moments (or momentum: allocated for every optimizer), a gradient
@@ -119,16 +120,15 @@ def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
         # per (example, mask unit): kept counts and their weights, keep thresholds
         # (int64) and the counter's places (uint32)
         "mask_tables": B * M * (4 + 4 + 8 + 4),
-        # RECORDS step() calls' tensors: per layer pre-dropout input and block output, and
-        # the masks (each call's noise, n steps of it)
-        "records": RECORDS * B * 4 * (2 * A + n * M),
+        # the last step() call's tensors: per layer pre-dropout input and block output, and
+        # one step's masks; and the call's noise while it steps (n steps of it)
+        "records": RECORDS * B * 4 * (2 * A + M) + B * 4 * n * M,
+        # a BatchNorm bucket trains with autograd, whose graph keeps more of the forward
+        "autograd": 4 * B * BATCHNORM_TAPE * A if cfg.model.batchnorm != "none" else 0,
         # one step's temporaries (the forward pass's tape, the backward's gradients, a
         # CNN's first-layer patches), as much as stays in the heap once they are freed:
         # fitted to the measured growth (docs/limits.md, "Memory")
         "step": 4 * B * (STEP_TEMPORARIES * A + (9 * D if cfg.model.kind == "cnn" else 0)),
-        # a frame's slow panels: the boundary grid's activations (every layer kept for a
-        # watched neuron), or a digits run's test evaluation
-        "frame": 4 * A * (2 * grid + 2 * test),
     }
 
 
