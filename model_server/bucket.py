@@ -1010,7 +1010,9 @@ class Bucket:
         """A snapshot of one of the run's past steps (inside timeline()), from its
         timeline: that step's masks, the shown example's values and its loss, as a frame
         of that step showed them. Per-frame counters are left alone; the counts it
-        carries (kept, masked) are the shown example's, the only one kept."""
+        carries (kept, masked) are the shown example's, the only one kept. The slow panels
+        (weights, boundary, a watched neuron's map) are today's, as only today's weights are
+        kept; a thinned boundary is that step's masks applied to them."""
         k, col = state.row, (step - 1) % TIMELINE
         self._fold()
         vals = self.tl_vals[k, col].float().cpu().numpy()
@@ -1032,8 +1034,15 @@ class Bucket:
         host["y"] = self.y_train[k, index].reshape(1).float().cpu().numpy()
         host["train_loss"] = self.ring[k, (step - 1) % LOSS_RING].reshape(1).cpu().numpy()
         past = {"step": step, "steps": 1, "mode": mode, "p": list(p), "lr": lr, "replay": True}
-        return Snapshot(self, [state], host, np.ones(1, bool), drew[None], drew[None].astype(np.int64), [],
-                        replay=past)
+        # the slow panels as of now (weights are kept only for now), except the thinned
+        # boundary: that step's masks applied to today's weights
+        masks = [torch.from_numpy(host[f"mask{l}"][0] > 0.5).reshape(self.noise_shape[l]).to(self.device)
+                 if drew[l] else None for l in range(self.L)]
+        extras = self._extras([state], state.limits.grid_size, replay=masks)
+        host.update({name: v.float().cpu().numpy() for name, v in extras.items()})
+        thinned = {id(state)} if state.view == "thinned" and drew.any() and "boundary" in extras else set()
+        return Snapshot(self, [state], host, np.ones(1, bool), drew[None], drew[None].astype(np.int64), [state],
+                        replay=past, thinned=thinned)
 
     def _example(self, t: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         """The first example of each of these rows' batches in a step's tensor, flattened:
@@ -1041,16 +1050,21 @@ class Bucket:
         ex = t[0].index_select(0, rr) if self.cnn else t.index_select(0, rr)[:, 0]
         return ex.reshape(len(rr), -1).float()
 
-    def _extras(self, states: list["RunState"], size: int) -> dict[str, torch.Tensor]:
+    def _extras(self, states: list["RunState"], size: int, replay: list | None = None) -> dict[str, torch.Tensor]:
         """Weights (whole theta rows), the decision boundary each run shows (the eval-mode
         network's, or its thinned network's) and watched neurons' maps: each kind one
-        batched pass over the runs that need it."""
+        batched pass over the runs that need it. replay: one run's masks of a past step
+        (per layer, bool of the mask's shape, None where that step drew none): its thinned
+        network is those masks on today's weights."""
         dev = self.device
         fields = {"theta": self.theta.detach().index_select(0, torch.tensor([s.row for s in states], device=dev))}
         if self.key.n_out != 1:
             return fields
         grid = self.grid(size)
-        thinned = [s for s in states if self.shows_thinned(s)]
+        if replay is None:
+            thinned = [s for s in states if self.shows_thinned(s)]
+        else:
+            thinned = [s for s in states if s.view == "thinned" and any(m is not None for m in replay)]
         plain = [s for s in states if s not in thinned or s.watch is not None]
         boundary = torch.zeros(len(states), len(grid), device=dev)
         pos = {id(s): i for i, s in enumerate(states)}
@@ -1067,7 +1081,10 @@ class Bucket:
                 fields["neuron"] = torch.stack([hidden[s.watch[0]][j, :, s.watch[1]] for j, s in watched])
         if thinned:
             idx = torch.tensor([s.row for s in thinned], device=dev)
-            prob = torch.sigmoid(self.forward(grid.expand(len(thinned), -1, -1), rows=idx, keeps=self._keeps(thinned)))
+            keeps = self._keeps(thinned) if replay is None else [
+                (torch.ones(self.noise_shape[l], dtype=torch.bool, device=dev) if m is None else m)[None]
+                for l, m in enumerate(replay)]
+            prob = torch.sigmoid(self.forward(grid.expand(len(thinned), -1, -1), rows=idx, keeps=keeps))
             boundary.index_copy_(0, torch.tensor([pos[id(s)] for s in thinned], device=dev), prob)
         fields["boundary"] = boundary
         return fields
@@ -1130,16 +1147,17 @@ class Snapshot:
     layers: the last step drew a mask), masked (examples through each mask since the
     last frame). For the runs with extras (in that order): theta (whole weight rows),
     boundary, and neuron for those that watch one. replay: set when it is a past step of
-    one run (Bucket.replay_snapshot)."""
+    one run (Bucket.replay_snapshot). thinned: ids of the runs whose boundary is a thinned
+    network's (default: those whose last step drew a mask and that ask for it)."""
 
     def __init__(self, bucket: Bucket, states: list, host: dict, has: np.ndarray, drew: np.ndarray,
-                 masked: np.ndarray, with_extras: list, replay: dict | None = None):
+                 masked: np.ndarray, with_extras: list, replay: dict | None = None, thinned: set | None = None):
         self.bucket, self.states, self.host = bucket, states, host
         self.replay = replay  # a past step's header values (Bucket.replay_snapshot), else None
         self.has, self.drew, self.masked = has, drew, masked
         self.extras_row = {id(s): i for i, s in enumerate(with_extras)}
         self.watch_row = {id(s): i for i, s in enumerate(s for s in with_extras if s.watch is not None)}
-        self.thinned = {id(s) for s in with_extras if bucket.shows_thinned(s)}
+        self.thinned = thinned if thinned is not None else {id(s) for s in with_extras if bucket.shows_thinned(s)}
 
     def edge_weights(self) -> list[np.ndarray]:
         """Each edge parameter (a Linear/Conv2d's weight) of the runs with extras:

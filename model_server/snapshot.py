@@ -29,8 +29,9 @@ def take_frames(bucket: Bucket, states: list[RunState], extras: list[bool], grid
 def replay_frame(bucket: Bucket, state: RunState, step: int, header: dict | None = None) -> Frame:
     """A frame of one of the run's past steps (inside bucket.timeline(state)), from its
     timeline: "replay": true in its header, that step's step, mode, p, lr and loss, and
-    the mask, pre and act sections a frame of that step had; no weights or boundary
-    (those are only kept for now)."""
+    the mask, pre and act sections a frame of that step had. Weights, the boundary and a
+    watched neuron's map are those of now (weights are kept only for now); the thinned
+    boundary applies that step's masks to them."""
     return _frames(bucket, bucket.replay_snapshot(state, step), [state], [header or {}])[0]
 
 

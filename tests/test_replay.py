@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from model_server.bucket import TIMELINE, Bucket, key_of
 from model_server.config import parse_config
@@ -157,3 +158,36 @@ def test_replay_is_refused_while_playing_and_before_any_step(client):
     assert ack["ok"] is False and "pause" in ack["error"]["message"]
     assert client.call("pause")["ok"]
     assert client.call("replay", {"step": 1})["ok"]
+
+
+def test_a_replayed_thinned_boundary_is_that_steps_mask_on_todays_weights(one_thread):
+    """With the thinned view, a replayed step's boundary is the thinned network of that
+    step's mask (the one the frame shows) with the weights of now, as torch.nn computes it;
+    the other slow panels are today's (only today's weights are kept)."""
+    from model_server.datasets import plane_grid
+    run = Run(parse_config({"model": {"hidden": [8, 8], "p": [0.5, 0.5]}}))
+    run.set_view("thinned")
+    run.step(40)
+    now_h, now_a = decode(encode(run.frame(extras=True)))
+    net = run.bucket.materialize(run.state)
+    grid = plane_grid(run.state.limits.grid_size)
+    for step in (40, 25, 3):
+        h, a = decode(encode(run.replay(step)))
+        assert h["replay"] is True and h["view"] == "thinned" and h["eval"] is None
+        assert "boundary.eval" not in a
+        keeps = [torch.from_numpy(a[f"mask.{l}"]) for l in range(2)]
+        with torch.no_grad():
+            want = torch.sigmoid(net(grid, keeps=keeps)).numpy()
+        assert np.all(np.abs(a["boundary.thinned"] - want) <= 1 / 510 + 1e-5), step
+        for j in range(3):
+            assert np.array_equal(a[f"weight.{j}"], now_a[f"weight.{j}"])
+    assert np.array_equal(decode(encode(run.replay(40)))[1]["boundary.thinned"], now_a["boundary.thinned"])
+    # a step that drew no mask has no thinned network: the eval boundary stands in, as live
+    run.set_mode("eval")
+    run.step(1)
+    h, a = decode(encode(run.replay(41)))
+    assert "mask.0" not in a and "boundary.thinned" not in a and "boundary.eval" in a
+    # the eval view: the eval boundary of now
+    run.set_view("eval")
+    live = decode(encode(run.frame(extras=True)))[1]["boundary.eval"]
+    assert np.array_equal(decode(encode(run.replay(12)))[1]["boundary.eval"], live)
