@@ -7,7 +7,7 @@
 // change is not touched. stats.work: main-thread milliseconds per part, for the bench.
 import { Connection } from './connection.js';
 import { Controls, speedLabel } from './controls.js';
-import { fromHash, toHash, toConfig, keyOfPath, BY_KEY } from './state.js';
+import { fromHash, toHash, toConfig, keyOfPath, BY_KEY, GENTLE_SPEED } from './state.js';
 import { captionParts, networkLegend, lossNote } from './captions.js';
 import { NetworkView, neuronName } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
@@ -30,7 +30,8 @@ export class Playground extends EventTarget {
     super();
     this.root = root;
     this.options = options;
-    const { state, problems } = fromHash(options.hash ?? location.hash);
+    this.page = options.page || {};  // defaults of this page that differ from the server's (state.js)
+    const { state, problems } = fromHash(options.hash ?? location.hash, this.page);
     this.state = Object.assign(state, options.overrides || {});
     this.playing = false;
     this.info = null;
@@ -74,6 +75,7 @@ export class Playground extends EventTarget {
   changed(key) {
     this.writeHash();
     this.dispatchEvent(new CustomEvent('changed', { detail: key }));
+    if (key === 'speed') this.showSpeed();
     const f = BY_KEY[key];
     if (key === 'view') {
       this.boundaryDirty = true;  // redraw from the last frame now; the server sends only this view
@@ -94,7 +96,52 @@ export class Playground extends EventTarget {
 
   writeHash() {
     if (this.options.keepHash) return;
-    history.replaceState(null, '', toHash(this.state, this.options.hashExtra || {}));
+    history.replaceState(null, '', toHash(this.state, this.options.hashExtra || {}, this.page));
+  }
+
+  // ---- links ------------------------------------------------------------------------------
+  // This setup's link: the page's address with the state's hash.
+  link() {
+    return location.href.split('#')[0] + toHash(this.state, this.options.hashExtra || {}, this.page);
+  }
+
+  // A link opened in this tab while the page runs (the address bar's hash changed). Its
+  // setup is taken at once; when the run has trained, only once the visitor says so.
+  // Keeping the run puts its own link back in the address bar.
+  followLink(hash) {
+    const { state, problems } = fromHash(hash, this.page);
+    if (toHash(state, {}, this.page) === toHash(this.state, {}, this.page)) return;
+    const step = Math.max(this.timeline.latest || 0, this.drawn ? this.drawn.header.step : 0);
+    if (!this.info || step === 0) { this.adopt(state, problems); return; }
+    this.ask(`The address now holds another setup (${describe(state)}). Start it? This run, at step ${step.toLocaleString('en')}, would be lost.`,
+      'Start the new setup', 'Keep this run', yes => (yes ? this.adopt(state, problems) : this.writeHash()));
+  }
+
+  adopt(state, problems = []) {
+    Object.assign(this.state, state);  // the same object: the form holds it
+    this.controls.sync();
+    this.showRunControls();
+    if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn'); else this.notice('');
+    this.dispatchEvent(new CustomEvent('changed', { detail: 'link' }));
+    clearTimeout(this.reconfigureTimer);
+    if (this.conn.socket.connected) this.configure();
+  }
+
+  // A question in the notice area, answered by one of two buttons (the first has focus).
+  ask(text, yesText, noText, answer) {
+    this.notice(text, 'warn');
+    const n = $(this.root, '[data-role=notice]');
+    const dismiss = $(n, '.dismiss');
+    const buttons = [[yesText, true], [noText, false]].map(([label, yes]) => {
+      const b = Object.assign(document.createElement('button'), { type: 'button', className: 'small', textContent: label });
+      b.dataset.answer = yes ? 'yes' : 'no';
+      b.addEventListener('click', () => { n.hidden = true; answer(yes); });
+      return b;
+    });
+    const group = Object.assign(document.createElement('span'), { className: 'link-answers' });
+    group.append(...buttons);
+    dismiss.replaceWith(group);
+    buttons[0].focus();
   }
 
   async setLive(change) {
@@ -219,11 +266,19 @@ export class Playground extends EventTarget {
       const label = $(r, '[data-role=speed-label]');
       // a log scale over the schema's range
       Object.assign(speed, { min: Math.log10(BY_KEY.speed.min), max: Math.log10(BY_KEY.speed.max) });
-      speed.value = Math.log10(this.state.speed);
-      label.textContent = speedLabel(this.state.speed);
       speed.addEventListener('input', () => { label.textContent = speedLabel(10 ** Number(speed.value)); });
       speed.addEventListener('change', () => this.controls.set('speed', Math.round(10 ** Number(speed.value))));
     }
+    // Full speed, and back to the speed before it (a gentle one where there was none)
+    const full = $(r, '[data-role=full-speed]');
+    if (full) {
+      full.disabled = (this.options.locked || new Set()).has('speed');
+      full.addEventListener('click', () => {
+        const max = BY_KEY.speed.max;
+        this.controls.set('speed', this.state.speed >= max ? (this.speedBefore ?? Math.min(GENTLE_SPEED, max)) : max);
+      });
+    }
+    this.showSpeed();
     const mode = $(r, '[data-role=mode]');
     if (mode) {
       mode.checked = this.state.mode === 'eval';
@@ -234,6 +289,26 @@ export class Playground extends EventTarget {
       view.value = this.state.view;
       view.addEventListener('change', () => this.controls.set('view', view.value));
     }
+  }
+
+  // The run controls outside the form show the state (after a link, or the full-speed button).
+  showRunControls() {
+    this.showSpeed();
+    const mode = $(this.root, '[data-role=mode]');
+    if (mode) mode.checked = this.state.mode === 'eval';
+    const view = $(this.root, '[data-role=view]');
+    if (view) view.value = this.state.view;
+  }
+
+  showSpeed() {
+    const v = this.state.speed, max = BY_KEY.speed.max;
+    if (v < max) this.speedBefore = v;
+    const speed = $(this.root, '[data-role=speed]');
+    if (speed) speed.value = Math.log10(v);
+    const label = $(this.root, '[data-role=speed-label]');
+    if (label) label.textContent = speedLabel(v);
+    const full = $(this.root, '[data-role=full-speed]');
+    if (full) full.setAttribute('aria-pressed', String(v >= max));
   }
 
   // Hovering a hidden neuron shows its output over the input plane (as TF Playground does).
@@ -519,6 +594,11 @@ function setText(node, text, html = false) {
   if (node.shownText === text) return;
   node.shownText = text;  // a property, not an attribute: no DOM write for the check
   if (html) node.innerHTML = text; else node.textContent = text;
+}
+
+// A setup in a few words, for the question about a link.
+function describe(s) {
+  return `dataset ${s.data}, hidden ${s.hidden.join('×')}, p ${s.p.join(', ')}`;
 }
 
 function fmt(v) { return v === null || v === undefined ? '–' : v.toFixed(3); }

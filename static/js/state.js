@@ -70,6 +70,17 @@ export const DATASETS = FIELDS.find(f => f.key === 'data').options;
 
 export const BY_KEY = Object.fromEntries(FIELDS.map(f => [f.key, f]));
 
+// The playground page opens at a speed a learner can follow: 30 steps a second, the
+// server's frame rate, so each step gets a frame of its own. The schema's default (the
+// server's top speed, DP_MAX_SPEED: as fast as it goes) stays the default of embeds and
+// lessons, and is one click away on the page ("Full speed"). A link's speed= wins.
+// This is the one place where the page's defaults differ from the server's.
+export const GENTLE_SPEED = Math.min(30, BY_KEY.speed.max);
+export const PAGE_DEFAULTS = { speed: GENTLE_SPEED };
+
+// A field's default: the server's, unless `page` (a table like PAGE_DEFAULTS) says otherwise.
+export const defaultOf = (field, page = {}) => (Object.hasOwn(page, field.key) ? page[field.key] : field.def);
+
 // A field's bounds; a CNN's hidden layers (conv blocks of channels) have their own.
 export function bounds(field, state = null) {
   return field.cnn && state && state.kind === 'cnn' ? { ...field, ...field.cnn } : field;
@@ -104,8 +115,8 @@ export function check(field, raw, state = null) {
   return [field.def, `unknown field ${field.key}`];
 }
 
-export function defaults() {
-  const state = Object.fromEntries(FIELDS.map(f => [f.key, Array.isArray(f.def) ? f.def.slice() : f.def]));
+export function defaults(page = {}) {
+  const state = Object.fromEntries(FIELDS.map(f => { const d = defaultOf(f, page); return [f.key, Array.isArray(d) ? d.slice() : d]; }));
   state.customPoints = [];  // dataset 'custom': [x, y, label] rows (custom_data.js); 'pts' in the URL
   return state;
 }
@@ -119,12 +130,12 @@ export function fitP(state) {
   return state;
 }
 
-const shownDefault = f => (Array.isArray(f.def) ? f.def.join(',') : String(f.def));
+const shownDefault = d => (Array.isArray(d) ? d.join(',') : String(d));
 
-// URL hash -> state. Anything missing or invalid takes its default; problems are returned
-// so the page can say what it ignored.
-export function fromHash(hash) {
-  const state = defaults();
+// URL hash -> state. Anything missing or invalid takes its default (page: PAGE_DEFAULTS
+// on the playground page); problems are returned so the page can say what it ignored.
+export function fromHash(hash, page = {}) {
+  const state = defaults(page);
   const problems = [];
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   // the network kind first: the layers are checked against its limits
@@ -139,19 +150,21 @@ export function fromHash(hash) {
     }
     if (!field) { if (key !== 'lesson') problems.push(`unknown setting ${key} ignored`); continue; }
     const [value, problem] = check(field, raw, state);
-    state[key] = value;
-    if (problem) problems.push(`${problem} (link setting ${key}; using the default, ${shownDefault(field)})`);
+    const def = defaultOf(field, page);
+    state[key] = problem ? (Array.isArray(def) ? def.slice() : def) : value;
+    if (problem) problems.push(`${problem} (link setting ${key}; using the default, ${shownDefault(def)})`);
   }
   if (params.get('p') && state.p.length !== state.hidden.length) problems.push('p needs one value per hidden layer; adjusted');
   fitP(state);
   return { state, problems };
 }
 
-export function toHash(state, extra = {}) {
+// State -> URL hash: only what differs from the defaults (the same `page` table as fromHash).
+export function toHash(state, extra = {}, page = {}) {
   const params = new URLSearchParams();
   for (const f of FIELDS) {
-    const v = state[f.key];
-    const same = Array.isArray(v) ? String(v) === String(f.def) : v === f.def;
+    const v = state[f.key], def = defaultOf(f, page);
+    const same = Array.isArray(v) ? String(v) === String(def) : v === def;
     if (!same) params.set(f.key, Array.isArray(v) ? v.join(',') : String(v));
   }
   // a custom set rides along while a link can hold it (custom_data.js says when not)
