@@ -34,21 +34,40 @@ export class Exporter {
     return ack;
   }
 
-  // Every visible panel as a PNG at twice its on-screen size.
+  // Every visible panel as a PNG at twice its on-screen size, each file named by the
+  // step it shows: during a replay the network's mask is of the replayed step and its
+  // edges of the latest, the boundary of the latest weights (a thinned one: the
+  // replayed mask on them) and the loss chart of the latest step.
   async plots() {
-    const step = this.pg.drawn ? this.pg.drawn.header.step : 0;
+    const steps = this.panelSteps();
     const names = [];
     for (const [role, name] of PANELS) {
       const el = this.pg.root.querySelector(`[data-role=${role}]`);
       const layers = !el ? [] : el.data ? [el] : Array.from(el.querySelectorAll('.js-plotly-plot'));
       if (!layers.length || !el.offsetWidth) continue;  // hidden, or not drawn yet
       const url = await panelImage(layers, el.offsetWidth, el.offsetHeight);
-      const filename = `dropout-${name}-step${step}.png`;
+      const filename = `dropout-${name}-${steps[name]}.png`;
       download(url, filename);
       names.push(filename);
     }
     this.say(names.length ? `Saved ${names.join(', ')}.` : 'Nothing drawn yet.');
     return { ok: true, files: names };
+  }
+
+  // Per panel, the step(s) it shows as a file name part: 'step120', or, where a panel
+  // shows one step's mask on another step's weights, 'mask-step80-weights-step120'.
+  panelSteps() {
+    const h = this.pg.drawn ? this.pg.drawn.header : null;
+    const latest = h && h.replay ? this.pg.timeline.latest : h ? h.step : 0;
+    const part = ({ mask, weights }) => (mask === null || mask === undefined || mask === weights
+      ? `step${weights}` : `mask-step${mask}-weights-step${weights}`);
+    const shown = this.pg.plane && this.pg.plane.shown && this.pg.plane.shown.steps;
+    return {
+      network: part({ mask: h ? h.step : 0, weights: latest }),
+      // the digits' panel shows the example of the step on show; the boundary says its own
+      boundary: this.pg.plane === this.pg.images ? `step${h ? h.step : 0}` : part(shown || { weights: latest }),
+      losses: `step${latest}`,
+    };
   }
 }
 

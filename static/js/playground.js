@@ -79,7 +79,7 @@ export class Playground extends EventTarget {
     const f = BY_KEY[key];
     if (key === 'view') {
       this.boundaryDirty = true;  // redraw from the last frame now; the server sends only this view
-      if (this.info) this.setLive({ param: 'view', value: this.state.view });
+      if (this.info) this.keepReplay(this.setLive({ param: 'view', value: this.state.view }));
       return;
     }
     if (!this.info) return;
@@ -242,6 +242,7 @@ export class Playground extends EventTarget {
     if (view) view.disabled = Boolean(target);
     if (this.watchSending) return;
     this.watchSending = true;
+    const replaying = this.timeline.shown;
     try {
       let sent;
       do {
@@ -252,6 +253,17 @@ export class Playground extends EventTarget {
     } finally {
       this.watchSending = false;
     }
+    this.keepReplay(null, replaying);
+  }
+
+  // A change of a paused run brings a live frame of its latest step (before the change's
+  // answer, or once the client has taken its last frame): a replay on show is asked for
+  // again after it, with the change applied (a neuron's map, the boundary asked for).
+  async keepReplay(sending, step = this.timeline.shown) {
+    if (sending) await sending;
+    if (step === null || step === undefined || this.playing) return;
+    this.replayAfterLive = step;  // (again after a live frame that comes later)
+    this.replay(step);
   }
 
   // ---- transport ------------------------------------------------------------------------
@@ -356,6 +368,7 @@ export class Playground extends EventTarget {
 
   // until: the server pauses the run at exactly that step (embeds compared on one page)
   async play(until) {
+    this.replayAfterLive = null;
     const ack = await this.conn.call('play', until === undefined ? {} : { until });
     if (!ack.ok) this.serverErrors(ack); else this.setPlaying(true);
     return ack;
@@ -432,13 +445,18 @@ export class Playground extends EventTarget {
       return;
     }
     if (h.replay) {  // a past step: shown, but no curve, count or rate takes it
+      this.replayAfterLive = null;
       this.timeline.show(frame);
       this.network.update(frame);
-      if (this.plane.replayed) this.plane.replayed(frame, this.timeline.latest); else this.plane.update(frame);
+      this.plane.update(frame, this.state.view, this.watching, this.timeline.latest);
       this.frame = frame;
       return;
     }
     this.timeline.live(frame);
+    if (this.replayAfterLive !== null && this.replayAfterLive !== undefined && !this.playing) {
+      const step = this.replayAfterLive;
+      queueMicrotask(() => this.replay(step));
+    }
     if (h.step === 0) this.losses.clear();
     this.losses.add(frame);
     this.countDrops(frame);
@@ -510,7 +528,7 @@ export class Playground extends EventTarget {
     spent('network');
     let redrawn = false;  // a Plotly redraw (the boundary's): this animation frame's budget
     if (this.plane && (this.boundaryDirty || now - (this.planeAt || 0) >= PLANE_EVERY_MS)) {
-      if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching);
+      if (this.boundaryDirty && this.drawn) this.plane.update(this.drawn, this.state.view, this.watching, this.timeline.latest);
       this.boundaryDirty = false;
       if (this.plane.paint()) { this.planeAt = now; redrawn = this.plane.redrew; }
     }
@@ -532,7 +550,7 @@ export class Playground extends EventTarget {
       step: h ? h.step : 0, mode: h ? h.mode : this.state.mode, p: h ? h.p : this.state.p,
       model: this.info.config.model, rates, since: this.dropSince,
     });
-    if (h && h.replay) parts.unshift(`<strong>Replay</strong>: the mask, values and loss of step ${h.step.toLocaleString('en')}; weights and boundary as of step ${this.timeline.latest.toLocaleString('en')}`);
+    if (h && h.replay) parts.unshift(`<strong>Replay</strong>: the mask, values and loss of step ${h.step.toLocaleString('en')}; weights as of step ${this.timeline.latest.toLocaleString('en')} (only the latest are kept: edges, boundary and neuron maps use them)`);
     setText(cap, parts.join(' · '), true);
     const dev = $(this.root, '[data-role=device]');
     if (dev && h) {

@@ -101,51 +101,65 @@ export class BoundaryView {
     });
   }
 
-  // Called for every frame; the image is drawn in paint().
-  update(frame, view, watching) {
+  // Called for every frame; the image is drawn in paint(). latestStep: the run's last
+  // step, for a replayed frame (header.replay): its mask and example are of its own step,
+  // its weights (so the eval boundary and a neuron's map) of the latest, and the thinned
+  // boundary is its own step's mask on those weights. Each label says which step it shows.
+  update(frame, view, watching, latestStep = null) {
     const { arrays, header } = frame;
+    const replay = Boolean(header.replay) && latestStep !== null;
+    const S = header.step.toLocaleString('en'), L = replay ? latestStep.toLocaleString('en') : S;
+    const asOf = replay ? `, weights as of step ${L} (only the latest weights are kept)` : '';
     let grid = null, label = null, title = 'Decision boundary';
+    let steps = { weights: replay ? latestStep : header.step, mask: null };  // which step(s) the image shows
     if (watching && arrays.neuron && header.watch) {
       grid = arrays.neuron.data;
       let m = 1e-6; for (const v of grid) m = Math.max(m, Math.abs(v));
       grid = Float32Array.from(grid, v => 0.5 + 0.5 * v / m);
       const name = neuronName(header.watch[0], header.watch[1]);
-      title = `Output of ${name}`;
-      label = `output of ${name} over the plane (eval mode; blue > 0 > vermillion)`;
+      title = replay ? `Output of ${name}, as of step ${L}` : `Output of ${name}`;
+      label = `output of ${name} over the plane (eval mode${asOf}; blue > 0 > vermillion)`;
     } else if (view === 'thinned' && arrays['boundary.thinned']) {
       grid = arrays['boundary.thinned'].data;
-      label = `boundary of this step's thinned network (the mask shown on the left, scaled by 1/(1-p))`;
+      steps.mask = header.step;
+      label = replay
+        ? `boundary of step ${S}'s thinned network: its mask (shown on the left, scaled by 1/(1-p)) on the weights of step ${L} (only the latest weights are kept)`
+        : `boundary of this step's thinned network (the mask shown on the left, scaled by 1/(1-p))`;
     } else if (arrays['boundary.eval']) {
       grid = arrays['boundary.eval'].data;
       // the server sends only the boundary on screen; a frame taken before a switch to
       // 'thinned' still carries the eval one
-      if (view !== 'thinned') label = 'boundary of the full network in eval mode (no dropout)';
-      else if (header.view === 'thinned') label = 'no thinned network in eval mode or at p = 0: full network shown';
-      else label = 'boundary of the full network in eval mode (the thinned one comes with the next frame)';
+      if (view !== 'thinned') label = `boundary of the full network in eval mode (no dropout)${asOf}`;
+      else if (header.view === 'thinned') {
+        label = replay ? `step ${S} drew no mask (eval mode or p = 0): no thinned network; the full network as of step ${L} shown`
+          : 'no thinned network in eval mode or at p = 0: full network shown';
+      } else label = `boundary of the full network in eval mode${asOf} (the thinned one comes with the next frame)`;
     }
-    if (grid) this.pending = this.latest = { grid, label, title };
     if (header.example && header.example.x) this.example = header.example.x;
+    if (grid) {
+      if (replay) label += `; ◯ = the example of step ${S}`;
+      this.pending = { grid, label, title, steps };
+      if (!replay) this.latest = this.pending;
+    } else if (replay && this.latest) {  // a replayed frame without a grid: the latest, said so
+      this.pending = { ...this.latest, label: `${this.latest.label}, as of step ${this.latest.steps.weights.toLocaleString('en')}, not of the replayed step ${S}; ◯ = the example of step ${S}` };
+    }
   }
 
-  // A replayed past step: its example gets the ring; the boundary stays the latest one
-  // (weights are not kept per step), and the caption says so.
-  replayed(frame, latestStep) {
-    if (frame.header.example && frame.header.example.x) this.example = frame.header.example.x;
-    if (this.latest) {
-      this.pending = { ...this.latest, label: `${this.latest.label}, as of step ${latestStep.toLocaleString('en')} (weights are kept only for now); ◯ = the example of step ${frame.header.step.toLocaleString('en')}` };
-    }
+  // A replayed past step (the playground's older call): update() says which step it shows.
+  replayed(frame, latestStep, view = 'eval', watching = null) {
+    this.update(frame, view, watching, latestStep);
   }
 
   // Draws the latest grid, if it differs from the one on screen. Returns true if it drew.
   paint() {
     if (!this.pending) return false;
-    const { grid, label, title } = this.pending;
+    const { grid, label, title, steps } = this.pending;
     const example = this.example;
     this.pending = null;
     const was = this.shown;
     if (was && was.label === label && was.title === title && String(was.example) === String(example)
         && sameValues(was.grid, grid)) return false;
-    this.shown = { grid, label, title, example };
+    this.shown = { grid, label, title, example, steps };
     const source = this.image(grid);
     const n = this.n, [lo, hi] = this.plane;
     // pixel centres on the grid points: the image reaches half a cell past the plane

@@ -2,8 +2,11 @@
 // neuron becomes a grey cross and its edges turn dotted; kept neurons stay circles,
 // filled with the colour of their activation (a kept neuron whose output is 0 is a white
 // circle: still a circle, never a cross). Shape, not shade, tells dropped from kept, so it
-// reads in grayscale and for colour-blind visitors. Each neuron's opacity eases toward
-// the new frame's mask over a few animation frames.
+// reads in grayscale and for colour-blind visitors. Every picture is one frame's mask, at
+// once: no fade between two frames (a still picture would mix two steps' masks).
+// A layer with more neurons than the panel's height can draw apart (a 64-wide layer in a
+// small embed) shows every k-th neuron, each with its own mask, and the panel says so,
+// with how many of the whole layer this step dropped.
 // Plotly lays the panel out once per setup (and on a resize): the axes that place every
 // neuron, the layer names, and an invisible marker per neuron for its hover name. Until
 // Plotly has arrived (the page loads it after its own modules), the picture is placed by
@@ -22,6 +25,8 @@ const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a 
 const BUCKETS = 3;                // strength buckets per sign
 const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
 const MARGIN = { l: 10, r: 10, t: 10, b: 46 };  // px around the plot area (layer names below)
+const NOTE_LINE = 15;     // px of top margin per line of the "showing k of n" note
+const GAP = SIZE + 5;     // px between two neurons' centres, at least: markers stand apart
 const Y_RANGE = [-0.06, 1.06];
 
 // The Worker that draws the panel, and its canvas, start with this module: long before
@@ -58,6 +63,13 @@ export class NetworkView {
     this.probes = new Map();
     this.edgeStyles = Array.from({ length: 2 * BUCKETS + 1 }, (_, b) => this.edgeStyle(b));
     this.firstDrawnAt = null;  // performance.now() when the first picture was on the canvas
+    this.margin = MARGIN;
+    this.note = document.createElement('div');  // "showing k of n neurons", over the panel
+    this.note.className = 'network-sample-note';
+    this.note.dataset.role = 'network-note';
+    this.note.style.cssText = 'position:absolute;left:8px;right:8px;top:2px;font-size:11px;line-height:15px;'
+      + 'color:#20242b;pointer-events:none;z-index:1;white-space:pre;overflow:hidden;text-overflow:ellipsis';
+    this.note.hidden = true;
     this.makeCanvas();  // now: the Worker sizes its canvas while the page waits for Plotly
   }
 
@@ -69,15 +81,17 @@ export class NetworkView {
     // fades with the share of its pixels dropped instead of turning into a cross
     this.partial = model.kind === 'cnn' && model.dropout_kind !== 'dropout2d';
     if (this.sizes[0] > MAX_INPUTS_DRAWN) this.sizes[0] = MAX_INPUTS_DRAWN;
+    this.sample();
     const xs = [], ys = [], text = [];
     this.index = [];  // per layer: first point index
     this.sizes.forEach((n, l) => {
       this.index.push(xs.length);
-      for (let i = 0; i < n; i++) {
+      const ids = this.ids[l], m = ids.length;
+      ids.forEach((i, j) => {
         xs.push(l);
-        ys.push(n === 1 ? 0.5 : 0.04 + 0.92 * (1 - i / (n - 1)));
+        ys.push(m === 1 ? 0.5 : 0.04 + 0.92 * (1 - j / (m - 1)));
         text.push(this.label(l, i));
-      }
+      });
     });
     this.x = xs; this.y = ys; this.text = text;
     const count = xs.length;
@@ -94,6 +108,56 @@ export class NetworkView {
     this.render(true);  // the untrained look at once, not after the other panels' set-up
   }
 
+  // Which neurons each layer draws (this.ids[l]: neuron indices; this.at[l][i]: neuron i's
+  // place among them, -1 if not drawn): all of them where they fit the panel's height
+  // GAP px apart, else every k-th (the first, then every k-th after it).
+  sample() {
+    const height = Math.round(this.el.clientHeight) || 400;
+    const fits = lines => {
+      const span = (height - MARGIN.t - lines * NOTE_LINE - MARGIN.b) * 0.92 / (Y_RANGE[1] - Y_RANGE[0]);
+      return Math.max(2, Math.floor(span / GAP) + 1);
+    };
+    // a line for each layer drawn in part, and one more for a hidden layer's drop count
+    const wide = this.sizes.filter(n => n > fits(0)).length;
+    const lines = this.sizes.reduce((a, n, l) => a + (n > fits(0) ? (l > 0 && l < this.sizes.length - 1 ? 2 : 1) : 0), 0);
+    const most = fits(lines);
+    this.every = this.sizes.map(n => (n > fits(0) ? Math.ceil(n / most) : 1));
+    this.ids = this.sizes.map((n, l) => Array.from({ length: Math.ceil(n / this.every[l]) }, (_, j) => j * this.every[l]));
+    this.at = this.sizes.map((n, l) => {
+      const at = new Int32Array(n).fill(-1);
+      this.ids[l].forEach((i, j) => { at[i] = j; });
+      return at;
+    });
+    this.margin = { ...MARGIN, t: MARGIN.t + lines * NOTE_LINE + (wide ? 4 : 0) };
+    this.noteDropped = null;
+  }
+
+  layerName(l) {
+    const last = this.sizes.length - 1;
+    return l === 0 ? 'input' : l === last ? 'output' : `hidden layer ${l}`;
+  }
+
+  // The note over a panel that draws some layers in part: per such layer what it shows,
+  // and (hidden layers) how many of all its neurons this frame's mask dropped.
+  writeNote() {
+    const lines = [];
+    this.sizes.forEach((n, l) => {
+      if (this.every[l] === 1) return;
+      const k = this.every[l], m = this.ids[l].length;
+      const nth = k === 2 ? '2nd' : k === 3 ? '3rd' : `${k}th`;
+      lines.push(`${this.layerName(l)}: showing ${m} of ${n} neurons, every ${nth}`);
+      if (l > 0 && l < this.sizes.length - 1) {
+        const kept = this.kept[l];
+        let dropped = 0; for (const v of kept) dropped += v ? 0 : 1;
+        let droppedShown = 0; for (const i of this.ids[l]) droppedShown += kept[i] ? 0 : 1;
+        lines.push(`  dropped in this step: ${dropped} of ${n} (${droppedShown} of the ${m} shown)`);
+      }
+    });
+    const text = lines.join('\n');
+    this.note.hidden = !lines.length;
+    if (this.note.textContent !== text) this.note.textContent = text;
+  }
+
   // Plotly's part of the panel: axes, layer names, a hover name per neuron. Called by
   // setup, or by the page once Plotly has arrived.
   plot() {
@@ -106,10 +170,11 @@ export class NetworkView {
       showlegend: false,
     }];
     const short = (this.el.clientWidth || 600) / this.sizes.length < 75;  // narrow: 'h1' not 'hidden 1'
-    const names = this.sizes.map((n, l) => l === 0 ? (short ? 'in' : 'input')
-      : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`));
+    const names = this.sizes.map((n, l) => (l === 0 ? (short ? 'in' : 'input')
+      : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`))
+      + (this.every[l] > 1 ? ` (${this.ids[l].length} of ${n})` : ''));
     const layout = layoutBase({
-      margin: { ...MARGIN },
+      margin: { ...this.margin },
       xaxis: { visible: false, range: this.xRange(), fixedrange: true },
       yaxis: { visible: false, range: Y_RANGE, fixedrange: true },
       annotations: names.map((t, l) => ({ x: l, y: -0.03, yref: 'y', text: t, showarrow: false, yanchor: 'top',
@@ -144,10 +209,10 @@ export class NetworkView {
 
   ownPlacement() {
     const width = Math.round(this.el.clientWidth) || 600, height = Math.round(this.el.clientHeight) || 400;
-    const [x0, x1] = this.xRange(), [y0, y1] = Y_RANGE;
-    const w = width - MARGIN.l - MARGIN.r, h = height - MARGIN.t - MARGIN.b;
+    const [x0, x1] = this.xRange(), [y0, y1] = Y_RANGE, M = this.margin;
+    const w = width - M.l - M.r, h = height - M.t - M.b;
     return { width, height, key: `${width}x${height}`,
-      x: x => MARGIN.l + (x - x0) * w / (x1 - x0), y: y => MARGIN.t + (y1 - y) * h / (y1 - y0) };
+      x: x => M.l + (x - x0) * w / (x1 - x0), y: y => M.t + (y1 - y) * h / (y1 - y0) };
   }
 
   // The canvas, under Plotly's SVG (whose background is transparent) and never in the way
@@ -161,6 +226,7 @@ export class NetworkView {
     canvas.style.cssText = 'position:absolute;left:0;top:0;pointer-events:none';
     if (getComputedStyle(this.el).position === 'static') this.el.style.position = 'relative';
     this.el.prepend(canvas);
+    if (!this.note.isConnected) this.el.append(this.note);
     if (!worker) {
       this.ctx = canvas.getContext('2d');
       return;
@@ -223,22 +289,25 @@ export class NetworkView {
       const n = this.sizes[l + 1];
       const mask = arrays[`mask.${l}`] ? this.maskPerNeuron(arrays[`mask.${l}`], l) : null;
       const act = arrays[`act.${l}`] ? this.perNeuron(arrays[`act.${l}`], l) : null;
+      const at = this.at[l + 1];
       for (let i = 0; i < n; i++) {
-        const k = this.index[l + 1] + i;
         const keep = mask ? mask[i] : 1;  // no mask: eval mode or p = 0, all kept
         const kept = this.partial || keep > 0.5;
         this.kept[l + 1][i] = kept ? 1 : 0;
-        this.target[k] = this.partial ? 0.25 + 0.75 * keep : 1;
+        if (at[i] < 0) continue;  // not drawn (a wide layer's sample)
+        const k = this.index[l + 1] + at[i];
+        // this frame's look at once: a fade would show two steps' masks in one picture
+        this.target[k] = this.opacity[k] = this.partial ? 0.25 + 0.75 * keep : 1;
         const symbol = kept ? KEPT : DROPPED;
-        if (symbol !== this.symbols[k]) this.opacity[k] = 0.2;  // a neuron switching on or off fades in
         this.symbols[k] = symbol;
         this.colors[k] = kept ? (act ? ACT_SCALE(act[i] / maxAbs) : COLORS.neutral) : CROSS;
         this.lineColors[k] = kept ? COLORS.edgeline : CROSS;
       }
     }
     if (header.example && header.example.x) {
-      header.example.x.forEach((v, i) => { this.colors[i] = ACT_SCALE(v); });
+      header.example.x.forEach((v, i) => { if (this.at[0][i] >= 0) this.colors[this.at[0][i]] = ACT_SCALE(v); });
     }
+    this.frameIn = frame;
     const weights = this.sizes.slice(1).map((_, l) => arrays[`weight.${l}`]);
     if (weights.every(Boolean)) this.edges = weights.map((w, l) => this.strongest(w, l));
     this.edgesDirty = true;
@@ -258,7 +327,9 @@ export class NetworkView {
     const nIn = this.sizes[l], nOut = this.sizes[l + 1];
     const list = [];
     let maxAbs = 1e-9;
+    const atIn = this.at[l], atOut = this.at[l + 1];
     for (let o = 0; o < Math.min(out, nOut); o++) for (let i = 0; i < Math.min(inFull, nIn); i++) {
+      if (atIn[i] < 0 || atOut[o] < 0) continue;  // an end not drawn
       let v = 0;
       for (let j = 0; j < per; j++) v += w.data[(o * inFull + i) * per + j];
       list.push([o, i, v]);
@@ -277,14 +348,8 @@ export class NetworkView {
   // One animation frame. Returns true if it painted.
   paint() {
     if (!this.sizes) return false;
-    const op = this.opacity, t = this.target;
-    let moving = this.styleDirty;
-    for (let k = 0; k < op.length; k++) {
-      const d = t[k] - op[k];
-      if (Math.abs(d) > 0.01) { op[k] += d * 0.5; moving = true; } else op[k] = t[k];
-    }
     const edges = this.edgesDirty;
-    if (!moving && !edges) return false;
+    if (!this.styleDirty && !edges) return false;
     if (!this.render(edges)) return false;
     this.edgesDirty = this.styleDirty = false;
     this.paints++;
@@ -317,6 +382,8 @@ export class NetworkView {
       if (this.firstDrawnAt === null) this.noteDrawn(performance.now());
     }
     this.ratio = picture.ratio;
+    this.rendered = this.frameIn || null;  // the frame this picture shows (for tests)
+    if (this.every.some(k => k > 1)) this.writeNote();
     return true;
   }
 
@@ -326,8 +393,10 @@ export class NetworkView {
     const segs = Array.from({ length: 2 * BUCKETS + 1 }, () => []);
     (this.edges || []).forEach((list, l) => {
       const kIn = this.kept[l], kOut = this.kept[l + 1], from0 = this.index[l], to0 = this.index[l + 1];
+      const atIn = this.at[l], atOut = this.at[l + 1];
       for (const [i, o, b] of list) {
-        segs[kIn[i] && kOut[o] ? b : 2 * BUCKETS].push(px[from0 + i], py[from0 + i], px[to0 + o], py[to0 + o]);
+        const f = from0 + atIn[i], t = to0 + atOut[o];
+        segs[kIn[i] && kOut[o] ? b : 2 * BUCKETS].push(px[f], py[f], px[t], py[t]);
       }
     });
     return segs.map(seg => Float32Array.from(seg));
@@ -343,14 +412,27 @@ export class NetworkView {
 
   // How many hidden neurons the last frame shows dropped (crosses), per layer: for tests.
   droppedShown() {
-    return this.kept.slice(1, -1).map(k => k.length - k.reduce((a, b) => a + b, 0));
+    return this.kept.slice(1, -1).map((k, l) => this.ids[l + 1].reduce((a, i) => a + (k[i] ? 0 : 1), 0));
+  }
+
+  // The hidden neurons drawn, per layer (all of them, or a wide layer's sample): for tests.
+  drawnNeurons() { return this.ids.slice(1, -1).map(ids => ids.slice()); }
+
+  // Each hidden neuron drawn: [layer, index, x, y] with its centre in CSS px of the panel.
+  centres() {
+    const out = [];
+    if (!this.px) return out;
+    for (let l = 1; l < this.sizes.length - 1; l++) {
+      this.ids[l].forEach((i, j) => { const k = this.index[l] + j; out.push([l - 1, i, this.px[k], this.py[k]]); });
+    }
+    return out;
   }
 
   // (layer, index) of a hidden neuron under a plotly hover point, or null.
   neuronAt(pointIndex) {
     for (let l = 1; l < this.sizes.length - 1; l++) {
-      const i = pointIndex - this.index[l];
-      if (i >= 0 && i < this.sizes[l]) return [l - 1, i];
+      const j = pointIndex - this.index[l];
+      if (j >= 0 && j < this.ids[l].length) return [l - 1, this.ids[l][j]];
     }
     return null;
   }
