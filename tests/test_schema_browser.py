@@ -43,14 +43,18 @@ def test_form_and_link_follow_the_servers_limits(page, small_server):
     page.click("#layer-add")
     page.wait_for_function("() => window.__dp.state.hidden.length === 3")
     assert page.is_disabled("#layer-add")
-    # speed: the slider's top is DP_MAX_SPEED (log scale), and means as fast as possible
+    # speed: the slider's top is DP_MAX_SPEED (log scale), and means as fast as possible; the
+    # page opens at a gentle speed, and Full speed takes it to the top
     assert page.get_attribute("[data-role=speed]", "max") == "3"
+    assert page.locator("[data-role=speed-label]").inner_text() == "30 steps/s"
+    page.click("[data-role=full-speed]")
     assert page.locator("[data-role=speed-label]").inner_text() == "as fast as possible"
+    assert page.evaluate("window.__dp.state.speed") == 1000
     assert not [e for e in page.errors if "favicon" not in e]
 
 
 def test_boundary_is_drawn_on_the_servers_grid(page, small_server):
-    open_page(page, small_server.url, "#data=xor&points=400&hidden=16,16&p=0.1,0.1")
+    open_page(page, small_server.url, "#data=xor&points=400&hidden=16,16&p=0.1,0.1&speed=1000")
     page.click("[data-role=play]")
     page.wait_for_function("() => window.__dp.drawn.header.step > 1500", timeout=60000)
     page.click("[data-role=play]")  # pause: the boundary stands still
