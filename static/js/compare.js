@@ -201,6 +201,7 @@ class Compare {
     await Promise.all(old.map(r => r.close()));
     this.renderRuns();
     this.losses.setup(this.model.runs.map((_, i) => ({ name: plotlyText(runLabel(this.model, i)), ...STYLES[i] })));
+    this.fitLegend();
     this.until = this.model.steps;
     this.markStop();
     this.runs = this.model.runs.map((_, i) => {
@@ -244,6 +245,22 @@ class Compare {
     if (b.textContent !== text) b.textContent = text;
   }
 
+  // Three curves per run do not fit beside a phone's chart, and Plotly's legend then
+  // scrolls over the axis title: below the chart instead, row after row, the figure
+  // taller by the rows it needs.
+  fitLegend() {
+    const el = this.losses.el, width = el.clientWidth;
+    if (!width) return;
+    const entries = 3 * this.model.runs.length, perRow = Math.max(1, Math.floor((width - 20) / 170));
+    const rows = Math.ceil(entries / perRow), legend = 20 * rows;
+    el.style.height = `${260 + 44 + legend}px`;
+    Plotly.relayout(el, {
+      legend: { orientation: 'h', x: 0, xanchor: 'left', y: 0, yanchor: 'bottom', yref: 'container', entrywidth: 170,
+                font: { size: 10 } },
+      'margin.b': 44 + legend, height: 260 + 44 + legend,
+    });
+  }
+
   // A dotted line on the chart where every run will stop (and be compared).
   markStop() {
     const x = this.until;
@@ -260,7 +277,8 @@ class Compare {
   paint() {
     this.losses.paint();
     if (!this.cards) return;
-    const rows = [['run', 'measured at step', 'test loss', 'test accuracy', 'train loss', 'parameters']];
+    // (soft hyphens: on a phone the long headings break there, and the table fits)
+    const rows = [['run', 'measured at step', 'test loss', 'test accu\u00adracy', 'train loss', 'param\u00adeters']];
     this.runs.forEach((r, i) => {
       const h = r.last && r.last.header, e = h && h.eval;
       if (this.cards[i]) {
