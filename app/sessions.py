@@ -36,7 +36,6 @@ from .settings import Serving
 log = logging.getLogger("dropout.sessions")
 EVICTED = ("ended to make room for another visitor: this run was paused and untouched for {idle:.0f} s "
            "while the server was full; configure to start again")
-ACK_TIMEOUT_S = 10.0  # a frame unacknowledged this long is presumed lost
 
 Emit = Callable[..., None]  # emit(event, data, to=sid, callback=None)
 SendFrame = Callable[[str, bytes, Callable[..., None]], None]  # send_frame(sid, data, callback)
@@ -152,13 +151,13 @@ class Slot:
 
     # ---- the trainer's sink ----
     def ready(self) -> bool:
-        """The client has taken the last frame (or it is presumed lost: ACK_TIMEOUT_S, so
+        """The client has taken the last frame (or it is presumed lost: serving.ack_timeout_s, so
         that an acknowledgement a client dropped does not stall the run for good; a client
         that does not read at all answers no ping either and is gone long before that).
         While not, one skipped frame is counted per frame period."""
         if self.closed:
             return False
-        if self.in_flight and time.monotonic() - self.sent_at > ACK_TIMEOUT_S:
+        if self.in_flight and time.monotonic() - self.sent_at >= self.session.serving.ack_timeout_s:
             self.session.metrics.errors.labels(kind="ack_timeout").inc()
             self.in_flight = False
         if self.in_flight:

@@ -35,6 +35,9 @@ class Serving(BaseSettings):
     evict_idle_s: float = Field(60, ge=0)
     max_speed: float = 1_000_000   # steps/s; the top of the range means "as fast as possible"
     frame_rate: float = 30         # frames per second per run, at most
+    # a frame unacknowledged this long is presumed lost, and the next may go (so that an
+    # acknowledgement a client dropped does not stall its run for good)
+    ack_timeout_s: float = Field(10, ge=0)
     # a run at full speed below this many frames a second gets its bucket the next turns,
     # if one step of it costs at most frame_floor_macs (multiply-adds, forward and backward:
     # app/scheduler.py, "Floor")

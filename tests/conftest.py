@@ -44,9 +44,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+# The Flask-SocketIO test client never acknowledges a frame: with the server's 10 s
+# acknowledgement timeout, every frame after the first waited for it (and a test waiting
+# 10 s for that frame raced it). Here each frame counts as taken at once; the flow
+# control itself is tested with real clients against a live server (test_public_server).
+TEST_CLIENT_LIMITS = {"idle_timeout_s": 60, "ack_timeout_s": 0}
+
+
 @pytest.fixture
 def app():
-    return create_app({"limits": {"idle_timeout_s": 60}})
+    return create_app({"limits": TEST_CLIENT_LIMITS})
 
 
 @pytest.fixture
