@@ -85,7 +85,7 @@ def replay_to(page, step: int, contains: str = "") -> dict:
 
 
 def test_replay_shows_the_replayed_steps_thinned_boundary_and_says_which_step_each_panel_shows(page, live_server):
-    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5&view=thinned")
+    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5&view=thinned&speed=1000000")
     page.click("[data-role=play]")
     page.wait_for_function("() => window.__dp.drawn.header.step > 300", timeout=30000)
     page.click("[data-role=play]")  # pause
@@ -180,9 +180,10 @@ def test_a_64_wide_layer_in_a_700px_embed_is_a_sample_and_says_so(browser, live_
 
 
 def test_at_full_speed_each_still_picture_is_one_frames_mask(page, live_server):
-    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5")
+    open_page(page, live_server.url, "#hidden=8,8&p=0.5,0.5&speed=1000000")  # full speed
     page.click("[data-role=play]")
     page.wait_for_function("() => window.__dp.drawn.header.step > 200 && window.__dp.network.rendered", timeout=30000)
+    assert page.evaluate("window.__dp.state.speed") == 1000000
     steps, crosses = set(), 0
     for _ in range(25):
         still = page.evaluate(STILL)

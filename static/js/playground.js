@@ -1,7 +1,7 @@
 // The live playground: wires the settings, the socket and the panels together.
 // Frames arrive at most ~30 per second; every frame's numbers are taken (drop counts,
 // loss points) but only the latest one is drawn, on the next animation frame. The network
-// panel repaints every animation frame while its neurons ease to a new mask; the
+// panel repaints once per new frame, with exactly that frame's mask (no fade); the
 // boundary and the losses refresh a few times per second. At most one Plotly redraw
 // (network edges, or the loss chart) per animation frame; a panel whose data did not
 // change is not touched. stats.work: main-thread milliseconds per part, for the bench.
