@@ -102,6 +102,24 @@ def test_a_new_link_asks_first_when_the_run_has_progress(page, live_server):
     assert not [e for e in page.errors if "favicon" not in e]
 
 
+def test_a_link_that_changes_only_live_settings_keeps_the_run(page, live_server):
+    """p, speed and mode change as a run trains: such a link changes them in place, no question."""
+    open_page(page, live_server.url, "#data=moons&p=0.5,0.5")
+    page.click("[data-role=play]")
+    wait_step(page, 3)
+    page.evaluate("window.__before = window.__dp.info")
+    step = header(page)["step"]
+    page.goto(live_server.url + "/#data=moons&p=0.2,0.2&speed=12&mode=eval")
+    page.wait_for_function("""() => { const h = window.__dp.drawn.header;
+        return h.p.join() === '0.2,0.2' && h.speed === 12 && h.mode === 'eval'; }""", timeout=LIVE)
+    assert page.evaluate("window.__dp.info === window.__before")  # not configured again
+    assert header(page)["step"] >= step  # the same run, on from where it was
+    assert page.locator("[data-role=notice]").is_hidden()
+    assert page.is_checked("[data-role=mode]")
+    assert page.locator("[data-role=speed-label]").inner_text() == "12 steps/s"
+    assert float(page.input_value("#f-p-0")) == pytest.approx(0.2)
+
+
 # ---- 2. Copy link --------------------------------------------------------------------------
 
 def state_of(page) -> dict:

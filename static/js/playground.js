@@ -7,7 +7,7 @@
 // change is not touched. stats.work: main-thread milliseconds per part, for the bench.
 import { Connection } from './connection.js';
 import { Controls, speedLabel } from './controls.js';
-import { fromHash, toHash, toConfig, keyOfPath, BY_KEY, GENTLE_SPEED } from './state.js';
+import { fromHash, toHash, toConfig, keyOfPath, BY_KEY, FIELDS, GENTLE_SPEED } from './state.js';
 import { captionParts, networkLegend, lossNote } from './captions.js';
 import { NetworkView, neuronName } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
@@ -105,12 +105,21 @@ export class Playground extends EventTarget {
     return location.href.split('#')[0] + toHash(this.state, this.options.hashExtra || {}, this.page);
   }
 
-  // A link opened in this tab while the page runs (the address bar's hash changed). Its
-  // setup is taken at once; when the run has trained, only once the visitor says so.
-  // Keeping the run puts its own link back in the address bar.
+  // A link opened in this tab while the page runs (the address bar's hash changed). What
+  // a run can change as it trains (p, learning rate, speed, mode, view) changes in place;
+  // another setup is taken at once, or, when the run has trained, once the visitor says
+  // so. Keeping the run puts its own link back in the address bar.
   followLink(hash) {
     const { state, problems } = fromHash(hash, this.page);
     if (toHash(state, {}, this.page) === toHash(this.state, {}, this.page)) return;
+    const differ = FIELDS.filter(f => String(state[f.key]) !== String(this.state[f.key]));
+    const sameSet = String(state.customPoints) === String(this.state.customPoints);
+    if (this.info && sameSet && differ.every(f => f.live || f.change)) {
+      for (const f of differ) this.controls.set(f.key, state[f.key]);
+      this.showRunControls();
+      if (problems.length) this.notice(`From the link: ${problems.join('; ')}.`, 'warn');
+      return;
+    }
     const step = Math.max(this.timeline.latest || 0, this.drawn ? this.drawn.header.step : 0);
     if (!this.info || step === 0) { this.adopt(state, problems); return; }
     this.ask(`The address now holds another setup (${describe(state)}). Start it? This run, at step ${step.toLocaleString('en')}, would be lost.`,
