@@ -244,8 +244,11 @@ class Playground(Namespace):
             reply = {"ok": True, **self.handlers[event](session, payload)}
         except ConfigError as e:
             return self._refuse(sid, name, "invalid", {"ok": False, "error": e.errors[0], "errors": capped(e.errors)})
-        except Busy as e:
-            return self._refuse(sid, name, "busy", error("run", str(e)))
+        except Busy as e:  # (with retry_after_s when it may pass soon: the page retries)
+            reply = error("run", str(e))
+            if e.retry_after_s:
+                reply["retry_after_s"] = e.retry_after_s
+            return self._refuse(sid, name, "busy", reply)
         except JobsBusy as e:  # the client may send it again: it says when
             return self._refuse(sid, name, "jobs_busy", {**error(e.field, str(e)), "retry_after_s": RETRY_AFTER_S})
         except (KeyError, IndexError) as e:

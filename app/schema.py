@@ -10,6 +10,8 @@ no extra request.
     timeline  how many past steps a paused run can replay (model_server.bucket.TIMELINE)
     custom_points  how many points a visitor's own set may have, [min, max]
     presets   named setups lessons and compare start from: {config, steps}
+    experiments  JSON Schema of each lesson experiment's params (the `experiment` event):
+              its ranges and defaults, which the lesson views' controls read
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from model_server.config import CUSTOM_POINTS, json_schema
 from model_server.datasets import PLANE
 from model_server.sweep import SWEEP_PRESET, SWEEP_STEPS
 
+from .lessons import EXPERIMENTS
+
 bp = Blueprint("schema", __name__)
 
 
@@ -33,7 +37,8 @@ def document(limits, serving) -> dict:
     value["maximum"] = min(value["maximum"], serving.max_speed)
     value["default"] = value["maximum"]
     doc.update(grid=limits.grid_size, plane=list(PLANE), timeline=TIMELINE, custom_points=list(CUSTOM_POINTS), presets={
-        "sweep": {"config": copy.deepcopy(SWEEP_PRESET), "steps": SWEEP_STEPS}})
+        "sweep": {"config": copy.deepcopy(SWEEP_PRESET), "steps": SWEEP_STEPS}},
+        experiments={name: params.model_json_schema() for name, params in EXPERIMENTS.items()})
     return doc
 
 

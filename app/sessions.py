@@ -34,6 +34,7 @@ from .scheduler import Trainer
 from .settings import Serving
 
 log = logging.getLogger("dropout.sessions")
+RUNS_RETRY_S = 0.5  # told to a visitor at its run limit: its closing runs are gone by then
 EVICTED = ("ended to make room for another visitor: this run was paused and untouched for {idle:.0f} s "
            "while the server was full; configure to start again")
 
@@ -42,7 +43,12 @@ SendFrame = Callable[[str, bytes, Callable[..., None]], None]  # send_frame(sid,
 
 
 class Busy(Exception):
-    """A limit on runs was reached, or the run cannot do that now; the message says which."""
+    """A limit on runs was reached, or the run cannot do that now; the message says which.
+    retry_after_s: the same event may well succeed that much later (the answer says so)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ServerFull(Busy):
@@ -398,8 +404,9 @@ class Registry:
             def held(same) -> int:
                 return sum(len(s.slots) + s.pending for s in self.sessions.values() if same(s))
             if held(lambda s: s.token == session.token) >= lim.max_runs_per_client:
+                # (a lesson page's previous runs are closing as it opens the next: soon fine)
                 raise Busy(f"too many runs: {lim.max_runs_per_client} per visitor allowed; "
-                           "close one (or reload the page) first")
+                           "close one (or reload the page) first", retry_after_s=RUNS_RETRY_S)
             if session.address and held(lambda s: s.address == session.address) >= lim.max_runs_per_address:
                 raise Busy(f"too many runs from your address: {lim.max_runs_per_address} allowed "
                            "(DP_MAX_RUNS_PER_ADDRESS); close some first")

@@ -11,7 +11,7 @@
 // are at different steps. They are compared only where they are at the same one: the
 // server pauses every run at exactly the stop step (play {until}), and the numbers under
 // the chart are set side by side only when all runs stand there.
-import { BY_KEY, check, presetHash } from './state.js';
+import { BY_KEY, SCHEMA, check, presetHash } from './state.js';
 import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
 
@@ -29,7 +29,7 @@ const DEFAULT = mergeHash(
   [...new URLSearchParams(presetHash('sweep').slice(1))].filter(([k]) => SHARED_KEYS.includes(k))
     .map(([k, v]) => `${k}=${v}`).join('&'),
   'steps=1000&runs=3&a.p=0&b.p=0.5&c.p=0&c.wd=0.01');
-const STEPS = { min: 10, max: 100000, def: 1000 };
+const STEPS = { min: 10, max: SCHEMA.limits.max_steps, def: 1000 };  // a run stops at the server's step limit
 const PAINT_MS = 200;
 
 const $ = sel => document.querySelector(sel);

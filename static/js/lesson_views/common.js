@@ -7,7 +7,6 @@ import { Connection } from '../connection.js';
 import { fromHash, toConfig, fitP } from '../state.js';
 import { layoutBase } from '../views/theme.js';
 
-const BUSY_RETRIES = 8;   // a page switch may leave old runs closing on the server for a moment
 
 export const sleep = ms => new Promise(r => setTimeout(r, ms));
 
@@ -59,13 +58,9 @@ export class LiveRun extends EventTarget {
     this.info = null;  // frames of the previous configuration, still in flight, are dropped
     await this.connected();
     if (this.closed) return null;
-    let ack;
-    for (let i = 0; i <= BUSY_RETRIES; i++) {
-      ack = await this.conn.call('configure', { config: toConfig(this.state) });
-      const busy = !ack.ok && ack.error.field === 'run' && /too many runs/.test(ack.error.message);
-      if (!busy || this.closed) break;
-      await sleep(250 * (i + 1));
-    }
+    // (a page switch may leave old runs closing on the server for a moment: the refusal
+    // then says when to retry, and Connection.call does)
+    const ack = await this.conn.call('configure', { config: toConfig(this.state) });
     if (!ack.ok) { this.fail(ack); return ack; }
     this.info = ack;
     this.configured = true;

@@ -2,6 +2,7 @@
 //   f. spatial_dropout: one digit's feature maps through Dropout2d and element-wise Dropout
 //   g. mc_dropout: T thinned networks' boundaries, their average, eval mode, the spread
 import { COLORS, PROB_SCALE } from '../views/theme.js';
+import { SCHEMA } from '../state.js';
 import { LiveRun, panel, draw, Readout, buttons, slider, poll, fmt, axis } from './common.js';
 
 const MAPS_SCALE = [[0, COLORS.neg], [0.5, '#f4f4f2'], [1, COLORS.pos]];
@@ -77,7 +78,8 @@ export function ensemble(root, lesson, ctx) {
   const spread = panel(root, `The same numbers over ${DRAWS} draws of masks`, { height: 300, wide: true, caption: '' });
   const readout = new Readout(ctx.controls, [['T', 'T'], ['mc', 'eval ↔ average'], ['single', 'one thinned ↔ average'], ['loss', 'test loss: eval / MC / one thinned']]);
   let T = 16, seed = 0, points = null;
-  slider(ctx.controls, 'T thinned networks', { min: 1, max: 64, step: 1, value: T, format: v => String(v) }, v => { T = v; loop.now(); });
+  const thinned = SCHEMA.experiments.mc_dropout.properties.thinned;  // the server's range
+  slider(ctx.controls, 'T thinned networks', { min: thinned.minimum, max: thinned.maximum, step: 1, value: T, format: v => String(v) }, v => { T = v; loop.now(); });
   buttons(ctx.controls, [['resample', 'Draw new masks', () => loop.now()]]);
   run.addEventListener('configured', e => { points = e.detail.points; });
   run.addEventListener('problem', e => ctx.problem(e.detail));

@@ -1,0 +1,54 @@
+"""The page holds no copy of a server table: every range, limit and lesson parameter it
+needs comes from the served schema (GET /schema.json, inline in every page), and it
+never recognises a refusal by the words of its message. (A copy drifted before: the
+compare page capped steps at 100,000 while the server allowed 200,000.)"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app.schema import document
+from app.settings import Serving
+from model_server import Limits
+
+JS = sorted((Path(__file__).resolve().parent.parent / "static" / "js").rglob("*.js"))
+# a ceiling written into the page as a whole number (the kind of copy that drifted: a
+# step limit, a count of thinned networks); the lessons' own slider ranges for p are
+# choices of what to show within the server's 0..1, not copies
+CEILING = re.compile(r"\b(?:max|maximum)\s*:\s*(\d+)\b(?!\.)")
+
+
+def numbers(node) -> set[float]:
+    """Every bound and limit the schema states (minimum, maximum, and the limits' values)."""
+    found: set[float] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("minimum", "maximum", "exclusiveMaximum") and isinstance(v, (int, float)):
+                found.add(float(v))
+            found |= numbers(v)
+    elif isinstance(node, list):
+        for v in node:
+            found |= numbers(v)
+    return found
+
+
+def test_no_range_in_the_page_repeats_one_of_the_servers():
+    doc = document(Limits(), Serving())
+    served = numbers(doc["experiments"]) | {float(v) for v in doc["limits"].values() if isinstance(v, (int, float))}
+    served = {v for v in served if v >= 10 and v == int(v)}
+    copies = [(path.name, m.group(0)) for path in JS for m in CEILING.finditer(path.read_text())
+              if float(m.group(1)) in served]
+    assert copies == [], f"ranges written into the page that the schema serves: {copies}"
+
+
+def test_the_page_never_reads_a_refusal_by_its_words():
+    pattern = re.compile(r"\.test\([^)]*message|message\.(?:includes|match|startsWith)\(")
+    found = [(path.name, m.group(0)) for path in JS for m in pattern.finditer(path.read_text())]
+    assert found == [], found
+
+
+def test_the_schema_serves_what_the_lesson_views_read():
+    doc = document(Limits(), Serving())
+    thinned = doc["experiments"]["mc_dropout"]["properties"]["thinned"]
+    assert (thinned["minimum"], thinned["maximum"]) == (1, 64)
+    assert doc["limits"]["max_steps"] == Limits().max_steps
