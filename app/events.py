@@ -339,17 +339,10 @@ class Playground(Namespace):
         msg = parse(Set, payload)
         change = parse(LiveChange, {"change": msg.change}).change
         slot = session.slot(msg.run)
-        if change.param == "speed":
+        if change.param == "speed":  # the server's pacing of the run
             slot.set_speed(change.value)
-        else:
-            apply = {
-                "p": lambda s: s.set_p(change.layer, change.value),
-                "lr": lambda s: s.set_lr(change.value),
-                "mode": lambda s: s.set_mode(change.value),
-                "watch": lambda s: s.set_watch(change.layer, change.index),
-                "view": lambda s: s.set_view(change.value),
-            }[change.param]
-            slot.change(apply)
+        else:                        # the run's own settings
+            slot.change(change)
         return {"run": slot.run_id, "applied": change.model_dump(), "config": slot.state.cfg.model_dump()}
 
     def close(self, session: Session, payload: Any) -> dict:

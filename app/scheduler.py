@@ -3,7 +3,8 @@
     trainer = Trainer(limits, serving)
     pace = trainer.add(state, sink)       # the run joins the bucket of its shape
     trainer.play(state, until=3000); trainer.pause(state); trainer.step(state, 10)
-    trainer.change(state, lambda s: s.set_p(0, 0.5))
+XX
+    trainer.reset(state)
     trainer.replay(state, 512)            # a paused run shows one of its last 1,000 steps
     trainer.remove(state)
 
@@ -71,7 +72,7 @@ import numpy as np
 
 from model_server.bucket import Bucket, BucketKey, key_of
 from model_server.costs import run_cost
-from model_server.config import Limits
+from model_server.config import Limits, RunChange
 from model_server import memory
 from model_server.frames import Frame
 from model_server.pacing import yielding
@@ -390,17 +391,27 @@ class Trainer:
             return span
         return self.call(show)
 
-    def change(self, state: RunState, fn: Callable[[RunState], Any], frame: bool = False) -> Any:
-        """Apply a live change (fn(state)) between two steps; frame: owe a complete frame."""
-        def apply() -> Any:
-            out = fn(state)
-            pace = self.paces.get(id(state))
-            if pace is not None:
-                pace.next_extras = 0.0  # the change shows in the next frame's slow panels too
-                if frame:
-                    self._owe(pace)
-            return out
-        return self.call(apply)
+    def change(self, state: RunState, change: RunChange, frame: bool = False) -> None:
+        """Apply a live change (a value: a LiveChange's change, RunState.apply) between
+        two steps; frame: owe a complete frame."""
+        def apply() -> None:
+            state.apply(change)
+            self._changed(state, frame)
+        self.call(apply)
+
+    def reset(self, state: RunState, frame: bool = False) -> None:
+        """Fresh weights and history for the run (RunState.reset) between two steps."""
+        def apply() -> None:
+            state.reset()
+            self._changed(state, frame)
+        self.call(apply)
+
+    def _changed(self, state: RunState, frame: bool) -> None:
+        pace = self.paces.get(id(state))
+        if pace is not None:
+            pace.next_extras = 0.0  # the change shows in the next frame's slow panels too
+            if frame:
+                self._owe(pace)
 
     def set_speed(self, state: RunState, speed: float, frame: bool = False) -> None:
         """frame: owe a complete frame (a paused run answers a change with one)."""

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from model_server import Limits, RunConfig
 from model_server.bucket import TIMELINE
-from model_server.config import ConfigError, safe_value
+from model_server.config import ConfigError, RunChange, safe_value
 from model_server.costs import Cost, run_cost
 from model_server.frames import Frame, encode
 from model_server.runstate import RunState
@@ -131,12 +131,13 @@ class Slot:
 
     def reset(self) -> None:
         self.touch()
-        self.trainer.change(self.state, RunState.reset, frame=True)
+        self.trainer.reset(self.state, frame=True)
 
-    def change(self, fn: Callable[[RunState], Any]) -> Any:
-        """A live change; a paused run shows it at once (a complete frame)."""
+    def change(self, change: RunChange) -> None:
+        """A live change (a LiveChange's change, as a value); a paused run shows it at
+        once (a complete frame)."""
         self.touch()
-        return self.trainer.change(self.state, fn, frame=not self.playing)
+        self.trainer.change(self.state, change, frame=not self.playing)
 
     def set_speed(self, steps_per_s: float) -> None:
         # like any change while paused: the client hears back with a frame

@@ -239,6 +239,10 @@ class SetView(Strict):
     value: Annotated[Literal["eval", "thinned"], Field(json_schema_extra={"default": "eval"})]
 
 
+# a change of a run's own settings, as a value (RunState.apply); speed is the server's pacing
+RunChange = SetP | SetLr | SetMode | SetWatch | SetView
+
+
 class LiveChange(Strict):
     change: Annotated[SetP | SetLr | SetMode | SetSpeed | SetWatch | SetView, Field(discriminator="param")]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .config import Limits, RunConfig
+from .config import Limits, RunChange, RunConfig
 from .datasets import PLANE, Dataset, make_dataset
 from .network import Net, parameter_count
 
@@ -208,6 +208,23 @@ class RunState:
         if view not in ("eval", "thinned"):
             raise ValueError(f"view has to be one of eval, thinned, but got {view!r}")
         self.view = view
+
+    def apply(self, change: RunChange) -> None:
+        """A live change (a model_server.config LiveChange's change: SetP, SetLr, SetMode,
+        SetWatch or SetView; speed is the server's pacing, not the run's), from the next
+        step on."""
+        if change.param == "p":
+            self.set_p(change.layer, change.value)
+        elif change.param == "lr":
+            self.set_lr(change.value)
+        elif change.param == "mode":
+            self.set_mode(change.value)
+        elif change.param == "watch":
+            self.set_watch(change.layer, change.index)
+        elif change.param == "view":
+            self.set_view(change.value)
+        else:
+            raise ValueError(f"param has to be one of p, lr, mode, watch, view, but got {change.param!r}")
 
     def _update(self, part: str, **values) -> None:
         section = getattr(self.cfg, part).model_copy(update=values)

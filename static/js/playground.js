@@ -84,7 +84,10 @@ export class Playground extends EventTarget {
     }
     if (!this.info) return;
     if (f && f.live) {
-      if (key === 'p') this.state.p.forEach((p, layer) => this.setLive({ param: 'p', layer, value: p }));
+      if (key === 'p') {  // one message per layer that changed (one slider: one 'set')
+        this.state.p.forEach((p, layer) => { if (this.sentP[layer] !== p) this.setLive({ param: 'p', layer, value: p }); });
+        this.sentP = [...this.state.p];
+      }
       else if (key === 'lr') this.setLive({ param: 'lr', value: this.state.lr });
       else if (key === 'speed') this.setLive({ param: 'speed', value: this.state.speed });
       else if (key === 'mode') this.setLive({ param: 'mode', value: this.state.mode });
@@ -167,6 +170,7 @@ export class Playground extends EventTarget {
     if (!ack.ok) { this.serverErrors(ack); return ack; }
     this.clearErrors();
     this.info = ack;
+    this.sentP = [...ack.config.model.p];  // what the run trains with: a p change sends only what differs
     this.dropCounts = null;
     this.dropKey = null;
     this.setupPanels(ack);
