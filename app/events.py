@@ -83,7 +83,8 @@ def capped(errors: list[dict]) -> list[dict]:
 class Playground(Namespace):
     """The '/' namespace. One instance per app; state lives in the registry."""
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, more: dict[str, Callable[[Session, Any], dict]] | None = None):
+        """more: the events of other concerns (exports, lessons), name -> handler."""
         super().__init__("/")
         self.registry = registry
         self.metrics = registry.metrics
@@ -93,7 +94,7 @@ class Playground(Namespace):
         self.handlers: dict[str, Callable[[Session, Any], dict]] = {
             "configure": self.configure, "play": self.play, "pause": self.pause,
             "step": self.step, "reset": self.reset, "set": self.set, "close": self.close,
-            "replay": self.replay,
+            "replay": self.replay, **(more or {}),
         }
 
     # python-socketio calls this for every event; we route by name ourselves so that

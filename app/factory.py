@@ -61,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # publishing their frames to every other instance would be pure waste
     emit = functools.partial(socketio.emit, ignore_queue=True)
     registry = Registry(limits, serving, emit, metrics)
-    socketio.on_namespace(namespace := Playground(registry))
+    socketio.on_namespace(namespace := Playground(registry, {**exports.HANDLERS, **lessons.handlers(registry)}))
     # a websocket's socket timeout: a healthy client answers a ping every ping_interval
     guard(socketio.server, serving.max_message_bytes,
           max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), namespace.malformed)
@@ -69,8 +69,6 @@ def create_app(test_config: dict | None = None) -> Flask:
                            namespace.over_reply_budget)
     registry.send_frame = FrameLane(socketio.server, emit, admit)
     registry.trainer.sending = socketio.server.websocket_reader.hold
-    exports.register(namespace)  # the 'export' event (app/exports.py)
-    lessons.register(namespace)  # the 'experiment' and 'sweep' events (app/lessons.py)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
 
     from . import pages, health, schema

@@ -301,9 +301,9 @@ class _Held:
         self.sweep, self.ticket, self.lock = sweep, ticket, threading.Lock()
 
 
-def register(namespace) -> None:
-    """Add the 'experiment' and 'sweep' events to a Playground namespace."""
-    registry = namespace.registry
+def handlers(registry) -> dict:
+    """The 'experiment' and 'sweep' events, for the Playground namespace to take at its
+    construction (app/factory.py)."""
 
     def sweep_event(session: Session, payload: Any) -> dict:
         if not isinstance(payload, dict):
@@ -360,8 +360,7 @@ def register(namespace) -> None:
         finally:
             held.lock.release()
 
-    namespace.handlers["experiment"] = run_experiment
-    namespace.handlers["sweep"] = sweep_event
+    return {"experiment": run_experiment, "sweep": sweep_event}
 
 
 # ---- pages ---------------------------------------------------------------------------------
