@@ -1,5 +1,7 @@
 """At 600 px and below the picture comes first: the caption, the network and the boundary,
-then the settings; Play stays on screen. Checked at 360 px on the page and the embed."""
+then the settings; Play stays on screen. Checked at 360 px on the page and the embed. (The
+full page's p sliders, eval switch and speed sit between the network and the boundary:
+tests/test_phone_layout_browser.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +10,14 @@ from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
+# the settings: from the top of the form's first group to the bottom of its last (on the full
+# page at 600 px and below the form, and its Model group, lend their parts to the page's column)
 BOXES = """() => Object.fromEntries(['caption', 'network', 'plane', 'settings', 'losses', 'play'].map(role => {
-  const r = document.querySelector(`[data-role=root] [data-role=${role}]`).getBoundingClientRect();
+  const sel = role === 'settings' ? '[data-role=settings] fieldset' : `[data-role=${role}]`;
+  const all = [...document.querySelectorAll(`[data-role=root] ${sel}`)].map(e => e.getBoundingClientRect())
+    .filter(x => x.width || x.height);  // a group lent to the column (display: contents) has no box
+  const r = { top: Math.min(...all.map(x => x.top)), bottom: Math.max(...all.map(x => x.bottom)),
+              left: Math.min(...all.map(x => x.left)), right: Math.max(...all.map(x => x.right)) };
   return [role, { top: r.top + scrollY, bottom: r.bottom + scrollY, left: r.left, right: r.right }];
 }))"""
 
