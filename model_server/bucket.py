@@ -57,6 +57,7 @@ from . import masks
 from .datasets import plane_grid
 from .layers import SELU_ALPHA_PRIME
 from .network import Net, block_order
+from .torch_internals import aten, fused_adam_
 
 if TYPE_CHECKING:
     from .runstate import RunState
@@ -76,14 +77,13 @@ ACTS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu"
 ACTS_IN_PLACE = {**ACTS, "relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_, "selu": torch.selu_}
 # each activation's gradient, (grad of its output, its input, its output) -> grad of its
 # input: the kernels autograd itself calls for these functions
-_aten = torch.ops.aten
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 ACT_GRADS = {
-    "relu": lambda g, z, out: _aten.threshold_backward(g, out, 0),
-    "tanh": lambda g, z, out: _aten.tanh_backward(g, out),
-    "sigmoid": lambda g, z, out: _aten.sigmoid_backward(g, out),
-    "gelu": lambda g, z, out: _aten.gelu_backward(g, z),
-    "selu": lambda g, z, out: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, z),
+    "relu": lambda g, z, out: aten.threshold_backward(g, out, 0),
+    "tanh": lambda g, z, out: aten.tanh_backward(g, out),
+    "sigmoid": lambda g, z, out: aten.sigmoid_backward(g, out),
+    "gelu": lambda g, z, out: aten.gelu_backward(g, z),
+    "selu": lambda g, z, out: aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, z),
     "linear": lambda g, z, out: g,
 }
 
@@ -755,7 +755,7 @@ class Bucket:
                     g = torch.bmm(g, w.transpose(1, 2))
             elif entry[0] == "conv":  # h (N, K * c_in, H, W), w (K * c, c_in, 3, 3), groups K
                 _, name, h, w, groups = entry
-                g_in, grads[f"{name}.weight"], grads[f"{name}.bias"] = _aten.convolution_backward(
+                g_in, grads[f"{name}.weight"], grads[f"{name}.bias"] = aten.convolution_backward(
                     g.reshape(h.shape[0], -1, *h.shape[2:]), h, w, [w.shape[0]], [1, 1], [1, 1], [1, 1],
                     False, [0, 0], groups, [i > 0, True, True])
                 if i:
@@ -789,7 +789,7 @@ class Bucket:
             if every and (K == 1 or ((steps == steps[0]).all() and (self.lr[:K] == self.lr[0]).all())):
                 # one step count and one learning rate (a lone run, say): the kernel of
                 # torch.optim.Adam(fused=True), one op where the arithmetic below takes ten
-                torch._fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
+                fused_adam_([theta], [g], [m], [v], [], [self._adam_step.fill_(float(steps[0] + 1))],
                                    lr=float(self.lr[0]), beta1=b1, beta2=b2, weight_decay=0.0,
                                    eps=ADAM_EPS, amsgrad=False, maximize=False)
                 return

@@ -68,9 +68,10 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
 
 
 def preload() -> None:
-    """Import now what the process's first torch.optim optimizer imports lazily
-    (torch._dynamo: about a second holding the interpreter, +70 MB). Done at start-up,
-    not by the first visitor's sweep or experiment while every other visitor trains."""
+    """Import now what the process's first torch.optim optimizer imports lazily (its
+    compiler stack: long enough holding the interpreter to stall every frame, and tens of
+    MB; docs/limits.md). Done at start-up, not by the first visitor's sweep or experiment
+    while every other visitor trains."""
     param = torch.nn.Parameter(torch.zeros(1))
     param.grad = torch.zeros(1)
     make_optimizer("adam", [param], 1e-3, 0.0).step()

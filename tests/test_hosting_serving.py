@@ -265,9 +265,10 @@ def test_the_access_log_follows_the_log_level(server):
 
 def test_gunicorn_other_than_the_pinned_version_refuses_to_start():
     """app/gunicorn_worker.py uses gunicorn's internals: it names both versions and stops."""
-    from app.gunicorn_worker import check_version, pinned_version
+    from app.gunicorn_worker import check_version
+    from model_server.pins import pinned_version
 
-    pinned = pinned_version()
+    pinned = pinned_version("gunicorn")
     assert pinned and check_version(pinned, pinned) is None
     with pytest.raises(SystemExit, match=rf"gunicorn=={pinned}.*gunicorn 0\.1 is installed"):
         check_version("0.1", pinned)
