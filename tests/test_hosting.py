@@ -20,7 +20,7 @@ import websocket
 from conftest import live
 from model_server import Limits, parse_config
 from model_server.costs import run_cost
-from visitors import RawSocket, Visitor, wait_until
+from visitors import RawSocket, Visitor, rss_mb, wait_until
 
 SLOW_CNN = {"data": {"dataset": "digits"},
             "model": {"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3},
@@ -79,7 +79,7 @@ def test_step_events_while_a_step_trains_are_refused_and_leave_no_thread(server,
     promise; the earlier handler waited ten minutes, and 5 clients at 15 'step's a second
     left 2,250 threads behind (30 of them: 24,754 threads, 'can't start new thread')."""
     warm_pool(server)
-    base = settled_threads(server)
+    base, rss0 = settled_threads(server), rss_mb(server.proc.pid)
     attackers = [Visitor(server.url, source=f"127.0.0.{20 + i}") for i in range(5)]
     for a in attackers:
         a.ok("configure", {"config": SLOW_CNN})
@@ -105,6 +105,8 @@ def test_step_events_while_a_step_trains_are_refused_and_leave_no_thread(server,
         a.close()
     wait_until(lambda: threads_of(server) <= base * 1.1, timeout=30,
                what=f"the threads to come back to {base} (+10%)")
+    wait_until(lambda: rss_mb(server.proc.pid) <= rss0 * 1.1, timeout=30,
+               what=f"the memory to come back to {rss0:.0f} MB (+10%)")
     assert honest.connected
 
 
@@ -244,6 +246,7 @@ def test_heavy_configures_at_once_do_not_stall_the_others(server, honest):
     from one address, grew one bucket by copying all its rows between two steps (cap 8 to
     16: 0.4 s) and stalled everyone 0.8-1.8 s. A bucket now holds at most
     DP_MAX_BUCKET_BYTES of rows, so a join copies a few."""
+    rss0 = rss_mb(server.proc.pid)
     attackers = [Visitor(server.url) for _ in range(4)]
     replies: list[dict] = []
     t0 = time.monotonic()
@@ -258,6 +261,8 @@ def test_heavy_configures_at_once_do_not_stall_the_others(server, honest):
     assert largest_gap(honest, t0, t1) < STARVED_S
     for a in attackers:
         a.close()
+    wait_until(lambda: rss_mb(server.proc.pid) <= rss0 * 1.1, timeout=30,
+               what=f"the memory to come back to {rss0:.0f} MB (+10%)")
 
 
 def test_a_refused_token_hears_why(server):
