@@ -34,7 +34,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 BAD_TOKEN = "token has to be 8 to 64 letters, digits, '-' or '_'"
 RETRY_AFTER_S = 2  # when no lesson job can start now (the server's are all taken, or the tab's still runs)
 TRACEBACKS_PER_MIN = 5
-MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (a 5,000-entry list was 684 KB)
+MAX_ERRORS = 20  # errors listed in one answer; the rest are counted (listing all made a bad configure's answer far bigger than the configure: docs/limits.md)
 # events whose answer may be large (a sweep's boundaries, an experiment's grids, an export):
 # one of them is refused while a large answer to the same client is still unread
 LARGE_REPLY_EVENTS = frozenset({"sweep", "experiment", "export"})

@@ -45,7 +45,7 @@ from .scheduler import JobsBusy
 from .sessions import Busy, Session
 
 MAX_GRID = 64                        # grid resolution an experiment may ask for
-MAX_GRID_VALUES = 64 * 32 * 32       # values in all grids of one answer (~1 MB of JSON)
+MAX_GRID_VALUES = 64 * 32 * 32       # values in all grids of one answer (bounds its JSON: a large answer, docs/limits.md)
 MAX_SWEEP_STEPS = 10 * SWEEP_STEPS   # optimizer steps one sweep may train, in all
 MAX_STEPS_PER_CALL = 200             # ... and per 'step' event (bounds one event's work)
 LESSON_ID = re.compile(r"^[a-z0-9-]{1,40}$")

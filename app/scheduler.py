@@ -295,7 +295,8 @@ class Trainer:
         bucket's step is not interruptible, so a shape's runs fill buckets of at most
         serving.max_bucket_step_macs per step (a heavy shape's runs: a few per bucket),
         and of at most serving.max_bucket_bytes (growing a bucket copies its rows between
-        two steps: a CNN's timeline rows made one join hold everyone up for 0.4 s)."""
+        two steps, while everyone waits: a CNN's long timeline rows made one join stall
+        every other run; docs/limits.md, max_bucket_bytes)."""
         key, macs = key_of(state), run_cost(state.cfg, self.limits).macs
         n_tr, n_te = len(state.data.x_train), len(state.data.x_test)
         shard = 0
@@ -624,8 +625,8 @@ class Trainer:
         that one falling below the frame floor, its own next frame pass, CHUNK_S of its
         last step cost and a run's step limit; one past the time of its frame pass, and
         while another bucket is below the floor. Several steps in one call cost less
-        each (Bucket.step): a lone digits CNN's Python per step went from ~0.3 ms to
-        ~0.1 ms of a ~2.3 ms step."""
+        each (Bucket.step): the call's Python (masks, batches, bookkeeping) is paid once
+        for all of them (docs/benchmarks.md, round 9)."""
         per = self.step_cost.get(bucket)
         if per is None:
             return 1
@@ -773,9 +774,9 @@ class Trainer:
         second (more would cost without being seen) and at most AUTO_EVAL_SHARE of the
         trainer's time that the run has had, in steps and frames; a complete frame always
         evaluates its own step. On a crowded server a run's share of the time shrinks, and
-        its evaluations space out with it: a digits CNN's pass over its test set (~10 ms)
-        twice a second took most of what its bucket got. The cost is CPU time (wall time
-        would count other threads' turns)."""
+        its evaluations space out with it: a digits CNN's pass over its test set, twice a
+        second, took most of what its bucket got (docs/benchmarks.md, round 7). The cost
+        is CPU time (wall time would count other threads' turns)."""
         due = [(s, p) for s, p, _ in takers
                if s.cfg.train.eval_every == 0 and s.step_count > s.last_eval_step
                and (p.complete or now >= p.next_auto_eval and p.eval_s <= AUTO_EVAL_SHARE * (p.busy_s + p.frames_s))]

@@ -28,7 +28,7 @@ class Serving(BaseSettings):
     max_run_seconds: float = 1800  # wall time a run may play
     events_per_s: float = 20       # token-bucket refill per client
     event_burst: int = 40          # token-bucket size per client
-    max_message_bytes: int = 65_536  # a configure with 2,000 custom points is ~30 KB
+    max_message_bytes: int = 65_536  # room for a configure with a full custom set (docs/limits.md)
     idle_timeout_s: float = 600    # a run nobody played or touched for this long is ended
     # a run nobody played or touched for this long gives its place back when a newcomer's
     # run would otherwise be refused (the server's run or memory budget, or its address's)
@@ -52,8 +52,8 @@ class Serving(BaseSettings):
     max_bytes_per_address: float = Field(256 * 2**20, gt=0)      # ... from one client address (a quarter)
     max_step_macs_per_address: float = Field(2e9, gt=0)          # multiply-adds per step of one address's runs
     # one step of one run, and one step (or frame pass) of one bucket of runs of one shape:
-    # neither is interruptible, so this bounds how long everyone else waits (1.5e8: 40-100 ms
-    # on this project's 2-core machine, where a bystander wants a frame every 33 ms)
+    # neither is interruptible, so this bounds how long everyone else waits (1.5e8 keeps
+    # that within a few of a bystander's frame periods: docs/limits.md, max_run_step_macs)
     max_run_step_macs: float = Field(1.5e8, gt=0)
     max_bucket_step_macs: float = Field(1.5e8, gt=0)
     # the rows of one bucket, in bytes (it grows by copying them between two steps)
@@ -62,7 +62,8 @@ class Serving(BaseSettings):
     max_job_bytes: float = Field(128 * 2**20, gt=0)              # held by one experiment or sweep event
     max_job_macs: float = Field(2e10, gt=0)                      # multiply-adds of one experiment or sweep event
     # an answer bigger than this is "large": a client gets one more only once it has read
-    # the last (a sweep's boundaries or an experiment's grids are ~1 MB; frames stay far below)
+    # the last (a sweep's boundaries, an experiment's grids, an export; frames stay far
+    # below: docs/limits.md, large_reply_bytes)
     large_reply_bytes: int = Field(131_072, ge=1)
     max_backlog_bytes: int = Field(4_194_304, ge=1)  # unread bytes held for one client, in all
 

@@ -1,8 +1,8 @@
 """The embedded web server of `python -m app`: werkzeug's threaded server, bounded.
 
 Werkzeug starts one thread per connection with no cap and waits for a request's headers
-as long as the client likes (400 websockets made 1,521 threads; 500 half-sent requests
-each held a thread for 47 s and more). Here:
+as long as the client likes, so a crowd of websockets or of half-sent requests holds as
+many threads as it opens, for as long as it likes (docs/benchmarks.md). Here:
 
 * at most settings.max_connections connections are open at once, and at most
   settings.max_connections_per_address from one client address (Slots); one more is

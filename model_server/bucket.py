@@ -444,8 +444,8 @@ class Bucket:
             if self.cnn and l == 0 and tape is not None:
                 # a training pass's first layer: one batched matmul over the input's 3x3
                 # patches. Its input needs no gradient, and for its few input channels
-                # (one, for digits) oneDNN's convolution and weight gradient took ~2x and
-                # ~5x as long on a CPU (bench/engine.py's digits CNN)
+                # (one, for digits) oneDNN's convolution and weight gradient cost more
+                # on a CPU than this matmul (docs/benchmarks.md, round 9)
                 c, hw = w.shape[1], h.shape[2:]
                 cols = _patches(h, K)                                              # (K, c_in * 9, N * H * W)
                 tape.append(("patches", f"blocks.{l}.0", cols))
@@ -547,8 +547,9 @@ class Bucket:
         number taken. The caller keeps runs at their step limit out, and n within it.
 
         Several steps in one call draw their masks and batches at once and keep their
-        bookkeeping together: a lone run's step (a digits CNN's ~2.3 ms) paid ~0.3 ms of
-        Python for them. Each step's arithmetic is the one a single step does."""
+        bookkeeping together: that Python is paid once a call, not once a step, and it
+        weighs on a lone run's step (docs/benchmarks.md, round 9). Each step's arithmetic
+        is the one a single step does."""
         K = len(self.runs)
         act = np.asarray(active[:K], bool)
         if K == 0 or not act.any():
@@ -740,8 +741,7 @@ class Bucket:
         """The gradient of theta, (K, P), from the logits' gradient, walking the tape of
         the forward pass backwards: autograd's arithmetic with autograd's kernels,
         without its graph (for a small network, recording and walking the graph cost
-        more than the arithmetic: a lone 2-8-8-1 step's forward and backward took ~0.5 ms
-        with autograd, ~0.15 ms this way)."""
+        more than the arithmetic: docs/benchmarks.md, round 8)."""
         grads: dict[str, torch.Tensor] = {}
         act_grad = ACT_GRADS[self.key.activation]
         K = g.shape[0]
@@ -1119,7 +1119,7 @@ def _affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scratch: bool) ->
     A long scratch pass (no gradients: a boundary grid, a test set) is computed features
     first, as w^T @ h^T, and handed back as a transposed view: BLAS is several times
     faster on (out x in) @ (in x N) than on (N x in) @ (in x out) when in and out are
-    a few units (a 100-run 2-8-8-1 boundary pass: 16 ms -> 3.5 ms). Element-wise ops
+    a few units (docs/benchmarks.md, round 7: a 100-run boundary pass). Element-wise ops
     after it keep that layout."""
     if scratch and h.shape[1] >= FEATURES_FIRST:
         return torch.baddbmm(b.unsqueeze(2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)

@@ -7,7 +7,8 @@ unit's place, never on who else trains beside it.
 
 A bucket draws every run's masks of a step at once, with a few dozen integer ops over a
 (runs x units) tensor, where a generator per run took a call per run and layer (at a
-hundred runs, a fifth of the step and hundreds of hand-overs of the interpreter).
+hundred runs, a large part of the step and hundreds of hand-overs of the interpreter:
+docs/benchmarks.md, round 7).
 
 The bits: `place` numbers a step's noise units, layer after layer, each layer's in the
 order torch.nn.Dropout would draw them: (example, unit) for an MLP, (example, channel)
@@ -36,8 +37,8 @@ FINAL_SHIFT = 15
 
 # Every function takes numpy arrays or torch int64 tensors alike, with the same bits. A
 # CPU bucket draws with numpy in uint32, whose arithmetic wraps modulo 2^32 by itself
-# (in place, a few times fewer microseconds than int64 with a mask after each product:
-# a 64-wide bucket's step drew 49k units in ~0.4 ms, now ~0.1 ms); a GPU one draws with
+# (in place, a few times cheaper than int64 with a mask after each product:
+# docs/benchmarks.md, round 8); a GPU one draws with
 # torch in int64 (torch has no uint32 product), masked back to 32 bits after each product.
 
 

@@ -6,11 +6,10 @@
 glibc's malloc keeps what a program frees in its heaps (the main one and one arena per
 thread that allocated) and returns pages only from a heap's top. A run's tensors are
 freed in the middle of heaps full of other runs' tensors, so without help the process
-kept nearly all of it: 20 runs of a 6 x 64 MLP at batch 1,800 took RSS from ~400 MB to
-~2.1 GB, and ~2 GB stayed after they ended (docs/limits.md, "Memory"). malloc_trim(0)
+kept nearly all of it after the runs ended (docs/limits.md, "Memory"). malloc_trim(0)
 walks every arena and returns each free page (madvise), which brings RSS back to
-where it was. It costs a few milliseconds per GB of heap, so it runs after runs leave,
-rate-limited. Elsewhere than glibc (musl, macOS) it does nothing.
+where it was. Its cost grows with the heap, so it runs after runs leave, rate-limited
+(docs/benchmarks.md). Elsewhere than glibc (musl, macOS) it does nothing.
 """
 from __future__ import annotations
 

@@ -88,9 +88,10 @@ class Net(nn.Module):
         if x.dim() > 2 and self.cfg.kind == "mlp":
             x = x.flatten(1)
         for i, block in enumerate(self.blocks):
-            # forward(), not block(x): Module.__call__ costs ~2 us a block on every
-            # training step (1-2% of a small net's step), and nothing hooks a block (hook
-            # the layers inside it: a block's output is its last layer's output)
+            # forward(), not block(x): Module.__call__'s hook handling costs more than a
+            # small block's arithmetic on every training step (docs/benchmarks.md,
+            # "Engine"), and nothing hooks a block (hook the layers inside it: a block's
+            # output is its last layer's output)
             x = block.forward(x, None if keeps is None else keeps[i])
         logits = self.head(x if x.dim() == 2 else x.flatten(1))
         return logits.squeeze(-1) if self.n_out == 1 else logits

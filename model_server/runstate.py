@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
 
 # Below this many multiply-adds per training step a GPU loses to the CPU: a small step is
-# a few dozen kernel launches of ~5-10 us each (measured on an H100: ~800 eager steps/s
-# for 2-8-8-1, against ~2500-5000/s on a 2-core CPU).
+# a few dozen kernel launches, each costing more than its arithmetic (docs/benchmarks.md).
 GPU_MIN_MACS = 10_000_000
 
 

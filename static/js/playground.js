@@ -19,7 +19,7 @@ import { CustomEditor } from './custom_data.js';
 import { plotlyReady, withPlotly } from './plotly_ready.js';
 
 const PLANE_EVERY_MS = 150;   // boundary image swap: about 6/s, as often as the server sends one
-const LOSS_EVERY_MS = 500;    // extendTraces (~20-50 ms here): twice a second is enough to read a curve
+const LOSS_EVERY_MS = 500;    // extendTraces is costly (docs/benchmarks.md): twice a second is enough to read a curve
 const RATE_WINDOW_MS = 2000;  // the steps/s shown: measured over this much of the recent past
 const EARLY_FRAMES = 1000;    // frames kept for the panels while Plotly is on its way
 

@@ -1,5 +1,5 @@
-// Plotly's bundle: the page's biggest file by far (about 500 KB compressed, and on a slow
-// phone seconds of the main thread to start). The playground and the embed load it here,
+// Plotly's bundle: the page's biggest file by far, and slow to start on a slow phone's
+// main thread (docs/benchmarks.md, round 10). The playground and the embed load it here,
 // after their own modules, so that on a slow link it does not share the link with them:
 // the network panel's first picture needs none of it. Pages that name it in a deferred
 // <script> (base.html) find that one here instead of a second copy.

@@ -11,7 +11,7 @@ import { LossView } from '../views/losses.js';
 import { LiveRun, panel, draw, Readout, buttons, fmt, mergeHash, sleep } from './common.js';
 
 const LOSS_PAINT_MS = 200;
-const ROUND_MS = 120;   // at most one round per 120 ms: ~8 'step' events a second per socket
+const ROUND_MS = 120;   // at most one round per ROUND_MS: ~8 'step' events a second per socket
 
 function pair(root, lesson, ctx, title, onRound = async () => {}) {
   const runs = lesson.variants.map(v => new LiveRun(mergeHash(lesson.hash, v.hash), { name: v.name }));

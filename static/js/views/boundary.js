@@ -7,9 +7,9 @@
 // The grid (DP_GRID_SIZE values a side, however many the frame brings) is painted one
 // pixel per value into a small canvas and shown as a Plotly layout image stretched over
 // the plane: the browser interpolates it when it scales it up, so the boundary is smooth,
-// not blocks. Plotly places the image and the ring (a relayout, ~9 ms here); a refresh
-// then swaps the image's source and moves the ring in the SVG Plotly drew (well under a
-// millisecond), keeping the layout in step so that Plotly's next redraw shows the same.
+// not blocks. Plotly places the image and the ring (a relayout: too costly for every
+// refresh); a refresh then swaps the image's source and moves the ring in the SVG Plotly
+// drew, keeping the layout in step so that Plotly's next redraw shows the same.
 import { COLORS, PROB_SCALE, layoutBase } from './theme.js';
 import { neuronName } from './network.js';
 

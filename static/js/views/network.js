@@ -13,10 +13,10 @@
 // the same arithmetic as Plotly's axes will place it (margins and ranges below), so that
 // the first picture waits for the server, not for Plotly's bundle.
 // The picture itself is a canvas under Plotly's SVG, drawn each animation frame that changes
-// it by views/network_draw.js, in a Worker where the browser can: a Plotly call costs
-// ~15-20 ms here, and restyling SVG markers ~2.5 ms of the browser's own work a frame;
-// posting the picture costs the page well under a millisecond, so the edges follow every
-// frame's masks and the neurons ease at the display's rate.
+// it by views/network_draw.js, in a Worker where the browser can: a Plotly call, or even
+// restyling SVG markers, costs the main thread more than a frame can spare; posting the
+// picture costs the page next to nothing, so the edges follow every frame's masks and the
+// neurons ease at the display's rate (docs/benchmarks.md, round 6).
 import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
 import { DROPPED, KEPT, SIZE, draw, pixels } from './network_draw.js';
 

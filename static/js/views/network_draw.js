@@ -52,8 +52,8 @@ export function draw(ctx, picture) {
   ctx.globalAlpha = 1;
 }
 
-// The canvas's size in device pixels. (Resizing an OffscreenCanvas costs ~0.2 s here the
-// first time: the page asks for the panel's size as soon as it knows it.)
+// The canvas's size in device pixels. (An OffscreenCanvas's first resize is slow
+// (docs/benchmarks.md, round 6): the page asks for the panel's size as soon as it knows it.)
 export function fit(canvas, width, height, ratio) {
   if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
     canvas.width = Math.round(width * ratio);
