@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -82,6 +83,10 @@ class LiveServer:
         self.proc = subprocess.Popen([sys.executable, *(argv or ["-m", module])], cwd=ROOT, env=full,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()
+        # the process that serves (and trains): gunicorn's one worker, not its arbiter
+        workers = psutil.Process(self.proc.pid).children() if argv == GUNICORN else []
+        self.pid = workers[0].pid if workers else self.proc.pid
+        self.log_path = Path(self.log.name) if self.log is not subprocess.DEVNULL else None
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

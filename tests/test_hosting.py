@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -47,7 +46,7 @@ def honest(server):
 
 
 def threads_of(server) -> int:
-    return psutil.Process(server.proc.pid).num_threads()
+    return psutil.Process(server.pid).num_threads()
 
 
 def settled_threads(server, seconds: float = 1.0) -> int:
@@ -79,7 +78,7 @@ def test_step_events_while_a_step_trains_are_refused_and_leave_no_thread(server,
     promise; the earlier handler waited ten minutes, and 5 clients at 15 'step's a second
     left 2,250 threads behind (30 of them: 24,754 threads, 'can't start new thread')."""
     warm_pool(server)
-    base, rss0 = settled_threads(server), rss_mb(server.proc.pid)
+    base, rss0 = settled_threads(server), rss_mb(server.pid)
     attackers = [Visitor(server.url, source=f"127.0.0.{20 + i}") for i in range(5)]
     for a in attackers:
         a.ok("configure", {"config": SLOW_CNN})
@@ -105,13 +104,13 @@ def test_step_events_while_a_step_trains_are_refused_and_leave_no_thread(server,
         a.close()
     wait_until(lambda: threads_of(server) <= base * 1.1, timeout=30,
                what=f"the threads to come back to {base} (+10%)")
-    wait_until(lambda: rss_mb(server.proc.pid) <= rss0 * 1.1, timeout=30,
+    wait_until(lambda: rss_mb(server.pid) <= rss0 * 1.1, timeout=30,
                what=f"the memory to come back to {rss0:.0f} MB (+10%)")
     assert honest.connected
 
 
 def log_text(server) -> str:
-    return Path(server.log.name).read_text(errors="replace")
+    return server.log_path.read_text(errors="replace")
 
 
 def test_a_lone_surrogate_is_refused_before_parsing_and_logs_no_traceback(server, honest):
@@ -246,7 +245,7 @@ def test_heavy_configures_at_once_do_not_stall_the_others(server, honest):
     from one address, grew one bucket by copying all its rows between two steps (cap 8 to
     16: 0.4 s) and stalled everyone 0.8-1.8 s. A bucket now holds at most
     DP_MAX_BUCKET_BYTES of rows, so a join copies a few."""
-    rss0 = rss_mb(server.proc.pid)
+    rss0 = rss_mb(server.pid)
     attackers = [Visitor(server.url) for _ in range(4)]
     replies: list[dict] = []
     t0 = time.monotonic()
@@ -261,7 +260,7 @@ def test_heavy_configures_at_once_do_not_stall_the_others(server, honest):
     assert largest_gap(honest, t0, t1) < STARVED_S
     for a in attackers:
         a.close()
-    wait_until(lambda: rss_mb(server.proc.pid) <= rss0 * 1.1, timeout=30,
+    wait_until(lambda: rss_mb(server.pid) <= rss0 * 1.1, timeout=30,
                what=f"the memory to come back to {rss0:.0f} MB (+10%)")
 
 

@@ -10,7 +10,6 @@ others.
 from __future__ import annotations
 
 import math
-import os
 import select
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 import requests
 import websocket
 
-from conftest import ARTIFACTS, ROOT, free_port, live
+from conftest import ROOT, free_port, live
 from visitors import Visitor, wait_until
 
 CAP = 24          # DP_MAX_CONNECTIONS
@@ -36,50 +35,10 @@ ATTACK_S = 6.0
 MAX_GAP_S = 5.0   # the honest visitor's largest wait for a frame during an attack (generous)
 
 
-class Gunicorn:
-    """The image's server command as a subprocess: gunicorn --config deploy/gunicorn.conf.py."""
-
-    def __init__(self, env: dict):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = ARTIFACTS / f"gunicorn-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        full = {**os.environ, "DP_HOST": "127.0.0.1", "DP_PORT": str(self.port), "PYTHONUNBUFFERED": "1", **env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
-                                      "app.wsgi:app"], cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
-
-        def up():
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                return requests.get(self.url + "/healthz", timeout=1).ok
-            except requests.RequestException:
-                return False
-        wait_until(up, timeout=60, every=0.2, what="gunicorn to answer /healthz")
-        self.pid = psutil.Process(self.proc.pid).children()[0].pid  # the worker serves
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
 @pytest.fixture(scope="module", params=["embedded", "gunicorn"])
 def server(request):
-    ARTIFACTS.mkdir(exist_ok=True)
-    if request.param == "embedded":
-        with live(ENV) as s:
-            s.pid, s.log_path = s.proc.pid, ARTIFACTS / f"server-{s.port}.log"
-            yield s
-    else:
-        s = Gunicorn(ENV)
-        try:
-            yield s
-        finally:
-            s.stop()
+    with live(ENV, request.param) as s:
+        yield s
 
 
 @pytest.fixture

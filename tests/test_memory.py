@@ -122,7 +122,8 @@ ROUNDS, PER_ROUND = 10, 10
 CHURN = {"data": CUSTOM, "model": WIDE, "train": {"batch_size": 250}}
 
 
-def test_the_server_gives_memory_back_when_runs_end():
+@pytest.mark.parametrize("kind", ["embedded", "gunicorn"])
+def test_the_server_gives_memory_back_when_runs_end(kind):
     from conftest import live
     from visitors import Visitor, metric, rss_mb, wait_until
 
@@ -139,8 +140,8 @@ def test_the_server_gives_memory_back_when_runs_end():
                 v.close()
         wait_until(lambda: metric(url, "dropout_runs_active") == 0, timeout=20, what="runs to end")
 
-    with live({"DP_MAX_BYTES_PER_ADDRESS": str(2**30)}) as server:   # one address here
-        pid = server.proc.pid
+    with live({"DP_MAX_BYTES_PER_ADDRESS": str(2**30)}, kind) as server:   # one address here
+        pid = server.pid
         round_of_runs(server.url, 1.0, {}, 4)   # torch, the threads: warm (small runs)
         time.sleep(2)
         before = rss_mb(pid)
