@@ -272,8 +272,7 @@ class Worker(gthread.ThreadWorker):
         if self.cfg.threads < Settings().max_connections:
             self.log.warning("threads (%d) is below DP_MAX_CONNECTIONS (%d): at most %d connections at once",
                              self.cfg.threads, Settings().max_connections, self.cfg.threads)
-        import os as _tmp_os  # TEMP-AB
-        if not _tmp_os.environ.get("TEMP_AB_OFF"): hold_heap_tops()  # TEMP-AB (in the worker, before the app loads: its trainer allocates here)
+        hold_heap_tops()  # (in the worker, before the app loads: its trainer allocates here)
         super().init_process()
 
     def get_thread_pool(self):
