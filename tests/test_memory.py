@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS, CALLS = 3, 12   # CALLS > costs.RECORDS: the bucket's records reach their most
+RUNS, CALLS = 5, 12   # CALLS > costs.RECORDS: the bucket's records reach their most
 
 
 def custom(n: int, seed: int = 0) -> list:

@@ -286,7 +286,8 @@ def test_disconnect_ends_runs_and_their_threads(tight, visitors):
 def test_health_readiness_and_metrics(tight, visitors):
     assert requests.get(tight.url + "/healthz").json()["ok"] is True
     ready = requests.get(tight.url + "/readyz").json()
-    assert ready == {"ready": True, "runs": 0, "max_runs": 3}
+    assert {k: ready[k] for k in ("ready", "runs", "max_runs")} == {"ready": True, "runs": 0, "max_runs": 3}
+    assert ready["free_bytes"] == Serving().max_bytes  # nothing reserved yet
     sent0 = metric(tight.url, "dropout_frames_sent_total")
     dropped0 = metric(tight.url, "dropout_frames_dropped_total")
     invalid0 = metric(tight.url, "dropout_errors_total", kind="invalid")
