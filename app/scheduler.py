@@ -367,8 +367,8 @@ class Trainer:
         def ask() -> Future:
             pace = self._pace(state)
             if pace.owed:
-                raise RuntimeError(f"the previous 'step' of this run is still training ({pace.owed} of its "
-                                   "steps to go): wait for its answer before sending the next")
+                raise RuntimeError(f"the previous 'step' of this run is still training: {pace.owed} of its "
+                                   "steps to go; wait for its answer before sending the next")
             pace.owed = min(n, self.limits.max_steps - state.step_count)
             pace.owed_done = Future()
             if pace.owed == 0:

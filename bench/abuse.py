@@ -325,6 +325,8 @@ def main() -> None:
     log = args.log or tempfile.NamedTemporaryFile(prefix="abuse-", suffix=".log", delete=False).name
     proc, url = start_server({"DP_PING_INTERVAL": "5", "DP_PING_TIMEOUT": "5"}, log, args.server)
     server = psutil.Process(proc.pid)
+    if args.server == "gunicorn":  # its one worker serves and trains (the arbiter only watches it)
+        server = server.children()[0]
     stop_all, stop_attack = threading.Event(), threading.Event()
     arrivals: list = []
     tally = Tally()
