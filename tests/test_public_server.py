@@ -19,7 +19,6 @@ import websocket
 
 from app.settings import Serving
 from conftest import live
-from app.settings import Serving
 from model_server import Limits
 from visitors import RawSocket, Visitor, metric, rss_mb, wait_until
 
@@ -335,8 +334,16 @@ def brisk():
         yield server
 
 
-def test_step_and_time_limits_end_a_run_with_the_reason(brisk):
-    v = Visitor(brisk.url)
+@pytest.fixture(scope="module")
+def limited():
+    """Short step and time limits; runs stay however long they idle (a finished run stops
+    playing: with brisk's idle timeout it would end while the other one still plays)."""
+    with live({"DP_MAX_STEPS": "500", "DP_MAX_RUN_SECONDS": "2"}) as server:
+        yield server
+
+
+def test_step_and_time_limits_end_a_run_with_the_reason(limited):
+    v = Visitor(limited.url)
     try:
         v.ok("configure", {"run": "fast"})
         v.ok("configure", {"run": "slow"})
