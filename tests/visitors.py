@@ -166,9 +166,8 @@ class RawSocket:
         else:
             self.ws.send(text_or_bytes)
 
-    def call(self, event: str, data=None) -> dict:
-        """Emit and read until its acknowledgement, answering pings and acknowledging frames."""
-        want = self.emit(event, data)
+    def _next(self) -> str | bytes:
+        """The next message that is not a ping or a frame (those are answered here)."""
         while True:
             msg = self.ws.recv()
             if msg == "2":
@@ -177,7 +176,15 @@ class RawSocket:
                 frame_id = msg[4:msg.index("[")]
                 self.ws.recv()  # its attachment
                 self.ws.send(f"43{frame_id}[true]")
-            elif isinstance(msg, str) and msg.startswith(f"43{want}["):
+            else:
+                return msg
+
+    def call(self, event: str, data=None) -> dict:
+        """Emit and read until its acknowledgement, answering pings and acknowledging frames."""
+        want = self.emit(event, data)
+        while True:
+            msg = self._next()
+            if isinstance(msg, str) and msg.startswith(f"43{want}["):
                 return json.loads(msg[len(f"43{want}"):])[0]
 
     def answers(self, quiet: float = 1.0) -> list[dict]:
@@ -187,14 +194,8 @@ class RawSocket:
         self.ws.settimeout(quiet)
         try:
             while True:
-                msg = self.ws.recv()
-                if msg == "2":
-                    self.ws.send("3")
-                elif isinstance(msg, str) and msg.startswith("451-"):
-                    frame_id = msg[4:msg.index("[")]
-                    self.ws.recv()
-                    self.ws.send(f"43{frame_id}[true]")
-                elif isinstance(msg, str) and msg.startswith("43"):
+                msg = self._next()
+                if isinstance(msg, str) and msg.startswith("43"):
                     got.append(json.loads(msg[msg.index("["):])[0])
         except websocket.WebSocketTimeoutException:
             return got
