@@ -57,6 +57,7 @@ from . import masks
 from .datasets import plane_grid
 from .layers import SELU_ALPHA_PRIME
 from .network import Net, block_order
+from .activations import ACTIVATIONS
 from .torch_internals import aten, fused_adam_
 
 if TYPE_CHECKING:
@@ -70,24 +71,6 @@ BN_EPS, BN_MOMENTUM = 1e-5, 0.1
 FEATURES_FIRST = 256      # passes without gradients over this many examples or more: see _affine
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 MOMENTUM = 0.9
-ACTS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "gelu": F.gelu,
-        "selu": torch.selu, "linear": lambda x: x}
-# the same, in place: a pass without gradients over a long batch (a 100-run boundary grid
-# is 7 MB a layer) spends less on fresh memory than on the arithmetic
-ACTS_IN_PLACE = {**ACTS, "relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_, "selu": torch.selu_}
-# each activation's gradient, (grad of its output, its input, its output) -> grad of its
-# input: the kernels autograd itself calls for these functions
-SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
-ACT_GRADS = {
-    "relu": lambda g, z, out: aten.threshold_backward(g, out, 0),
-    "tanh": lambda g, z, out: aten.tanh_backward(g, out),
-    "sigmoid": lambda g, z, out: aten.sigmoid_backward(g, out),
-    "gelu": lambda g, z, out: aten.gelu_backward(g, z),
-    "selu": lambda g, z, out: aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, z),
-    "linear": lambda g, z, out: g,
-}
-
-
 @dataclass(frozen=True)
 class BucketKey:
     """What has to agree for runs to train as stacked tensors."""
@@ -438,7 +421,8 @@ class Bucket:
         # a pass without gradients and without a tape: activations in place (every h
         # here is a fresh tensor) and long batches features first (_affine)
         scratch = tape is None and not torch.is_grad_enabled()
-        acts = ACTS_IN_PLACE if scratch else ACTS
+        act = ACTIVATIONS[self.key.activation]
+        act_fn = act.fn_ if scratch else act.fn
         for l in range(self.L):
             w, b = P[f"blocks.{l}.0.weight"], P[f"blocks.{l}.0.bias"]
             if self.cnn and l == 0 and tape is not None:
@@ -464,7 +448,7 @@ class Bucket:
             pre = mask = None
             for op in self.order:
                 if op == "act":
-                    z, h = h, acts[self.key.activation](h)
+                    z, h = h, act_fn(h)
                     if tape is not None:
                         tape.append(("act", z, h))
                 elif op == "bn":
@@ -743,7 +727,7 @@ class Bucket:
         without its graph (for a small network, recording and walking the graph cost
         more than the arithmetic: docs/benchmarks.md, round 8)."""
         grads: dict[str, torch.Tensor] = {}
-        act_grad = ACT_GRADS[self.key.activation]
+        act_grad = ACTIVATIONS[self.key.activation].grad
         K = g.shape[0]
         for i in range(len(tape) - 1, -1, -1):
             entry = tape[i]

@@ -14,11 +14,9 @@ import math
 import torch
 from torch import nn
 
+from .activations import ACTIVATIONS
 from .config import ModelConfig
 from .layers import KINDS, RecordingDropoutMixin
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "selu": nn.SELU, "linear": nn.Identity}
 
 
 def block_order(cfg: ModelConfig) -> list[str]:
@@ -72,7 +70,7 @@ class Net(nn.Module):
                 layer, bn = nn.Conv2d(c_in, width, 3, padding=1), nn.BatchNorm2d(width)
             else:
                 layer, bn = nn.Linear(c_in, width), nn.BatchNorm1d(width)
-            blocks.append(Block(layer, ACTIVATIONS[cfg.activation](), KINDS[cfg.dropout_kind](p),
+            blocks.append(Block(layer, ACTIVATIONS[cfg.activation].module(), KINDS[cfg.dropout_kind](p),
                                 bn if cfg.batchnorm != "none" else None, cfg))
             c_in = width
         self.blocks = nn.ModuleList(blocks)

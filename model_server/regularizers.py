@@ -42,7 +42,8 @@ import torch.nn.functional as F
 
 from .config import RunConfig, parse_config
 from .datasets import make_dataset
-from .network import ACTIVATIONS, Net
+from .activations import ACTIVATIONS
+from .network import Net
 from .pacing import checkpoint
 from .runstate import make_optimizer
 from .sweep import SWEEP_PRESET, SWEEP_STEPS
@@ -140,7 +141,7 @@ class Copies:
         self.gamma = [torch.ones(K, 1, w, requires_grad=True) for w in widths]
         self.beta = [torch.zeros(K, 1, w, requires_grad=True) for w in widths]
         self.running = [(torch.zeros(K, 1, w), torch.ones(K, 1, w)) for w in widths]
-        self.act = ACTIVATIONS[cfg.model.activation]()
+        self.act = ACTIVATIONS[cfg.model.activation].module()
         col = lambda vals, dtype=torch.float32: torch.tensor(vals, dtype=dtype).view(len(vals), 1, 1)  # noqa: E731
         rows = lambda keep: torch.tensor([k for k, r in enumerate(recipes) if keep(r)], dtype=torch.long)  # noqa: E731
         # the work of a regulariser is done for the copies that have it, not all K

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from .config import Limits, RunConfig
 from .datasets import Batches, make_dataset, plane_grid
-from .network import ACTIVATIONS, Net
+from .activations import ACTIVATIONS
+from .network import Net
 from .pacing import checkpoint
 from .runstate import Thinned, make_optimizer, pick_device
 
@@ -93,7 +94,7 @@ class Sweep:
         # model k's copy of each Linear: W[l][k] = weight.T (in, out), b[l][k] = bias (1, out)
         self.W = [m.weight.detach().T.to(dev).expand(K, -1, -1).contiguous().requires_grad_() for m in linears]
         self.b = [m.bias.detach().to(dev).expand(K, 1, -1).contiguous().requires_grad_() for m in linears]
-        self.act = ACTIVATIONS[cfg.model.activation]()
+        self.act = ACTIVATIONS[cfg.model.activation].module()
         self.drop_first = cfg.model.placement == "before_activation"
         p = torch.tensor(self.ps, device=dev)
         self.keep = (1 - p).view(K, 1, 1)
@@ -283,7 +284,7 @@ class SeedSweep:
         self.y_test = stack([d.y_test for d in datas])
         self.W = [stack([ls[i].weight.detach().T for ls in linears]).requires_grad_() for i in range(len(linears[0]))]
         self.b = [stack([ls[i].bias.detach().unsqueeze(0) for ls in linears]).requires_grad_() for i in range(len(linears[0]))]
-        self.act = ACTIVATIONS[cfg.model.activation]()
+        self.act = ACTIVATIONS[cfg.model.activation].module()
         self.before = torch.tensor([pl == "before_activation" for pl in placements for _ in seeds], device=dev).view(-1, 1, 1)
         self.ps = [float(p) for p in cfg.model.p]
         self._drop_gen = torch.Generator(dev).manual_seed(seeds[0] + 1)
