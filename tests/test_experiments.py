@@ -1,4 +1,4 @@
-"""Lesson experiments (model_server/experiments.py): each claim, checked on a fixed seed."""
+"""Lesson experiments (model_server/experiments/): each claim, checked on a fixed seed."""
 from __future__ import annotations
 
 import json
