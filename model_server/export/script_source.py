@@ -9,10 +9,11 @@ import textwrap
 import torch
 
 from .. import datasets, masks
+from ..activations import ACTIVATIONS
 from ..config import RunConfig
 from ..layers import SELU_ALPHA_PRIME
 from ..network import block_order
-from .template import ACTIVATIONS, DIGITS_SOURCE, DRIFT_NOTE, OPTIMIZERS, SCRIPT
+from .template import DIGITS_SOURCE, DRIFT_NOTE, OPTIMIZERS, SCRIPT
 
 
 def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py", changes=()) -> str:
@@ -139,7 +140,7 @@ def blocks_source(cfg: RunConfig, input_shape: tuple[int, ...]) -> tuple[list[st
             drop = f"nn.Dropout2d(p={p!r})"
         else:  # Dropout2d on (N, features) drops single features: that is nn.Dropout
             drop = f"nn.Dropout(p={p!r})"
-        parts = {"act": ACTIVATIONS[m.activation], "drop": drop, "bn": bn}
+        parts = {"act": ACTIVATIONS[m.activation].source, "drop": drop, "bn": bn}
         middle = [parts[name] for name in block_order(m)]
         lines.append(f"nn.Sequential({', '.join([layer, *middle])}),")
         c_in = width

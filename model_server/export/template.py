@@ -8,8 +8,6 @@ OPTIMIZERS = {
     "momentum": "torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9, weight_decay=WEIGHT_DECAY)",
     "sgd": "torch.optim.SGD(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)",
 }
-ACTIVATIONS = {"relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()",
-               "selu": "nn.SELU()", "linear": "nn.Identity()"}
 
 DIGITS_SOURCE = '''\
 from sklearn.datasets import load_digits
