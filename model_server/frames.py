@@ -32,6 +32,7 @@ ENCODINGS = ("bits", "u32", "q8", "p8")
 
 @dataclass
 class Frame:
+    """One step's frame before encoding: a JSON-able header and named numpy sections."""
     header: dict
     # name -> (enc, array), or (enc, shape, data, extra) for a section packed already
     sections: dict[str, tuple] = field(default_factory=dict)
@@ -70,6 +71,7 @@ def pack_rows(enc: str, a: np.ndarray) -> list[tuple[bytes, dict]]:
 
 
 def _pack(enc: str, a: np.ndarray) -> tuple[bytes, dict]:
+    """One section's bytes in encoding enc, and what decoding needs besides (q8's scale)."""
     if enc == "bits":
         return np.packbits(a.astype(bool).reshape(-1)).tobytes(), {}
     if enc == "u32":
@@ -91,6 +93,7 @@ def _finite(a: np.ndarray, fill: float) -> np.ndarray:
 
 
 def encode(frame: Frame) -> bytes:
+    """The frame as one binary message, laid out as above (sections in the order added)."""
     chunks, meta, offset = [], [], 0
     for name, section in frame.sections.items():
         if len(section) == 2:
@@ -103,8 +106,9 @@ def encode(frame: Frame) -> bytes:
         pad = -len(data) % 4
         chunks.append(data + b"\0" * pad)
         offset += len(data) + pad
-    # orjson: a tenth of json.dumps' time for a header, written up to 30 times a second per
-    # client; the engine never puts NaN or infinity in a header (they would become null)
+    # orjson, not json: a header is written for every frame of every client, and orjson
+    # writes it in a fraction of json.dumps' time (docs/benchmarks.md); the engine never
+    # puts NaN or infinity in a header (they would become null)
     head = orjson.dumps({"v": VERSION, **frame.header, "sections": meta})
     head += b" " * (-(len(head) + 5) % 4)
     return struct.pack("<BI", VERSION, len(head)) + head + b"".join(chunks)

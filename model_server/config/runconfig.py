@@ -118,7 +118,8 @@ class TrainConfig(Strict):
     lr: Lr = 0.01
     weight_decay: Annotated[float, in_range(0.0, 1.0, "weight decay")] = 0.0
     batch_size: int = 10
-    # evaluate test loss/accuracy every k steps; 0 = with each boundary refresh (<= 6/s)
+    # evaluate test loss/accuracy every k steps; 0 = with each boundary refresh (the server
+    # caps how often a run's boundary refreshes: app.settings' boundary_rate)
     eval_every: Annotated[int, in_range(0, 10_000, "eval_every")] = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -26,8 +26,8 @@ DRIFT_NOTE = """\
 The playground trains a CNN and BatchNorm layers as batched kernels (one op over many
 runs' rows), which add the same numbers in another order than torch.nn's layers; the
 masks and batches are the same, but rounding makes the weights drift apart over
-thousands of steps (measured: final test losses 0.007-0.02 apart after 600-1,800
-steps). An MLP without BatchNorm retraces the page's run to ~1e-6."""
+thousands of steps, and the final test losses with them. An MLP without BatchNorm
+retraces the page's run to float rounding."""
 
 
 SCRIPT = '''\
