@@ -6,7 +6,7 @@ works, through this module's __getattr__.
 """
 from __future__ import annotations
 
-__all__ = ["ConfigError", "Limits", "Run", "RunConfig", "parse_config"]
+__all__ = ["Limits", "Run", "RunConfig", "parse_config"]
 
 
 def __getattr__(name: str):
