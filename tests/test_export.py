@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 
 from model_server import Run, parse_config
+from model_server.activations import ACTIVATIONS
 from model_server.export import metrics_csv, script
 
 # a visitor's own set: two interleaved clusters per class, inside the plane
@@ -117,6 +118,16 @@ def test_exported_script_carries_a_custom_set_as_it_came():
 
 
 # ---- the production pattern: predict() in eval mode, mc_predict() with dropout only ------
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_exported_activation_is_the_tables_module(activation):
+    """The script writes each block's activation from the one activation table, as the
+    module network.Net builds from it."""
+    cfg = parse_config(cpu({"model": {"activation": activation, "hidden": [5, 4, 3], "p": [0.1, 0.2, 0.3]}}))
+    kinds = {a.module for a in ACTIVATIONS.values()}
+    acts = lambda net: [type(m) for m in net.modules() if type(m) in kinds]  # noqa: E731
+    assert acts(load_script(script(cfg)).Net()) == acts(Run(cfg).net) == [ACTIVATIONS[activation].module] * 3
+
+
 @pytest.mark.parametrize("raw", [
     {"model": {"hidden": [16, 16], "p": [0.5, 0.5], "batchnorm": "before_dropout"}},
     {"data": {"dataset": "digits"}, "model": {"hidden": [32], "p": [0.4], "batchnorm": "after_dropout"},
