@@ -102,8 +102,10 @@ def test_compare_two_runs_on_one_chart(page, live_server):
     page.goto(live_server.url + "/compare#data=moons&points=200&hidden=16,16&steps=400&runs=2&a.p=0&b.p=0.5")
     page.wait_for_function("() => window.__compare && window.__compare.runs.length === 2 && "
                            "window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
-    # two sockets, so two sessions: each run's frames are its own
-    assert page.evaluate("() => new Set(window.__compare.runs.map(r => r.conn.socket.id)).size") == 2
+    # one socket, two runs on it: each run's frames are its own (they name it, and carry its p)
+    assert page.evaluate("() => new Set(window.__compare.runs.map(r => r.conn.socket.id)).size") == 1
+    assert page.evaluate("() => window.__compare.runs.map(r => r.last.header.run === r.id)") == [True, True]
+    assert page.evaluate("() => window.__compare.runs.map(r => r.last.header.p.join())") == ["0,0", "0.5,0.5"]
     count = page.evaluate("() => window.__compare.losses.count")
     page.wait_for_function(f"() => window.__compare.losses.count > {count}", timeout=LIVE)
     # both runs' test-loss traces gain points

@@ -52,3 +52,16 @@ def test_the_schema_serves_what_the_lesson_views_read():
     thinned = doc["experiments"]["mc_dropout"]["properties"]["thinned"]
     assert (thinned["minimum"], thinned["maximum"]) == (1, 64)
     assert doc["limits"]["max_steps"] == Limits().max_steps
+
+
+# the words a server refusal starts with (a Busy or JobsBusy raised in app/): the page
+# reads a refusal by its field and retry_after_s, never by its text, so none appears in it
+REFUSAL = re.compile(r"\b(?:Job)?Busy\(f?\"([^\"{]{12,})")
+
+
+def test_no_refusal_text_of_the_server_is_written_into_the_page():
+    app_dir = Path(__file__).resolve().parent.parent / "app"
+    words = {m.group(1).split(":")[0].strip() for path in app_dir.rglob("*.py") for m in REFUSAL.finditer(path.read_text())}
+    assert "too many runs" in words  # (the copy that was removed: common.js matched it)
+    found = [(path.name, w) for path in JS for w in words if w.lower() in path.read_text().lower()]
+    assert found == [], found

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 # every live frame's step -> its mask bits, loss and the shown example's values, as streamed
 RECORD = """() => {
   window.__streamed = {};
-  window.__dp.conn.addEventListener('frame', e => {
+  window.__dp.run.addEventListener('frame', e => {
     const { header: h, arrays: a } = e.detail;
     if (h.replay || h.steps !== 1) return;
     window.__streamed[h.step] = {

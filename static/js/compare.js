@@ -5,7 +5,7 @@
 //
 // Keys without a prefix are shared (the playground's keys, state.js); `a.`, `b.`, `c.`
 // prefix a run's own settings (RUN_KEYS); `runs` is how many (2 or 3) and `steps` where
-// every run pauses. Each run trains on its own socket (LiveRun), so its frames are its own.
+// every run pauses. The runs share the tab's socket; each frame names its run (LiveRun).
 //
 // Runs train at their own speed (a dropout run's steps cost more), so at any moment they
 // are at different steps. They are compared only where they are at the same one: the
@@ -14,6 +14,7 @@
 import { BY_KEY, SCHEMA, check, presetHash } from './state.js';
 import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
+import { tabConnection } from './connection.js';
 
 const LETTERS = ['a', 'b', 'c'];
 // Each run's colour (Okabe and Ito's palette: told apart with any colour vision) and line
@@ -125,6 +126,10 @@ class Compare {
     this.losses = new LossView($('[data-role=losses]'));
     this.playing = true;
     this.bind();
+    const conn = tabConnection();
+    conn.addEventListener('connected', () => this.status('connected'));
+    conn.addEventListener('disconnected', () => this.status('reconnecting…'));
+    if (conn.connected) this.status('connected');
     this.renderShared();
     this.restart();
     setInterval(() => this.paint(), PAINT_MS);
@@ -211,8 +216,6 @@ class Compare {
       run.addEventListener('playing', () => this.updateButton());
       return run;
     });
-    this.runs[0].conn.addEventListener('connected', () => this.status('connected'));
-    this.runs[0].conn.addEventListener('disconnected', () => this.status('reconnecting…'));
     const share = $('[data-role=share]');
     share.href = location.pathname + compareHash(this.model);
     this.playing = true;

@@ -1,5 +1,7 @@
-// The socket: connect with a per-tab token, send events as promises of their
-// acknowledgement, hand frames to the page and acknowledge each one once taken.
+// The tab's one socket: connect with a per-tab token, send events as promises of their
+// acknowledgement, hand each frame and status to the run it names (its `run`) and
+// acknowledge each frame once taken. Every page of a tab (playground, lesson, compare,
+// embed) shares it: tabConnection(). Its runs (run.js) are multiplexed over it by run id.
 import { io } from '/vendor/socket.io.esm.min.js';
 import { decodeFrame } from './frames.js';
 
@@ -16,11 +18,22 @@ function tabToken() {
 export class Connection extends EventTarget {
   constructor() {
     super();
+    this.runs = new Map();   // run id -> Run (run.js)
+    this.count = 0;          // run ids handed out
     this.socket = io({ auth: { token: tabToken() }, transports: ['websocket'] });
-    this.socket.on('connect', () => this.dispatchEvent(new CustomEvent('connected')));
+    let before = false;
+    this.socket.on('connect', () => {
+      this.dispatchEvent(new CustomEvent('connected'));
+      // a reconnect is a new server session without our runs: each is configured again
+      if (before) for (const run of this.runs.values()) run.restore();
+      before = true;
+    });
     this.socket.on('disconnect', reason => this.dispatchEvent(new CustomEvent('disconnected', { detail: reason })));
     this.socket.on('connect_error', err => this.dispatchEvent(new CustomEvent('disconnected', { detail: err.message })));
-    this.socket.on('status', s => this.dispatchEvent(new CustomEvent('status', { detail: s })));
+    this.socket.on('status', s => {
+      const run = s.run === null || s.run === undefined ? null : this.runs.get(s.run);
+      if (run) run.status(s); else this.dispatchEvent(new CustomEvent('status', { detail: s }));
+    });
     this.socket.on('broadcast', m => this.dispatchEvent(new CustomEvent('broadcast', { detail: m })));
     this.socket.on('frame', (data, ack) => {
       const received = Date.now();
@@ -29,19 +42,30 @@ export class Connection extends EventTarget {
       try { frame = decodeFrame(data); } catch (e) { console.error(e); if (ack) ack(false); return; }
       frame.received = received;
       frame.decodeMs = performance.now() - t0;  // main-thread time, for the bench
-      this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
+      const run = this.runs.get(frame.header.run);
+      if (run) run.take(frame);  // (a closed run's last frame is taken, and dropped)
       if (ack) ack(true);  // taken: the server may send the next one
     });
   }
 
+  get connected() { return this.socket.connected; }
+
+  // Resolves once the socket is connected.
+  ready() {
+    if (this.socket.connected) return Promise.resolve();
+    return new Promise(resolve => this.addEventListener('connected', resolve, { once: true }));
+  }
+
+  // A fresh run id on this socket (the server takes [A-Za-z0-9_-]{1,16}).
+  nextId() { return `r${++this.count}`; }
+
   // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}). A refusal
-  // that says when to retry (the server's lesson experiments are all taken, or this tab's
-  // previous one still runs) is retried then, a few times, before it is given up. Lesson
-  // work may take seconds on a busy server: it gets a minute.
+  // that says when to retry (the server's lesson experiments are all taken, this tab's
+  // previous one still runs, or its runs are still closing) is retried then, a few times,
+  // before it is given up. Lesson work may take seconds on a busy server: it gets a minute.
   async call(event, payload = {}, retries = 10) {
     for (let attempt = 0; ; attempt++) {
       const ack = await new Promise(resolve => {
-        // lesson work waits its turn on a busy server: give it longer than a control event
         this.socket.timeout(event === 'experiment' || event === 'sweep' ? 60000 : 10000).emit(event, payload, (err, a) => {
           resolve(err ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : a);
         });
@@ -50,4 +74,12 @@ export class Connection extends EventTarget {
       await new Promise(r => setTimeout(r, 1000 * ack.retry_after_s * (0.75 + 0.5 * Math.random())));
     }
   }
+}
+
+let shared = null;
+
+// The tab's connection, opened on first use.
+export function tabConnection() {
+  shared ||= new Connection();
+  return shared;
 }

@@ -26,7 +26,7 @@ export class Exporter {
   async export(what) {
     if (what === 'png') return this.plots();
     this.say('Preparing…');
-    const ack = await this.pg.conn.call('export', { what });
+    const ack = await this.pg.run.call('export', { what });
     if (!ack.ok) { this.say(''); this.pg.serverErrors(ack); return ack; }
     const size = ack.data.byteLength ?? ack.data.length;
     download(new Blob([ack.data], { type: ack.mime }), ack.filename);

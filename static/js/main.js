@@ -4,15 +4,15 @@
 // The page opens at a gentle speed (state.js, PAGE_DEFAULTS), follows a link opened in
 // its tab, and copies its own link.
 import { Playground } from './playground.js';
-import { Connection } from './connection.js';
+import { tabConnection } from './connection.js';
 import { PAGE_DEFAULTS } from './state.js';
 import { plotlyReady } from './plotly_ready.js';
 
-const connection = new Connection();
+const connection = tabConnection();  // the socket opens at once
 
 function start() {
   const root = document.querySelector('[data-role=root]');
-  const pg = new Playground(root, { connection, page: PAGE_DEFAULTS });
+  const pg = new Playground(root, { page: PAGE_DEFAULTS });
   const conn = document.querySelector('.top [data-role=connection]');
   if (connection.socket.connected) conn.textContent = 'connected';
   pg.conn.addEventListener('connected', () => { conn.textContent = 'connected'; });

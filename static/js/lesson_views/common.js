@@ -1,10 +1,11 @@
-// Shared parts of the lesson views and the compare page: a live run on its own socket,
+// Shared parts of the lesson views and the compare page: a live run on the tab's socket,
 // a loop that polls an experiment, and small Plotly helpers.
 //
-// Each LiveRun opens its own Connection (its own socket, so its own server session): the
-// frames of two runs never mix, and closing the socket frees the run on the server.
-import { Connection } from '../connection.js';
-import { fromHash, toConfig, fitP } from '../state.js';
+// Every LiveRun is a run (run.js) on the tab's one socket (connection.js): the frames of
+// two runs never mix (each names its run), and closing a run frees it on the server.
+import { tabConnection } from '../connection.js';
+import { Run } from '../run.js';
+import { fromHash, fitP } from '../state.js';
 import { layoutBase } from '../views/theme.js';
 
 
@@ -22,24 +23,15 @@ export function stateOf(hash) {
   return { state: fitP(state), problems };
 }
 
-export class LiveRun extends EventTarget {
+export class LiveRun extends Run {
   // hash: a playground URL hash; options.stopAt: the server pauses the run at exactly this
   // step (play {until}), so runs compared at their stop are compared at one step.
   constructor(hash, { name = '', stopAt = null } = {}) {
-    super();
+    super(tabConnection());
     this.name = name;
     this.stopAt = stopAt;
     this.setHash(hash);
-    this.info = null;
-    this.last = null;          // the latest frame
-    this.frames = 0;
-    this.playing = false;
-    this.closed = false;
-    this.conn = new Connection();
-    this.conn.addEventListener('frame', e => this.take(e.detail));
-    this.conn.addEventListener('status', e => this.status(e.detail));
-    // after a reconnect the server has a new session without our run: configure it again
-    this.conn.addEventListener('connected', () => { if (this.wanted && this.configured) this.start(this.wanted); });
+    this.startWith = null;
   }
 
   setHash(hash) {
@@ -47,51 +39,34 @@ export class LiveRun extends EventTarget {
     this.state = stateOf(hash).state;
   }
 
-  connected() {
-    if (this.conn.socket.connected) return Promise.resolve();
-    return new Promise(resolve => this.conn.addEventListener('connected', resolve, { once: true }));
+  // after a reconnect: configured again, and trained on if it was asked to
+  restore() {
+    if (!this.startWith || this.closed || this.restoring) return;
+    this.restoring = this.start(this.startWith).finally(() => { this.restoring = null; });
   }
 
   // Configure from the hash (fresh weights) and, with play, train.
   async start({ play = true } = {}) {
-    this.wanted = { play };
-    this.info = null;  // frames of the previous configuration, still in flight, are dropped
-    await this.connected();
-    if (this.closed) return null;
+    this.startWith = { play };
     // (a page switch may leave old runs closing on the server for a moment: the refusal
     // then says when to retry, and Connection.call does)
-    const ack = await this.conn.call('configure', { config: toConfig(this.state) });
+    const ack = await this.configure(this.state);
+    if (!ack) return null;
     if (!ack.ok) { this.fail(ack); return ack; }
-    this.info = ack;
-    this.configured = true;
-    this.last = null;
-    this.dispatchEvent(new CustomEvent('configured', { detail: ack }));
-    await this.conn.call('set', { change: { param: 'speed', value: this.state.speed } });
-    if (this.state.mode !== 'train') await this.conn.call('set', { change: { param: 'mode', value: this.state.mode } });
     if (play) await this.play();
     return ack;
   }
 
-  get step() { return this.last ? this.last.header.step : 0; }
-
   async play() {
-    const ack = await this.conn.call('play', this.stopAt > this.step ? { until: this.stopAt } : {});
-    if (ack.ok) this.setPlaying(true); else this.fail(ack);
+    const ack = await super.play(this.stopAt > this.step ? this.stopAt : undefined);
+    if (!ack.ok) this.fail(ack);
     return ack;
   }
-
-  async pause() {
-    const ack = await this.conn.call('pause', {});
-    this.setPlaying(false);
-    return ack;
-  }
-
-  set(change) { return this.conn.call('set', { change }); }
 
   // Train n steps while paused (the 'step' event) and wait for the frame of the step
   // reached: its step number, or null if the server refused (the problem is reported).
   async stepBy(n, timeoutMs = 10_000) {
-    const ack = await this.conn.call('step', { n });
+    const ack = await this.train(n);
     if (!ack.ok) { this.fail(ack); return null; }
     if (!(this.last && this.last.header.step >= ack.step)) {
       let on = null;
@@ -113,32 +88,22 @@ export class LiveRun extends EventTarget {
 
   // The same, with the step the run was at when measured: {step, result}.
   async measure(name, params = {}) {
-    const ack = await this.conn.call('experiment', { name, params });
+    const ack = await this.call('experiment', { name, params });
     if (!ack.ok) { const err = new Error(`${ack.error.field}: ${ack.error.message}`); err.ack = ack; throw err; }
     return ack;
   }
 
   take(frame) {
-    if (!this.info) return;
-    this.last = frame;
-    this.frames++;
-    this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
-    if (this.stopAt && frame.header.step === this.stopAt && this.doneAt !== this.stopAt) {
+    super.take(frame);
+    if (this.info && this.stopAt && frame.header.step === this.stopAt && this.doneAt !== this.stopAt) {
       this.doneAt = this.stopAt;  // once per stop: the paused picture repeats the step
       this.dispatchEvent(new CustomEvent('done', { detail: frame.header.step }));
     }
   }
 
   status(s) {
-    if (s.state === 'playing') this.setPlaying(true);
-    else if (['paused', 'finished', 'ended'].includes(s.state)) this.setPlaying(false);
+    super.status(s);
     if (s.reason) this.dispatchEvent(new CustomEvent('problem', { detail: s.reason }));
-  }
-
-  setPlaying(on) {
-    if (this.playing === on) return;
-    this.playing = on;
-    this.dispatchEvent(new CustomEvent('playing', { detail: on }));
   }
 
   fail(ack) {
@@ -147,15 +112,20 @@ export class LiveRun extends EventTarget {
     this.dispatchEvent(new CustomEvent('problem', { detail: errors.map(e => `${e.field}: ${e.message}`).join('; ') }));
   }
 
-  // Close the run and the socket: the server frees both.
   async close() {
-    this.closed = true;
-    this.wanted = null;
-    if (this.conn.socket.connected && this.info) {
-      await Promise.race([this.conn.call('close', { run: 'main' }), sleep(1000)]);
-    }
-    this.conn.socket.disconnect();
+    this.startWith = null;
+    await super.close();
   }
+}
+
+// An experiment that needs no run (the preset ones: data_size, alternatives,
+// noise_injection), on the tab's socket: its acknowledgement's result, or throws.
+export async function presetExperiment(name, params = {}) {
+  const conn = tabConnection();
+  await conn.ready();
+  const ack = await conn.call('experiment', { name, params });
+  if (!ack.ok) { const err = new Error(`${name}: ${ack.error.field}: ${ack.error.message}`); err.ack = ack; throw err; }
+  return ack.result;
 }
 
 

@@ -1,6 +1,6 @@
 // Lessons d and h: two runs with the same seed, trained side by side, one per variant.
-// Each run has its own socket (LiveRun), so frames arrive per run; the loss chart is the
-// playground's LossView with one series per run.
+// Both runs are LiveRuns on the tab's socket (each frame names its run, so frames arrive
+// per run); the loss chart is the playground's LossView with one series per run.
 //
 // The runs train in lockstep: both stay paused and take `lesson.stride` steps at a time
 // ('step' events), and a round ends when the frames of both have arrived. Every frame
@@ -11,7 +11,9 @@ import { LossView } from '../views/losses.js';
 import { LiveRun, panel, draw, Readout, buttons, fmt, mergeHash, sleep } from './common.js';
 
 const LOSS_PAINT_MS = 200;
-const ROUND_MS = 120;   // at most one round per ROUND_MS: ~8 'step' events a second per socket
+// at most one round per ROUND_MS: the two runs' 'step' events share the tab's event
+// budget (DP_EVENTS_PER_S, docs/limits.md) with the probes between rounds
+const ROUND_MS = 150;
 
 function pair(root, lesson, ctx, title, onRound = async () => {}) {
   const runs = lesson.variants.map(v => new LiveRun(mergeHash(lesson.hash, v.hash), { name: v.name }));

@@ -2,16 +2,8 @@
 // experiments train copies of the overfitting preset at once, on several seeds, and need
 // no run: 'experiment' {name: 'data_size' | 'alternatives' | 'noise_injection'}. Every
 // verdict on screen is computed here from the numbers those answers carry.
-import { Connection } from '../connection.js';
 import { COLORS } from '../views/theme.js';
-import { LiveRun, panel, draw, Readout, slider, fmt, el } from './common.js';
-
-async function presetExperiment(conn, name, params = {}) {
-  if (!conn.socket.connected) await new Promise(r => conn.addEventListener('connected', r, { once: true }));
-  const ack = await conn.call('experiment', { name, params });
-  if (!ack.ok) throw new Error(`${name}: ${ack.error.field}: ${ack.error.message}`);
-  return ack.result;
-}
+import { LiveRun, panel, draw, Readout, slider, fmt, el, presetExperiment } from './common.js';
 
 const pm = s => `${fmt(s.mean)} ± ${fmt(s.std)}`;
 const count = n => Math.round(n).toLocaleString('en');
@@ -49,7 +41,6 @@ const wrap = text => text.split(' ').reduce((lines, w) => {
 }, []).join('<br>');
 
 export function whenNot(root, lesson, ctx) {
-  const conn = new Connection();
   const { data_size: sizeParams, alternatives: altParams } = lesson.params;
   const gapPanel = panel(root, 'Train-test gap against the size of the training set', { height: 330,
     caption: `training ${2 * sizeParams.sizes.length * sizeParams.seeds} copies at once…` });
@@ -173,17 +164,17 @@ export function whenNot(root, lesson, ctx) {
 
   (async () => {
     try {
-      const r = await presetExperiment(conn, 'data_size', sizeParams);
+      const r = await presetExperiment('data_size', sizeParams);
       if (closed) return;
       drawSizes(r); drawClaims(); ctx.tick();
       altPanel.caption.textContent = `training ${LABELS_COUNT * altParams.seeds} copies at once…`;
-      const a = await presetExperiment(conn, 'alternatives', altParams);
+      const a = await presetExperiment('alternatives', altParams);
       if (closed) return;
       drawAlts(a); drawClaims(); conclude(); ctx.tick();
       ctx.done();
     } catch (e) { if (!closed) ctx.problem(e.message); }
   })();
-  return { async stop() { closed = true; conn.socket.disconnect(); } };
+  return { async stop() { closed = true; } };
 }
 
 // ---- k. dropout as noise ------------------------------------------------------------------
@@ -302,7 +293,7 @@ export function noise(root, lesson, ctx) {
     const want = p, ticket = ++asked;
     gaussPanel.caption.textContent = `training the copies at p = ${want}…`;
     try {
-      const r = await presetExperiment(run.conn, 'noise_injection', { ...lesson.params.noise_injection, p: want });
+      const r = await presetExperiment('noise_injection', { ...lesson.params.noise_injection, p: want });
       if (ticket !== asked || run.closed) return;  // p moved on meanwhile
       result = r;
       drawGauss(r);

@@ -1,16 +1,16 @@
 // Lessons e and i: the batched dropout sweep (the 'sweep' event; model_server/sweep.py).
 // The server trains one copy of the SWEEP_PRESET network per p, all at once; the page asks
 // for a few steps at a time and redraws from each answer, so the chart fills in live.
-import { Connection } from '../connection.js';
+import { tabConnection } from '../connection.js';
 import { COLORS } from '../views/theme.js';
 import { LiveRun, panel, draw, Readout, poll, slider, fmt, sleep } from './common.js';
 
 const CHUNK = 20;   // steps per 'sweep' event
 
+// The tab's one sweep (the server keeps one per tab), on the tab's socket.
 export class SweepClient {
-  constructor(conn = null) {
-    this.own = !conn;
-    this.conn = conn || new Connection();
+  constructor() {
+    this.conn = tabConnection();
     this.stopped = false;
   }
 
@@ -23,7 +23,7 @@ export class SweepClient {
   // Start a sweep over ps and train it to `steps`, calling onResult after each answer.
   async run(ps, steps, onResult) {
     this.stopped = false;
-    if (!this.conn.socket.connected) await new Promise(r => this.conn.addEventListener('connected', r, { once: true }));
+    await this.conn.ready();
     let result = await this.call({ action: 'start', ps });
     onResult(result);
     while (!this.stopped && result.step < steps) {
@@ -35,7 +35,6 @@ export class SweepClient {
 
   close() {
     this.stopped = true;
-    if (this.own) this.conn.socket.disconnect();
   }
 }
 
@@ -148,9 +147,9 @@ export function myths(root, lesson, ctx) {
     ctx.evidence(`Measured: ${found.params.toLocaleString('en')} parameters with p = ${found.p[0].toFixed(2)}, ${found.params_without_dropout.toLocaleString('en')} at p = 0; layer widths ${found.sizes_train.map(s => s[0]).join(', ')} in train and eval mode alike. In the sweep the training loss rises from ${fmt(swept.train_loss[k0])} at p = 0 to ${fmt(swept.train_loss[k9])} at p = 0.9: too much dropout underfits.`);
   }
 
-  const client = new SweepClient(run.conn);
+  const client = new SweepClient();
   const sweepAfterConfigure = async () => {
-    await run.connected();
+    await run.conn.ready();
     await sleep(200);
     await client.run(lesson.sweep.ps, lesson.sweep.steps, r => { swept = r; drawLossVsP(under.plot, r, { emphasise: 'train' }); evidence(); ctx.tick(); });
   };
