@@ -181,24 +181,9 @@ def test_embed_fits_800_by_600_and_adapts_to_360(live_server, browser):
 def test_unknown_lesson_is_reported_and_defaults_apply(live_server, page):
     page.goto(live_server.url + "/embed?lesson=no-such-lesson#p=0.1,0.1")
     page.wait_for_function("() => window.__dp && window.__dp.info", timeout=30000)
-    assert "no-such-lesson" in page.locator("[data-role=notice]").inner_text()
+    notice = page.locator("[data-role=notice]").inner_text()
+    assert "no-such-lesson" in notice and "inverted-scaling" in notice  # the lessons there are
     assert page.evaluate("() => window.__dp.state.p") == [0.1, 0.1]
-
-
-@pytest.mark.skipif(not (ROOT / "static/js/lessons.js").exists(), reason="no static/js/lessons.js yet")
-def test_lesson_flag_applies_the_lessons_settings(live_server, page):
-    page.goto(live_server.url + "/embed")
-    page.wait_for_function("() => window.__dp && window.__dp.info", timeout=30000)
-    lesson = page.evaluate("""async () => {
-        const { LESSONS } = await import('/static/js/lessons.js');
-        const { fromHash } = await import('/static/js/state.js');
-        const l = LESSONS.find(x => x.hash);
-        return { id: l.id, state: fromHash(l.hash).state };
-    }""")
-    page.goto(live_server.url + f"/embed?lesson={lesson['id']}")
-    page.wait_for_function("() => window.__dp && window.__dp.info", timeout=30000)
-    state = page.evaluate("() => window.__dp.state")
-    assert {k: state[k] for k in lesson["state"]} == lesson["state"]
 
 
 # ---- a course page on another origin drives two embeds ------------------------------------------
@@ -361,8 +346,6 @@ def test_course_example_route_embeds_two_playgrounds(live_server, page):
     ("http://localhost/", "http://localhost/embed"),
     ("http://localhost/#p=0.5,0.5", "http://localhost/embed#p=0.5,0.5"),
     ("http://localhost/embed?hide=data&lock=p#data=xor", "http://localhost/embed?hide=data&amp;lock=p#data=xor"),
-    ("http://localhost/lessons/co-adaptation", "http://localhost/embed?lesson=co-adaptation"),
-    ("http://localhost/lessons", "http://localhost/embed"),
 ])
 def test_oembed_answers_for_our_pages(http, url, src):
     resp = http.get("/oembed", query_string={"url": url, "format": "json"})
@@ -386,6 +369,8 @@ def test_oembed_honours_maxwidth_and_maxheight(http):
     ({"url": "http://evil.example/embed"}, 404, "url"),
     ({"url": "http://localhost/healthz"}, 404, "url"),
     ({"url": "http://localhost/lessons/a/b"}, 404, "url"),
+    ({"url": "http://localhost/lessons/no-such-lesson"}, 404, "url"),
+    ({"url": "http://localhost/lessons#no-such-lesson"}, 404, "url"),
     ({"url": "javascript:alert(1)"}, 404, "url"),
     ({"url": "ftp://localhost/"}, 404, "url"),
     ({"url": "http://localhost/", "format": "xml"}, 501, "format"),
@@ -444,13 +429,13 @@ def test_frame_ancestors_setting_restricts_framing(monkeypatch):
 
 
 def test_embed_page_passes_its_settings_as_json_not_script(http):
-    html = http.get("/embed?hide=data,network,bogus&lock=p,lr&lesson=intro&id=left&autoplay=1").get_data(as_text=True)
+    html = http.get("/embed?hide=data,network,bogus&lock=p,lr&id=left&autoplay=1").get_data(as_text=True)
     body_class = re.search(r'<body class="([^"]*)"', html).group(1).split()
     assert {"embed", "hide-data", "hide-network"} <= set(body_class) and "hide-bogus" not in body_class
     block = re.search(r'<script type="application/json" id="dp-embed-config">(.*?)</script>', html, re.S).group(1)
     config = json.loads(block)
     assert config["hide"] == ["data", "network"] and config["lock"] == ["p", "lr"]
-    assert config["lesson"] == "intro" and config["id"] == "left" and config["autoplay"] is True
+    assert config["id"] == "left" and config["autoplay"] is True
     assert config["origins"] == ["*"] and "bogus" in config["problems"][0]
     scripts = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", html)
     assert scripts == [], "inline script"

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 # each page, and the Plotly charts it draws by itself (the widest part of most pages)
 PAGES = {"/": 2, "/embed": 2, "/lessons": 0, "/lessons#noise": 0, "/compare": 1, "/course-example": 0,
-         "/embed?lesson=co-adaptation": 2}
+         "/embed?lesson=no-such-lesson": 2, "/embed?lesson=noise": 0}
 
 
 @pytest.fixture
