@@ -1,7 +1,9 @@
 """A run's own state: its config, data, random streams, live settings and history.
 
 Its weights and optimizer state live in one row of its bucket (bucket.py), which trains
-it together with every other run of the same shape. Everything here belongs to this run
+it together with every other run of the same shape. The engine reads a run and tells it
+what happened through the methods engine.handle.RunHandle names (placed, queue_eval,
+take_evals, add_history), and assigns none of its fields. Everything here belongs to this run
 alone: the same config and seed give the same data, initial weights, batch order and
 masks, whoever else trains meanwhile.
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .bucket import Bucket
 
 HISTORY_POINTS = 4_000  # evaluation points kept; older ones are thinned 2:1 when full
+MAX_PENDING_EVALS = 256   # evaluations waiting for a frame before they are folded in
 
 # Below this many multiply-adds per training step a GPU loses to the CPU: a small step is
 # a few dozen kernel launches, each costing more than its arithmetic (docs/benchmarks.md).
@@ -150,7 +153,7 @@ class RunState:
         self.history = Thinned(HISTORY_POINTS)  # {step, train_loss, test_loss, test_acc}
         self.latest_eval: dict | None = None
         # (first step, p, lr, mode): the settings each step trained with, from step 1 on
-        # (Bucket.set_hyper logs them; replays and exports read them). Bounded by the
+        # (logged by _log_settings; replays and exports read them). Bounded by the
         # event rate and a run's time limit: a change is a visitor's event.
         self.settings_log: list[tuple[int, list[float], float, str]] = []
         self.evals: list[tuple[int, torch.Tensor, int]] = []  # (step, (3, K') metrics, column): not yet read
@@ -234,6 +237,21 @@ class RunState:
     def _hyper(self) -> None:
         if self.bucket is not None:
             self.bucket.set_hyper(self)
+            self._log_settings()
+
+    def _log_settings(self) -> None:
+        """The settings from the next step on, into settings_log: one entry per step that
+        changed something (a later change within the same step replaces it)."""
+        first = self.step_count + 1
+        log, entry = self.settings_log, (first, list(self.p), self.lr, self.mode)
+        if log and log[-1][0] == first:
+            log.pop()
+        if not log or log[-1][1:] != entry[1:]:
+            log.append(entry)
+
+    def settings_at(self, step: int) -> tuple[int, list[float], float, str]:
+        """(first step, p, lr, mode): the settings step `step` trained with."""
+        return next(entry for entry in reversed(self.settings_log) if entry[0] <= step)
 
     def reset(self) -> None:
         """Fresh weights, optimizer state, streams and history; live changes are kept."""
@@ -241,6 +259,40 @@ class RunState:
         self.resets += 1
         if self.bucket is not None:
             self.bucket.load(self)
+            self._log_settings()
+
+    # ---- what the engine tells the run (engine.handle.RunHandle) ----------------------------
+    def placed(self, bucket: "Bucket | None", row: int) -> None:
+        """The run sits in this row of this bucket now (None, -1: in none); joining a
+        bucket starts it from step 1."""
+        joined = bucket is not None and bucket is not self.bucket
+        self.bucket, self.row = bucket, row
+        if joined:
+            self._log_settings()
+
+    def queue_eval(self, step: int, stack: torch.Tensor, column: int) -> None:
+        self.evals.append((step, stack, column))
+        self.last_eval_step = step
+        if len(self.evals) > MAX_PENDING_EVALS:  # nobody takes frames: fold them in now
+            self.flush_evals()
+
+    def take_evals(self) -> list:
+        evals, self.evals = self.evals, []
+        return evals
+
+    def flush_evals(self) -> None:
+        """Evaluations that no frame has read yet, into history now."""
+        evals = self.take_evals()
+        host = {id(st): st.cpu().numpy() for _, st, _ in evals}
+        for step, stack, i in evals:
+            tl, vl, acc = (float(v) for v in host[id(stack)][:, i])
+            self.add_history({"step": step, "train_loss": _finite(tl), "test_loss": _finite(vl),
+                              "test_acc": _finite(acc)})
+
+    def took_frame(self, step: int) -> int:
+        """A frame of this step goes out: returns the steps since the previous frame."""
+        since, self.frame_step = step - self.frame_step, step
+        return since
 
     # ---- what the run has done ------------------------------------------------------------
     @property
@@ -269,7 +321,7 @@ class RunState:
 
     def frozen(self) -> FrozenRun:
         """This run now, as a FrozenRun (call it where the bucket does not step meanwhile)."""
-        self.bucket.flush_evals(self)
+        self.flush_evals()
         return FrozenRun(self.cfg, self.limits, self.device, self.data, self.bucket.materialize(self),
                          list(self.history), self.step_count,
                          tuple((first, tuple(p), lr, mode) for first, p, lr, mode in self.settings_log))
@@ -294,3 +346,7 @@ class RunState:
                 "test": torch.cat([data.x_test, data.y_test[:, None]], 1).cpu().tolist(),
             }
         return info
+
+
+def _finite(v: float) -> float | None:
+    return v if v == v and abs(v) != float("inf") else None

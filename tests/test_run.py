@@ -10,8 +10,10 @@ import torch
 from scipy.stats import binom
 
 from model_server import Limits, Run, parse_config, masks
-from model_server import bucket as bucket_module
+from model_server.engine import history as history_module
+from model_server.engine import rows as rows_module
 from model_server.bucket import Bucket, key_of
+from model_server.engine.backward import gradient
 from model_server.config import DATASETS
 from model_server.datasets import make_dataset
 from model_server.frames import decode, encode
@@ -69,8 +71,8 @@ def test_loss_rings_match_plain_lists_while_runs_sit_out_and_move(monkeypatch):
     """Each run's ring of per-step losses, folded a few steps at a time, keeps exactly
     that run's last LOSS_RING losses in order, while runs of the bucket sit out steps
     at random and rows move as a run leaves."""
-    monkeypatch.setattr(bucket_module, "LOSS_RING", 16)
-    monkeypatch.setattr(bucket_module, "TALLY_FOLD", 5)
+    monkeypatch.setattr(rows_module, "LOSS_RING", 16)
+    monkeypatch.setattr(history_module, "TALLY_FOLD", 5)
     rng = random.Random(0)
     states = [RunState(config(data={"seed": i})) for i in range(4)]
     b = Bucket(key_of(states[0]), states[0].initial_net())
@@ -84,10 +86,10 @@ def test_loss_rings_match_plain_lists_while_runs_sit_out_and_move(monkeypatch):
         active = np.array([rng.random() < 0.6 for _ in b.runs])
         b.step(active)
         if active.any():
-            b._fold()
+            b.history.fold()
             for s, on in zip(b.runs, active):
                 if on:
-                    seen[id(s)].append(float(b.ring[s.row, (int(b.ringn[s.row]) - 1) % 16]))
+                    seen[id(s)].append(float(b.store.ring[s.row, (int(b.store.ringn[s.row]) - 1) % 16]))
         for s in b.runs:
             n = len(seen[id(s)])
             start, stop = rng.randrange(-3, n + 3), rng.randrange(-3, n + 3)
@@ -572,18 +574,18 @@ def test_the_taped_gradient_is_autograds(activation, net, kind, placement, datas
     b = Bucket(key_of(states[0]), states[0].initial_net())
     for s in states:
         b.join(s)
-    assert b.taped
+    assert b.shape.taped
     states[3].set_p(0, 1.0)
     states[2].set_mode("eval")
     for s in states:
         b.set_hyper(s)
     K, B = 4, b.key.batch
     b.step(np.ones(K, bool))
-    noise = [torch.rand(K, B, *shape).lt(0.6).float() for shape in b.noise_shape]
-    x, y = b.x_train[:K, :B].detach(), b.y_train[:K, :B]
+    noise = [torch.rand(K, B, *shape).lt(0.6).float() for shape in b.shape.noise_shape]
+    x, y = b.store.x_train[:K, :B].detach(), b.store.y_train[:K, :B]
     act = torch.tensor([1.0, 1.0, 1.0, 0.0])
-    loss_t, grad_t = b._gradient(x, y, noise, act, False, [], taped=True)
-    loss_a, grad_a = b._gradient(x, y, noise, act, False, [], taped=False)
+    loss_t, grad_t = gradient(b.net, b.tables(), x, y, noise, act, False, [], taped=True)
+    loss_a, grad_a = gradient(b.net, b.tables(), x, y, noise, act, False, [], taped=False)
     torch.testing.assert_close(loss_t, loss_a, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(grad_t, grad_a, rtol=1e-4, atol=1e-6)
     assert grad_t[:3].abs().sum(1).gt(0).all() and grad_t[3].eq(0).all()
@@ -634,13 +636,13 @@ def test_several_steps_in_one_call_are_the_single_steps(sections):
             for ma, mb in zip(single.last_masks(a), chunked.last_masks(b)):
                 assert (ma is None and mb is None) or torch.equal(ma, mb)
         for name in ("pos", "masked_l", "rec_of", "drawn"):
-            assert np.array_equal(getattr(single, name)[:3], getattr(chunked, name)[:3]), name
-        assert torch.equal(single.kept[:3], chunked.kept[:3])
+            assert np.array_equal(getattr(single.store, name)[:3], getattr(chunked.store, name)[:3]), name
+        assert torch.equal(single.store.kept[:3], chunked.store.kept[:3])
         torch.testing.assert_close(chunked.theta[:3], single.theta[:3], rtol=1e-5, atol=1e-7)
     # a call crosses epochs (a fresh permutation in the middle), and stops where a test
     # evaluation is due
     assert bool(short) == bool(sections.get("train", {}).get("eval_every"))
-    single._fold(), chunked._fold()
+    single.history.fold(), chunked.history.fold()
     for a, b in zip(one, many):
         torch.testing.assert_close(b.losses(), a.losses(), rtol=1e-5, atol=0)
         assert [e[0] for e in a.evals] == [e[0] for e in b.evals]
@@ -648,8 +650,8 @@ def test_several_steps_in_one_call_are_the_single_steps(sections):
         assert frames[0][0]["step"] == frames[1][0]["step"]
         assert {k: v.tolist() for k, v in frames[0][1].items() if k.startswith(("mask", "dropped"))} == \
                {k: v.tolist() for k, v in frames[1][1].items() if k.startswith(("mask", "dropped"))}
-    torch.testing.assert_close(chunked.tl_vals[:3], single.tl_vals[:3], rtol=1e-3, atol=1e-3)
-    assert torch.equal(chunked.tl_index[:3], single.tl_index[:3])
+    torch.testing.assert_close(chunked.store.tl_vals[:3], single.store.tl_vals[:3], rtol=1e-3, atol=1e-3)
+    assert torch.equal(chunked.store.tl_index[:3], single.store.tl_index[:3])
 
 
 def take_frames_of(bucket, state):
