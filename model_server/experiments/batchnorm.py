@@ -5,7 +5,7 @@ from torch import nn
 
 from ..pacing import checkpoint
 from ..runstate import FrozenRun
-from .common import Moments, borrowed, bounded, finite, lists, ratio
+from .common import BATCHNORMS, Moments, borrowed, bounded, finite, lists, ratio
 
 MAX_BN_PASSES = 64
 
@@ -27,7 +27,7 @@ def batchnorm_shift(run: FrozenRun, passes: int = 8, seed: int = 0) -> dict:
     "eval_over_train"}}]} (a ratio is None where its denominator is 0)."""
     passes = bounded("passes", passes, 1, MAX_BN_PASSES)
     net = run.net
-    bns = [next((m for m in b if isinstance(m, nn.modules.batchnorm._BatchNorm)), None) for b in net.blocks]
+    bns = [next((m for m in b if isinstance(m, BATCHNORMS)), None) for b in net.blocks]
     watched = [m for m in bns if m is not None]
     bn_train, next_train = _measure(run, watched, True, passes, seed)
     bn_eval, next_eval = _measure(run, watched, False, 1, seed)

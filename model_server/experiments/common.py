@@ -12,6 +12,7 @@ from ..runstate import FrozenRun
 
 MAX_EXAMPLES = 256       # training examples one experiment's batch may hold
 MAX_GRID_SIZE = 128      # points per side of a grid over the input plane
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # the kinds network.Net builds
 
 
 def bounded(name: str, v: int, lo: int, hi: int) -> int:
@@ -38,7 +39,7 @@ def need_2d(run: FrozenRun, what: str) -> None:
 
 
 def has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    return any(isinstance(m, BATCHNORMS) for m in net.modules())
 
 
 @contextlib.contextmanager
