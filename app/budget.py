@@ -10,7 +10,7 @@ Two quantities are budgeted, per client address and for the whole process:
   experiments running now;
 * multiply-adds per training step of the address's runs (serving.max_step_macs_per_address):
   how much CPU one address's runs ask for with each step; the scheduler then shares the
-  CPU fairly (app/scheduler.py), so this bounds how far one address can dilute it.
+  CPU fairly (app/turns.py), so this bounds how far one address can dilute it.
 One-off work (an experiment, a sweep's steps) is also bounded per event
 (serving.max_job_bytes, serving.max_job_macs) and runs through the scheduler.
 """

@@ -7,7 +7,7 @@ other session carry on. The protocol is documented in docs/protocol.md.
 
 Logs: one key=value line per connect, disconnect and configure, and per refused or
 failed event: event=<name> sid=<socket id> outcome=ok|refused|error [kind=... field=...].
-A malformed packet (app/transport.py finds it) is one more event against the client's rate
+A malformed packet (app/packets.py finds it, app/refusals.py answers it) is one more event against the client's rate
 and one such line, never a traceback.
 """
 from __future__ import annotations
@@ -16,16 +16,18 @@ import logging
 import re
 from typing import Annotated, Any, Callable
 
-from pydantic import Field, StringConstraints
 from flask_socketio import ConnectionRefusedError as ConnectionRefused, Namespace
-from socketio import packet
-
-from . import transport
+from pydantic import Field, StringConstraints
 
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
-from .scheduler import JobsBusy
-from .sessions import Busy, Registry, Session, TokenBucket, quote
+from . import transport
+from .errors import Busy, JobsBusy
+from .logfmt import quote
+from .ratelimit import TokenBucket
+from .refusals import Refusals, error
+from .registry import Registry
+from .sessions import Session
 
 log = logging.getLogger("dropout.events")
 
@@ -66,11 +68,6 @@ class Set(RunRef):
     change: dict
 
 
-def error(field: str, message: str, allowed: str = "", received: Any = None) -> dict:
-    entry = {"field": field, "message": message, "allowed": allowed, "received": received}
-    return {"ok": False, "error": entry, "errors": [entry]}
-
-
 def capped(errors: list[dict]) -> list[dict]:
     """The first MAX_ERRORS errors, then one entry that counts the rest."""
     if len(errors) <= MAX_ERRORS:
@@ -83,10 +80,12 @@ def capped(errors: list[dict]) -> list[dict]:
 class Playground(Namespace):
     """The '/' namespace. One instance per app; state lives in the registry."""
 
-    def __init__(self, registry: Registry, more: dict[str, Callable[[Session, Any], dict]] | None = None):
-        """more: the events of other concerns (exports, lessons), name -> handler."""
+    def __init__(self, registry: Registry, refusals: Refusals,
+                 more: dict[str, Callable[[Session, Any], dict]] | None = None):
+        """refusals: what befalls a client that breaks a rule of the connection (app/refusals.py);
+        more: the events of other concerns (exports, lessons), name -> handler."""
         super().__init__("/")
-        self.registry = registry
+        self.registry, self.refusals = registry, refusals
         self.metrics = registry.metrics
         # tracebacks of internal errors: a few a minute, process-wide; the rest one line each
         self.tracebacks = TokenBucket(TRACEBACKS_PER_MIN / 60, TRACEBACKS_PER_MIN)
@@ -108,100 +107,13 @@ class Playground(Namespace):
             return self.on_connect(sid, args[2] if len(args) > 2 else None, environ.get("REMOTE_ADDR", ""))
         if event == "disconnect" and not self._connected(sid):
             runs = self.registry.close(sid)
-            freed = self._release(sid)
+            freed = self.refusals.release(sid)
             log.info("event=disconnect sid=%s reason=%s runs_ended=%d outcome=ok%s", sid,
                      quote(args[1] if len(args) > 1 else "unknown"), runs,
                      f" unsent_bytes_dropped={freed}" if freed else "")
             return None
         payload = args[1] if len(args) == 2 else (list(args[1:]) if len(args) > 2 else None)
         return self.dispatch(sid, event, payload)
-
-    def _release(self, sid: str) -> int:
-        """The session has ended: free what its transport holds, whatever the client does
-        (a client that stops reading kept megabytes of answers queued after the ping
-        timeout, until it closed its socket). Returns the unsent bytes dropped."""
-        server = getattr(self, "server", None)
-        try:
-            eio_sid = server.manager.eio_sid_from_sid(sid, self.namespace)
-        except Exception:  # a test double without a server, or already gone
-            return 0
-        return transport.release(server, eio_sid) if eio_sid else 0
-
-    def _cut_off(self, sid: str) -> None:
-        """Disconnect a client (its 'disconnect' event ends its runs and releases its
-        transport) and close its transport without waiting for it to read what is queued."""
-        try:
-            eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
-            self.disconnect(sid)  # Socket.IO clients do not reconnect after a server disconnect
-            socket = self.server.eio.sockets.get(eio_sid)
-            if socket is not None:
-                socket.close(wait=False, abort=False)
-        except Exception as e:  # already gone
-            log.info("event=disconnect sid=%s outcome=error kind=cut_off error=%s", sid, quote(type(e).__name__))
-
-    def _session_of(self, eio_sid: str) -> Session | None:
-        try:
-            sid = self.server.manager.sid_from_eio_sid(eio_sid, self.namespace)
-        except Exception:
-            return None
-        return self.registry.get(sid) if sid else None
-
-    def malformed(self, eio_sid: str, kind: str, detail: str, ack_id: int | None) -> None:
-        """A packet app/transport.py refused before (or instead of) parsing it. It counts
-        as an event against the client's rate (and the flood disconnect), and logs one
-        line while the client is within its rate; an event with an id is answered."""
-        self.metrics.errors.labels(kind="malformed").inc()
-        session = self._session_of(eio_sid)
-        if session is None:  # no session (not yet, or cut off already): close, log once
-            sock = self.server.eio.sockets.get(eio_sid)
-            if sock is None or getattr(sock, "malformed_closed", False):
-                return
-            sock.malformed_closed = True
-            log.info("event=malformed eio_sid=%s outcome=refused kind=%s detail=%s action=close",
-                     quote(eio_sid), kind, quote(detail))
-            try:
-                self.server.eio.disconnect(eio_sid)
-            except Exception:
-                pass
-            return
-        if not session.events.take():
-            reply = self._rate_limited(session, "malformed")
-        else:
-            session.limited = False
-            log.info("event=malformed sid=%s outcome=refused kind=%s detail=%s", session.sid, kind, quote(detail))
-            reply = error("packet", f"malformed packet: {detail}",
-                          f"JSON nested at most {transport.MAX_DEPTH} deep, numbers of at most "
-                          f"{transport.MAX_DIGITS} digits, valid Unicode text, an event name first", kind)
-        if ack_id is not None:
-            self.server._send_packet(eio_sid, self.server.packet_class(
-                packet.ACK, namespace=self.namespace, id=ack_id, data=[reply]))
-
-    def over_reply_budget(self, eio_sid: str, waiting: int, size: int) -> None:
-        """The client was about to get a large answer while an earlier one still waits
-        unread in its queue (or more than max_backlog_bytes in all): it is told why, then
-        disconnected."""
-        session = self._session_of(eio_sid)
-        if session is None:
-            return
-        self._refuse_large(session, waiting, size)
-
-    def _refuse_large(self, session: Session, waiting: int, size: int | None = None) -> dict:
-        serving = self.registry.serving
-        limit = serving.large_reply_bytes
-        if size is not None and waiting + size > serving.max_backlog_bytes:
-            limit = serving.max_backlog_bytes
-            reason = (f"disconnected: more than {limit // 1024} KB of answers and frames were left unread; "
-                      "reload the page")
-        else:
-            reason = (f"disconnected: a large answer (over {limit // 1024} KB) was still unread when you asked "
-                      "for another; read each answer before asking for the next, then reload the page")
-        self.metrics.errors.labels(kind="reply_budget").inc()
-        log.info("event=disconnect sid=%s outcome=refused kind=reply_budget limit=%d bytes_waiting=%d%s", session.sid,
-                 limit, waiting, f" message_bytes={size}" if size is not None else "")
-        session.emit("status", {"run": None, "state": "disconnected", "step": None, "reason": reason},
-                     to=session.sid)
-        self._cut_off(session.sid)
-        return error("event", reason, f"one unread answer over {limit} bytes", None)
 
     def _connected(self, sid: str) -> bool:
         server = getattr(self, "server", None)
@@ -232,12 +144,12 @@ class Playground(Namespace):
         if session is None:
             return error("session", "not connected")
         if not session.events.take():
-            return self._rate_limited(session, event)
+            return self.refusals.rate_limited(session, event)
         session.limited = False
         waiting = transport.backlog(getattr(self, "server", None), sid, self.namespace) \
             if known and event in LARGE_REPLY_EVENTS else 0
         if waiting > self.registry.serving.large_reply_bytes:
-            return self._refuse_large(session, waiting)
+            return self.refusals.too_large(session, waiting)
         if not known:
             return self._refuse(sid, name, "unknown_event", error(
                 "event", f"unknown event {str(event)[:40]!r}", ", ".join(self.handlers), str(event)[:40]))
@@ -275,25 +187,6 @@ class Playground(Namespace):
         log.info("event=%s sid=%s outcome=refused kind=%s field=%s message=%s", event, sid, kind,
                  quote(reply["error"]["field"]), quote(reply["error"]["message"][:200]))
         return reply
-
-    def _rate_limited(self, session: Session, event: Any) -> dict:
-        """Refuse an event over the rate limit. A client that keeps on at that pace (it
-        ignores the refusals) is disconnected, so that a flood costs the others nothing."""
-        lim = self.registry.serving
-        self.metrics.errors.labels(kind="rate_limited").inc()
-        if not session.limited:  # one log line per run of refusals, not one per event
-            session.limited = True
-            log.info("event=%s sid=%s outcome=refused kind=rate_limited", quote(str(event)[:40]), session.sid)
-        if session.events.flooding():
-            self.metrics.errors.labels(kind="flood").inc()
-            log.info("event=disconnect sid=%s outcome=refused kind=flood", session.sid)
-            session.emit("status", {"run": None, "state": "disconnected", "step": None,
-                                    "reason": "disconnected: far too many events; reload the page"},
-                         to=session.sid)
-            self._cut_off(session.sid)
-        return error("event", f"too many events: {lim.events_per_s:g} per second allowed "
-                     f"(bursts of {lim.event_burst}); slow down", f"<= {lim.events_per_s:g}/s", str(event)[:40])
-
     # ---- handlers: (session, raw payload) -> ack fields ----
     def configure(self, session: Session, payload: Any) -> dict:
         msg = parse(Configure, payload if payload is not None else {})

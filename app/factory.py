@@ -19,9 +19,12 @@ from model_server.runstate import preload
 from . import assets, embed, exports, headers, lessons
 from .events import Playground
 from .metrics import Metrics
+from .reader import Reader
+from .refusals import Refusals
+from .registry import Registry
 from .settings import ROOT, Serving, Settings
-from .transport import FrameLane, Packet, budget_replies, guard, no_delay, serialize_packets
-from .sessions import Registry
+from .socketio_internals import Packet
+from .transport import guard, no_delay
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -55,20 +58,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = no_delay(headers.secure(app.wsgi_app, settings.frame_ancestors))
     if serving.trusted_proxies:  # the client address from X-Forwarded-For, set by that many proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=serving.trusted_proxies)
-    serialize_packets(socketio.server)
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
     # publishing their frames to every other instance would be pure waste
     emit = functools.partial(socketio.emit, ignore_queue=True)
-    registry = Registry(limits, serving, emit, metrics)
-    socketio.on_namespace(namespace := Playground(registry, {**exports.HANDLERS, **lessons.handlers(registry)}))
+    # every websocket is read on one thread, which waits while the trainer writes a pass
+    # of frames (their acknowledgements are then read together)
+    reader = Reader()
+    registry = Registry(limits, serving, emit, metrics, sending=reader.hold)
+    refusals = Refusals(socketio.server, registry)
+    socketio.on_namespace(Playground(registry, refusals, {**exports.HANDLERS, **lessons.handlers(registry)}))
     # a websocket's socket timeout: a healthy client answers a ping every ping_interval
-    guard(socketio.server, serving.max_message_bytes,
-          max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), namespace.malformed)
-    admit = budget_replies(socketio.server, serving.large_reply_bytes, serving.max_backlog_bytes,
-                           namespace.over_reply_budget)
-    registry.send_frame = FrameLane(socketio.server, emit, admit)
-    registry.trainer.sending = socketio.server.websocket_reader.hold
+    guard(socketio.server, reader, serving.max_message_bytes,
+          max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), refusals.malformed,
+          serving.large_reply_bytes, serving.max_backlog_bytes, refusals.over_reply_budget)
     app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
 
     from . import pages, health, schema

@@ -41,8 +41,8 @@ from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS
 
 from .budget import OverBudget
 from .events import RunRef
-from .scheduler import JobsBusy
-from .sessions import Busy, Session
+from .errors import Busy, JobsBusy
+from .sessions import Session
 
 MAX_GRID = 64                        # grid resolution an experiment may ask for
 MAX_GRID_VALUES = 64 * 32 * 32       # values in all grids of one answer (bounds its JSON: a large answer, docs/limits.md)
@@ -214,7 +214,7 @@ def as_job(session: Session, cost, what: str, field: str, received: Any, fn, pre
     """fn(prepare()): lesson work within the budget. Refused when it is too big by itself
     (field named), when the visitor's address or the server holds too much, or when the
     server's jobs are all taken, all before prepare() costs anything; one at a time per
-    tab; computed in the turns the shared trainer gives it (app/scheduler.py)."""
+    tab; computed in the turns the shared trainer gives it (app/turns.py)."""
     registry = session.registry
     reason = registry.budget.check_job(cost)
     if reason:

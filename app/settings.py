@@ -40,7 +40,7 @@ class Serving(BaseSettings):
     ack_timeout_s: float = Field(10, ge=0)
     # a run at full speed below this many frames a second gets its bucket the next turns,
     # if one step of it costs at most frame_floor_macs (multiply-adds, forward and backward:
-    # app/scheduler.py, "Floor")
+    # app/turns.py, "Floor")
     frame_floor: float = Field(15, ge=0)
     frame_floor_macs: float = Field(3e7, ge=0)
     boundary_rate: float = 6       # decision-boundary grids per second per run, at most

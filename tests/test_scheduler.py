@@ -342,4 +342,4 @@ def test_a_bucket_of_heavy_rows_stays_within_its_bytes(trainer):
     buckets = {id(s.bucket): s.bucket for s in states}.values()
     assert len(buckets) >= 3
     for b in buckets:
-        assert 1 <= len(b.runs) and b.cap * b.row_bytes() <= limit
+        assert 1 <= len(b.runs) and b.theta.shape[0] * b.row_bytes() <= limit  # (its rows: theta is (cap, P))

@@ -325,28 +325,28 @@ def test_play_until_stops_there_with_a_complete_frame_of_that_step(client, speed
     collections.OrderedDict(a=[b"x"]), [{"frame": b"\x00\x01"}, "frame"],
 ])
 def test_our_packet_class_finds_binary_data_as_python_socketio_does(data):
-    """app.transport.Packet (the server's serializer) replaces the stock check, which
-    took ~6 ms per configure answer: the two agree on what is binary."""
+    """app.socketio_internals.Packet (the server's serializer) replaces the stock check,
+    which was slow on a configure's answer: the two agree on what is binary."""
     from socketio import packet
-    from app.transport import Packet
+    from app.socketio_internals import Packet
     assert Packet.data_is_binary(data) == packet.Packet.data_is_binary(data)
     assert Packet(packet.EVENT, data=["x", data]).packet_type == packet.Packet(packet.EVENT, data=["x", data]).packet_type
 
 
 def test_the_server_encodes_with_our_packet_class():
     from app import create_app
-    from app.transport import Packet
+    from app.socketio_internals import Packet
     assert create_app().extensions["socketio"].server.packet_class is Packet
 
 
-# ---- the frame lane (app.transport.FrameLane) ---------------------------------------------
+# ---- the frame lane (app.frame_lane.FrameLane) ---------------------------------------------
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
 def test_a_prebuilt_websocket_message_parses_as_wsproto_would_frame_it(size):
     """ws_frame's three length forms, read back by wsproto's own frame parser (a
     client's: server messages are unmasked)."""
     from wsproto.frame_protocol import FrameProtocol, Opcode
-    from app.transport import ws_frame
+    from app.frame_lane import ws_frame
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     reader = FrameProtocol(client=True, extensions=[])
     reader.receive_bytes(ws_frame(0x1, b"451-7[]") + ws_frame(0x2, payload))
@@ -404,14 +404,14 @@ def test_a_polling_client_gets_its_frames_through_python_socketio(live_server):
 
 
 def test_a_write_the_socket_cannot_take_at_once_goes_first_later():
-    """FrameLane's non-blocking write (app.transport._WholeSends.try_send): what the socket
+    """FrameLane's non-blocking write (app.reader.WholeSends.try_send): what the socket
     does not take at once is written before anything else, by the next send."""
     import socket as socketlib
-    from app.transport import _WholeSends
+    from app.reader import WholeSends
     a, b = socketlib.socketpair()
     a.settimeout(10)
     try:
-        w = _WholeSends(a)
+        w = WholeSends(a)
         big = bytes(range(256)) * 40_000  # ~10 MB: more than the socket buffers hold
         assert w.try_send(big) is None  # part of it went
         assert w.try_send(b"later") is False  # the rest waits: nothing may overtake it
@@ -437,14 +437,14 @@ class FakeConnection:
     def __init__(self, sock):
         self.sock, self.receive_bytes, self.connected, self.quiet = sock, 4096, True, False
         self.event, self.got = threading.Event(), bytearray()
-        self.ws = self  # the parser: receive_data
         self.reader_fd, self.last_read = -1, 0.0
 
-    def receive_data(self, data):
+    def read(self, data):
         self.got.extend(data)
 
-    def _handle_events(self):
-        return True
+    def ended(self):
+        self.connected = False
+        self.event.set()
 
 
 def test_the_reader_takes_a_new_connection_whose_number_an_old_one_had():
@@ -452,7 +452,7 @@ def test_the_reader_takes_a_new_connection_whose_number_an_old_one_had():
     before the Reader has seen the end; the next connection often gets the same file
     number. It must be read, and the old one ended (a new connection was cut at once)."""
     import socket as socketlib
-    from app.transport import Reader
+    from app.reader import Reader
     reader = Reader()
     a, peer_a = socketlib.socketpair()
     old = FakeConnection(a)
