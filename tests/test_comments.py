@@ -65,7 +65,7 @@ def js_texts(path: Path):
 
 def sources():
     for folder in ("app", "model_server"):
-        yield from sorted((ROOT / folder).glob("*.py"))
+        yield from sorted((ROOT / folder).rglob("*.py"))
     yield from sorted(p for p in (ROOT / "static" / "js").rglob("*.js") if "node_modules" not in p.parts)
 
 
