@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from .limits import Limits, parse_config
 from .live import LiveChange, RunChange
-from .runconfig import CUSTOM_POINTS, DATASETS, DIGITS_SIZE, PLANE, DataConfig, ModelConfig, RunConfig
+from .runconfig import (CUSTOM_POINTS, DATASETS, DIGITS_SIZE, MC_PASSES, PLANE, REGRESSION_DATASETS, TASKS, DataConfig,
+                        ModelConfig, RunConfig)
 from .schema import json_schema
 from .validation import ConfigError, Prob, Strict, in_range, parse, safe_value
 
-__all__ = ["CUSTOM_POINTS", "DATASETS", "DIGITS_SIZE", "PLANE", "ConfigError", "DataConfig", "Limits",
+__all__ = ["CUSTOM_POINTS", "DATASETS", "DIGITS_SIZE", "MC_PASSES", "PLANE", "REGRESSION_DATASETS", "TASKS",
+           "ConfigError", "DataConfig", "Limits",
            "LiveChange", "ModelConfig", "Prob", "RunChange", "RunConfig", "Strict", "in_range",
            "json_schema", "parse", "parse_config", "safe_value"]

@@ -34,13 +34,21 @@ def parse_config(raw: Any, limits: Limits | None = None) -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError([error_entry("config", "config has to be an object", "object", raw)])
     try:
-        cfg = RunConfig.model_validate(raw)
+        cfg = RunConfig.model_validate(raw, context={"task": _task_sent(raw)})
     except ValidationError as err:
         raise ConfigError(from_pydantic(err)) from None
     errors = check_limits(cfg, limits)
     if errors:
         raise ConfigError(errors)
     return cfg
+
+
+def _task_sent(raw: dict) -> Any:
+    """The task a raw config asks for, so each custom point is read in that task's shape
+    ([x, y, label] or [x, y]) and a bad one is named by its index; the task field is
+    checked on its own."""
+    data = raw.get("data")
+    return data.get("task", "classification") if isinstance(data, dict) else "classification"
 
 
 def check_limits(cfg: RunConfig, limits: Limits) -> list[dict]:
