@@ -37,7 +37,7 @@ from .engine.forward import Network
 from .engine.geometry import BucketKey, Shape
 from .engine.handle import RunHandle
 from .engine.history import History, Records, evaluate
-from .engine.noise import draw
+from .engine import noise
 from .engine.optim import Optimizer
 from .engine.rows import LOSS_RING, TIMELINE, RowStore
 from .engine.tables import Tables
@@ -151,14 +151,14 @@ class Bucket:
         t = self.tables()
         every = bool(act.all())   # the common case: every run of the bucket steps
         n = self._until_eval(t, act, n)
-        noise = draw(self.store, t, K, n)                        # (n, K, units) 0/1
+        drawn = noise.draw(self.store, t, K, n)                  # (n, K, units): 0/1, or factors
         idx = next_batches(self.store, t, act, every, n)         # (n, K, B) example indices
         act_t = t.ones if every else torch.from_numpy(act.astype(np.float32)).to(self.device)  # (K,) 0/1
-        losses, entries, record = self._train(t, noise, idx, act_t, act, every)
-        self._keep(t, noise, idx, act_t, act, every, losses, entries, record)
+        losses, entries, record = self._train(t, drawn, idx, act_t, act, every)
+        self._keep(t, drawn, idx, act_t, act, every, losses, entries, record)
         return n
 
-    def _train(self, t: Tables, noise: torch.Tensor, idx: torch.Tensor, act_t: torch.Tensor,
+    def _train(self, t: Tables, drawn: torch.Tensor, idx: torch.Tensor, act_t: torch.Tensor,
                act: np.ndarray, every: bool) -> tuple[list, list, list]:
         """The n steps' forward, backward and optimizer passes; rows sitting out
         contribute nothing. Returns each step's losses (K,), timeline entries, and the
@@ -168,9 +168,11 @@ class Bucket:
         flat = (idx + store.row_base[:K].view(1, K, 1)).reshape(-1)
         xs = store.x_flat.index_select(0, flat).view(n, K, B, *self.key.input_shape)
         ys = store.y_flat.index_select(0, flat).view(n, K, B)
+        if t.input_sd is not None:   # rows that train on noisy inputs
+            xs = xs + noise.inputs(store, t, K, n, xs.shape)
         losses, entries = [], []
         for j in range(n):
-            noise_views = [noise[j, :, a:b].view(K, B, *s) for a, b, s in
+            noise_views = [drawn[j, :, a:b].view(K, B, *s) for a, b, s in
                            zip(sh.noise_offsets, sh.noise_offsets[1:], sh.noise_shape)]
             record: list = []
             per_run, grad = gradient(self.net, t, xs[j], ys[j], noise_views, act_t, every, record)
@@ -180,17 +182,17 @@ class Bucket:
             entries.append(self.history.entries(record))   # (a copy: this step's tensors can go)
         return losses, entries, record
 
-    def _keep(self, t: Tables, noise: torch.Tensor, idx: torch.Tensor, act_t: torch.Tensor, act: np.ndarray,
+    def _keep(self, t: Tables, drawn: torch.Tensor, idx: torch.Tensor, act_t: torch.Tensor, act: np.ndarray,
               every: bool, losses: list, entries: list, record: list) -> None:
         """What frames will read of the n steps just taken: the last step's tensors,
         counts over the n steps, losses and timeline entries; then due evaluations."""
         store = self.store
         n, K, B = idx.shape
         self.steps_taken += n
-        counted = t.drawing if every else t.drawing & act[:, None]   # (K, L): masks that count
+        counted = t.masking if every else t.masking & act[:, None]   # (K, L): masks that count
         store.masked_l[:K] += n * t.masked_step if every else n * counted * B
         # kept counts: these steps' noise where its masks count
-        store.kept[:K].addcmul_(noise.sum(0) if n > 1 else noise[0],
+        store.kept[:K].addcmul_(drawn.sum(0) if n > 1 else drawn[0],
                                 t.count_w if every else t.count_w * act_t.view(K, 1))
         self.history.add(losses, entries, idx, act, every)
         self.records.keep(self.steps_taken - 1, record, idx[-1, :, 0], counted, n, act, every)

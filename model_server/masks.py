@@ -4,6 +4,7 @@ unit's place, never on who else trains beside it.
     key = run_key(seed)                                  # once per run
     bits = unit_bits(step_bits(keys, steps), places)     # (K, N) 32-bit values
     kept = bits < keep_threshold(p)                      # Bernoulli(1 - p), exactly
+    z = normals(bits, unit_bits(per_step, places(N, N)))  # N(0, 1): Gaussian noise
 
 A bucket draws every run's masks of a step at once, with a few dozen integer ops over a
 (runs x units) tensor, where a generator per run took a call per run and layer (at a
@@ -24,10 +25,16 @@ int64, so no step overflows and the bits are the same on any CPU). The per-unit 
 the one that costs, has two rounds: its inputs differ by multiples of PLACE from a
 well-mixed start. The unit is kept when its bits are below round((1 - p) * 2^32): a
 probability of exactly that count over 2^32. p = 0 keeps every unit, p = 1 none.
+Where a step needs normal values (Gaussian multiplicative noise on a unit, noise added
+to an input), each takes its unit's word and the word at the next free places (after
+every dropout unit of the step) through Box-Muller.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 MASK32 = 0xFFFFFFFF
 STEP = 0x5BD1E995 & 0x7FFFFFFF   # odd multipliers below 2^31
@@ -68,9 +75,9 @@ def step_bits(keys, steps):
     return mix((keys + (((steps & MASK32) * STEP) & MASK32)) & MASK32)
 
 
-def places(n: int) -> np.ndarray:
-    """(n,) uint32: the places of a step's n noise units, multiplied in."""
-    return ((np.arange(n, dtype=np.int64) * PLACE) & MASK32).astype(np.uint32)
+def places(n: int, start: int = 0) -> np.ndarray:
+    """(n,) uint32: the places start..start+n-1 of a step's noise units, multiplied in."""
+    return ((np.arange(start, start + n, dtype=np.int64) * PLACE) & MASK32).astype(np.uint32)
 
 
 def unit_bits(per_step, place_terms):
@@ -85,6 +92,17 @@ def keep_threshold(p):
     """Bits below this are kept: round((1 - p) * 2^32), 2^32 for p = 0, 0 for p = 1
     (p a number or an array of them)."""
     return np.round((1.0 - np.asarray(p, np.float64)) * 2**32).astype(np.int64)
+
+
+def normals(first, second):
+    """Standard normal values from two words of bits each (Box-Muller): sqrt(-2 ln u1)
+    cos(2 pi u2), u1 = (first + 1) / 2^32 in (0, 1], u2 = second / 2^32. numpy arrays
+    give float64, int64 tensors float32."""
+    if isinstance(first, np.ndarray):
+        u1 = (first.astype(np.float64) + 1.0) / 2**32
+        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * (second.astype(np.float64) / 2**32))
+    u1 = (first.double() + 1.0) / 2**32
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * math.pi * (second.double() / 2**32))).float()
 
 
 def kept(seed: int, step: int, thresholds: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ from .layers import KINDS, RecordingDropoutMixin
 
 def block_order(cfg: ModelConfig) -> list[str]:
     """What follows a block's Linear or Conv2d, in order: 'act', 'drop' and, with
-    BatchNorm, 'bn'. (export.py writes its scripts in the same order.)"""
+    BatchNorm, 'bn', from cfg's placement and batchnorm (a ModelConfig, or the engine's
+    BucketKey). (export.py writes its scripts in the same order.)"""
     order = ["drop", "act"] if cfg.placement == "before_activation" else ["act", "drop"]
     i = order.index("drop")
     if cfg.batchnorm == "before_dropout":

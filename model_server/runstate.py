@@ -122,6 +122,8 @@ class FrozenRun:
 
 
 class RunState:
+    noise = "dropout"     # the engine's noise kind for this run: dropout's masks
+    input_noise = 0.0     # no noise added to its inputs
     def __init__(self, cfg: RunConfig, limits: Limits | None = None):
         self.cfg = cfg
         self.limits = limits or Limits()

@@ -190,7 +190,7 @@ def gather(bucket: Bucket, states: list[RunState], extras: list[bool], grid_size
     for l, (a, b) in enumerate(zip(offsets, offsets[1:])):
         fields[f"kept{l}"] = kept[:, a:b].view(n, bucket.key.batch, -1).sum(1)
     cnt = store.lcnt.index_select(0, rows_t)
-    fields["train_loss"] = torch.where(cnt > 0, store.lsum.index_select(0, rows_t) / cnt.clamp_min(1),
+    fields["train_loss"] = torch.where(cnt > 0, (store.lsum.index_select(0, rows_t) / cnt.clamp_min(1)).float(),
                                        torch.full_like(cnt, math.nan))
     evals = [(s, ev) for s, ev in ((s, s.take_evals()) for s in states) if ev]
     if evals:

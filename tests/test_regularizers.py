@@ -10,32 +10,40 @@ import pytest
 import torch
 from torch import nn
 
+from model_server import bucket as bucket_module
 from model_server import regularizers as reg
-from model_server.datasets import make_dataset
+from model_server.datasets import Batches, make_dataset
 from model_server.network import Net
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- the batched copies are what torch.nn computes --------------------------------------------
-def recorded_batches(copies: reg.Copies) -> list[torch.Tensor]:
-    """Wraps copies._batch to keep every batch's indices (K, B)."""
-    seen, batch = [], copies._batch
-    copies._batch = lambda: seen.append(batch()) or seen[-1]
+def recorded_batches(monkeypatch) -> dict:
+    """Keeps every batch the engine draws, per bucket: id(bucket) -> [(K, B) indices]."""
+    seen: dict = {}
+    draw = bucket_module.next_batches
+
+    def recorder(store, t, act, every, n):
+        idx = draw(store, t, act, every, n)
+        seen.setdefault(id(store), []).extend(idx)
+        return idx
+    monkeypatch.setattr(bucket_module, "next_batches", recorder)
     return seen
 
 
 @pytest.mark.parametrize("recipe", [
     reg.Recipe(seed=3, weight_decay=0.01, batchnorm=True),
-    reg.Recipe(seed=5, n_train=30, input_noise=0.2),
+    reg.Recipe(seed=5, n_train=30, weight_decay=0.01),
     reg.Recipe(seed=0),
 ])
-def test_a_copy_trains_as_torch_nn_with_adam_batchnorm1d_and_weight_decay(recipe):
+def test_a_copy_trains_as_torch_nn_with_adam_batchnorm1d_and_weight_decay(recipe, monkeypatch):
     cfg = reg.preset()
+    seen = recorded_batches(monkeypatch)
     c = reg.Copies(cfg, [recipe])
-    batches = recorded_batches(c)
     c.step(40)
     got = c.result()
+    (batches,) = seen.values()
 
     data = make_dataset(cfg.data.model_copy(update={"seed": recipe.seed}))
     n = recipe.n_train or len(data.x_train)
@@ -46,13 +54,12 @@ def test_a_copy_trains_as_torch_nn_with_adam_batchnorm1d_and_weight_decay(recipe
         layers += [block[0]] + ([nn.BatchNorm1d(block[0].out_features)] if recipe.batchnorm else []) + [nn.ReLU()]
     model = nn.Sequential(*layers, net.head)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=recipe.weight_decay, fused=True)
-    noise = torch.Generator().manual_seed(recipe.seed + 1)  # the copies' noise generator
     x_train, y_train = data.x_train[:n], data.y_train[:n]
+    order = Batches(n, min(n, cfg.train.batch_size), recipe.seed + 2, torch.device("cpu"))  # a Run's order
     for idx in batches:
-        x = x_train[idx[0]]
-        if recipe.input_noise:
-            x = x + recipe.input_noise * torch.randn((1, *x.shape), generator=noise)[0]
-        loss = nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(-1), y_train[idx[0]])
+        want = order.next()
+        assert want is None or torch.equal(idx[0], want)
+        loss = nn.functional.binary_cross_entropy_with_logits(model(x_train[idx[0]]).squeeze(-1), y_train[idx[0]])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -65,19 +72,36 @@ def test_a_copy_trains_as_torch_nn_with_adam_batchnorm1d_and_weight_decay(recipe
     assert got["test_loss"][0] == pytest.approx(want_test, abs=1e-4)
 
 
-def test_copies_of_one_seed_and_size_share_batches_each_epoch_without_replacement():
+def test_input_noise_is_the_counters_gaussian_of_its_std_and_reproducible():
+    """A copy's input noise: N(0, sigma^2) from the counter of its seed, so the same
+    recipe trains the same way every time, and differently from no noise."""
+    from model_server.engine import noise
+    cfg = reg.preset()
+    twice = [reg.Copies(cfg, [reg.Recipe(0, input_noise=0.2), reg.Recipe(0)]) for _ in range(2)]
+    for c in twice:
+        c.step(30)
+    a, b = (c.result() for c in twice)
+    assert a == b and a["train_loss"][0] != a["train_loss"][1]
+    (bucket,) = twice[0].group.buckets.values()
+    z = noise.inputs(bucket.store, bucket.tables(), 2, 200, (200, 2, 50, 2))
+    assert float(z[:, 1].abs().max()) == 0.0                    # the copy without: none
+    assert float(z[:, 0].std()) == pytest.approx(0.2, rel=0.03) and abs(float(z[:, 0].mean())) < 0.01
+
+
+def test_copies_of_one_seed_and_size_share_batches_each_epoch_without_replacement(monkeypatch):
+    seen = recorded_batches(monkeypatch)
     c = reg.Copies(reg.preset(n_points=400, train_fraction=0.5),
                    [reg.Recipe(0, n_train=100), reg.Recipe(0, n_train=100, p=0.5), reg.Recipe(1, n_train=200)])
-    batches = recorded_batches(c)
     c.step(8)
     assert c.batch == 50
+    (batches,) = seen.values()
     idx = torch.stack(batches)  # (steps, K, B)
     assert torch.equal(idx[:, 0], idx[:, 1])  # paired: the same batches
     for k, n in ((0, 100), (2, 200)):
         per_epoch = n // 50
         for e in range(8 // per_epoch):
-            seen = idx[e * per_epoch:(e + 1) * per_epoch, k].flatten()
-            assert sorted(seen.tolist()) == list(range(n))  # every point once an epoch
+            seen_k = idx[e * per_epoch:(e + 1) * per_epoch, k].flatten()
+            assert sorted(seen_k.tolist()) == list(range(n))  # every point once an epoch
 
 
 def test_dropout_factors_are_zero_or_scaled_and_gaussian_ones_have_the_same_moments():
@@ -164,6 +188,16 @@ def test_gaussian_noise_of_the_same_variance_regularises_about_as_well_as_dropou
     assert abs(r["gauss_vs_dropout"]["mean"]) < 0.1 * r["dropout_vs_none"]["mean"]
     runs = r["runs"]
     assert runs["none"]["gap"]["mean"] > 2 * max(runs["dropout"]["gap"]["mean"], runs["gauss"]["gap"]["mean"])
+
+
+def test_the_alternatives_and_noise_lessons_compute_their_shared_recipes_alike():
+    """Lessons j and k share two recipes on the same preset and seeds (no noise, dropout
+    p = 0.5): a copy's masks, batches and data are its own, whoever trains beside it,
+    so both lessons show the same numbers for them (to float rounding)."""
+    alts, noise = reg.alternatives(seed=0), reg.noise_injection(seed=0)
+    for name in ("none", "dropout"):
+        for key in ("train_loss", "test_loss"):
+            assert alts["runs"][name][key]["values"] == pytest.approx(noise["runs"][name][key]["values"], abs=1e-5)
 
 
 # ---- bounds, cost, caching ----------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from model_server import Run, parse_config
+from model_server import Run, masks, parse_config
 from model_server.sweep import DEFAULT_PS, SWEEP_PRESET, SWEEP_STEPS, SeedSweep, Sweep, sweep
 from model_server.runstate import loss_fn
 
@@ -87,22 +88,34 @@ def test_p_zero_model_trains_exactly_like_a_single_run(optimizer, activation, pl
     assert r["test_loss"][1] != r["test_loss"][0]  # the p = 0.5 model is a different model
 
 
-def test_masks_are_bernoulli_with_inverted_scaling():
-    sw = Sweep(preset(), ps=[0.0, 0.3, 0.8, 1.0])
-    h = torch.ones(4, 200, 64)
-    out = sw._drop(h)
-    assert not out.isnan().any()
-    for k, p in enumerate(sw.ps):
-        values = set(out[k].unique().tolist())
+def test_masks_are_the_counters_bernoulli_with_inverted_scaling():
+    """Model k's masks at step t are masks.py's counter for cfg's seed at step t and p_k
+    (what a Run of that config draws), applied with torch's scaling: 0 or 1 / (1 - p)."""
+    ps = [0.0, 0.3, 0.8, 1.0]
+    sw = Sweep(preset(), ps=ps)
+    (bucket,) = sw.group.buckets.values()
+    seed, B, widths = sw.cfg.data.seed, sw.cfg.train.batch_size, sw.cfg.model.hidden
+    for t in range(1, 4):
+        sw.step(1)
+        for k, (member, p) in enumerate(zip(sw.group.members, ps)):
+            thresholds = np.repeat(masks.keep_threshold([p] * len(widths)), [B * w for w in widths])
+            kept = torch.from_numpy(masks.kept(seed, t, thresholds))
+            applied = bucket.last_masks(member)
+            if p == 0:
+                assert applied == [None, None]        # no mask drawn, as torch.nn.Dropout
+                continue
+            assert torch.equal(torch.cat([m.reshape(-1) for m in applied]), kept)
+            if 0 < p < 1:
+                assert float(kept.float().mean()) == pytest.approx(1 - p, abs=0.05)
+    hidden: list = []
+    with torch.no_grad():
+        sw.logits(sw.x_train[:B], train=True, hidden=hidden)
+    for k, p in enumerate(ps):
+        values = set(hidden[0][k].unique().tolist()) - {0.0}
         if p == 1:
-            assert values == {0.0}
-        elif p == 0:
-            assert values == {1.0}
-        else:
-            assert sorted(values) == [0.0, pytest.approx(1 / (1 - p))]
-            assert float((out[k] == 0).float().mean()) == pytest.approx(p, abs=0.02)
-    again = Sweep(preset(), ps=[0.0, 0.3, 0.8, 1.0])._drop(h)  # seeded: the same masks
-    assert torch.equal(out, again)
+            assert values == set()
+        elif p > 0:  # a ReLU's output times 0 or 1 / (1 - p): the kept ones scaled
+            assert (hidden[0][k] == 0).float().mean() >= p - 0.05
 
 
 def test_stepping_in_pieces_and_snapshots_change_nothing():

@@ -10,6 +10,7 @@
     batches.py    each run's batch order
     history.py    per-step losses into rings, the timeline, evaluations
     views.py      what the slow panels show: weights, boundaries, watched neurons, last masks
+    group.py      models side by side (a sweep's, a lesson's copies): Members in buckets
 
 model_server.bucket.Bucket orchestrates a step over these parts; model_server.snapshot
 turns a bucket's state into frames.

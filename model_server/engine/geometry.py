@@ -73,7 +73,7 @@ class Shape:
         self.key = key
         self.device = torch.device(key.device)
         self.layout = Layout(template)
-        self.order = block_order(template.cfg)
+        self.order = block_order(key)   # (its placement and batchnorm: the template may be any of the shape)
         self.L = len(key.hidden)
         self.cnn = key.kind == "cnn"
         # trained without autograd (forward's tape, backward.py): a network without BatchNorm

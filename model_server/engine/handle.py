@@ -24,6 +24,8 @@ class RunHandle(Protocol):
     view: str                      # which decision boundary frames carry: 'eval' or 'thinned'
     watch: tuple[int, int] | None  # a hidden neuron whose map frames carry
     limits: Any                    # model_server.config.Limits
+    noise: str                     # 'dropout' (masks), or 'gauss': factors 1 + sqrt(p / (1 - p)) z
+    input_noise: float             # std of Gaussian noise added to its training inputs (0: none)
 
     @property
     def p(self) -> list[float]: ...

@@ -76,7 +76,7 @@ class History:
         L = torch.cat([loss for loss, _, _ in self.tally])                       # (T, K)
         A = np.concatenate([np.broadcast_to(a, (len(loss), K)) for loss, a, _ in self.tally])
         A = torch.from_numpy(A.astype(np.float32)).to(store.device)
-        s, c = (L * A).sum(0), A.sum(0)
+        s, c = (L * A).double().sum(0), A.sum(0)
         store.lsum[:K] += s
         store.lcnt[:K] += c
         store.esum[:K] += s
@@ -145,22 +145,40 @@ class Records:
 
 
 @torch.no_grad()
-def evaluate(net: Network, t: Tables, rows: list[int]) -> None:
-    """Test loss and accuracy (eval mode, whole test set) of these rows' runs, in one
-    batched pass; each run also gets its mean
-    training loss since its previous evaluation. The numbers stay on the device until
-    a frame reads them: each run is handed its column (RunHandle.queue_eval)."""
+def measure(net: Network, t: Tables, rows: list[int], reset: bool = True, train: bool = False) -> torch.Tensor:
+    """(3, K') for these rows, in one batched pass each: the mean training loss since
+    the last reset (NaN if none), test loss and test accuracy (eval mode, whole test
+    set); with train, (5, K'): also the eval-mode loss and accuracy on the whole
+    training set. reset: restart the training-loss mean."""
     store = net.store
     idx = torch.tensor(rows, device=store.device)
-    logits = net.forward(t, store.x_test[idx], rows=idx)
-    y, w = store.y_test[idx], store.w_test[idx]
-    loss = losses(logits, y, w)
-    hits = ((logits > 0).float() == y) if logits.dim() == 2 else (logits.argmax(-1) == y)
-    acc = (hits.float() * w).sum(1)
+    parts = list(_scored(net, t, idx, store.x_test[idx], store.y_test[idx], store.w_test[idx]))
     cnt = store.ecnt[idx]
-    train = torch.where(cnt > 0, store.esum[idx] / cnt.clamp_min(1), torch.full_like(cnt, math.nan))
-    store.esum[idx] = 0
-    store.ecnt[idx] = 0
-    stack = torch.stack([train, loss, acc])  # (3, K')
+    mean = torch.where(cnt > 0, (store.esum[idx] / cnt.clamp_min(1)).float(), torch.full_like(cnt, math.nan))
+    if reset:
+        store.esum[idx] = 0
+        store.ecnt[idx] = 0
+    if train:
+        n = torch.from_numpy(store.n_train[rows]).to(store.device).view(-1, 1)
+        w = (torch.arange(store.n_train_max, device=store.device).view(1, -1) < n) / n
+        parts += _scored(net, t, idx, store.x_train[idx], store.y_train[idx], w.float())
+    return torch.stack([mean, *parts])
+
+
+def _scored(net: Network, t: Tables, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+            w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode loss and accuracy (K',) of these rows on x, y, weighted by w (1/n on a
+    row's own points, 0 on padding)."""
+    logits = net.forward(t, x, rows=idx)
+    hits = ((logits > 0).float() == y) if logits.dim() == 2 else (logits.argmax(-1) == y)
+    return losses(logits, y, w), (hits.float() * w).sum(1)
+
+
+def evaluate(net: Network, t: Tables, rows: list[int]) -> None:
+    """Test loss and accuracy of these rows' runs and their mean training loss since
+    their previous evaluation (measure()). The numbers stay on the device until a frame
+    reads them: each run is handed its column (RunHandle.queue_eval)."""
+    stack = measure(net, t, rows)
+    store = net.store
     for i, k in enumerate(rows):
         store.runs[k].queue_eval(int(store.steps[k]), stack, i)

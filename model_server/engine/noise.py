@@ -1,6 +1,8 @@
-"""Every run's dropout noise for its next steps, from the counter (model_server.masks):
-the bits of a unit depend on the run's key, its step and the unit's place, and every
-run's noise of a step is drawn at once, in one batch of integer ops over the bucket."""
+"""Every run's noise for its next steps, from the counter (model_server.masks): the bits
+of a unit depend on the run's key, its step and the unit's place, and every run's noise
+of a step is drawn at once, in one batch of integer ops over the bucket. Dropout's masks
+(0/1), Gaussian multiplicative factors for the rows whose noise is 'gauss', Gaussian
+noise on the inputs of the rows that ask for it."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +23,49 @@ def draw(store: RowStore, t: Tables, K: int, n: int) -> torch.Tensor:
     U = store.shape.noise_offsets[-1]
     if store.cpu:
         bits = masks.unit_bits(per_step, store.places).reshape(n, K, U)
-        return torch.from_numpy(np.less(bits, t.thresholds, out=np.empty((n, K, U), np.float32)))
-    per_step = torch.from_numpy(per_step.astype(np.int64)).to(store.device)
-    return (masks.unit_bits(per_step, store.places).view(n, K, U) < t.thresholds).float()
+        noise = torch.from_numpy(np.less(bits, t.thresholds, out=np.empty((n, K, U), np.float32)))
+    else:
+        per_step = torch.from_numpy(per_step.astype(np.int64)).to(store.device)
+        bits = masks.unit_bits(per_step, store.places).view(n, K, U)
+        noise = (bits < t.thresholds).float()
+    return noise if t.gauss is None else gaussian(store, t, noise, per_step, bits, n, K)
+
+
+def draw_for(store: RowStore, shape, K: int, N: int) -> list[torch.Tensor]:
+    """Per layer, (K, N, *noise) float 0/1: the masks rows 0..K-1 draw at their next step
+    for N examples (for N = the batch, the masks that step applies); for a look at
+    dropout on any inputs."""
+    per_step = masks.step_bits(store.mkey[:K], store.steps[:K] + 1)
+    sizes = [N * m for m in shape.mask_sizes]
+    p = store.p[:K]
+    drawing = store.train[:K, None] & (p > 0)
+    thr = np.repeat(np.where(drawing, masks.keep_threshold(p), 2**32), sizes, axis=1)
+    kept = torch.from_numpy((masks.unit_bits(per_step, masks.places(sum(sizes))) < thr).astype(np.float32))
+    kept = kept.to(store.device)
+    at = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    return [kept[:, a:b].view(K, N, *s) for a, b, s in zip(at, at[1:], shape.noise_shape)]
+
+
+def gaussian(store: RowStore, t: Tables, noise: torch.Tensor, per_step, bits, n: int, K: int) -> torch.Tensor:
+    """noise (n, K, U) with the Gaussian rows' units replaced by their factors
+    1 + sqrt(p / (1 - p)) z, z from Box-Muller over the unit's word and the one U places on."""
+    U = store.shape.noise_offsets[-1]
+    sd, at = t.gauss
+    if store.cpu:
+        # (in double precision: a factor rounds to exactly 0 only where dropout put it)
+        z = masks.normals(bits, masks.unit_bits(per_step, masks.places(U, U)).reshape(n, K, U))
+        return torch.from_numpy(np.where(at, 1 + sd * z, noise.numpy()).astype(np.float32))
+    second = masks.unit_bits(per_step, torch.from_numpy(masks.places(U, U).astype(np.int64)).to(store.device))
+    z = masks.normals(bits, second.view(n, K, U)).double()
+    return torch.where(at, (1 + sd * z).float(), noise)
+
+
+def inputs(store: RowStore, t: Tables, K: int, n: int, shape: tuple) -> torch.Tensor:
+    """(n, K, B, *input): Gaussian noise of each row's std for its next n steps' batch
+    inputs, z from Box-Muller over two words per value, at the places after the step's
+    units and their second words."""
+    U, V = store.shape.noise_offsets[-1], int(np.prod(shape[2:]))
+    per_step = masks.step_bits(store.mkey[:K], store.steps[:K] + 1 + np.arange(n).reshape(n, 1)).reshape(-1)
+    words = masks.unit_bits(per_step, masks.places(2 * V, 2 * U)).reshape(n, K, 2, V)
+    z = torch.from_numpy(masks.normals(words[:, :, 0], words[:, :, 1]).astype(np.float32)).to(store.device)
+    return (z.view(n, K, -1) * t.input_sd).view(shape)

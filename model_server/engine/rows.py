@@ -44,8 +44,10 @@ class RowStore:
             "theta": ((P,), 0.0, torch.float32),
             "m": ((P,), 0.0, torch.float32),     # Adam's first moment / SGD's momentum
             "v": ((P,), 0.0, torch.float32),     # Adam's second moment
-            "lsum": ((), 0.0, torch.float32), "lcnt": ((), 0.0, torch.float32),  # since the last frame
-            "esum": ((), 0.0, torch.float32), "ecnt": ((), 0.0, torch.float32),  # since the last evaluation
+            # loss sums in double precision: exact for any grouping of the steps' float32
+            # losses, so a mean does not depend on when the sums were folded
+            "lsum": ((), 0.0, torch.float64), "lcnt": ((), 0.0, torch.float32),  # since the last frame
+            "esum": ((), 0.0, torch.float64), "ecnt": ((), 0.0, torch.float32),  # since the last evaluation
             "ring": ((LOSS_RING + 1,), 0.0, torch.float32),      # the last column takes no-ops
             "ringn": ((), 0, torch.long),
             "x_train": ((self.n_train_max, *key.input_shape), 0.0, torch.float32),
@@ -78,6 +80,9 @@ class RowStore:
             "wd": ((), np.float64, 0.0), "train": ((), bool, True), "rec_of": ((), np.int64, -1),
             "rec_row": ((), np.int64, 0), "mkey": ((), np.int64, 0),  # mkey: its masks' key (masks.run_key)
             "p": ((L,), np.float64, 0.0), "masked_l": ((L,), np.int64, 0),
+            # its noise: dropout's masks, or Gaussian factors 1 + sqrt(p / (1 - p)) z
+            # ("gauss"); the std of Gaussian noise added to its training inputs
+            "gauss": ((), bool, False), "input_noise": ((), np.float64, 0.0),
         }
 
     def row_bytes(self, n_train: int = 0, n_test: int = 0) -> int:
@@ -157,6 +162,8 @@ class RowStore:
         self.p[k] = state.p
         self.lr[k], self.wd[k] = state.lr, state.weight_decay
         self.train[k] = state.mode == "train"
+        self.gauss[k] = state.noise == "gauss"
+        self.input_noise[k] = state.input_noise
         self.dirty = True
 
     def leave(self, state: RunHandle) -> RunHandle | None:

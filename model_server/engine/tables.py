@@ -20,7 +20,9 @@ class Tables:
         K, dev, B = len(store.runs), store.device, shape.key.batch
         p = store.p[:K]
         drawing = store.train[:K, None] & (p > 0)
-        self.drawing = drawing                                  # (K, L) host: a mask is drawn
+        self.drawing = drawing                                  # (K, L) host: noise is drawn
+        gauss = drawing & store.gauss[:K, None]                 # ... Gaussian factors, not a mask
+        masking = drawing & ~gauss
         per_unit = np.diff(shape.noise_offsets)
         # each unit's keep threshold (model_server.masks): 2^32 (always kept) in eval
         # mode or at p = 0, 0 at p = 1, else round((1 - p) * 2^32); unit by unit, in the
@@ -36,7 +38,7 @@ class Tables:
             # 1 / (1 - p) rounded as aten rounds it: float32(1) / float32(1 - p)
             one_minus = (1 - p).astype(np.float32)
             scale = np.where(p < 1, np.float32(1) / np.maximum(one_minus, np.float32(1e-30)), 0.0)
-            tabs = {"mul": np.where(drawing, scale, 1.0)}
+            tabs = {"mul": np.where(masking, scale, 1.0)}
         self.tab = {name: torch.tensor(v, dtype=torch.float32, device=dev) for name, v in tabs.items()}
         self.train_t = torch.tensor(store.train[:K], dtype=torch.float32, device=dev)
         self.lr_t = torch.tensor(store.lr[:K], dtype=torch.float32, device=dev).view(K, 1)
@@ -45,13 +47,22 @@ class Tables:
         self._cols: dict = {}
         # what a step with every run active needs
         self.ones = torch.ones(K, device=dev)
-        self.masked_step = drawing.astype(np.int64) * B
+        self.masked_step = masking.astype(np.int64) * B
         self.pos_step = np.where(store.n_train[:K] > B, B, 0)
         self.all_rows = np.arange(K)
         self.views = shape.layout.views(store.theta[:K].detach())  # every run's parameters
         self.opt_rows = (store.theta[:K].detach(), store.m[:K], store.v[:K])
         self.any_eval = bool((store.eval_every[:K] > 0).any())
-        self.count_w = torch.from_numpy(np.repeat(drawing, per_unit, axis=1).astype(np.float32)).to(dev)
+        self.count_w = torch.from_numpy(np.repeat(masking, per_unit, axis=1).astype(np.float32)).to(dev)
+        self.masking = masking
+        # Gaussian rows: each unit's sqrt(p / (1 - p)), and where it applies
+        self.gauss = None
+        if gauss.any():
+            sd = np.repeat(np.where(gauss, np.sqrt(p / np.maximum(1 - p, 1e-30)), 0.0), per_unit, axis=1)
+            at = np.repeat(gauss, per_unit, axis=1)
+            self.gauss = (sd, at) if store.cpu else (torch.from_numpy(sd).to(dev), torch.from_numpy(at).to(dev))
+        sigma = store.input_noise[:K]
+        self.input_sd = torch.tensor(sigma, dtype=torch.float32, device=dev).view(1, K, 1) if sigma.any() else None
 
     def column(self, name: str, rows, l: int, ndim: int) -> torch.Tensor:
         """Column l of a (K, L) table, shaped to broadcast against a layer's activation:
