@@ -6,7 +6,8 @@ the library's public behaviour: what Server.emit sends, what a client's event re
     Packet          the server's packet class (Server's public `serializer`), whose
                     data_is_binary replaces the stock one that every packet calls
     whole_packets   Server._send_packet replaced: a packet's Engine.IO messages are
-                    queued together, and a frame may be written by a lane of its own
+                    queued together, and a frame may be written by a lane of its own;
+                    Server._send_eio_packet (an emit without a callback) under the same lock
     send_ack        Server._send_packet, for an acknowledgement of an event the server
                     refused before python-socketio parsed it
 """
@@ -63,7 +64,10 @@ def whole_packets(server, lane: Lane | None = None) -> None:
     under one lock per server (server.packet_lock). The packet is encoded before the
     lock: a large acknowledgement's JSON (a configure's 2,000 points) takes a while, and
     the trainer's frames, sent from its own thread, must not wait for a dozen of them.
-    (This is _send_packet's body; RLock: an emit with a callback can re-enter.)"""
+    (This is _send_packet's body; RLock: an emit with a callback can re-enter.) An emit
+    without a callback (a status) is encoded once and queued through _send_eio_packet:
+    it takes the lock too, or it could land between a binary answer's header and
+    attachment (an export's weights)."""
     if getattr(server, "packet_lock", None) is not None:
         return
     lock = server.packet_lock = threading.RLock()
@@ -78,7 +82,14 @@ def whole_packets(server, lane: Lane | None = None) -> None:
             for message in encoded if isinstance(encoded, list) else [encoded]:
                 server.eio.send(eio_sid, message)
 
+    send_eio_packet = server._send_eio_packet
+
+    def send_eio_packet_whole(eio_sid: str, eio_pkt) -> None:
+        with lock:
+            send_eio_packet(eio_sid, eio_pkt)
+
     server._send_packet = send_packet
+    server._send_eio_packet = send_eio_packet_whole
 
 
 def send_ack(server, eio_sid: str, namespace: str, ack_id: int, data: list[Any]) -> None:

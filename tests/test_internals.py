@@ -155,6 +155,23 @@ def test_a_packet_the_lane_leaves_is_sent_as_python_socketio_sends_it():
     assert [m for _, m in sent] == stock
 
 
+def test_an_emit_without_callback_waits_for_a_packet_being_queued():
+    """A status (an emit without a callback, queued through _send_eio_packet) never lands
+    between another packet's messages: it takes the same lock."""
+    import threading
+    server, _ = _socketio_server()
+    queued = []
+    server.eio.send_packet = lambda eio_sid, pkt: queued.append(pkt.data)
+    sid = server.manager.connect("e1", "/")
+    with server.packet_lock:
+        emitter = threading.Thread(target=server.emit, args=("status", {"state": "paused"}), kwargs={"to": sid})
+        emitter.start()
+        emitter.join(0.2)
+        assert emitter.is_alive() and not queued  # it waits for the packet in hand
+    emitter.join(5)
+    assert queued == ['2["status",{"state":"paused"}]']
+
+
 def test_send_ack_answers_as_python_socketio_answers_an_event():
     from app.socketio_internals import send_ack
     server, sent = _socketio_server()
