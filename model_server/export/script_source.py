@@ -8,12 +8,13 @@ import textwrap
 
 import torch
 
-from .. import datasets, masks
+from .. import datasets, masks, regression_data
 from ..activations import ACTIVATIONS
-from ..config import RunConfig
+from ..config import PLANE, RunConfig
+from ..engine.mc import PASS_SALT
 from ..layers import SELU_ALPHA_PRIME
 from ..network import block_order
-from .template import DIGITS_SOURCE, DRIFT_NOTE, OPTIMIZERS, SCRIPT
+from .template import CLASSIFY_MC, DIGITS_SOURCE, DRIFT_NOTE, OPTIMIZERS, REGRESSION_MC, SCRIPT
 
 
 def script(cfg: RunConfig, steps: int = 2000, filename: str = "dropout_net.py", changes=()) -> str:
@@ -35,6 +36,8 @@ def _summary(cfg: RunConfig) -> dict:
                " so on a CPU this retraces the playground's run from its step 0")
     if cfg.task == "digits":
         data_line = d.dataset
+    elif cfg.task == "regression" and custom:
+        data_line = f"regression, custom, {len(d.points)} points (POINTS, below)"
     elif custom:
         data_line = f"custom, {len(d.points)} points (POINTS, below)"
     else:
@@ -53,7 +56,10 @@ def _data(cfg: RunConfig) -> dict:
     """points() and the data's constants, and how labels become tensors."""
     d, digits = cfg.data, cfg.task == "digits"
     custom = d.dataset == "custom"
-    data_source = DIGITS_SOURCE if digits else custom_source(cfg) if custom else points_source(d.dataset)
+    if cfg.task == "regression":
+        data_source = regression_source(cfg)
+    else:
+        data_source = DIGITS_SOURCE if digits else custom_source(cfg) if custom else points_source(d.dataset)
     return dict(
         data_source=data_source, y_cast="y" if digits else "y.astype(np.float32)",
         generated="" if digits or custom else f"N_POINTS = {d.n_points}\nNOISE = {d.noise!r}\n")
@@ -61,14 +67,14 @@ def _data(cfg: RunConfig) -> dict:
 
 def _model(cfg: RunConfig) -> dict:
     """Net's layers and head, its loss, and how logits become answers."""
-    m, digits = cfg.model, cfg.task == "digits"
-    input_shape = (1, 8, 8) if digits else (2,)
+    m, digits, regression = cfg.model, cfg.task == "digits", cfg.task == "regression"
+    input_shape = (1, 8, 8) if digits else (1,) if regression else (2,)
     n_out = 10 if digits else 1
     blocks, head = blocks_source(cfg, input_shape)
     arch = " -> ".join(
-        [f"input {'1x8x8' if digits else 2}"]
+        [f"input {'1x8x8' if digits else input_shape[0]}"]
         + [f"{'conv' if m.kind == 'cnn' else 'linear'} {w} (p={p:g})" for w, p in zip(m.hidden, m.p)]
-        + [f"{n_out} logit{'s' if n_out > 1 else ''}"])
+        + ["1 output (linear)" if regression else f"{n_out} logit{'s' if n_out > 1 else ''}"])
     kinds = "nn.Dropout2d" if m.dropout_kind == "dropout2d" and m.kind == "cnn" else (
         "nn.AlphaDropout" if m.dropout_kind == "alpha" else "nn.Dropout")
     return dict(
@@ -76,9 +82,37 @@ def _model(cfg: RunConfig) -> dict:
         head=head.format(n_out=n_out),
         flatten="x = x.flatten(1)  # the MLP sees an image as 64 numbers\n        " if digits and m.kind == "mlp" else "",
         squeeze="" if digits else ".squeeze(-1)  # one logit per example",
-        loss="F.cross_entropy(logits, y)" if digits else "F.binary_cross_entropy_with_logits(logits, y)",
-        hits="logits.argmax(1) == y" if digits else "(logits > 0).float() == y",
-        probs="logits.softmax(-1)" if digits else "torch.sigmoid(logits)")
+        **(_regression_head() if regression else dict(
+            loss="F.cross_entropy(logits, y)" if digits else "F.binary_cross_entropy_with_logits(logits, y)",
+            hits="logits.argmax(1) == y" if digits else "(logits > 0).float() == y",
+            probs="logits.softmax(-1)" if digits else "torch.sigmoid(logits)",
+            metric="test accuracy {acc:.1%}", outputs="probabilities", mc_predict=CLASSIFY_MC)))
+
+
+def _regression_head() -> dict:
+    """A regression's loss (mean squared error on the linear output), its second metric
+    (evaluate's: the mean absolute error) and its mc_predict, the page's passes."""
+    return dict(loss="F.mse_loss(logits, y)", hits="(logits - y).abs()", probs="logits",
+                metric="test mean absolute error {acc:.4f}", outputs="values",
+                mc_predict=REGRESSION_MC.format(pass_salt=PASS_SALT))
+
+
+def regression_source(cfg: RunConfig) -> str:
+    """points() of a regression set, as model_server.regression_data makes it."""
+    d = cfg.data
+    if d.dataset == "custom":
+        rows = [f"[{p.x!r}, {p.y!r}]," for p in d.points]
+        lines = "\n".join("    " + " ".join(rows[i:i + 6]) for i in range(0, len(rows), 6))
+        draw = "rows = np.asarray(POINTS, dtype=np.float64)\n    x, y = rows[:, 0], rows[:, 1]"
+        head = f"# the playground's points, drawn or uploaded: x, y (inside the plane)\nPOINTS = [\n{lines}\n]\n\n\n"
+    else:
+        fn = regression_data.SETS[d.dataset]
+        consts = "\n".join(f"{name} = {getattr(regression_data, name)!r}" for name in ("DATA_X", "GAP", "OUTLIERS"))
+        head = consts + "\n\n\n" + inspect.getsource(fn) + "\n\n"
+        draw = f"x, y = {fn.__name__}(N_POINTS, NOISE, np.random.default_rng(SEED))"
+    return head + (f'def points():\n    """{d.dataset}: x (N, 1), targets y clipped into the plane."""\n    {draw}\n'
+                   f"    y = np.clip(y, {PLANE[0]!r}, {PLANE[1]!r})\n"
+                   "    return x.astype(np.float32).reshape(-1, 1), y.astype(np.float32)\n")
 
 
 def points_source(dataset: str) -> str:

@@ -30,6 +30,65 @@ thousands of steps, and the final test losses with them. An MLP without BatchNor
 retraces the page's run to float rounding."""
 
 
+CLASSIFY_MC = '''\
+def mc_predict(net, x, samples=30):
+    """(mean, std) of the probabilities over `samples` passes, each with fresh dropout
+    masks; only the dropout layers train, and the net is left in eval mode."""
+    net.eval()
+    for module in net.modules():
+        if isinstance(module, DROPOUT_LAYERS):
+            module.train()
+    try:
+        with torch.inference_mode():
+            draws = torch.stack([probabilities(net(x)) for _ in range(samples)])
+    finally:
+        net.eval()
+    return draws.mean(0), draws.std(0)
+
+
+'''
+
+# a regression's mc_predict: the passes are the playground's thinned networks (engine/mc.py)
+REGRESSION_MC = '''\
+PASS_SALT = {pass_salt!r}  # xored into the run's key: MC passes draw apart from training steps
+
+
+class PassMasks(PlaygroundMasks):
+    """MC dropout's passes as the playground draws them: pass j (set step = j, from 1)
+    is one thinned network, one mask per unit kept for every input, from the counter
+    under the run's pass key."""
+
+    per_example = False
+
+    def __init__(self, net):
+        super().__init__(net)
+        self.key = mix(np.array([(run_key(SEED) ^ PASS_SALT) & MASK32], np.int64)).astype(np.int64)
+
+
+def mc_predict(net, x, samples=30):
+    """(mean, std) of the predictions over `samples` passes, pass j the playground's
+    thinned network j (the page's band); only the dropout layers train, and the net is
+    left in eval mode. std is the passes' own spread (divided by samples)."""
+    net.eval()
+    masks = PassMasks(net)
+    for layer in masks.layers:
+        layer.train()
+    draws = []
+    try:
+        with torch.inference_mode():
+            for j in range(1, samples + 1):
+                masks.step = j
+                draws.append(probabilities(net(x)))
+    finally:
+        masks.remove()
+        net.eval()
+    draws = torch.stack(draws)
+    return draws.mean(0), draws.std(0, correction=0)
+
+
+'''
+
+
 SCRIPT = '''\
 #!/usr/bin/env python3
 """A network exported from the Dropout Playground, as plain PyTorch.
@@ -99,6 +158,8 @@ class PlaygroundMasks:
     (torch's own formula, with the mask drawn by the functions above instead of torch's
     generator): set step before each forward pass; remove() when done."""
 
+    per_example = True  # a mask per example and unit (a training step's)
+
     def __init__(self, net):
         self.layers = [m for m in net.modules() if isinstance(m, DROPOUT_LAYERS)]
         self.key = np.array([run_key(SEED)], np.int64)
@@ -114,7 +175,7 @@ class PlaygroundMasks:
         x, p = inputs[0], module.p
         if module is self.layers[0]:  # a forward pass begins: units are placed from 0
             self.drawn = []
-        shape = (x.shape[0], *self.noise_shape(module, x))
+        shape = (x.shape[0] if self.per_example else 1, *self.noise_shape(module, x))
         at, n = sum(self.drawn), math.prod(shape)
         self.drawn.append(n)  # every layer has its places, whether it draws or not
         if not module.training or not 0 < p < 1:
@@ -211,7 +272,7 @@ def train(net, data, steps=STEPS, eval_every=EVAL_EVERY, log=print):
             test_loss, acc = evaluate(net, x_test, y_test)
             recent = losses[-eval_every:]
             log(f"step {{step:6d}}  train loss {{sum(recent) / len(recent):.4f}}  "
-                f"test loss {{test_loss:.4f}}  test accuracy {{acc:.1%}}")
+                f"test loss {{test_loss:.4f}}  {metric}")
     masks.remove()
     return losses
 
@@ -243,22 +304,7 @@ def predict(net, x):
         return probabilities(net(x))
 
 
-def mc_predict(net, x, samples=30):
-    """(mean, std) of the probabilities over `samples` passes, each with fresh dropout
-    masks; only the dropout layers train, and the net is left in eval mode."""
-    net.eval()
-    for module in net.modules():
-        if isinstance(module, DROPOUT_LAYERS):
-            module.train()
-    try:
-        with torch.inference_mode():
-            draws = torch.stack([probabilities(net(x)) for _ in range(samples)])
-    finally:
-        net.eval()
-    return draws.mean(0), draws.std(0)
-
-
-def main(argv=None):
+{mc_predict}def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=STEPS, help="optimiser steps (default %(default)s)")
     parser.add_argument("--weights", help="start from these weights (a .safetensors file from the playground)")
@@ -273,10 +319,10 @@ def main(argv=None):
           f"{{len(data[0])}} training and {{len(data[2])}} test examples")
     train(net, data, args.steps)
     test_loss, acc = evaluate(net, data[2], data[3])
-    print(f"final: test loss {{test_loss:.4f}}, test accuracy {{acc:.1%}}")
+    print(f"final: test loss {{test_loss:.4f}}, {metric}")
     predict(net, data[2])  # what a server would call
     _, spread = mc_predict(net, data[2])
-    print(f"MC dropout, 30 passes: mean spread (std) of the predicted probabilities {{spread.mean():.4f}}")
+    print(f"MC dropout, 30 passes: mean spread (std) of the predicted {outputs} {{spread.mean():.4f}}")
     return net
 
 
