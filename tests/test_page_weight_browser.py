@@ -83,8 +83,9 @@ def test_the_network_is_drawn_before_plotly_has_come_and_where_plotly_then_place
         page.unroute("**/plotly-cartesian.min.js", hold)
         drawn(page)
         page.wait_for_function("() => window.__dp.losses.series && window.__dp.plane && window.__dp.network.placedBy === 'plotly'")
-        gap = page.evaluate("""() => {
-          const n = window.__dp.network, own = n.ownPlacement(), plotly = n.placement();
+        gap = page.evaluate("""async () => {
+          const { ownPlacement, placement } = await import('/static/js/views/network_layout.js');
+          const n = window.__dp.network, own = ownPlacement(n), plotly = placement(n);
           const d = [Math.abs(own.width - plotly.width), Math.abs(own.height - plotly.height)];
           n.x.forEach((x, k) => d.push(Math.abs(own.x(x) - plotly.x(x)), Math.abs(own.y(n.y[k]) - plotly.y(n.y[k]))));
           return Math.max(...d);

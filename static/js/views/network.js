@@ -17,17 +17,13 @@
 // restyling SVG markers, costs the main thread more than a frame can spare; posting the
 // picture costs the page next to nothing, so the edges follow every frame's masks and the
 // neurons ease at the display's rate (docs/benchmarks.md, round 6).
-import { COLORS, ACT_SCALE, layoutBase } from './theme.js';
-import { DROPPED, KEPT, SIZE, draw, pixels } from './network_draw.js';
+import { COLORS, ACT_SCALE } from './theme.js';
+import { DROPPED, KEPT, draw, pixels } from './network_draw.js';
+import { MARGIN, sample, writeNote, plotNetwork, placement } from './network_layout.js';
+import { EDGE_STYLES, strongest, edgeSegments } from './network_edges.js';
 
 const MAX_INPUTS_DRAWN = 64;
-const MAX_EDGES_PER_LAYER = 400;  // the strongest ones; wide layers would be a grey cloud
-const BUCKETS = 3;                // strength buckets per sign
 const CROSS = '#7d838c';  // darker than theme's 'dropped' grey: a cross is thin, it must still read
-const MARGIN = { l: 10, r: 10, t: 10, b: 46 };  // px around the plot area (layer names below)
-const NOTE_LINE = 15;     // px of top margin per line of the "showing k of n" note
-const GAP = SIZE + 5;     // px between two neurons' centres, at least: markers stand apart
-const Y_RANGE = [-0.06, 1.06];
 
 // The Worker that draws the panel, and its canvas, start with this module: long before
 // Plotly has run and the first frame has come, so the Worker has loaded by the first
@@ -61,7 +57,7 @@ export class NetworkView {
     this.canvas = null;
     this.worker = null;   // draws on the canvas (null: this page draws, on this.ctx)
     this.probes = new Map();
-    this.edgeStyles = Array.from({ length: 2 * BUCKETS + 1 }, (_, b) => this.edgeStyle(b));
+    this.edgeStyles = EDGE_STYLES;
     this.firstDrawnAt = null;  // performance.now() when the first picture was on the canvas
     this.margin = MARGIN;
     this.note = document.createElement('div');  // "showing k of n neurons", over the panel
@@ -81,7 +77,7 @@ export class NetworkView {
     // fades with the share of its pixels dropped instead of turning into a cross
     this.partial = model.kind === 'cnn' && model.dropout_kind !== 'dropout2d';
     if (this.sizes[0] > MAX_INPUTS_DRAWN) this.sizes[0] = MAX_INPUTS_DRAWN;
-    this.sample();
+    sample(this);
     const xs = [], ys = [], text = [];
     this.index = [];  // per layer: first point index
     this.sizes.forEach((n, l) => {
@@ -108,115 +104,10 @@ export class NetworkView {
     this.render(true);  // the untrained look at once, not after the other panels' set-up
   }
 
-  // Which neurons each layer draws (this.ids[l]: neuron indices; this.at[l][i]: neuron i's
-  // place among them, -1 if not drawn): all of them where they fit the panel's height
-  // GAP px apart, else every k-th (the first, then every k-th after it).
-  sample() {
-    const height = Math.round(this.el.clientHeight) || 400;
-    const fits = lines => {
-      const span = (height - MARGIN.t - lines * NOTE_LINE - MARGIN.b) * 0.92 / (Y_RANGE[1] - Y_RANGE[0]);
-      return Math.max(2, Math.floor(span / GAP) + 1);
-    };
-    // a line for each layer drawn in part, and one more for a hidden layer's drop count
-    const wide = this.sizes.filter(n => n > fits(0)).length;
-    const lines = this.sizes.reduce((a, n, l) => a + (n > fits(0) ? (l > 0 && l < this.sizes.length - 1 ? 2 : 1) : 0), 0);
-    const most = fits(lines);
-    this.every = this.sizes.map(n => (n > fits(0) ? Math.ceil(n / most) : 1));
-    this.ids = this.sizes.map((n, l) => Array.from({ length: Math.ceil(n / this.every[l]) }, (_, j) => j * this.every[l]));
-    this.at = this.sizes.map((n, l) => {
-      const at = new Int32Array(n).fill(-1);
-      this.ids[l].forEach((i, j) => { at[i] = j; });
-      return at;
-    });
-    this.margin = { ...MARGIN, t: MARGIN.t + lines * NOTE_LINE + (wide ? 4 : 0) };
-    this.noteDropped = null;
-  }
+  // Plotly's part of the panel (network_layout.js): by setup, or by the page once Plotly
+  // has arrived.
+  plot() { plotNetwork(this); }
 
-  layerName(l) {
-    const last = this.sizes.length - 1;
-    return l === 0 ? 'input' : l === last ? 'output' : `hidden layer ${l}`;
-  }
-
-  // The note over a panel that draws some layers in part: per such layer what it shows,
-  // and (hidden layers) how many of all its neurons this frame's mask dropped.
-  writeNote() {
-    const lines = [];
-    this.sizes.forEach((n, l) => {
-      if (this.every[l] === 1) return;
-      const k = this.every[l], m = this.ids[l].length;
-      const nth = k === 2 ? '2nd' : k === 3 ? '3rd' : `${k}th`;
-      lines.push(`${this.layerName(l)}: showing ${m} of ${n} neurons, every ${nth}`);
-      if (l > 0 && l < this.sizes.length - 1) {
-        const kept = this.kept[l];
-        let dropped = 0; for (const v of kept) dropped += v ? 0 : 1;
-        let droppedShown = 0; for (const i of this.ids[l]) droppedShown += kept[i] ? 0 : 1;
-        lines.push(`  dropped in this step: ${dropped} of ${n} (${droppedShown} of the ${m} shown)`);
-      }
-    });
-    const text = lines.join('\n');
-    this.note.hidden = !lines.length;
-    if (this.note.textContent !== text) this.note.textContent = text;
-  }
-
-  // Plotly's part of the panel: axes, layer names, a hover name per neuron. Called by
-  // setup, or by the page once Plotly has arrived.
-  plot() {
-    if (!this.sizes || this.plotted) return;
-    const xs = this.x, ys = this.y, text = this.text;
-    // invisible: the canvas draws the neurons; these give each its hover name
-    const traces = [{
-      type: 'scatter', mode: 'markers', x: xs, y: ys, text, hoverinfo: 'text',
-      marker: { size: SIZE, opacity: 0, color: this.colors, symbol: this.symbols },
-      showlegend: false,
-    }];
-    const short = (this.el.clientWidth || 600) / this.sizes.length < 75;  // narrow: 'h1' not 'hidden 1'
-    const names = this.sizes.map((n, l) => (l === 0 ? (short ? 'in' : 'input')
-      : l === this.sizes.length - 1 ? (short ? 'out' : 'output') : (short ? `h${l}` : `hidden ${l}`))
-      + (this.every[l] > 1 ? ` (${this.ids[l].length} of ${n})` : ''));
-    const layout = layoutBase({
-      margin: { ...this.margin },
-      xaxis: { visible: false, range: this.xRange(), fixedrange: true },
-      yaxis: { visible: false, range: Y_RANGE, fixedrange: true },
-      annotations: names.map((t, l) => ({ x: l, y: -0.03, yref: 'y', text: t, showarrow: false, yanchor: 'top',
-        font: { size: 11, color: COLORS.muted } })),
-      hovermode: 'closest',
-    });
-    this.neuronTrace = 0;
-    Plotly.react(this.el, traces, layout, { displayModeBar: false, responsive: true });
-    if (!this.listening && this.el.on) {
-      // a Plotly redraw (a resize) moves the axes: the picture follows
-      this.el.on('plotly_afterplot', () => { this.styleDirty = this.edgesDirty = true; });
-      this.listening = true;
-    }
-    this.plotted = true;
-    this.render(true);
-  }
-
-  xRange() { return [-0.4, this.sizes.length - 0.6]; }
-
-  // Where the picture goes: Plotly's axes once it has laid the panel out; before, the
-  // panel's size with the same margins and ranges (Plotly's linear axes: offset + scale).
-  // null: Plotly has been asked but has not laid it out yet.
-  placement() {
-    const full = this.el._fullLayout;
-    if (full && full.xaxis && full.xaxis.l2p) {
-      const xa = full.xaxis, ya = full.yaxis;
-      return { width: full.width, height: full.height, key: 'plotly',
-        x: x => xa._offset + xa.l2p(x), y: y => ya._offset + ya.l2p(y) };
-    }
-    return this.plotted ? null : this.ownPlacement();
-  }
-
-  ownPlacement() {
-    const width = Math.round(this.el.clientWidth) || 600, height = Math.round(this.el.clientHeight) || 400;
-    const [x0, x1] = this.xRange(), [y0, y1] = Y_RANGE, M = this.margin;
-    const w = width - M.l - M.r, h = height - M.t - M.b;
-    return { width, height, key: `${width}x${height}`,
-      x: x => M.l + (x - x0) * w / (x1 - x0), y: y => M.t + (y1 - y) * h / (y1 - y0) };
-  }
-
-  // The canvas, under Plotly's SVG (whose background is transparent) and never in the way
-  // of hover; handed to a Worker where the browser has OffscreenCanvas.
   makeCanvas(drawer = spare || startDrawer()) {
     spare = null;
     if (drawer.failed) drawer = { canvas: document.createElement('canvas'), worker: null };
@@ -266,15 +157,6 @@ export class NetworkView {
     return neuronName(l - 1, i, this.kind);
   }
 
-  // How the edges of bucket b look: positive buckets 0..BUCKETS-1 by strength, then the
-  // negative ones, then the dotted edges of dropped neurons.
-  edgeStyle(b) {
-    if (b === 2 * BUCKETS) return { color: COLORS.faded, width: 1, dash: [2, 3], alpha: 0.6 };
-    const strength = (b % BUCKETS + 1) / BUCKETS;
-    return { color: b < BUCKETS ? COLORS.pos : COLORS.neg, width: 0.6 + 2.4 * strength, dash: [],
-      alpha: 0.35 + 0.5 * strength };
-  }
-
   // A new frame: each neuron's target look, and the edges (their weights when it has them).
   update(frame) {
     if (!this.sizes) return;
@@ -287,7 +169,7 @@ export class NetworkView {
     }
     for (let l = 0; l < hidden; l++) {
       const n = this.sizes[l + 1];
-      const mask = arrays[`mask.${l}`] ? this.maskPerNeuron(arrays[`mask.${l}`], l) : null;
+      const mask = arrays[`mask.${l}`] ? this.perNeuron(arrays[`mask.${l}`], l) : null;
       const act = arrays[`act.${l}`] ? this.perNeuron(arrays[`act.${l}`], l) : null;
       const at = this.at[l + 1];
       for (let i = 0; i < n; i++) {
@@ -309,41 +191,13 @@ export class NetworkView {
     }
     this.frameIn = frame;
     const weights = this.sizes.slice(1).map((_, l) => arrays[`weight.${l}`]);
-    if (weights.every(Boolean)) this.edges = weights.map((w, l) => this.strongest(w, l));
+    if (weights.every(Boolean)) this.edges = weights.map((w, l) => strongest(w, l, this.sizes, this.at));
     this.edgesDirty = true;
     this.styleDirty = true;
   }
 
   // For a CNN a "neuron" is a channel: its mean activation, and its kept fraction.
   perNeuron(arr, l) { return perNeuron(arr.data, this.sizes[l + 1]); }
-
-  maskPerNeuron(arr, l) { return this.perNeuron(arr, l); }
-
-  // A layer's edges to draw (weights come a few times a second, with the slow panels):
-  // the MAX_EDGES_PER_LAYER strongest, each [from point, to point, bucket if kept].
-  strongest(w, l) {
-    const [out, inFull] = w.shape;  // (out, in) for Linear; conv (out, in, 3, 3)
-    const per = w.data.length / (out * inFull);
-    const nIn = this.sizes[l], nOut = this.sizes[l + 1];
-    const list = [];
-    let maxAbs = 1e-9;
-    const atIn = this.at[l], atOut = this.at[l + 1];
-    for (let o = 0; o < Math.min(out, nOut); o++) for (let i = 0; i < Math.min(inFull, nIn); i++) {
-      if (atIn[i] < 0 || atOut[o] < 0) continue;  // an end not drawn
-      let v = 0;
-      for (let j = 0; j < per; j++) v += w.data[(o * inFull + i) * per + j];
-      list.push([o, i, v]);
-      maxAbs = Math.max(maxAbs, Math.abs(v));
-    }
-    if (list.length > MAX_EDGES_PER_LAYER) {
-      list.sort((a, b) => Math.abs(b[2]) - Math.abs(a[2]));
-      list.length = MAX_EDGES_PER_LAYER;
-    }
-    return list.map(([o, i, v]) => {
-      const strength = Math.min(BUCKETS - 1, Math.floor(Math.abs(v) / maxAbs * BUCKETS));
-      return [i, o, (v >= 0 ? 0 : BUCKETS) + strength];
-    });
-  }
 
   // One animation frame. Returns true if it painted.
   paint() {
@@ -359,7 +213,7 @@ export class NetworkView {
   // The picture of the last frame, placed by Plotly's axes as the hover points are; the
   // edges again when they changed. False: Plotly has not laid the panel out yet.
   render(edges) {
-    const place = this.placement();
+    const place = placement(this);
     if (!place) return false;
     const { width, height } = place;
     if (this.canvas.style.width !== `${width}px` || this.canvas.style.height !== `${height}px`) {
@@ -374,7 +228,7 @@ export class NetworkView {
     const px = this.px, py = this.py;
     const picture = { width, height, ratio: window.devicePixelRatio || 1, px, py, opacity: this.opacity,
       colors: this.colors, lineColors: this.lineColors, symbols: this.symbols };
-    if (edges) this.segments = this.edgeSegments(px, py);
+    if (edges) this.segments = edgeSegments(this, px, py);
     if (this.worker) {
       this.worker.postMessage(edges ? { picture, segments: this.segments, edgeStyles: this.edgeStyles } : { picture });
     } else {
@@ -383,23 +237,8 @@ export class NetworkView {
     }
     this.ratio = picture.ratio;
     this.rendered = this.frameIn || null;  // the frame this picture shows (for tests)
-    if (this.every.some(k => k > 1)) this.writeNote();
+    if (this.every.some(k => k > 1)) writeNote(this);
     return true;
-  }
-
-  // Per edge bucket, the segments of the edges as the last frame has them: an edge of a
-  // dropped neuron (either end) in the dotted bucket.
-  edgeSegments(px, py) {
-    const segs = Array.from({ length: 2 * BUCKETS + 1 }, () => []);
-    (this.edges || []).forEach((list, l) => {
-      const kIn = this.kept[l], kOut = this.kept[l + 1], from0 = this.index[l], to0 = this.index[l + 1];
-      const atIn = this.at[l], atOut = this.at[l + 1];
-      for (const [i, o, b] of list) {
-        const f = from0 + atIn[i], t = to0 + atOut[o];
-        segs[kIn[i] && kOut[o] ? b : 2 * BUCKETS].push(px[f], py[f], px[t], py[t]);
-      }
-    });
-    return segs.map(seg => Float32Array.from(seg));
   }
 
   // The colours drawn at these points of the panel (CSS px), [[r, g, b, a], ...], once the
