@@ -52,20 +52,22 @@ def key_of(state: RunHandle) -> BucketKey:
     m = cfg.model
     return BucketKey(m.kind, tuple(state.data.x_train.shape[1:]), tuple(m.hidden), state.n_out, m.activation,
                      m.dropout_kind, m.placement, m.batchnorm, cfg.train.optimizer, state.batch,
-                     str(state.device))
+                     str(state.device), cfg.task)
 
 
 class Bucket:
     """All runs of one BucketKey. Not thread-safe: one thread (the scheduler's, or a
     Run's caller) does everything with a bucket."""
 
-    def __init__(self, key: BucketKey, template: Net):
+    def __init__(self, key: BucketKey, template: Net, timeline: int = TIMELINE):
+        """timeline: steps of each run kept for replays (a lesson's copies, never replayed,
+        keep one)."""
         self.key = key
         self.shape = Shape(key, template)
         self.layout = self.shape.layout
         self.L = self.shape.L
         self.device = self.shape.device
-        self.store = RowStore(self.shape)
+        self.store = RowStore(self.shape, timeline)
         self.runs: list[RunHandle] = self.store.runs
         self.net = Network(self.shape, self.store)
         self.optimizer = Optimizer(key.optimizer, self.store)

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from .bucket import TIMELINE
+from .engine.group import CHUNK
 from .config import Limits, RunConfig
 from .runstate import step_macs
 
@@ -143,10 +144,17 @@ def run_cost(cfg: RunConfig, limits: Limits | None = None) -> Cost:
     return Cost(3 * step_macs(cfg, input_shape(cfg)), sum(run_bytes(cfg, limits).values()))
 
 
+def engine_row_values(cfg: RunConfig) -> float:
+    """Values (4 bytes) one model of a sweep or a lesson's copies holds as an engine row
+    (model_server.engine.group): theta, optimizer moments and a gradient; a step's
+    activations and records; the noise of a call of CHUNK steps; its own data."""
+    B, u, D = cfg.train.batch_size, units(cfg), math.prod(input_shape(cfg))
+    return 4 * parameters(cfg) + (6 + CHUNK) * B * u + n_points(cfg) * (D + 4)
+
+
 def sweep_cost(cfg: RunConfig, n_models: int) -> Cost:
     """n_models copies of cfg trained at once (model_server.sweep): per step, and held."""
-    batch, u = cfg.train.batch_size, units(cfg)
-    values = n_models * (4 * parameters(cfg) + 6 * batch * u) + 2 * n_points(cfg) * math.prod(input_shape(cfg))
+    values = n_models * engine_row_values(cfg) + 2 * n_points(cfg) * math.prod(input_shape(cfg))
     return Cost(n_models * 3 * step_macs(cfg, input_shape(cfg)), ALLOC_FACTOR * 4 * values)
 
 
@@ -195,8 +203,8 @@ def preset_cost(name: str, params: dict) -> Cost:
     no run): its multiply-adds from regularizers.work (forward and backward), its bytes
     as for the most copies it may train at once."""
     from . import regularizers  # (it builds on sweep.py, which builds on this module's neighbours)
-    cfg = regularizers.preset()
-    per_copy = 4 * parameters(cfg) + 6 * cfg.train.batch_size * units(cfg)
+    cfg = regularizers.preset(n_points=regularizers.MAX_SIZE + regularizers.TEST_POINTS)
+    per_copy = engine_row_values(cfg)
     data = (regularizers.MAX_SIZE + regularizers.TEST_POINTS) * 2 * regularizers.MAX_SEEDS
     return Cost(3 * regularizers.work(name, **params),
                 ALLOC_FACTOR * 4 * (regularizers.MAX_COPIES * per_copy + data))

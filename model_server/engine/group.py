@@ -85,7 +85,7 @@ class Group:
         for m in members:
             key = key_of(m)
             if key not in self.buckets:
-                self.buckets[key] = Bucket(key, m.initial_net())
+                self.buckets[key] = Bucket(key, m.initial_net(), timeline=1)   # nobody replays a member
             self.buckets[key].join(m)
         self.step_count = 0
 

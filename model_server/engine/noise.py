@@ -48,13 +48,18 @@ def draw_for(store: RowStore, shape, K: int, N: int) -> list[torch.Tensor]:
 
 def gaussian(store: RowStore, t: Tables, noise: torch.Tensor, per_step, bits, n: int, K: int) -> torch.Tensor:
     """noise (n, K, U) with the Gaussian rows' units replaced by their factors
-    1 + sqrt(p / (1 - p)) z, z from Box-Muller over the unit's word and the one U places on."""
+    1 + sqrt(p / (1 - p)) z, z from Box-Muller over the unit's word and the one U places
+    on (worked out for the rows with Gaussian units only)."""
     U = store.shape.noise_offsets[-1]
-    sd, at = t.gauss
+    sd, at, rows = t.gauss
     if store.cpu:
+        step_rows = per_step.reshape(n, K)[:, rows].reshape(-1)
+        second = masks.unit_bits(step_rows, masks.places(U, U)).reshape(n, len(rows), U)
         # (in double precision: a factor rounds to exactly 0 only where dropout put it)
-        z = masks.normals(bits, masks.unit_bits(per_step, masks.places(U, U)).reshape(n, K, U))
-        return torch.from_numpy(np.where(at, 1 + sd * z, noise.numpy()).astype(np.float32))
+        z = masks.normals(bits[:, rows], second)
+        out = noise.numpy()
+        out[:, rows] = np.where(at[rows], 1 + sd[rows] * z, out[:, rows])
+        return noise
     second = masks.unit_bits(per_step, torch.from_numpy(masks.places(U, U).astype(np.int64)).to(store.device))
     z = masks.normals(bits, second.view(n, K, U)).double()
     return torch.where(at, (1 + sd * z).float(), noise)

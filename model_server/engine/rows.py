@@ -25,8 +25,9 @@ TIMELINE = 1000           # steps a paused run can be replayed from (<= LOSS_RIN
 class RowStore:
     """Every per-run tensor and setting of one bucket. Not thread-safe."""
 
-    def __init__(self, shape: Shape):
+    def __init__(self, shape: Shape, timeline: int = TIMELINE):
         self.shape = shape
+        self.timeline = timeline   # steps of each run kept for replays
         self.device = shape.device
         self.cpu = self.device.type == "cpu"
         self.runs: list[RunHandle] = []
@@ -59,8 +60,8 @@ class RowStore:
             # the timeline: each of the run's last TIMELINE steps, at column (step - 1) %
             # TIMELINE: its shown example's pre-dropout input and block output per layer,
             # then its masks (1 kept), in half precision (frames send 8 bits); its example
-            "tl_vals": ((TIMELINE, 2 * sum(sh.act_sizes) + sum(sh.mask_sizes)), 0.0, torch.float16),
-            "tl_index": ((TIMELINE,), 0, torch.long),
+            "tl_vals": ((self.timeline, 2 * sum(sh.act_sizes) + sum(sh.mask_sizes)), 0.0, torch.float16),
+            "tl_index": ((self.timeline,), 0, torch.long),
             # times each unit of each example slot was kept since the last frame (in the
             # noise's layout), where its mask counted
             "kept": ((sh.noise_offsets[-1],), 0.0, torch.float32),

@@ -60,7 +60,8 @@ class Tables:
         if gauss.any():
             sd = np.repeat(np.where(gauss, np.sqrt(p / np.maximum(1 - p, 1e-30)), 0.0), per_unit, axis=1)
             at = np.repeat(gauss, per_unit, axis=1)
-            self.gauss = (sd, at) if store.cpu else (torch.from_numpy(sd).to(dev), torch.from_numpy(at).to(dev))
+            rows = np.flatnonzero(gauss.any(axis=1))
+            self.gauss = (sd, at, rows) if store.cpu else (torch.from_numpy(sd).to(dev), torch.from_numpy(at).to(dev), rows)
         sigma = store.input_noise[:K]
         self.input_sd = torch.tensor(sigma, dtype=torch.float32, device=dev).view(1, K, 1) if sigma.any() else None
 
