@@ -60,8 +60,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=serving.trusted_proxies)
     metrics = Metrics()
     # the registry only ever emits to its own process's clients: with a message queue,
-    # publishing their frames to every other instance would be pure waste
-    emit = functools.partial(socketio.emit, ignore_queue=True)
+    # publishing their frames to every other instance would be pure waste. (python-socketio's
+    # own emit: Flask-SocketIO's wraps callbacks for a request context, which the trainer's
+    # frames never have, at a cost paid per frame.)
+    emit = functools.partial(socketio.server.emit, ignore_queue=True)
     # every websocket is read on one thread, which waits while the trainer writes a pass
     # of frames (their acknowledgements are then read together)
     reader = Reader()
