@@ -1,7 +1,7 @@
 // The settings form, built from the FIELDS table (ranges and choices from the server's
 // schema). Every control is a native element (keyboard-usable, labelled); the hidden
 // layers get a small editor of their own with a drop-probability slider per layer.
-import { FIELDS, BY_KEY, bounds, check, fitP } from './state.js';
+import { FIELDS, BY_KEY, bounds, check, fitData, fitP } from './state.js';
 
 const GROUPS = { run: 'Run', data: 'Data', model: 'Model', train: 'Training' };
 const fmt = v => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString('en') : String(+Number(v).toPrecision(3)));
@@ -49,7 +49,7 @@ export class Controls {
     let input;
     if (f.type === 'select') {
       input = el('select', { id, name: f.key });
-      for (const o of f.options) input.append(el('option', { value: o, textContent: o.replace(/_/g, ' ') }));
+      fillOptions(input, f.optionsFor ? f.optionsFor(this.state) : f.options);
     } else {
       input = el('input', { id, name: f.key, type: 'number', min: f.min, max: f.max, step: stepFor(f, this.state[f.key]), inputMode: 'decimal' });
     }
@@ -112,6 +112,7 @@ export class Controls {
     if (problem) return false;
     this.state[key] = value;
     if (key === 'hidden') fitP(this.state);
+    if (key === 'task') fitData(this.state);
     this.sync();
     this.onChange(key);
     return true;
@@ -120,6 +121,8 @@ export class Controls {
   sync() {
     for (const [wrap, applies] of this.conditional || []) wrap.hidden = !applies(this.state);
     for (const [k, input] of Object.entries(this.inputs)) {
+      const f = BY_KEY[k];
+      if (f.optionsFor) fillOptions(input, f.optionsFor(this.state));
       if (input.type === 'number') input.step = stepFor(BY_KEY[k], this.state[k]);
       if (document.activeElement !== input) input.value = this.state[k];
     }
@@ -136,6 +139,13 @@ export class Controls {
     if (input) input.setAttribute('aria-invalid', message ? 'true' : 'false');
     if (err) err.textContent = message || '';
   }
+}
+
+// A select's choices, written only when they differ from those it shows.
+function fillOptions(select, options) {
+  if ([...select.options].map(o => o.value).join() === options.join()) return;
+  select.textContent = '';
+  for (const o of options) select.append(el('option', { value: o, textContent: o.replace(/_/g, ' ') }));
 }
 
 export function el(tag, props = {}) {

@@ -10,6 +10,7 @@ import { networkLegend } from './captions.js';
 import { NetworkView } from './views/network.js';
 import { BoundaryView } from './views/boundary.js';
 import { ImagesView } from './views/images.js';
+import { FunctionView } from './views/function.js';
 import { LossView } from './views/losses.js';
 import { TimelineView } from './views/timeline.js';
 import { Exporter } from './export.js';
@@ -50,6 +51,8 @@ export class Playground extends EventTarget {
     this.boundary = new BoundaryView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'),
       $(root, '[data-role=plane-title]'));
     this.images = new ImagesView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'));
+    this.function = new FunctionView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'),
+      $(root, '[data-role=plane-title]'));
     this.losses = new LossView($(root, '[data-role=losses]'));
     this.timeline = new TimelineView(root, step => replay(this, step));
     bindTransport(this);
@@ -146,7 +149,7 @@ export class Playground extends EventTarget {
   // hover, the plane, the losses, the timeline) once Plotly has arrived. The frames that
   // come meanwhile are shown by the network, and kept for the other panels.
   setupPanels(info) {
-    const digits = info.task !== 'binary';
+    const digits = info.task === 'digits', classes = info.task === 'binary';
     const model = info.config.model;
     this.network.setup(info.sizes, model);
     this.early = [];
@@ -156,13 +159,17 @@ export class Playground extends EventTarget {
       this.plane = null;
       plotlyReady().then(() => { if (this.info === info) this.setupPlots(info); }, () => {});
     }
-    // no boundary, neuron maps or two classes for the digits: their controls and key go
+    // no boundary, neuron maps or two classes for the digits or a regression: their
+    // controls and key go
     for (const role of ['plane-key', 'view-field', 'watch-field']) {
       const node = $(this.root, `[data-role=${role}]`);
-      if (node) node.hidden = digits;
+      if (node) node.hidden = !classes;
     }
     const title = $(this.root, '[data-role=plane-title]');
-    if (title) title.textContent = digits ? (model.kind === 'cnn' ? 'Input and feature maps' : 'Input') : 'Decision boundary';
+    if (title) {
+      title.textContent = classes ? 'Decision boundary' : !digits ? 'Prediction and MC-dropout band'
+        : model.kind === 'cnn' ? 'Input and feature maps' : 'Input';
+    }
     const legend = $(this.root, '[data-role=legend]');
     if (legend) legend.innerHTML = networkLegend(model);
     fillWatch(this, info);
@@ -175,7 +182,7 @@ export class Playground extends EventTarget {
   setupPlots(info) {
     this.network.plot();
     bindHover(this);
-    this.plane = info.task !== 'binary' ? this.images : this.boundary;
+    this.plane = { binary: this.boundary, digits: this.images, regression: this.function }[info.task];
     this.plane.setup(info);
     this.losses.setup();
     this.timeline.setup(info);

@@ -13,10 +13,13 @@ export const GRID = SCHEMA.grid;
 export const PRESETS = SCHEMA.presets;
 const GENERATED = s => s.data !== 'digits' && s.data !== 'custom';  // sets drawn from n_points and noise
 
+const REGRESSION = s => s.task === 'regression';
+
 const ROWS = [
   // group, key (in the URL), path (in the config) or change (a live change), label, step;
   // `applies`: the control shows only when it means something (the digits set is fixed)
-  { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset' },
+  { group: 'data', key: 'task', path: 'data.task', label: 'Task' },
+  { group: 'data', key: 'data', path: 'data.dataset', label: 'Dataset', optionsFor: s => setsOf(s.task) },
   { group: 'data', key: 'points', path: 'data.n_points', label: 'Points', step: 50, applies: GENERATED },
   { group: 'data', key: 'noise', path: 'data.noise', label: 'Noise', step: 0.05, applies: GENERATED },
   { group: 'data', key: 'trainfrac', path: 'data.train_fraction', label: 'Train fraction', step: 0.1 },
@@ -34,6 +37,7 @@ const ROWS = [
   { group: 'train', key: 'batch', path: 'train.batch_size', label: 'Batch size', step: 1 },
   { group: 'train', key: 'evalk', path: 'train.eval_every', label: 'Test every k steps (0 = auto)', step: 1 },
   { group: 'train', key: 'device', path: 'train.device', label: 'Device' },
+  { group: 'train', key: 'passes', path: 'train.mc_passes', label: 'MC passes T (the band)', step: 1, applies: REGRESSION },
   // view state: not part of the run config, but part of the link
   { group: 'run', key: 'speed', change: 'speed', label: 'Speed (steps/s)', type: 'speed', live: true },
   { group: 'run', key: 'mode', change: 'mode', label: 'Mode', live: true },
@@ -67,6 +71,21 @@ function fromSchema(prop) {
 
 export const FIELDS = ROWS.map(row => ({ ...fromSchema(schemaOf(row)), ...row }));
 export const DATASETS = FIELDS.find(f => f.key === 'data').options;
+
+// The data sets of each task, as the schema's dataset property lists them (x-tasks:
+// {task: [sets]}); a schema without that list leaves every set open to every task and the
+// server's check decides.
+const TASK_SETS = schemaOf({ path: 'data.dataset' })['x-tasks'] || {};
+export const setsOf = task => TASK_SETS[task] || DATASETS;
+
+// Keep the data set one of the task's; -> a problem when it was not (null when it was).
+export function fitData(state) {
+  const sets = setsOf(state.task);
+  if (sets.includes(state.data)) return null;
+  const was = state.data;
+  state.data = sets[0];
+  return `Dataset ${was} is not one of task ${state.task}'s (${sets.join(', ')}); using ${state.data}`;
+}
 
 export const BY_KEY = Object.fromEntries(FIELDS.map(f => [f.key, f]));
 
@@ -156,6 +175,8 @@ export function fromHash(hash, page = {}) {
   }
   if (params.get('p') && state.p.length !== state.hidden.length) problems.push('p needs one value per hidden layer; adjusted');
   fitP(state);
+  const unfit = fitData(state);
+  if (unfit && params.has('data')) problems.push(`${unfit} (link setting data)`);
   return { state, problems };
 }
 
@@ -204,6 +225,7 @@ export function fromConfig(config) {
     const v = config[part] && config[part][name];
     if (v !== undefined) state[f.key] = Array.isArray(v) ? v.slice() : v;
   }
+  fitData(state);
   return fitP(state);
 }
 

@@ -1,0 +1,115 @@
+"""Issue 26 in a real browser: a regression run's function panel (points, the eval-mode
+prediction, the MC-dropout band and thinned curves), its caption's coverage against the
+frame's own per-point data, a regression link's round trip, and the phone layout."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+
+LIVE = 30000
+LINK = "#task=regression&data=sine_gap&passes=12&speed=200"
+
+
+def open_regression(page, url: str, hash_: str = LINK):
+    page.goto(url + "/" + hash_)
+    page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.info.task === 'regression'", timeout=LIVE)
+    return page
+
+
+def wait_band(page, at_step: int = 0):
+    """A band is on screen, of a frame at or past at_step."""
+    page.wait_for_function(f"() => {{ const s = window.__dp.function.shown; return s && s.step >= {at_step}; }}", timeout=LIVE)
+
+
+def test_a_regression_link_round_trips(page, live_server):
+    open_regression(page, live_server.url)
+    cfg = page.evaluate("window.__dp.info.config")
+    assert cfg["data"]["task"] == "regression" and cfg["data"]["dataset"] == "sine_gap"
+    assert cfg["train"]["mc_passes"] == 12
+    assert page.input_value("#f-task") == "regression"
+    assert page.input_value("#f-passes") == "12"
+    assert page.locator("#f-passes").is_visible()
+    # the page's own link says the same, and opening it in a fresh tab gives the same config
+    link = page.evaluate("location.hash")
+    assert "task=regression" in link and "passes=12" in link
+    again = page.context.new_page()
+    open_regression(again, live_server.url, link)
+    assert again.evaluate("window.__dp.info.config") == cfg
+    assert page.errors == []
+
+
+def test_the_data_set_follows_the_task(page, live_server):
+    open_regression(page, live_server.url)
+    sets = page.evaluate("window.__dp.controls.inputs.data.options.length")
+    if sets == page.evaluate("(async () => (await import('/static/js/state.js')).DATASETS.length)()"):
+        pytest.skip("the served schema does not say which data sets are a regression's (dataset's x-tasks)")
+    page.select_option("#f-task", "classification")
+    page.wait_for_function("() => window.__dp.info.task === 'binary'", timeout=LIVE)
+    assert page.input_value("#f-data") != "sine_gap"
+    assert not page.locator("#f-passes").is_visible()
+    page.select_option("#f-task", "regression")
+    page.wait_for_function("() => window.__dp.info.task === 'regression'", timeout=LIVE)
+    assert page.input_value("#f-passes") == "12"
+    assert page.errors == []
+
+
+def test_the_function_panel_draws_points_eval_band_and_thinned_curves(page, live_server):
+    open_regression(page, live_server.url)
+    page.click("[data-role=play]")
+    wait_band(page, 50)
+    drawn = page.evaluate("""() => {
+        const v = window.__dp.function, below = v.below.data, above = v.above.data;
+        const n = t => t.y.filter(y => y === y).length;
+        return { traces: below.map(t => ({ name: t.name, n: n(t), fill: t.fill || null })),
+                 train: above[0].x.length, test: above[1].x.length, info: window.__dp.info.points,
+                 curves: v.shown.band.curves.length, grid: v.shown.band.mean.length,
+                 svg: document.querySelectorAll('[data-role=plane] .scatterlayer .trace').length }; }""")
+    names = {t["name"]: t for t in drawn["traces"]}
+    G = drawn["grid"]
+    assert G > 10
+    assert names["eval mode"]["n"] == G and names["MC mean"]["n"] == G
+    assert names["band"]["fill"] == "tonexty" and names["band low"]["n"] == G
+    assert 1 <= drawn["curves"] <= 20 and names["thinned networks"]["n"] == drawn["curves"] * G
+    assert drawn["train"] == len(drawn["info"]["train"]) and drawn["test"] == len(drawn["info"]["test"])
+    assert drawn["svg"] >= 7
+    assert page.locator("[data-role=plane-title]").inner_text() == "Prediction and MC-dropout band"
+    page.screenshot(path=str(ARTIFACTS / "regression-function.png"))
+    assert page.errors == []
+
+
+def test_the_captions_coverage_is_the_share_of_test_points_in_the_frames_band(page, live_server):
+    open_regression(page, live_server.url)
+    page.click("[data-role=play]")
+    wait_band(page, 100)
+    got = page.evaluate("""async () => {
+        const { insideShare } = await import('/static/js/views/function.js');
+        const v = window.__dp.function, band = v.shown.band;
+        return { caption: document.querySelector('[data-role=plane-caption]').textContent,
+                 share: insideShare(band, window.__dp.info.points.test.length), coverage: band.coverage,
+                 inside: Array.from(band.inside), n: window.__dp.info.points.test.length }; }""")
+    assert got["share"] is not None
+    assert got["coverage"] == pytest.approx(got["share"], abs=1e-6)
+    shown = float(re.search(r"coverage ([\d.]+)%", got["caption"]).group(1))
+    assert shown == pytest.approx(100 * got["share"], abs=0.05)
+    assert f"of the {got['n']} test points" in got["caption"]
+    assert "mean ± 2 standard deviations of 12 stochastic passes with dropout on" in got["caption"]
+
+
+def test_a_regression_on_a_phone_fits_the_screen(browser, live_server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        open_regression(phone, live_server.url)
+        phone.click("[data-role=play]")
+        wait_band(phone)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        box = phone.locator("[data-role=plane]").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] > 100
+        phone.screenshot(path=str(ARTIFACTS / "regression-390.png"), full_page=True)
+    finally:
+        context.close()
