@@ -5,6 +5,7 @@ lesson's own link show its question, run to its verdict and post `prediction` an
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
@@ -33,6 +34,14 @@ def test_oembed_of_a_lesson_link_embeds_that_lesson_with_its_title(http, url, le
     assert narrow["width"] == 390 and 'width="390"' in narrow["html"]
 
 
+def test_a_lessons_own_page_leads_oembed_discovery_to_that_lesson(http):
+    html = http.get("/lessons/noise").get_data(as_text=True)
+    href = re.search(r'<link rel="alternate" type="application/json\+oembed" href="([^"]+)"', html).group(1)
+    assert href.startswith("http://localhost/oembed?")
+    doc = http.get(href[len("http://localhost"):].replace("&amp;", "&")).get_json()
+    assert 'src="http://localhost/embed?lesson=noise"' in doc["html"] and doc["title"] == TITLES["noise"]
+
+
 def test_the_lesson_embed_page_names_its_lesson_and_runs_no_inline_script(http):
     html = http.get("/embed?lesson=noise&id=left").get_data(as_text=True)
     assert f"<title>{TITLES['noise']} · Dropout Playground</title>" in html
@@ -56,6 +65,8 @@ def test_every_served_lesson_embeds_with_its_question_at_700_and_390_px(live_ser
                 assert tab.locator(".lesson-head h2").inner_text() == title
                 assert tab.locator(".predict legend").inner_text() == prompt
                 assert tab.evaluate("() => window.__lesson.started") is False  # predict first
+                own = tab.locator(".lesson-actions a", has_text="Open this lesson").get_attribute("href")
+                assert own == f"/lessons/{lesson_id}"  # the lesson's own page: oEmbed discovery finds it
                 wide = tab.evaluate("() => document.documentElement.scrollWidth")
                 assert wide <= width, f"{lesson_id} is {wide} px wide at {width}"
         assert tab.errors == []

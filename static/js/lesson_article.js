@@ -104,7 +104,9 @@ export class LessonArticle extends EventTarget {
     const away = this.newTab ? { target: '_blank', rel: 'noopener' } : {};
     const actions = el('div', { className: 'lesson-actions' }, restart,
       el('a', { href: `/${lesson.hash}`, target: '_blank', rel: 'noopener', text: 'Open this setup in the playground ↗' }),
-      el('a', { href: `/lessons#${lesson.id}`, ...away, text: this.newTab ? 'Open this lesson ↗' : 'Link to this lesson' }));
+      // (its own path, not /lessons#id: a page that embeds links by oEmbed discovery reads
+      // the server's page for it, and the server never sees a #)
+      el('a', { href: `/lessons/${lesson.id}`, ...away, text: this.newTab ? 'Open this lesson ↗' : 'Link to this lesson' }));
     const notice = el('div', { className: 'notice', role: 'alert', hidden: true });
     const controls = el('div', { className: 'lesson-controls', 'aria-label': 'Experiment controls' });
     const warnings = el('div', { className: 'lesson-warnings' });
