@@ -9,6 +9,7 @@ import { placement, batchnorm } from './pairs.js';
 import { rateSweep, myths } from './sweep.js';
 import { spatial, ensemble } from './maps.js';
 import { whenNot, noise } from './regularizers.js';
+import { uncertainty } from './uncertainty.js';
 
 export const VIEWS = {
   masks,
@@ -22,4 +23,5 @@ export const VIEWS = {
   myths,
   'when-not': whenNot,
   noise,
+  uncertainty,
 };
