@@ -113,3 +113,23 @@ def test_a_regression_on_a_phone_fits_the_screen(browser, live_server):
         phone.screenshot(path=str(ARTIFACTS / "regression-390.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_compare_and_embed_run_a_regression(page, live_server):
+    page.goto(live_server.url + "/compare#task=regression&data=hetero&steps=200&runs=2&a.p=0.1&b.p=0.5")
+    page.wait_for_function("() => window.__compare && window.__compare.runs.length === 2", timeout=LIVE)
+    page.wait_for_function("() => document.querySelector('[data-role=verdict]').dataset.step === '200'", timeout=LIVE)
+    runs = page.evaluate("() => window.__compare.runs.map(r => ({ task: r.info.task, data: r.info.config.data.dataset, "
+                         "p: r.info.config.model.p, step: r.last.header.step, loss: r.last.header.eval.test_loss }))")
+    assert [r["task"] for r in runs] == ["regression", "regression"]
+    assert [r["data"] for r in runs] == ["hetero", "hetero"]
+    assert [r["p"][0] for r in runs] == [0.1, 0.5] and [r["step"] for r in runs] == [200, 200]
+    assert all(r["loss"] is not None for r in runs)
+    # the compare form's data sets follow its task
+    assert page.locator("[data-role=shared] select").first.input_value() == "regression"
+    page.goto(live_server.url + "/embed" + LINK)
+    page.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.info.task === 'regression'", timeout=LIVE)
+    page.click("[data-role=play]")
+    wait_band(page)
+    assert page.locator("[data-role=plane-title]").inner_text() == "Prediction and MC-dropout band"
+    assert page.errors == []

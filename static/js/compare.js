@@ -11,7 +11,7 @@
 // are at different steps. They are compared only where they are at the same one: the
 // server pauses every run at exactly the stop step (play {until}), and the numbers under
 // the chart are set side by side only when all runs stand there.
-import { BY_KEY, SCHEMA, check, presetHash } from './state.js';
+import { BY_KEY, SCHEMA, check, presetHash, setsOf } from './state.js';
 import { LossView } from './views/losses.js';
 import { LiveRun, el, mergeHash, fmt } from './lesson_views/common.js';
 import { tabConnection } from './connection.js';
@@ -21,7 +21,7 @@ const LETTERS = ['a', 'b', 'c'];
 // style (Plotly's name, and the words for it)
 const STYLES = [{ color: '#0072B2', dash: 'solid', words: 'solid' }, { color: '#D55E00', dash: 'dash', words: 'dashed' },
   { color: '#009E73', dash: 'dot', words: 'dotted' }];
-const SHARED_KEYS = ['data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
+const SHARED_KEYS = ['task', 'data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
 const RUN_KEYS = ['p', 'wd', 'place', 'bn'];
 const EVAL_EVERY = 10;
 // the sweep lesson's setup (the server's preset: few noisy points, a wide net), compared
@@ -94,13 +94,14 @@ export function plotlyText(text) {
   return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function field(key, value, onChange, label = BY_KEY[key].label) {
+// options: a select's choices, where they depend on other settings (the task's data sets)
+function field(key, value, onChange, { label = BY_KEY[key].label, options = BY_KEY[key].options } = {}) {
   const f = BY_KEY[key];
   const id = `c-${key}-${Math.random().toString(36).slice(2, 7)}`;
   let input;
   if (f.type === 'select') {
     input = el('select', { id });
-    for (const o of f.options) input.append(el('option', { value: o, text: o.replace(/_/g, ' ') }));
+    for (const o of options) input.append(el('option', { value: o, text: o.replace(/_/g, ' ') }));
     input.value = value ?? f.def;
   } else {
     input = el('input', { id, type: f.type.endsWith('list') ? 'text' : 'number', value: value ?? (Array.isArray(f.def) ? f.def.join(',') : f.def) });
@@ -156,8 +157,14 @@ class Compare {
   renderShared() {
     const form = $('[data-role=shared]');
     form.textContent = '';
+    const shared = this.model.shared, sets = setsOf(shared.task ?? BY_KEY.task.def);
     for (const key of SHARED_KEYS) {
-      form.append(field(key, this.model.shared[key], v => { this.model.shared[key] = v; this.changed(); }));
+      form.append(field(key, shared[key], v => {
+        shared[key] = v;
+        // a new task: its own data sets to choose from, and one of them
+        if (key === 'task') { if (!setsOf(v).includes(shared.data ?? BY_KEY.data.def)) shared.data = setsOf(v)[0]; this.renderShared(); }
+        this.changed();
+      }, key === 'data' ? { options: sets } : {}));
     }
     const steps = el('input', { type: 'number', id: 'c-steps', min: STEPS.min, max: STEPS.max, step: 100, value: this.model.steps });
     steps.addEventListener('change', () => {
@@ -176,7 +183,7 @@ class Compare {
       const remove = el('button', { type: 'button', className: 'small', text: 'remove', 'aria-label': `remove run ${LETTERS[i].toUpperCase()}` });
       remove.hidden = this.model.runs.length <= 2;
       remove.addEventListener('click', () => { this.model.runs.splice(i, 1); this.changed(); });
-      const fields = RUN_KEYS.map(k => field(k, r[k], v => { r[k] = v; this.changed(); }, k === 'p' ? 'p (drop), one or per layer' : undefined));
+      const fields = RUN_KEYS.map(k => field(k, r[k], v => { r[k] = v; this.changed(); }, k === 'p' ? { label: 'p (drop), one or per layer' } : {}));
       const card = el('section', { className: 'panel run-card', dataset: { run: LETTERS[i] }, style: `--run-color: ${STYLES[i].color}` },
         el('h2', {}, el('span', { className: 'swatch', style: `border-top-style: ${STYLES[i].words}` }),
           el('span', { text: runLabel(this.model, i) }), el('span', { className: 'dash', text: `${STYLES[i].words} lines` }), remove),
