@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .config import Limits, RunChange, RunConfig
 from .datasets import PLANE, Dataset, make_dataset
 from .network import Net, parameter_count
+from .regression_data import make_dataset as make_regression
 
 if TYPE_CHECKING:
     from .bucket import Bucket
@@ -127,7 +128,7 @@ class RunState:
     def __init__(self, cfg: RunConfig, limits: Limits | None = None):
         self.cfg = cfg
         self.limits = limits or Limits()
-        shape = (1, 8, 8) if cfg.task == "digits" else (2,)
+        shape = {"digits": (1, 8, 8), "regression": (1,)}.get(cfg.task, (2,))
         self.device = pick_device(cfg.train.device, step_macs(cfg, shape))
         self.mode = "train"
         self.view = "eval"        # which decision boundary frames carry: 'eval' or 'thinned'
@@ -136,7 +137,7 @@ class RunState:
         self.bucket: "Bucket | None" = None
         self.row = -1             # this run's row in its bucket
         self.resets = 0           # bumps on every reset: a cached copy of the net is stale
-        self.data = make_dataset(cfg.data).to(self.device)
+        self.data = (make_regression if cfg.task == "regression" else make_dataset)(cfg.data).to(self.device)
         self.n_out = self.data.n_classes
         self.batch = cfg.train.batch_size
         self._initial = Net(cfg.model, tuple(self.data.x_train.shape[1:]), self.n_out)
@@ -341,7 +342,7 @@ class RunState:
             "params": self.params, "task": self.cfg.task,
             "train_size": len(data.x_train), "test_size": len(data.x_test),
         }
-        if self.cfg.task == "binary":
+        if self.cfg.task != "digits":   # points: [x, y, label], or a regression's [x, y]
             info["plane"] = list(PLANE)
             info["points"] = {
                 "train": torch.cat([data.x_train, data.y_train[:, None]], 1).cpu().tolist(),

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from .bucket import Bucket
+from .config import PLANE
+from .engine.mc import LINE as MC_LINE, MAX_CURVES as MC_CURVES
 from .frames import Frame, pack_rows
 from .runstate import RunState
 
@@ -64,6 +66,9 @@ def _frames(bucket: Bucket, snap: Snapshot, states: list[RunState], headers: lis
             packed["boundary"] = pack_rows("p8", h["boundary"])
         if "neuron" in h:
             packed["neuron"] = pack_rows("q8", h["neuron"])
+        for name in BAND_CURVES:
+            if name in h:
+                packed[name] = pack_rows("q8", h[name])
     now_ms = time.time() * 1000  # wall clock, for latency
     # what every frame of the pass reads, as Python values once (numpy scalars cost more)
     cols = {"has": snap.has.tolist(), "drew": snap.drew.tolist(), "masked": snap.masked.tolist(),
@@ -120,6 +125,8 @@ def _frame(bucket: Bucket, snap: Snapshot, packed: dict, cols: dict, shapes: dic
         header["example"] = {"index": int(cols["index"][i])}
         if cfg.task == "binary":
             header["example"].update(x=cols["x"][i], y=int(cols["y"][i]))
+        elif cfg.task == "regression":
+            header["example"].update(x=cols["x"][i], y=cols["y"][i])
         else:  # the digit itself, for the image panel
             fr.add_packed("input", "q8", shapes["input"], *packed["input"][i])
     e = snap.extras_row.get(id(state))
@@ -134,7 +141,29 @@ def _frame(bucket: Bucket, snap: Snapshot, packed: dict, cols: dict, shapes: dic
             if w is not None:
                 fr.add_packed("neuron", "q8", (len(h["neuron"][w]),), *packed["neuron"][w])
                 header["watch"] = list(state.watch)
+        elif cfg.task == "regression":
+            _add_band(fr, h, packed, e, state)
     return fr
+
+
+# a regression's function panel: the curves over the line, each packed as q8 per run
+BAND_CURVES = ("band_eval", "band_mean", "band_std", "band_curves")
+
+
+def _add_band(fr: Frame, h: dict, packed: dict, e: int, state: RunState) -> None:
+    """The band sections of a regression run's frame and its header's "band" (docs/protocol.md)."""
+    T = state.cfg.train.mc_passes
+    curves = min(T, MC_CURVES)
+    for name in BAND_CURVES:
+        shape = (curves, MC_LINE) if name == "band_curves" else (MC_LINE,)
+        data, extra = packed[name][e]
+        if name == "band_curves" and curves < h[name].shape[1]:   # this run's passes only
+            data, extra = pack_rows("q8", h[name][e:e + 1, :curves])[0]
+        fr.add_packed(name.replace("_", "."), "q8", shape, data, extra)
+    n_test = len(state.data.x_test)
+    fr.add("band.inside", "bits", h["band_inside"][e, :n_test] > 0.5)
+    fr.header["band"] = {"x": list(PLANE), "points": MC_LINE, "passes": T, "curves": curves,
+                         "coverage": _finite(float(h["band_coverage"][e]))}
 
 
 class Snapshot:

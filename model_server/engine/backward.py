@@ -24,23 +24,30 @@ def gradient(net: Network, t: Tables, x: torch.Tensor, y: torch.Tensor, noise: l
         tape: list = []
         with torch.no_grad():
             logits = net.forward(t, x, noise=noise, record=record, tape=tape)
-            per_run, g = loss_grad(logits, y, None if every else act)
+            per_run, g = loss_grad(logits, y, None if every else act, net.shape.regression)
             return per_run, backward(net, tape, g)
     theta = net.store.theta
     with torch.enable_grad():
-        per_run = losses(net.forward(t, x, noise=noise, record=record, bn_update=act), y)
+        per_run = losses(net.forward(t, x, noise=noise, record=record, bn_update=act), y,
+                         regression=net.shape.regression)
         (per_run.sum() if every else (per_run * act).sum()).backward()
     grad, theta.grad = theta.grad[:len(per_run)], None
     return per_run.detach(), grad
 
 
-def loss_grad(logits: torch.Tensor, y: torch.Tensor, act: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_grad(logits: torch.Tensor, y: torch.Tensor, act: torch.Tensor | None,
+              regression: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Each run's mean loss (K,), as forward.losses computes it, and the gradient of the
     sum over runs of (act * that loss) with respect to the logits, (K, B, outputs):
     (sigmoid - y) / B for one logit, (softmax - one-hot) / B for classes (from the
-    same log-softmax as the loss: one pass over the logits, not two)."""
+    same log-softmax as the loss: one pass over the logits, not two), 2 (out - y) / B
+    for a regression's squared error."""
     B = logits.shape[1]
-    if logits.dim() == 2:
+    if regression:
+        diff = logits - y
+        per_run = diff.square().mean(1)
+        g = diff.mul_(2.0).unsqueeze(-1)
+    elif logits.dim() == 2:
         per_run = losses(logits, y)
         g = torch.sigmoid(logits).sub_(y).unsqueeze(-1)
     else:

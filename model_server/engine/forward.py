@@ -164,10 +164,14 @@ class Network:
         return t[:len(self.store.runs)] if rows is None else t[rows]
 
 
-def losses(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def losses(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None,
+           regression: bool = False) -> torch.Tensor:
     """Each run's mean loss (K',) over its examples (weighted: padded test sets):
-    binary cross-entropy for logits (K', N), cross-entropy for (K', N, classes)."""
-    if logits.dim() == 2:
+    binary cross-entropy for logits (K', N), cross-entropy for (K', N, classes); with
+    regression, the squared error of the outputs (K', N), as F.mse_loss."""
+    if regression:
+        per = F.mse_loss(logits, y, reduction="none")
+    elif logits.dim() == 2:
         per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     else:
         per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)

@@ -24,6 +24,7 @@ class BucketKey:
     optimizer: str
     batch: int
     device: str
+    task: str            # 'binary', 'digits' or 'regression' (the loss: BCE, cross-entropy, MSE)
 
 
 class Layout:
@@ -75,6 +76,7 @@ class Shape:
         self.layout = Layout(template)
         self.order = block_order(key)   # (its placement and batchnorm: the template may be any of the shape)
         self.L = len(key.hidden)
+        self.regression = key.task == "regression"   # linear output, mean squared error
         self.cnn = key.kind == "cnn"
         # trained without autograd (forward's tape, backward.py): a network without BatchNorm
         self.taped = key.batchnorm == "none"

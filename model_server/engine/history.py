@@ -168,8 +168,10 @@ def measure(net: Network, t: Tables, rows: list[int], reset: bool = True, train:
 def _scored(net: Network, t: Tables, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
             w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode loss and accuracy (K',) of these rows on x, y, weighted by w (1/n on a
-    row's own points, 0 on padding)."""
+    row's own points, 0 on padding). A regression has no accuracy: NaN (frames say none)."""
     logits = net.forward(t, x, rows=idx)
+    if net.shape.regression:
+        return losses(logits, y, w, regression=True), torch.full_like(logits[:, 0], math.nan)
     hits = ((logits > 0).float() == y) if logits.dim() == 2 else (logits.argmax(-1) == y)
     return losses(logits, y, w), (hits.float() * w).sum(1)
 

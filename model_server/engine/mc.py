@@ -28,6 +28,7 @@ from .geometry import Shape
 
 PASS_SALT = 0x2545F491   # xored into a run's key: MC passes draw apart from training steps
 MAX_CURVES = 20          # thinned networks' curves a frame carries at most
+LINE = 96                # points across the plane where a frame's band is computed
 ALIGN = 16               # inputs per pass padded to a multiple of this (see passes)
 
 
@@ -102,7 +103,9 @@ def band(net: Network, rows: list[int], grid: torch.Tensor, T: list[int]) -> dic
         eval (K', G)     the eval-mode prediction        mean, std (K', G)  over the passes
         curves (K', C, G)  the first C = min(max T, MAX_CURVES) passes (a run with fewer
                          passes repeats its last one: read T)
-        coverage (K',)   the share of the run's test points with |y - mean| <= 2 std
+        inside (K', n)   1 where a test point lies so (n: the longest test set; past a
+                         run's own points, 0)
+        coverage (K',)   the share of the run's test points inside
 
     std is the passes' own spread (divided by T, not T - 1: one pass has spread 0)."""
     store = net.store
@@ -122,5 +125,6 @@ def band(net: Network, rows: list[int], grid: torch.Tensor, T: list[int]) -> dic
     last = (n.view(K, 1).long() - 1).clamp_max(C - 1)
     pick = torch.minimum(torch.arange(C, device=out.device).view(1, C), last)
     curves = out[:, :C, :G].gather(1, pick.view(K, C, 1).expand(K, C, G))
+    w = store.w_test[idx]
     return {"eval": evald[:, :G], "mean": mean[:, :G], "std": std[:, :G], "curves": curves,
-            "coverage": (inside * store.w_test[idx]).sum(1)}
+            "inside": inside * (w > 0), "coverage": (inside * w).sum(1).clamp_max_(1.0)}

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 
 from ..datasets import plane_grid
+from ..regression_data import line_grid
+from . import mc
 from .forward import Network
 from .handle import RunHandle
 from .history import Records
@@ -18,6 +20,7 @@ class Views:
         self.net, self.records = net, records
         self.shape, self.store = net.shape, net.store
         self._grids: dict[int, torch.Tensor] = {}
+        self._line: torch.Tensor | None = None
 
     def grid(self, size: int) -> torch.Tensor:
         if size not in self._grids:
@@ -50,12 +53,23 @@ class Views:
         return [torch.stack([torch.ones(self.shape.noise_shape[l], dtype=torch.bool, device=dev) if m[l] is None
                              else m[l][0] for m in masks]) for l in range(self.shape.L)]
 
+    def band(self, states: list[RunHandle]) -> dict[str, torch.Tensor]:
+        """A regression's function panel: each run's MC band over the line (mc.LINE
+        points across the plane), its cfg.train.mc_passes passes, as band_* fields."""
+        if self._line is None:
+            self._line = line_grid(mc.LINE).to(self.store.device)
+        out = mc.band(self.net, [s.row for s in states], self._line,
+                      [s.cfg.train.mc_passes for s in states])
+        return {f"band_{name}": v for name, v in out.items()}
+
     def extras(self, t: Tables, states: list[RunHandle], size: int, replay: list | None = None) -> dict:
         """Weights, the decision boundary each run shows and watched neurons' maps.
         replay: one run's masks of a past step (per layer, bool of the mask's shape, None
         where that step drew none): its thinned network is those masks on today's weights."""
         dev = self.store.device
         fields = {"theta": self.store.theta.detach().index_select(0, torch.tensor([s.row for s in states], device=dev))}
+        if self.shape.regression:
+            return {**fields, **self.band(states)}
         if self.shape.key.n_out != 1:
             return fields
         grid = self.grid(size)
