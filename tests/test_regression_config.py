@@ -95,3 +95,17 @@ def test_sine_gap_has_no_point_in_its_gap_and_hetero_grows_its_noise():
     x, y = torch.cat([data.x_train, data.x_test])[:, 0], torch.cat([data.y_train, data.y_test])
     resid = y - 0.5 * x
     assert resid[x > 0.6].std() > 3 * resid[x < -0.6].std()
+
+
+def test_the_schema_lists_each_tasks_data_sets_and_the_mc_passes_range():
+    from model_server.config import Limits, json_schema
+    defs = json_schema(Limits())["config"]["$defs"]
+    tasks = defs["DataConfig"]["properties"]["dataset"]["x-tasks"]
+    assert tasks == {"classification": ["circle", "xor", "gauss", "spiral", "moons", "digits", "custom"],
+                     "regression": ["sine_gap", "hetero", "line_outliers", "custom"]}
+    for task, sets in tasks.items():
+        for name in sets:
+            if name != "custom":
+                assert parse_config({"data": {"task": task, "dataset": name}}).data.dataset == name
+    passes = defs["TrainConfig"]["properties"]["mc_passes"]
+    assert (passes["minimum"], passes["maximum"], passes["default"]) == (1, 100, 30)

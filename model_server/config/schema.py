@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .limits import Limits
 from .live import LiveChange
-from .runconfig import RunConfig
+from .runconfig import DATASETS, REGRESSION_DATASETS, RunConfig
 
 
 def json_schema(limits: Limits) -> dict:
@@ -27,6 +27,10 @@ def json_schema(limits: Limits) -> dict:
                                 "items": {"minimum": 1, "maximum": limits.max_channels}}
     # one p per hidden layer: at most as many as there may be layers
     model["p"].update(minItems=1, maxItems=max(limits.max_layers, limits.max_conv_blocks))
+    # the data sets of each task (a visitor's own points, "custom", in both): the page
+    # offers a task's sets only; DataConfig refuses the others
+    defs["DataConfig"]["properties"]["dataset"]["x-tasks"] = {
+        "classification": [*DATASETS, "custom"], "regression": [*REGRESSION_DATASETS, "custom"]}
     # the training-set size bounds it too; that depends on the data and is checked on configure
     defs["TrainConfig"]["properties"]["batch_size"].update(minimum=1, maximum=limits.max_batch)
     return {"config": config, "live": LiveChange.model_json_schema(), "limits": limits.model_dump()}
