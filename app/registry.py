@@ -14,7 +14,6 @@ from model_server.costs import Cost
 
 from .budget import Budget
 from .errors import Busy, ServerFull
-from .logfmt import quote
 from .metrics import Metrics
 from .pace import Sending
 from .sessions import Session, Slot

@@ -11,6 +11,7 @@ the run keeps training but gets no new frame, so its drop counts keep adding up 
 the next one. A client that stops reading therefore costs one frame of memory, never a
 queue, and it slows nobody else. (Its answers are bounded by app/transport.py's reply
 budget; everything a Session holds, its runs and its sweep, goes when it closes.)
+
 The sessions of the process, admission and eviction: app/registry.py.
 """
 from __future__ import annotations

@@ -7,9 +7,7 @@ the library's public behaviour."""
 from __future__ import annotations
 
 import ast
-import base64
 import inspect
-import os
 import re
 import socket
 import subprocess
