@@ -26,7 +26,8 @@ What it changes in gunicorn 27's ThreadWorker:
   every newcomer).
 * The worker's allocator keeps freed heap tops as `python -m app`'s does
   (hold_heap_tops): otherwise the trainer's heap was handed back and faulted in again
-  at every large bucket step, and the image trained ~10% slower on the same CPU.
+  at every large bucket step, and the image trained slower on the same CPU (docs/deploy.md,
+  "Capacity of one instance").
 """
 from __future__ import annotations
 
@@ -66,11 +67,10 @@ def hold_heap_tops(nbytes: int = WERKZEUG_DRAIN_BYTES) -> bool:
     """Allocate and free nbytes with the C library's malloc, as `python -m app` does on
     its first request: werkzeug drains every request with rfile.read(10_000_000), a
     buffer glibc maps on its own and unmaps when it is freed, which raises glibc's dynamic
-    thresholds (mmap to ~10 MB, trim to ~20 MB). Without it a gunicorn worker kept
-    glibc's start-up thresholds (trim ~4-15 MB): each bucket step's large tensors (15-17 MB
-    for 100 default runs) freed at the top of the trainer's heap were given back
-    (madvise) and faulted in again by the next step, 3,000-20,000 page faults a second on
-    the trainer against ~100 under `python -m app`. The thresholds only grow and stay
+    thresholds. Without it a gunicorn worker kept glibc's lower start-up thresholds: each
+    bucket step's large tensors, freed at the top of the trainer's heap, were given back
+    (madvise) and faulted in again by the next step, many times the page faults of the
+    trainer under `python -m app` (the figures: docs/deploy.md). The thresholds only grow and stay
     dynamic; model_server.memory.give_back still returns freed memory after runs leave.
     Elsewhere than glibc a malloc and a free are all it costs. True if it allocated."""
     try:

@@ -10,11 +10,7 @@ import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {
-    # (being edited; see issue 25)
-    "app/gunicorn_worker.py",
-    "app/transport.py",
-}
+SKIP: set[str] = set()
 NUMBER = r"(?<![\w.])\d[\d,]*(?:\.\d+)?"
 DECIMAL = r"(?<![\w.])\d+\.\d+"
 # a number of milliseconds or microseconds ("0.3 ms", "~15 us", "16 ms -> 3.5 ms"), a
