@@ -34,8 +34,9 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from model_server import experiments, regularizers
+from model_server.experiments import uncertain as uncertainty_lesson
 from model_server.costs import Cost, experiment_cost, preset_cost, sweep_cost
-from model_server.config import ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
+from model_server.config import MC_PASSES, ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
 from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
 
@@ -140,6 +141,15 @@ class Alternatives(Strict):
     seed: FirstSeed = 0
 
 
+class Uncertainty(Strict):
+    seeds: Annotated[int, in_range(1, uncertainty_lesson.MAX_SEEDS, "seeds")] = 3
+    steps: Annotated[int, in_range(1, uncertainty_lesson.MAX_STEPS, "steps")] = 1500
+    p: Annotated[float, in_range(0.0, 0.9, "dropout probability")] = 0.5
+    low_p: Annotated[float, in_range(0.0, 0.9, "dropout probability")] = 0.1
+    passes: Annotated[int, in_range(*MC_PASSES, "passes")] = 30
+    seed: FirstSeed = 0
+
+
 class NoiseInjection(Strict):
     p: NoiseP = 0.5
     steps: CopySteps = SWEEP_STEPS
@@ -153,13 +163,16 @@ EXPERIMENTS: dict[str, type[Strict]] = {
     "batchnorm_shift": BatchnormShift, "myths": Myths, "spatial_dropout": SpatialDropout,
     "placement_seeds": PlacementSeeds,
     "data_size": DataSize, "alternatives": Alternatives, "noise_injection": NoiseInjection,
+    "uncertainty": Uncertainty,
 }
 # experiments that read only the run's config: they train copies of their own, so the run
 # goes on training meanwhile instead of waiting seconds for its lock
 CONFIG_ONLY = {"placement_seeds"}
 # experiments that need no run: they train copies of the overfitting preset
 PRESET = {"data_size": regularizers.data_size, "alternatives": regularizers.alternatives,
-          "noise_injection": regularizers.noise_injection}
+          "noise_injection": regularizers.noise_injection, "uncertainty": experiments.uncertainty}
+# their costs: the regularizers' from their work; a lesson module's own from its cost()
+PRESET_COSTS = {"uncertainty": uncertainty_lesson.cost}
 
 
 class Experiment(RunRef):
@@ -244,7 +257,7 @@ def run_experiment(session: Session, payload: Any) -> dict:
     kwargs = params.model_dump(exclude_none=True)
     if msg.name in PRESET:
         try:
-            cost = preset_cost(msg.name, kwargs)
+            cost = PRESET_COSTS[msg.name](kwargs) if msg.name in PRESET_COSTS else preset_cost(msg.name, kwargs)
             result = as_job(session, cost, "this experiment", "params.steps", kwargs.get("steps"),
                             lambda _: PRESET[msg.name](**kwargs))
         except ValueError as e:

@@ -14,6 +14,7 @@ and every buffer (BatchNorm running statistics) is put back afterwards. Modes ar
     myths(run)                  dropout removes no parameters and no neurons
     spatial_dropout(run)        Dropout2d zeroes whole feature maps, Dropout single pixels
     placement_seeds(run)        both placements of the run's config, trained over several seeds
+    uncertainty()               MC dropout's band on the sine with a gap, beside a deep ensemble (no run)
 
 One module per lesson (modes, scaling, placement, spatial, ensembles, batchnorm,
 misconceptions); common.py holds what they share. Grids are size rows (y) x size columns
@@ -29,8 +30,9 @@ from .modes import MAX_GRIDS, MAX_PASSES, forgot_eval_boundary, train_vs_eval
 from .placement import MAX_PLACEMENT_STEPS, placement_seeds
 from .scaling import MAX_SCALING_PASSES, inverted_scaling
 from .spatial import spatial_dropout
+from .uncertain import uncertainty
 
 __all__ = ["train_vs_eval", "forgot_eval_boundary", "inverted_scaling", "mc_dropout",
-           "batchnorm_shift", "myths", "spatial_dropout", "placement_seeds",
+           "batchnorm_shift", "myths", "spatial_dropout", "placement_seeds", "uncertainty",
            "MAX_PASSES", "MAX_GRIDS", "MAX_SCALING_PASSES", "MAX_EXAMPLES", "MAX_THINNED",
            "MAX_DRAWS", "MAX_PLACEMENT_STEPS"]
