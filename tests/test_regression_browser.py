@@ -133,3 +133,41 @@ def test_compare_and_embed_run_a_regression(page, live_server):
     wait_band(page)
     assert page.locator("[data-role=plane-title]").inner_text() == "Prediction and MC-dropout band"
     assert page.errors == []
+
+
+def click_at(page, x: float, y: float):
+    """A click on the function panel at plane coordinates (x, y)."""
+    at = page.evaluate(f"""() => {{ const gd = window.__dp.function.above, f = gd._fullLayout, r = gd.getBoundingClientRect();
+        return [r.left + f.xaxis._offset + f.xaxis.l2p({x}), r.top + f.yaxis._offset + f.yaxis.l2p({y})]; }}""")
+    page.mouse.click(*at)
+
+
+def test_custom_regression_points_click_link_and_csv(page, live_server, tmp_path):
+    page.goto(live_server.url + "/#task=regression&data=custom")
+    page.wait_for_function("() => window.__dp && window.__dp.custom.blocked && window.__dp.function.above", timeout=LIVE)
+    assert page.locator("[data-role=plane-title]").inner_text() == "Your points"
+    assert not page.locator("[data-role=custom-class]").first.is_visible()  # no classes to choose
+    for x, y in [(-1, -0.5), (-0.5, 0.2), (0.5, 0.4), (1, 0.9)]:
+        click_at(page, x, y)
+    page.wait_for_function("() => window.__dp.info && window.__dp.info.task === 'regression'", timeout=LIVE)
+    sent = page.evaluate("window.__dp.info.config.data.points")
+    assert len(sent) == 4 and all(len(p) == 2 for p in sent)
+    assert sent[0] == pytest.approx([-1, -0.5], abs=0.02)
+    # the link carries the [x, y] set: a fresh tab trains the same points
+    link = page.evaluate("location.hash")
+    assert "pts=2" in link
+    again = page.context.new_page()
+    again.goto(live_server.url + "/" + link)
+    again.wait_for_function("() => window.__dp && window.__dp.info && window.__dp.info.task === 'regression'", timeout=LIVE)
+    assert again.evaluate("window.__dp.info.config.data.points") == sent
+    # a CSV of labelled rows is refused by row and field; x,y rows load
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n0.1,0.2\n0.3,0.4,1\n")
+    page.set_input_files("[data-role=custom-file]", str(bad))
+    error = page.locator("[data-role=custom-error]").inner_text()
+    assert "row 3, field row: a row has to be x,y (2 fields), but got 3" in error
+    good = tmp_path / "good.csv"
+    good.write_text("x,y\n" + "\n".join(f"{x / 10},{x / 20}" for x in range(-10, 11)) + "\n")
+    page.set_input_files("[data-role=custom-file]", str(good))
+    page.wait_for_function("() => window.__dp.info && window.__dp.info.config.data.points.length === 21", timeout=LIVE)
+    assert page.errors == []

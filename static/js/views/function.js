@@ -8,7 +8,7 @@
 // redrawn with each refresh, and the points above, drawn once (redrawing hundreds of SVG
 // markers with every refresh would cost far more than the curves).
 import { COLORS, layoutBase } from './theme.js';
-import { clearPlots } from './boundary.js';
+import { BoundaryView, clearPlots } from './boundary.js';
 
 const BAND_FILL = 'rgba(0,114,178,0.18)';
 const CURVE = 'rgba(0,114,178,0.28)';
@@ -53,7 +53,7 @@ export class FunctionView {
     this.below = below; this.above = above;
     this.plane = info.plane;
     this.nTest = info.points.test.length;
-    this.passes = info.config.train.mc_passes;
+    this.passes = info.config ? info.config.train.mc_passes : null;
     const layout = () => layoutBase({
       margin: { l: 30, r: 8, t: 8, b: 24 }, showlegend: false,
       xaxis: { range: info.plane, fixedrange: true, zeroline: false },
@@ -75,7 +75,16 @@ export class FunctionView {
     this.resizer.observe(this.el);
     this.el.resizer = this.resizer;
     if (this.title) this.title.textContent = 'Prediction and MC-dropout band';
-    if (this.caption) this.caption.textContent = `the band comes with the first frame (${this.passes} stochastic passes with dropout on)`;
+    if (this.caption && info.config) this.caption.textContent = `the band comes with the first frame (${this.passes} stochastic passes with dropout on)`;
+  }
+
+  // Just these points, no curves (a custom set that cannot train yet).
+  showPoints(plane, points, caption) {
+    this.pending = null;
+    this.shown = null;
+    this.setup({ plane, points: { train: points, test: [] } });
+    if (this.caption) this.caption.textContent = caption;
+    if (this.title) this.title.textContent = 'Your points';
   }
 
   // The curves of a band (null: empty traces), in the order the plot keeps them.
@@ -133,3 +142,7 @@ export class FunctionView {
       + `faint lines: ${shown} of those thinned networks; dashed: the eval-mode prediction (no dropout)${when}. ${cover}`;
   }
 }
+
+// fn(x, y, event) for a click inside the plot area (the custom-data editor): the boundary
+// panel's reading of a click, as both panels stack their plots alike (el, above)
+FunctionView.prototype.onClick = BoundaryView.prototype.onClick;
