@@ -36,8 +36,8 @@ def test_a_runs_estimate_covers_the_tensors_it_really_holds(one_thread, config):
     run.step(3)
     run.frame(extras=True)
     b = run.bucket
-    held = sum(t.numel() * t.element_size() for t in vars(b).values() if isinstance(t, torch.Tensor)) / b.cap
-    held += sum(t.numel() * t.element_size() for pre, mask, out in b._records[b.steps_taken - 1][0]
+    held = sum(t.numel() * t.element_size() for t in vars(b.store).values() if isinstance(t, torch.Tensor)) / b.store.cap
+    held += sum(t.numel() * t.element_size() for pre, mask, out in b.records.by_step[b.steps_taken - 1][0]
                 for t in (pre, mask, out) if t is not None)
     estimate = run_cost(cfg).bytes
     assert held <= estimate <= 20 * held + 2**20, (held, estimate)
