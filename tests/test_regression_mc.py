@@ -105,3 +105,37 @@ def test_the_exported_mc_predict_draws_the_pages_passes(model):
     assert torch.allclose(mean, out["mean"][0], atol=1e-5) and torch.allclose(std, out["std"][0], atol=1e-5)
     assert std.max() > 1e-3
     assert torch.allclose(mod.predict(net, grid), out["eval"][0], atol=1e-5)
+
+
+@pytest.mark.parametrize("dataset, model", [("sine_gap", {}), ("line_outliers", {"activation": "tanh", "dropout_kind": "alpha"})])
+def test_the_exported_script_trained_standalone_reproduces_the_runs_band(tmp_path, dataset, model):
+    """A run trained 200 steps on the page's engine, and its exported script run on its
+    own (same data, initialisation, batches and masks): mc_predict gives the band of
+    the run's frame, to float tolerance; the script also runs as a program."""
+    import subprocess
+    import sys
+
+    from model_server import Run
+    from model_server.frames import decode, encode
+    raw = {"data": {"task": "regression", "dataset": dataset, "seed": 4},
+           "model": {"hidden": [16, 16], "p": [0.2, 0.3], **model},
+           "train": {"device": "cpu", "batch_size": 20, "mc_passes": 25}}
+    run = Run(parse_config(raw))
+    run.step(200)
+    _, arrays = decode(encode(run.frame(extras=True)))
+    band = mc.band(run.bucket.net, [run.state.row], line_grid(mc.LINE), [25])
+    source = script(run.cfg, steps=200)
+    mod = load_script(source)
+    net = mod.Net()
+    mod.init_weights(net, torch.Generator().manual_seed(4))
+    mod.train(net, mod.make_data(), 200, log=lambda *_: None)
+    mean, std = mod.mc_predict(net, line_grid(mc.LINE), samples=25)
+    torch.testing.assert_close(mean, band["mean"][0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(std, band["std"][0], rtol=1e-4, atol=1e-4)
+    scale = float(np.abs(arrays["band.mean"]).max()) / 127   # the frame's q8 step
+    assert np.abs(arrays["band.mean"] - mean.numpy()).max() <= scale
+    path = tmp_path / "exported.py"
+    path.write_text(source)
+    out = subprocess.run([sys.executable, str(path), "--steps", "20"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "test mean absolute error" in out.stdout and "MC dropout, 30 passes" in out.stdout
