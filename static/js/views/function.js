@@ -139,7 +139,8 @@ export class FunctionView {
       : `coverage ${pct(band.coverage)}: the share of the ${this.nTest} test points inside the band`;
     const when = replay ? `, weights as of step ${step.toLocaleString('en')} (only the latest are kept)` : '';
     return `band = mean ± 2 standard deviations of ${T} stochastic passes with dropout on${ps}; `
-      + `faint lines: ${shown} of those thinned networks; dashed: the eval-mode prediction (no dropout)${when}. ${cover}`;
+      + `faint lines: ${shown} of those thinned networks; dashed: the eval-mode prediction (no dropout)${when}; `
+      + `dots: train points, rings: test points. ${cover}`;
   }
 }
 
