@@ -78,6 +78,10 @@ def test_the_function_panel_draws_points_eval_band_and_thinned_curves(page, live
     assert drawn["train"] == len(drawn["info"]["train"]) and drawn["test"] == len(drawn["info"]["test"])
     assert drawn["svg"] >= 7
     assert page.locator("[data-role=plane-title]").inner_text() == "Prediction and MC-dropout band"
+    # a regression has no accuracy: the loss chart and the numbers leave it out
+    page.wait_for_function("() => document.querySelector('[data-role=stats]').textContent.includes('test loss')", timeout=LIVE)
+    assert "accuracy" not in page.locator("[data-role=stats]").inner_text()
+    assert page.evaluate("document.querySelector('[data-role=losses]').layout.yaxis2.visible") is False
     page.screenshot(path=str(ARTIFACTS / "regression-function.png"))
     assert page.errors == []
 

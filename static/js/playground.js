@@ -184,7 +184,7 @@ export class Playground extends EventTarget {
     bindHover(this);
     this.plane = { binary: this.boundary, digits: this.images, regression: this.function }[info.task];
     this.plane.setup(info);
-    this.losses.setup();
+    this.losses.setup([{ name: '' }], { accuracy: info.task !== 'regression' });
     this.timeline.setup(info);
     this.plotted = true;
     const early = this.early;

@@ -153,7 +153,9 @@ function caption(pg) {
   const stats = $(pg.root, '[data-role=stats]');
   if (stats && h && h.eval) {
     const e = h.eval;
-    setText(stats, `step ${e.step.toLocaleString('en')}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`);
+    // a regression has no accuracy (its loss is the mean squared error)
+    const acc = pg.info.task === 'regression' ? '' : `, test accuracy ${e.test_acc === null ? '–' : (100 * e.test_acc).toFixed(1) + '%'}`;
+    setText(stats, `step ${e.step.toLocaleString('en')}: train loss ${fmt(e.train_loss)}, test loss ${fmt(e.test_loss)}${acc}`);
   }
   const note = $(pg.root, '[data-role=loss-note]');
   if (note && h) setText(note, lossNote(h.mode, h.p));

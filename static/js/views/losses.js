@@ -11,7 +11,8 @@ export class LossView {
   // series: [{name, color, dash}]. Plotly reads a subset of HTML in names: a name must be
   // plain text with < > & already escaped. With a colour, every curve of the series has it
   // (and its dash), and the curves differ by width and opacity; without, by colour.
-  setup(series = [{ name: '' }]) {
+  // accuracy: false for a regression (no accuracy: its curves and axis stay hidden).
+  setup(series = [{ name: '' }], { accuracy = true } = {}) {
     this.series = series;
     const traces = [];
     const dash = ['solid', 'dash', 'dot'];
@@ -22,14 +23,14 @@ export class LossView {
         line: { ...own(COLORS.train), width: s.color ? 1 : 1.5 }, opacity: s.color ? 0.5 : 1 });
       traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test loss`, x: [], y: [], legendgroup: String(i),
         line: { ...own(COLORS.test), width: s.color ? 3 : 2 } });
-      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test accuracy`, x: [], y: [], yaxis: 'y2', legendgroup: String(i),
+      traces.push({ type: 'scatter', mode: 'lines', name: `${pre}test accuracy`, x: [], y: [], yaxis: 'y2', legendgroup: String(i), visible: accuracy,
         line: { ...own(COLORS.acc), width: s.color ? 1.5 : 1 }, opacity: s.color ? 0.8 : 1 });
     });
     Plotly.react(this.el, traces, layoutBase({
       margin: { l: 44, r: 40, t: 8, b: 34 },
       xaxis: { title: { text: 'step' }, rangemode: 'tozero' },
       yaxis: { title: { text: 'loss' }, rangemode: 'tozero' },
-      yaxis2: { title: { text: 'test accuracy' }, overlaying: 'y', side: 'right', range: [0, 1], dtick: 0.25, tickformat: '.0%', showgrid: false },
+      yaxis2: { title: { text: 'test accuracy' }, overlaying: 'y', side: 'right', range: [0, 1], dtick: 0.25, tickformat: '.0%', showgrid: false, visible: accuracy },
       legend: { orientation: 'h', y: -0.25, font: { size: 10 } },
     }), { displayModeBar: false, responsive: true });
     this.reset();
