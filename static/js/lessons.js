@@ -357,15 +357,16 @@ export const LESSONS = [
     id: 'uncertainty',
     letter: 'l',
     title: 'Where the network does not know',
-    hash: '#task=regression&data=sine_gap&hidden=32,32&p=0.5,0.5&passes=30',
+    hash: '#task=regression&data=sine_gap&hidden=32,32&p=0.5,0.5&batch=25&passes=30',
+    params: { uncertainty: { seeds: 3, steps: 1500, p: 0.5, low_p: 0.1, passes: 30 } },
     covers: ['beyond the explainer: Monte Carlo dropout', 'myth 1: dropout at test time'],
     text: [
       'Keep dropout switched on when predicting and every call runs another thinned network. Ask T of them about the same x and their answers spread. Monte Carlo dropout reads that spread as the model\'s uncertainty: the mean of the T answers is the prediction, and mean ± 2 standard deviations is a band around it.',
-      'The data: a noisy sine with no training points in the middle, and nothing beyond the left and right ends. The network trains on the points it has; the band is drawn over the whole axis, from 30 passes with dropout on, while it learns.',
-      'The lesson trains the same setup on three seeds at p = 0.5 and then at p = 0.1, each to the same step, and measures the band\'s width on the data, in the gap and beyond the data, and the share of test points inside it (coverage).',
+      'The data: a noisy sine with no training points in the middle, and nothing beyond the left and right ends. Above, one network trains live and its band (30 passes with dropout on) is redrawn as it learns.',
+      'The verdict comes from a measurement on the server: the same setup trained on three seeds to step 1,500, the band\'s width read in the gap, on the data and beyond it. Beside it, on the same data, a deep ensemble: five networks without dropout, started from different weights, whose disagreement is the other common measure of uncertainty. And the band at p = 0.1 against p = 0.5, with the share of test points each one covers.',
     ],
     question: {
-      prompt: 'After training, where will the band be widest?',
+      prompt: 'After training, where will the MC-dropout band be widest?',
       options: [
         { id: 'gap', text: 'In the gap, where there are no training points.' },
         { id: 'edges', text: 'At the edges, beyond the range of the data.' },
@@ -377,13 +378,10 @@ export const LESSONS = [
     },
     look: [
       'Dots: training points; rings: test points. Dashed line: the eval-mode prediction (no dropout). Solid blue: the mean of the passes; shaded: mean ± 2 standard deviations; faint lines: single thinned networks.',
-      'Compare the band over the points with the band in the empty middle and past the ends.',
-      'At p = 0.1 the passes differ less: watch the band narrow and the coverage fall.',
+      'Ensemble panel: where do the five networks disagree, and is that where the dropout band is wide?',
+      'p panel: fewer dropped units make the passes agree more; the coverage says whether the narrower band still holds the test points.',
     ],
     view: 'uncertainty',
-    layers: 2,
-    seeds: [0, 1, 2],
-    ps: [0.5, 0.1],
     steps: 1500,
   },
 ];

@@ -1,127 +1,98 @@
-// Lesson l: where the network does not know. MC dropout's band on the sine with a gap,
-// measured on the lesson's seeds: the same preset trained once per seed (a round of live
-// runs, at most as many at once as a visitor may hold), each to the lesson's step, at
-// each of the lesson's drop probabilities. The band of each run's last frame is read
-// where the training points are, in the widest gap between them, and beyond them;
-// the verdict is what those widths show over the seeds, whichever way it falls.
-import { FunctionView, bandOf } from '../views/function.js';
-import { LiveRun, panel, Readout, fmt, mergeHash } from './common.js';
+// Lesson l: where the network does not know. A live run of the preset shows MC dropout's
+// band as it forms; the verdict comes from the server's measurement (the 'uncertainty'
+// experiment, model_server/experiments/uncertain.py): on fixed seeds, the band's width in
+// the gap, on the data and beyond it, at p and at a lower p, beside the spread of a deep
+// ensemble trained without dropout, with coverage. What the numbers show is said whichever
+// way they fall.
+import { COLORS } from '../views/theme.js';
+import { FunctionView } from '../views/function.js';
+import { LiveRun, panel, draw, Readout, presetExperiment } from './common.js';
 
-const mean = a => a.reduce((s, v) => s + v, 0) / a.length;
-const spread = a => Math.sqrt(mean(a.map(v => (v - mean(a)) ** 2)));
-const pm = (a, d = 3) => `${fmt(mean(a), d)} ± ${fmt(spread(a), d)}`;
 const MARGIN = 1.1;  // a region counts as wider when its band is this much wider than on the data, on every seed
-
-// One band's mean width (4 std: from mean - 2 std to mean + 2 std) in the three regions of
-// x that the run's own training points define: on the data, in their widest gap, beyond.
-export function widths(band, train) {
-  const xs = train.map(r => r[0]).sort((a, b) => a - b);
-  let gap = [0, 0];
-  for (let i = 1; i < xs.length; i++) if (xs[i] - xs[i - 1] > gap[1] - gap[0]) gap = [xs[i - 1], xs[i]];
-  const lo = xs[0], hi = xs[xs.length - 1], where = { data: [], gap: [], edges: [] };
-  band.x.forEach((x, i) => {
-    const w = 4 * band.std[i];
-    if (x < lo || x > hi) where.edges.push(w); else if (x > gap[0] && x < gap[1]) where.gap.push(w); else where.data.push(w);
-  });
-  return { data: mean(where.data), gap: mean(where.gap), edges: where.edges.length ? mean(where.edges) : NaN, at: gap };
-}
+const pm = (s, d = 2) => `${s.mean.toFixed(d)} ± ${s.spread.toFixed(d)}`;
+const pct = s => `${(100 * s.mean).toFixed(1)}% ± ${(100 * s.spread).toFixed(1)}%`;
 
 // The option the measured widths (one {data, gap, edges} per seed) support: the widest
 // region on average, if its band is wider than on the data by MARGIN on every seed.
 export function verdictOf(ws) {
-  const m = k => mean(ws.map(w => w[k]));
-  if (Math.max(m('data'), m('gap'), m('edges') || 0) < 1e-6) return 'none';
-  const order = ['gap', 'edges'].filter(k => Number.isFinite(m(k))).sort((a, b) => m(b) - m(a));
+  const m = k => ws.reduce((s, w) => s + w[k], 0) / ws.length;
+  if (Math.max(m('data'), m('gap'), m('edges')) < 1e-6) return 'none';
+  const order = ['gap', 'edges'].sort((a, b) => m(b) - m(a));
   return order.find(k => ws.every(w => w[k] > MARGIN * w.data)) || 'same';
 }
 
-// Train one run per seed at drop probability p to the lesson's step; -> per seed
-// {widths, coverage, step}. show: the first run's frames, for the live panel.
-async function round(lesson, p, show, ctx) {
-  const ps = Array(lesson.layers).fill(p).join(',');
-  const runs = lesson.seeds.map(seed => new LiveRun(mergeHash(lesson.hash, `seed=${seed}&p=${ps}`), { stopAt: lesson.steps }));
-  const bands = runs.map(() => null);
-  runs.forEach((r, i) => {
-    r.addEventListener('problem', e => ctx.problem(e.detail));
-    r.addEventListener('frame', e => {
-      if (!e.detail.header.band) return;
-      bands[i] = { frame: e.detail, info: r.info };
-      if (i === 0) show(e.detail, r.info);
-    });
-  });
-  const done = runs.map(r => new Promise(resolve => r.addEventListener('done', resolve, { once: true })));
-  try {
-    const acks = await Promise.all(runs.map(r => r.start()));
-    if (acks.some(a => !a || !a.ok)) return null;
-    await Promise.all(done);
-    // the band of the stop step: the paused run's last frame carries it
-    await Promise.all(runs.map((r, i) => waitFor(r, () => bands[i] && bands[i].frame.header.step === lesson.steps)));
-  } finally {
-    await Promise.all(runs.map(r => r.close()));
-  }
-  return bands.map(b => {
-    const band = bandOf(b.frame);
-    return { widths: widths(band, b.info.points.train), coverage: band.coverage, step: b.frame.header.step };
-  });
-}
+// One part of the experiment's answer (mc, mc_low, ensemble) -> its widths per seed.
+const perSeed = part => part.gap.values.map((gap, i) => ({ gap, data: part.data.values[i], edges: part.beyond.values[i] }));
 
-function waitFor(run, ok, ms = 5000) {
-  if (ok()) return Promise.resolve(true);
-  return new Promise(resolve => {
-    const on = () => { if (ok()) { run.removeEventListener('frame', on); resolve(true); } };
-    run.addEventListener('frame', on);
-    setTimeout(() => { run.removeEventListener('frame', on); resolve(ok()); }, ms);
-  });
+// A band (mean ± 2 std over x) as two traces, the upper one filled down to the lower.
+function bandTraces(x, { mean, std }, color, fill, name) {
+  const line = (y, extra) => ({ type: 'scatter', mode: 'lines', x, y, hoverinfo: 'skip', showlegend: false, line: { width: 0 }, ...extra });
+  return [line(mean.map((m, i) => m - 2 * std[i])), line(mean.map((m, i) => m + 2 * std[i]), { fill: 'tonexty', fillcolor: fill }),
+    { type: 'scatter', mode: 'lines', x, y: mean, name, hoverinfo: 'skip', line: { color, width: 2 } }];
 }
 
 export function uncertainty(root, lesson, ctx) {
-  const live = panel(root, 'The band, live (first seed)', { height: 320, wide: true, caption: '' });
-  const title = live.box.querySelector('h3');
+  const run = new LiveRun(lesson.hash, { stopAt: lesson.steps });
+  const live = panel(root, `The band forming, live (seed 0, p = ${lesson.params.uncertainty.p})`, { height: 320, wide: true });
   const view = new FunctionView(live.plot, live.caption, null);
-  const readout = new Readout(ctx.controls, [['round', 'now training'],
-    ...lesson.ps.flatMap(p => [[`w${p}`, `band width at p = ${p}: data / gap / beyond`], [`c${p}`, `coverage at p = ${p}`]])]);
-  let shownInfo = null, closed = false;
-  const show = (frame, info) => {
-    if (info !== shownInfo) { view.setup(info); shownInfo = info; }
-    view.update(frame);
+  const ens = panel(root, 'MC dropout beside a deep ensemble (first seed)', { height: 300, caption: 'measuring…' });
+  const low = panel(root, 'What p does to the band (first seed)', { height: 300, caption: 'measuring…' });
+  const readout = new Readout(ctx.controls, [['mc', 'MC band: gap / data / beyond'], ['ens', 'ensemble: gap / data / beyond'],
+    ['low', 'lower p: gap / data / beyond'], ['cov', 'coverage: p / lower p / ensemble']]);
+  let closed = false, shown = null;
+  run.addEventListener('problem', e => ctx.problem(e.detail));
+  run.addEventListener('frame', e => {
+    if (!e.detail.header.band) return;
+    if (shown !== run.info) { view.setup(run.info); shown = run.info; }
+    view.update(e.detail);
     if (view.paint()) ctx.tick();
-  };
-  const measured = {};
+  });
+  run.start();
   (async () => {
-    for (const p of lesson.ps) {
-      if (closed) return;
-      title.textContent = `The band at p = ${p}, live (seed ${lesson.seeds[0]} of ${lesson.seeds.join(', ')})`;
-      readout.set({ round: `p = ${p}, ${lesson.seeds.length} seeds, ${lesson.steps.toLocaleString('en')} steps each` });
-      const got = await round(lesson, p, show, ctx);
-      if (!got || closed) return;
-      measured[p] = got;
-      const w = k => got.map(g => g.widths[k]);
-      readout.set({ [`w${p}`]: `${pm(w('data'), 2)} / ${pm(w('gap'), 2)} / ${pm(w('edges'), 2)}`,
-        [`c${p}`]: pm(got.map(g => 100 * g.coverage), 1) + '%' });
-      ctx.evidence(...evidence(lesson, measured));
-    }
-    readout.set({ round: 'done' });
+    let r;
+    try { r = await presetExperiment('uncertainty', lesson.params.uncertainty); } catch (e) { ctx.problem(e.message); return; }
+    if (closed) return;
+    const three = k => `${pm(r[k].gap)} / ${pm(r[k].data)} / ${pm(r[k].beyond)}`;
+    readout.set({ mc: three('mc'), ens: three('ensemble'), low: three('mc_low'),
+      cov: `${pct(r.mc.coverage)} / ${pct(r.mc_low.coverage)} / ${pct(r.ensemble.coverage)}` });
+    drawParts(r, ens, low);
+    ctx.evidence(...evidence(r));
+    ctx.tick();
     ctx.done();
   })();
-  return { async stop() { closed = true; } };
+  return { async stop() { closed = true; await run.close(); } };
 }
 
-// The verdict's text and judged answer from what has been measured so far.
-function evidence(lesson, measured) {
-  const [main, ...others] = lesson.ps.filter(p => measured[p]);
-  const ws = measured[main].map(g => g.widths), w = k => ws.map(x => x[k]);
-  const answer = verdictOf(ws);
-  const n = ws.length;
-  const parts = [`Measured at p = ${main}, over ${n} seeds (mean ± spread), step ${lesson.steps.toLocaleString('en')}: `
-    + `the band is ${pm(w('gap'), 2)} wide in the gap, ${pm(w('edges'), 2)} beyond the data and ${pm(w('data'), 2)} on the data `
-    + `(gap / data ${fmt(mean(w('gap')) / mean(w('data')), 2)}, beyond / data ${fmt(mean(w('edges')) / mean(w('data')), 2)}).`];
-  for (const p of others) {
-    const g = measured[p];
-    parts.push(`At p = ${p}: ${pm(g.map(x => x.widths.gap), 2)} in the gap, ${pm(g.map(x => x.widths.data), 2)} on the data; `
-      + `coverage ${pm(g.map(x => 100 * x.coverage), 1)}% against ${pm(measured[main].map(x => 100 * x.coverage), 1)}% at p = ${main}.`);
-  }
+function drawParts(r, ens, low) {
+  const layout = { xaxis: { range: [r.x[0], r.x[r.x.length - 1]], zeroline: false }, yaxis: { zeroline: false },
+    legend: { orientation: 'h', y: -0.15 }, margin: { l: 40, r: 10, t: 10, b: 30 } };
+  const members = r.ensemble.curves.eval.map((y, i) => ({ type: 'scatter', mode: 'lines', x: r.x, y, hoverinfo: 'skip',
+    showlegend: i === 0, name: 'ensemble networks', line: { color: 'rgba(213,94,0,0.35)', width: 1 } }));
+  draw(ens.plot, [...bandTraces(r.x, r.mc.curves, COLORS.pos, 'rgba(0,114,178,0.18)', `MC dropout, p = ${r.mc.p}`),
+    ...bandTraces(r.x, r.ensemble.curves, COLORS.neg, 'rgba(213,94,0,0.15)', `ensemble of ${r.ensemble_size}, p = 0`), ...members], layout);
+  ens.caption.textContent = `shaded: mean ± 2 standard deviations; blue: ${r.passes} MC-dropout passes of one network; vermillion: `
+    + `${r.ensemble_size} networks trained without dropout from different initial weights (faint: each one's prediction). `
+    + `The gap is x in ${r.gap[0]}..${r.gap[1]}; the data reach ${r.data_x[0]}..${r.data_x[1]}.`;
+  draw(low.plot, [...bandTraces(r.x, r.mc.curves, COLORS.pos, 'rgba(0,114,178,0.18)', `p = ${r.mc.p}`),
+    ...bandTraces(r.x, r.mc_low.curves, COLORS.edgeline, 'rgba(61,68,81,0.22)', `p = ${r.mc_low.p}`)], layout);
+  low.caption.textContent = `The same network trained at p = ${r.mc.p} and at p = ${r.mc_low.p}, each band from ${r.passes} passes at its own p. `
+    + `Coverage over ${r.seeds.length} seeds: ${pct(r.mc.coverage)} at p = ${r.mc.p}, ${pct(r.mc_low.coverage)} at p = ${r.mc_low.p}.`;
+}
+
+// The verdict's text and judged answer from the experiment's numbers.
+function evidence(r) {
+  const answer = verdictOf(perSeed(r.mc));
+  const n = r.seeds.length, ratio = k => `${pm(r[k].ratio)}×`;
+  const wider = (a, b) => (r[a].ratio.mean > r[b].ratio.mean ? 'more' : 'less');
+  const text = [`Measured over ${n} seeds (mean ± spread), ${r.steps.toLocaleString('en')} steps each: at p = ${r.mc.p} the band `
+    + `is ${pm(r.mc.gap)} wide in the gap, ${pm(r.mc.data)} on the data and ${pm(r.mc.beyond)} beyond it; gap / data ${ratio('mc')}.`,
+  `The deep ensemble (${r.ensemble_size} networks, no dropout) spreads ${pm(r.ensemble.gap)} in the gap and ${pm(r.ensemble.data)} on `
+    + `the data (gap / data ${ratio('ensemble')}): it singles out the gap ${wider('ensemble', 'mc')} than MC dropout does, `
+    + `and its band holds ${pct(r.ensemble.coverage)} of the test points against ${pct(r.mc.coverage)} for MC dropout.`,
+  `At p = ${r.mc_low.p} the band is ${pm(r.mc_low.gap)} in the gap and ${pm(r.mc_low.data)} on the data (gap / data ${ratio('mc_low')}), `
+    + `coverage ${pct(r.mc_low.coverage)} against ${pct(r.mc.coverage)} at p = ${r.mc.p}.`].join(' ');
   const margin = `more than ${Math.round(100 * (MARGIN - 1))}% wider than on the data on every seed`;
   const said = { gap: `the band is widest in the gap, ${margin}`, edges: `the band is widest beyond the data, ${margin}`,
     same: `neither the gap nor the region beyond the data has a band ${margin}`, none: 'the passes agree: no band at all' }[answer];
-  return [parts.join(' '), { key: answer, about: '', answer, explain: `Measured: ${said}.` }];
+  return [text, { key: answer, about: '', answer, explain: `Measured: ${said}.` }];
 }
