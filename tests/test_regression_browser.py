@@ -175,3 +175,13 @@ def test_custom_regression_points_click_link_and_csv(page, live_server, tmp_path
     page.set_input_files("[data-role=custom-file]", str(good))
     page.wait_for_function("() => window.__dp.info && window.__dp.info.config.data.points.length === 21", timeout=LIVE)
     assert page.errors == []
+
+
+def test_a_link_with_a_data_set_of_the_other_task_says_so_and_uses_the_tasks_first(page, live_server):
+    open_regression(page, live_server.url, "#task=regression&data=moons")
+    assert page.evaluate("window.__dp.info.config.data.dataset") == "sine_gap"
+    notice = page.locator("[data-role=notice]").inner_text()
+    assert "Dataset moons is not one of task regression's (sine_gap, hetero, line_outliers, custom); using sine_gap" in notice
+    assert "(link setting data)" in notice
+    assert [o for o in page.eval_on_selector_all("#f-data option", "os => os.map(o => o.value)")] == \
+        ["sine_gap", "hetero", "line_outliers", "custom"]
