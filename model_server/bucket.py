@@ -112,10 +112,6 @@ class Bucket:
         self.history.fold()
         self.store.load(state, state.row)
 
-    def set_hyper(self, state: RunHandle) -> None:
-        """A run's p per layer, learning rate, weight decay and mode (from the next step)."""
-        self.store.set_hyper(state, state.row)
-
     def leave(self, state: RunHandle) -> None:
         """Remove a run between two steps; the last row moves into its place."""
         self.history.fold()

@@ -239,7 +239,7 @@ class RunState:
 
     def _hyper(self) -> None:
         if self.bucket is not None:
-            self.bucket.set_hyper(self)
+            self.bucket.store.set_hyper(self, self.row)   # the row the next step reads
             self._log_settings()
 
     def _log_settings(self) -> None:

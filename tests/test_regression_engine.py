@@ -37,7 +37,6 @@ def test_the_taped_mse_gradient_is_autograds(activation, kind, placement):
         b.join(s)
     assert b.shape.taped and b.shape.regression
     states[2].set_mode("eval")
-    b.set_hyper(states[2])
     K, B = 3, b.key.batch
     b.step(np.ones(K, bool))
     noise = [torch.rand(K, B, *shape).lt(0.6).float() for shape in b.shape.noise_shape]
