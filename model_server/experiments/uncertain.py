@@ -60,18 +60,16 @@ def _widths(std: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
     return {"gap": gap, "data": data, "beyond": out, "ratio": gap / data if data > 0 else math.inf}
 
 
-def _coverage(mean: torch.Tensor, std: torch.Tensor, member: Member, grid: torch.Tensor) -> float:
-    """The share of the member's test points within mean +- 2 std (the curves read at
-    each point's x, linearly between grid points)."""
-    x, y = member.data.x_test[:, 0], member.data.y_test
-    at = (x - grid[0, 0]) / (grid[1, 0] - grid[0, 0])
-    lo = at.floor().long().clamp(0, len(grid) - 2)
-    f = at - lo
-
-    def read(v):
-        return v[lo] * (1 - f) + v[lo + 1] * f
-
-    return float(((y - read(mean)).abs() <= 2 * read(std)).float().mean())
+def _ensemble(bucket, members: list[Member], grid: torch.Tensor) -> tuple[torch.Tensor, dict, float]:
+    """The ensemble's eval predictions over the line (ENSEMBLE, G), its mean and std
+    there, and the share of its test points within its mean +- 2 std at their own x."""
+    rows = [m.row for m in members]
+    line = mc.band(bucket.net, rows, grid, [1] * len(rows))["eval"]
+    x_test, y_test = members[0].data.x_test, members[0].data.y_test   # (one data set: the seed's)
+    at_test, _ = mc.passes(bucket.net, rows, x_test.expand(len(rows), *x_test.shape), 1)
+    mean, std = at_test.mean(0), at_test.std(0, correction=0)
+    coverage = float(((y_test - mean).abs() <= 2 * std).float().mean())
+    return line, {"mean": line.mean(0), "std": line.std(0, correction=0)}, coverage
 
 
 def _seed(seed: int, steps: int, p: float, low_p: float, passes: int, grid: torch.Tensor) -> dict:
@@ -82,14 +80,12 @@ def _seed(seed: int, steps: int, p: float, low_p: float, passes: int, grid: torc
     bucket = next(iter(group.buckets.values()))
     x = grid[:, 0]
     band = mc.band(bucket.net, [m.row for m in members[:2]], grid, [passes, passes])
-    ens = mc.band(bucket.net, [m.row for m in members[2:]], grid, [1] * ENSEMBLE)["eval"]
-    ens_mean, ens_std = ens.mean(0), ens.std(0, correction=0)
+    ens, spread, ens_coverage = _ensemble(bucket, members[2:], grid)
     out = {}
     for name, k in (("mc", 0), ("mc_low", 1)):
         out[name] = {**_widths(band["std"][k], x), "coverage": float(band["coverage"][k]),
                      "curves": {"eval": band["eval"][k], "mean": band["mean"][k], "std": band["std"][k]}}
-    out["ensemble"] = {**_widths(ens_std, x), "coverage": _coverage(ens_mean, ens_std, members[2], grid),
-                       "curves": {"eval": ens, "mean": ens_mean, "std": ens_std}}
+    out["ensemble"] = {**_widths(spread["std"], x), "coverage": ens_coverage, "curves": {"eval": ens, **spread}}
     return out
 
 
