@@ -121,3 +121,20 @@ def test_on_fixed_seeds_the_band_is_wider_in_the_gap_than_on_the_data():
     ratio = out["std"][:, in_gap(x)].mean(1) / out["std"][:, on_data(x)].mean(1)
     assert (ratio > 1.05).all(), ratio
     assert ratio.mean() > 1.2, ratio
+
+
+def test_a_regression_run_trains_the_same_among_others_and_never_beside_a_classification():
+    alone = RunState(parse_config(regression(seed=3)))
+    b1 = Bucket(key_of(alone), alone.initial_net())
+    b1.join(alone)
+    b1.step(np.ones(1, bool), 60)
+    together = [RunState(parse_config(regression(seed=s))) for s in (1, 3, 5)]
+    b3 = Bucket(key_of(together[0]), together[0].initial_net())
+    for s in together:
+        b3.join(s)
+    b3.step(np.ones(3, bool), 60)
+    torch.testing.assert_close(together[1].losses(0, 60), alone.losses(0, 60), rtol=1e-5, atol=1e-6)
+    binary = RunState(parse_config({"data": {"dataset": "moons"}, "model": {"hidden": [16, 16], "p": [0.1, 0.1]},
+                                    "train": {"device": "cpu", "batch_size": 25}}))
+    assert key_of(binary).task == "binary" and key_of(alone).task == "regression"
+    assert key_of(binary) != key_of(alone)
