@@ -6,6 +6,10 @@
     python bench/load.py --url http://host:5000   # against a running server (no RSS/CPU
                                                   # unless --pid names its process)
     python bench/load.py --server gunicorn  # the Docker image's server command, started here
+    python bench/load.py --task regression --clients 20 --speed 300   # regression runs (sine
+                                            # with a gap, T = 30 MC passes: a band in every
+                                            # slow-panel frame); compare server CPU with the
+                                            # same command without --task at the same speed
 
 Each client connects, sends 'configure' and 'play', and acknowledges every frame the
 moment it arrives (what the page does once it has drawn it). With --mix, 10 clients use
@@ -24,6 +28,7 @@ JSON object:
     server_rss_mb             the server's resident memory at the end
     rss_per_run_mb            (end - before any client) / clients
     by_shape                  with --mix: the same per group of clients
+    task, speed               the runs' task and speed (steps a second; null: full speed)
     never_connected           clients whose websocket or Socket.IO connect failed or had not
                               completed by the end (e.g. refused "server busy", or hanging)
     never_framed              clients connected but without a single frame, warm-up included
@@ -81,8 +86,14 @@ ODD = [
 ]
 
 
-def config_of(i: int, mix: bool) -> tuple[str, dict]:
+# a regression run of the default network's shape: one input, the sine with a gap, T passes
+REGRESSION = {"data": {"task": "regression", "dataset": "sine_gap"}, "train": {"mc_passes": 30}}
+
+
+def config_of(i: int, mix: bool, task: str = "classification") -> tuple[str, dict]:
     """Client i's shape: (group name, config)."""
+    if task == "regression":
+        return "regression", REGRESSION
     if not mix or i < 80:
         return "default", {}
     if i < 90:
@@ -165,23 +176,27 @@ class SioClient:
         self.c = InOrderClient(reconnection=False)
         self.url, self.token = url, token
 
-    def start(self, on_frame) -> None:
+    def start(self, on_frame, config: dict, speed: float | None) -> None:
         def frame(data):
             on_frame(data)
             return True
         self.c.on("frame", frame)
         self.c.connect(self.url, auth={"token": self.token}, transports=["websocket"])
-        for event in ("configure", "play"):
-            ack = self.c.call(event, {}, timeout=30)
+        calls = [("configure", {"config": config})]
+        if speed is not None:
+            calls.append(("set", {"change": {"param": "speed", "value": speed}}))
+        for event, data in calls + [("play", {})]:
+            ack = self.c.call(event, data, timeout=30)
             if not ack.get("ok"):
                 raise RuntimeError(f"{event} refused: {ack}")
 
 
-def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, t_stop: float, out) -> None:
+def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, t_stop: float, out,
+                task: str = "classification", speed: float | None = None) -> None:
     """One process with several clients; sends back per-client frame counts, latencies
     and the steps their runs took in the window."""
     stop = threading.Event()
-    results = {i: {"frames": 0, "lat": [], "error": None, "group": config_of(i, mix)[0],
+    results = {i: {"frames": 0, "lat": [], "error": None, "group": config_of(i, mix, task)[0],
                    "first": None, "last": None, "connected": False, "all_frames": 0} for i in ids}
 
     def on_frame_for(i):
@@ -209,7 +224,9 @@ def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, 
         results[i]["connected"] = True
         try:
             on_frame = on_frame_for(i)
-            c.call("configure", {"config": config_of(i, mix)[1]}, on_frame)
+            c.call("configure", {"config": config_of(i, mix, task)[1]}, on_frame)
+            if speed is not None:
+                c.call("set", {"change": {"param": "speed", "value": speed}}, on_frame)
             c.call("play", {}, on_frame)
             c.run(on_frame, stop)
             c.close()
@@ -226,7 +243,7 @@ def client_proc(url: str, kind: str, ids: list[int], mix: bool, t_start: float, 
         else:
             c = SioClient(url, f"load-{i:04d}-token")
             try:
-                c.start(on_frame_for(i))
+                c.start(on_frame_for(i), config_of(i, mix, task)[1], speed)
                 results[i]["connected"] = True
                 clients.append(c)
             except Exception as e:
@@ -275,6 +292,9 @@ def main() -> None:
                     help="the server started here: python -m app, or the image's gunicorn command")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, for CPU and RSS")
     ap.add_argument("--server-log", help="file for the output of the server started here")
+    ap.add_argument("--task", choices=("classification", "regression"), default="classification",
+                    help="every client's run: the default network, or a regression with T = 30 MC passes")
+    ap.add_argument("--speed", type=float, help="steps a second of every run (default: full speed)")
     ap.add_argument("--env", action="append", default=[], metavar="DP_NAME=VALUE",
                     help="a setting for the server started here (repeatable)")
     args = ap.parse_args()
@@ -305,7 +325,8 @@ def main() -> None:
         t_stop = t_start + args.seconds
         out = mp.get_context("spawn").Queue()
         workers = [mp.get_context("spawn").Process(
-            target=client_proc, args=(url, args.kind, list(range(k, n, procs)), args.mix, t_start, t_stop, out))
+            target=client_proc, args=(url, args.kind, list(range(k, n, procs)), args.mix, t_start, t_stop, out,
+                                       args.task, args.speed))
             for k in range(procs)]
         for w in workers:
             w.start()
@@ -334,7 +355,8 @@ def main() -> None:
               "server_cpu_percent": round(cpu, 1) if cpu is not None else None,
               "server_rss_mb": round(rss, 1) if rss is not None else None,
               "rss_per_run_mb": round((rss - rss_before) / n, 2) if rss is not None else None,
-              "kind": args.kind, "mix": args.mix, "errors": errors[:5]}
+              "kind": args.kind, "mix": args.mix, "task": args.task, "speed": args.speed,
+              "errors": errors[:5]}
     if args.mix:
         groups = sorted({r["group"] for r in results.values()})
         report["by_shape"] = {g: summary([r for r in results.values() if r["group"] == g], args.seconds)
