@@ -185,3 +185,23 @@ def test_a_link_with_a_data_set_of_the_other_task_says_so_and_uses_the_tasks_fir
     assert "(link setting data)" in notice
     assert [o for o in page.eval_on_selector_all("#f-data option", "os => os.map(o => o.value)")] == \
         ["sine_gap", "hetero", "line_outliers", "custom"]
+
+
+def test_eval_switch_and_timeline_replay_on_a_regression(page, live_server):
+    open_regression(page, live_server.url, "#task=regression&data=hetero&passes=8&speed=20")
+    page.click("[data-role=play]")
+    wait_band(page, 10)
+    page.check("[data-role=mode]")  # model.eval(): no unit dropped, the band still from passes with dropout on
+    page.wait_for_function("() => window.__dp.drawn && window.__dp.drawn.header.mode === 'eval' && window.__dp.drawn.header.band", timeout=LIVE)
+    page.wait_for_function("() => window.__dp.function.shown && window.__dp.function.shown.band.passes === 8", timeout=LIVE)
+    page.click("[data-role=play]")  # pause
+    page.wait_for_function("() => !window.__dp.playing")
+    page.locator("[data-role=timeline]").wait_for(state="visible")
+    latest = page.evaluate("window.__dp.timeline.latest")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => window.__dp.drawn && window.__dp.drawn.header.replay && window.__dp.drawn.header.step === {latest - 1}",
+                           timeout=LIVE)
+    page.wait_for_function(f"() => document.querySelector('[data-role=plane-caption]').textContent.includes('weights as of step {latest:,}')",
+                           timeout=LIVE)
+    assert page.errors == []
