@@ -1,9 +1,12 @@
 """Files with one job, of a size a reader can hold (issue 25): no module over 400 lines,
 no class over 250, no function over 60, in app/ and model_server/ (tests and bench/
-excluded); static/js/*.js by lines only."""
+excluded); in static/js by module lines here and by function and class lines through
+tests/js_sizes.mjs, which parses each module with acorn (a devDependency: `npm ci`)."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,13 @@ def test_python_sizes(path):
 def test_js_module_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE, f"{path.relative_to(ROOT).as_posix()}: {lines} lines"
+
+
+def test_js_functions_and_classes():
+    """Every JS function (declaration, method, block-bodied arrow) within 60 lines and
+    every class within 250, as acorn parses them."""
+    out = subprocess.run(["node", str(ROOT / "tests" / "js_sizes.mjs")], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    found = [f"{f['file']}:{f['line']}: {f['kind']} {f['name']} {f['lines']} lines"
+             for f in json.loads(out)]
+    assert not found, "\n".join(found)

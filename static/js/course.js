@@ -5,8 +5,10 @@
 // send the command of each <button data-target="ID [ID...]" data-command=... data-key
 // data-value data-until>. [data-role=verdict] compares the embeds' test losses, and only
 // when all of them are paused at the same step and were evaluated at it.
-(() => {
-  'use strict';
+// Strict mode and a block rather than a function around it all: block-scoped names stay
+// out of the host page's globals, and each step below is a function of its own.
+'use strict';
+{
   const PREFIX = 'dropout-playground:';
   const frames = [...document.querySelectorAll('iframe[data-embed]')];
   const log = document.querySelector('[data-role=log]');
@@ -28,12 +30,20 @@
     while (log.children.length > 40) log.lastChild.remove();
   }
 
-  window.addEventListener('message', e => {
+  window.addEventListener('message', onMessage);
+
+  // A message from one of the embeds, checked to come from its frame and origin.
+  function onMessage(e) {
     const f = frameOf(e.source);
     const m = e.data;
     if (!f || e.origin !== originOf(f) || !m || typeof m.type !== 'string' || !m.type.startsWith(PREFIX)) return;
     const id = f.dataset.embed, name = m.type.slice(PREFIX.length);
     received.push({ id, at: Date.now(), ...m });
+    show(f, id, name, m);
+  }
+
+  // What a message says, in its frame's status line and the log.
+  function show(f, id, name, m) {
     const status = document.querySelector(`[data-status="${id}"]`);
     const say = (text, kind = '') => { if (status) { status.textContent = text; status.dataset.kind = kind; } };
     if (name === 'height') { f.style.height = `${m.height}px`; return; }
@@ -49,7 +59,7 @@
     if (name === 'configured') { say('ready'); note(`${id}: configured, ${m.params} parameters, p = ${m.config.model.p.join(', ')}`); }
     if (name === 'changed') note(`${id}: ${m.key} = ${JSON.stringify(m.value)}`);
     if (name === 'result' && m.command !== 'get') note(`${id}: ${m.command} done`);
-  });
+  }
 
   // Test losses side by side, only at one and the same step: the embeds train at their
   // own speeds, so while playing (or paused apart) their numbers are of different steps.
@@ -74,6 +84,7 @@
     verdict.dataset.step = at;
   }
 
+  // Each button sends its command to every embed it names.
   for (const button of document.querySelectorAll('button[data-target][data-command]')) {
     button.addEventListener('click', () => {
       for (const id of button.dataset.target.split(' ')) {
@@ -86,4 +97,4 @@
       }
     });
   }
-})();
+}

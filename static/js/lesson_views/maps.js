@@ -84,20 +84,8 @@ export function ensemble(root, lesson, ctx) {
   run.addEventListener('configured', e => { points = e.detail.points; });
   run.addEventListener('problem', e => ctx.problem(e.detail));
 
-  const dots = n => [0, 1].map(c => ({ type: 'scatter', mode: 'markers', hoverinfo: 'skip', showlegend: false, xaxis: `x${n}`, yaxis: `y${n}`,
-    x: points.train.filter(r => r[2] === c).map(r => r[0]), y: points.train.filter(r => r[2] === c).map(r => r[1]),
-    marker: { size: 4, symbol: c ? 'circle' : 'diamond', color: c ? COLORS.pos : COLORS.neg, line: { width: 0.5, color: '#fff' } } }));
-
-  function grid(rows, cols, n, gap = 0.03) {
-    const layout = {}, range = run.info.plane;
-    for (let k = 0; k < n; k++) {
-      const r = Math.floor(k / cols), c = k % cols, id = k ? k + 1 : '';
-      const w = (1 - gap * (cols - 1)) / cols, h = (1 - gap * 2 * (rows - 1)) / rows;
-      layout[`xaxis${id}`] = { domain: [c * (w + gap), c * (w + gap) + w], range, visible: false, fixedrange: true, anchor: `y${id}` };
-      layout[`yaxis${id}`] = { domain: [1 - (r + 1) * h - r * gap * 2, 1 - r * (h + gap * 2)], range, visible: false, fixedrange: true, anchor: `x${id}`, scaleanchor: `x${id}` };
-    }
-    return layout;
-  }
+  const dots = n => trainDots(points, n);
+  const grid = (rows, cols, n, gap) => gridLayout(run.info.plane, rows, cols, n, gap);
 
   async function probe() {
     if (!run.info || !run.last || !points) return;
@@ -115,55 +103,77 @@ export function ensemble(root, lesson, ctx) {
       margin: { l: 8, r: 8, t: 24, b: 8 },
     });
     big.caption.textContent = `step ${step}, first draw. Left and middle: P(class 1); right: dark = the thinned networks disagree (max std ${fmt(maxStd, 2)}).`;
-    // every number over the draws: one draw's margin can be smaller than the spread
-    const D = r.draws, col = f => D.map(f);
-    const evalAvg = col(d => d.mc_vs_eval), singleAvg = col(d => d.single_vs_mean);
-    const closer = col(d => d.single_vs_mean - d.mc_vs_eval);
-    const lossEval = D[0].test_loss.eval, lossMc = col(d => d.test_loss.mc), lossOne = col(d => d.test_loss.single);
-    drawSpread(D, step, r.thinned);
-    readout.set({ T: r.thinned, mc: pm(evalAvg), single: pm(singleAvg), loss: `${fmt(lossEval)} / ${pm(lossMc)} / ${pm(lossOne)}` });
-    if (r.thinned >= 8) {
-      const won = closer.filter(v => v > 0).length;
-      const clear = mean(closer) > sd(closer) ? 'by more than the spread over draws' : 'but by less than the spread over draws: no clear claim';
-      const mcBetter = lossMc.filter(v => v < lossEval).length;
-      const mcClause = mcBetter === D.length && lossEval - mean(lossMc) > sd(lossMc) ? 'the MC average predicted better than eval mode in every draw'
-        : mcBetter === 0 && mean(lossMc) - lossEval > sd(lossMc) ? 'eval mode predicted better than the MC average in every draw'
-          : `the MC average beat eval mode in ${mcBetter} of ${D.length} draws: no clear winner`;
-      const oneWorse = lossOne.filter(v => v > lossEval).length;
-      ctx.evidence(`Measured with T = ${r.thinned} at step ${step}, over ${D.length} draws of masks (mean ± standard deviation): over the plane, the eval-mode network's P(class 1) is ${pm(evalAvg)} away from the average of the thinned networks, a single thinned network ${pm(singleAvg)}. ` +
-        `Eval mode was the closer one in ${won} of ${D.length} draws, ${clear}. Test loss: eval mode ${fmt(lossEval)} (no randomness), MC average ${pm(lossMc)}, one thinned network ${pm(lossOne)} (higher than eval mode in ${oneWorse} of ${D.length} draws); ${mcClause}.`);
-    }
+    drawSpread(spread, r.draws, step, r.thinned);
+    ensembleNumbers(ctx, readout, r, step);
     ctx.tick();
-  }
-
-  // left: distances to the average; right: test losses; a dot per draw, mean ± sd bars
-  function drawSpread(D, step, T) {
-    const groups = [
-      ['x', 'y', [['eval ↔ average', d => d.mc_vs_eval, COLORS.pos], ['one thinned ↔ average', d => d.single_vs_mean, COLORS.neg]]],
-      ['x2', 'y2', [['eval mode', d => d.test_loss.eval, COLORS.pos], ['MC average', d => d.test_loss.mc, '#4a2377'], ['one thinned', d => d.test_loss.single, COLORS.neg]]],
-    ];
-    const traces = [];
-    for (const [xa, ya, series] of groups) {
-      for (const [name, f, color] of series) {
-        const ys = D.map(f);
-        traces.push({ type: 'scatter', mode: 'markers', name, xaxis: xa, yaxis: ya, x: ys.map(() => name), y: ys, showlegend: false,
-          marker: { color, size: 7, opacity: 0.75 }, hovertemplate: `${name}, draw %{pointNumber}: %{y:.3f}<extra></extra>` });
-        traces.push({ type: 'scatter', mode: 'markers', name: `${name}: mean ± sd`, xaxis: xa, yaxis: ya, x: [name], y: [mean(ys)], showlegend: false,
-          error_y: { type: 'data', array: [sd(ys)], color: '#20242b', thickness: 2, width: 12 },
-          marker: { symbol: 'line-ew-open', size: 28, color: '#20242b', line: { width: 3 } }, hoverinfo: 'skip' });
-      }
-    }
-    draw(spread.plot, traces, {
-      xaxis: { domain: [0, 0.45], type: 'category' }, yaxis: { title: { text: 'mean |ΔP| over the plane' }, rangemode: 'tozero' },
-      xaxis2: { domain: [0.55, 1], type: 'category', anchor: 'y2' }, yaxis2: { title: { text: 'test loss' }, anchor: 'x2', rangemode: 'tozero' },
-      margin: { l: 52, r: 12, t: 10, b: 40 },
-    });
-    spread.caption.textContent = `step ${step}: ${D.length} independent draws of ${T} masks each, the same weights; a dot per draw, bars: mean ± standard deviation. ` +
-      'Eval mode has no randomness: its test loss is the same in every draw.';
-    spread.plot.dataset.draws = String(D.length);
   }
 
   const loop = poll(2500, probe);
   run.start();
   return { run, async stop() { loop.stop(); await run.close(); } };
+}
+
+// The training points of each class, on the axes of panel n.
+const trainDots = (points, n) => [0, 1].map(c => ({ type: 'scatter', mode: 'markers', hoverinfo: 'skip', showlegend: false, xaxis: `x${n}`, yaxis: `y${n}`,
+  x: points.train.filter(r => r[2] === c).map(r => r[0]), y: points.train.filter(r => r[2] === c).map(r => r[1]),
+  marker: { size: 4, symbol: c ? 'circle' : 'diamond', color: c ? COLORS.pos : COLORS.neg, line: { width: 0.5, color: '#fff' } } }));
+
+// rows x cols square maps of the plane, the first n of them used.
+function gridLayout(range, rows, cols, n, gap = 0.03) {
+  const layout = {};
+  for (let k = 0; k < n; k++) {
+    const r = Math.floor(k / cols), c = k % cols, id = k ? k + 1 : '';
+    const w = (1 - gap * (cols - 1)) / cols, h = (1 - gap * 2 * (rows - 1)) / rows;
+    layout[`xaxis${id}`] = { domain: [c * (w + gap), c * (w + gap) + w], range, visible: false, fixedrange: true, anchor: `y${id}` };
+    layout[`yaxis${id}`] = { domain: [1 - (r + 1) * h - r * gap * 2, 1 - r * (h + gap * 2)], range, visible: false, fixedrange: true, anchor: `x${id}`, scaleanchor: `x${id}` };
+  }
+  return layout;
+}
+
+// The readout and the evidence, every number over the draws: one draw's margin can be
+// smaller than the spread.
+function ensembleNumbers(ctx, readout, r, step) {
+  const D = r.draws, col = f => D.map(f);
+  const evalAvg = col(d => d.mc_vs_eval), singleAvg = col(d => d.single_vs_mean);
+  const closer = col(d => d.single_vs_mean - d.mc_vs_eval);
+  const lossEval = D[0].test_loss.eval, lossMc = col(d => d.test_loss.mc), lossOne = col(d => d.test_loss.single);
+  readout.set({ T: r.thinned, mc: pm(evalAvg), single: pm(singleAvg), loss: `${fmt(lossEval)} / ${pm(lossMc)} / ${pm(lossOne)}` });
+  if (r.thinned >= 8) {
+    const won = closer.filter(v => v > 0).length;
+    const clear = mean(closer) > sd(closer) ? 'by more than the spread over draws' : 'but by less than the spread over draws: no clear claim';
+    const mcBetter = lossMc.filter(v => v < lossEval).length;
+    const mcClause = mcBetter === D.length && lossEval - mean(lossMc) > sd(lossMc) ? 'the MC average predicted better than eval mode in every draw'
+      : mcBetter === 0 && mean(lossMc) - lossEval > sd(lossMc) ? 'eval mode predicted better than the MC average in every draw'
+        : `the MC average beat eval mode in ${mcBetter} of ${D.length} draws: no clear winner`;
+    const oneWorse = lossOne.filter(v => v > lossEval).length;
+    ctx.evidence(`Measured with T = ${r.thinned} at step ${step}, over ${D.length} draws of masks (mean ± standard deviation): over the plane, the eval-mode network's P(class 1) is ${pm(evalAvg)} away from the average of the thinned networks, a single thinned network ${pm(singleAvg)}. ` +
+      `Eval mode was the closer one in ${won} of ${D.length} draws, ${clear}. Test loss: eval mode ${fmt(lossEval)} (no randomness), MC average ${pm(lossMc)}, one thinned network ${pm(lossOne)} (higher than eval mode in ${oneWorse} of ${D.length} draws); ${mcClause}.`);
+  }
+}
+
+// left: distances to the average; right: test losses; a dot per draw, mean ± sd bars
+function drawSpread(spread, D, step, T) {
+  const groups = [
+    ['x', 'y', [['eval ↔ average', d => d.mc_vs_eval, COLORS.pos], ['one thinned ↔ average', d => d.single_vs_mean, COLORS.neg]]],
+    ['x2', 'y2', [['eval mode', d => d.test_loss.eval, COLORS.pos], ['MC average', d => d.test_loss.mc, '#4a2377'], ['one thinned', d => d.test_loss.single, COLORS.neg]]],
+  ];
+  const traces = [];
+  for (const [xa, ya, series] of groups) {
+    for (const [name, f, color] of series) {
+      const ys = D.map(f);
+      traces.push({ type: 'scatter', mode: 'markers', name, xaxis: xa, yaxis: ya, x: ys.map(() => name), y: ys, showlegend: false,
+        marker: { color, size: 7, opacity: 0.75 }, hovertemplate: `${name}, draw %{pointNumber}: %{y:.3f}<extra></extra>` });
+      traces.push({ type: 'scatter', mode: 'markers', name: `${name}: mean ± sd`, xaxis: xa, yaxis: ya, x: [name], y: [mean(ys)], showlegend: false,
+        error_y: { type: 'data', array: [sd(ys)], color: '#20242b', thickness: 2, width: 12 },
+        marker: { symbol: 'line-ew-open', size: 28, color: '#20242b', line: { width: 3 } }, hoverinfo: 'skip' });
+    }
+  }
+  draw(spread.plot, traces, {
+    xaxis: { domain: [0, 0.45], type: 'category' }, yaxis: { title: { text: 'mean |ΔP| over the plane' }, rangemode: 'tozero' },
+    xaxis2: { domain: [0.55, 1], type: 'category', anchor: 'y2' }, yaxis2: { title: { text: 'test loss' }, anchor: 'x2', rangemode: 'tozero' },
+    margin: { l: 52, r: 12, t: 10, b: 40 },
+  });
+  spread.caption.textContent = `step ${step}: ${D.length} independent draws of ${T} masks each, the same weights; a dot per draw, bars: mean ± standard deviation. ` +
+    'Eval mode has no randomness: its test loss is the same in every draw.';
+  spread.plot.dataset.draws = String(D.length);
 }

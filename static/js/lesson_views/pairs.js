@@ -85,7 +85,7 @@ export function placement(root, lesson, ctx) {
   async function setAct(a) {
     act = a; mark(); reset();
     p.runs.forEach(r => r.setHash(mergeHash(r.hash, `act=${a}`)));
-    drawSeeds();
+    drawSeeds(seedsPanel, seeds[act], act, lesson);
     await p.start(reset);  // again once the last round of the old activation is in
     measureSeeds(a);
   }
@@ -97,7 +97,7 @@ export function placement(root, lesson, ctx) {
     try {
       seeds[a] = await p.runs[0].experiment('placement_seeds', { seeds: SEEDS, steps: lesson.steps });
     } catch (e) { asked[a] = false; ctx.problem(`seed experiment: ${e.message}`); return; }
-    if (a === act) drawSeeds();
+    if (a === act) drawSeeds(seedsPanel, seeds[act], act, lesson);
   }
 
   p.runs.forEach((r, i) => r.addEventListener('frame', e => {
@@ -114,100 +114,109 @@ export function placement(root, lesson, ctx) {
     let gap = 0, shared = 0;
     for (const [step, v] of a) if (b.has(step)) { shared++; gap = Math.max(gap, Math.abs(v - b.get(step))); }
     const means = dropped.map(d => (d.n ? d.sum / d.n : null));
-    const step = drawLayer();
+    const step = drawLayer(layer, p.runs);
     readout.set({ act, step: step ?? '–', shared, gap: shared ? (gap === 0 ? '0 (identical)' : fmt(gap, 4)) : '–' });
-    if (means.every(m => m !== null)) {
-      draw(sent.plot, [{ type: 'bar', x: p.runs.map(r => r.name), y: means, marker: { color: [COLORS.neg, COLORS.pos] },
-        text: means.map(m => fmt(m, 2)), textposition: 'outside', hovertemplate: '%{x}: %{y:.3f}<extra></extra>' }],
-      { yaxis: { title: { text: 'mean output of dropped neurons' }, range: [Math.min(0, ...means) - 0.1, Math.max(0.6, ...means) + 0.1] } });
-    }
+    if (means.every(m => m !== null)) drawSent(sent, p.runs, means);
     const s = seeds[act];
     if (shared >= 10 && means.every(m => m !== null) && s) {
-      const pm = (v, e) => `${fmt(v)} ± ${fmt(e)}`;
-      const d = s.diff;
-      const settled = {
-        identical: `identical on every seed (largest |difference| ${fmt(Math.max(...d.values.map(Math.abs)), 4)})`,
-        'no-clear-winner': `the difference is smaller than its spread over seeds: neither order is clearly better`,
-        'before-worse': `dropout before the activation is worse by more than the spread over seeds`,
-        'after-worse': `dropout after the activation is worse by more than the spread over seeds`,
-      }[s.verdict];
-      ctx.evidence(`Measured with ${act}: over ${shared} test evaluations at the same steps, the largest gap between the two runs' test losses is ${gap === 0 ? 'exactly 0' : fmt(gap, 4)}. ` +
-        `A dropped neuron sends on ${fmt(means[0], 2)} (after) and ${fmt(means[1], 2)} (before). ` +
-        `Over ${s.seeds.length} seeds, test loss after ${s.steps} steps: after ${pm(s.after.test_loss_mean, s.after.test_loss_std)}, before ${pm(s.before.test_loss_mean, s.before.test_loss_std)} ` +
-        `(mean ± standard deviation); before − after, seed by seed: ${pm(d.mean, d.std)}, before worse on ${d.before_worse} of ${s.seeds.length} seeds; ${settled}.`,
-      { key: act, about: `With ${act}`, answer: VERDICT_OPTION[s.verdict], explain: explainFor(s) });
+      placementEvidence(ctx, lesson, { act, shared, gap, means, s });
     }
   }, 500);
 
-  function explainFor(s) {
-    if (act === 'relu') return lesson.question.explain;
-    const d = s.diff;
-    const how = {
-      'no-clear-winner': `Measured over ${s.seeds.length} seeds, it does not hurt clearly: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, a difference smaller than its spread over seeds. The explainer's pitfall ("dropout before the activation hurts") is not borne out here; it is a rule of thumb, not a law.`,
-      'before-worse': `Measured over ${s.seeds.length} seeds, it hurts: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, more than its spread over seeds.`,
-      'after-worse': `Measured over ${s.seeds.length} seeds, the usual order is the worse one here: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, beyond its spread over seeds.`,
-      identical: 'Measured over the seeds, the two orders gave identical losses.',
-    }[s.verdict];
-    return `With ${act} the two orders compute different numbers: before the activation, a dropped neuron sends ${act}(0) = ${F0[act]} onward instead of 0${act === 'tanh' ? ' (here also 0)' : ''}, and the kept inputs are scaled by 1/(1 − p) before the squashing instead of after. Does that hurt? ${how}`;
-  }
-
-  // per run: kept neurons as solid bars in the run's colour, dropped ones hollow and
-  // hatched (a dropped neuron after the activation sends 0: no bar, only its mark ×)
-  function drawLayer() {
-    const frames = p.runs.map(r => r.last);
-    if (frames.some(f => !f || !f.arrays['act.0'] || !f.header.steps)) return null;
-    const steps = frames.map(f => f.header.step);
-    if (steps[0] !== steps[1]) return null;  // mid-round: keep the last pair on screen
-    const colors = [COLORS.neg, COLORS.pos];
-    const traces = [];
-    p.runs.forEach((r, i) => {
-      const a = frames[i].arrays['act.0'], m = frames[i].arrays['mask.0'];
-      const ys = Array.from(a.data), idx = ys.map((_, j) => j);
-      const kept = idx.filter(j => !m || m.data[j]), gone = idx.filter(j => m && !m.data[j]);
-      traces.push({ type: 'bar', name: `${r.name}: kept`, offsetgroup: String(i), x: kept, y: kept.map(j => ys[j]),
-        marker: { color: colors[i], line: { width: 0 } }, hovertemplate: `${r.name}, neuron %{x}: %{y:.3f}<extra>kept</extra>` });
-      traces.push({ type: 'bar', name: `${r.name}: dropped`, offsetgroup: String(i), x: gone, y: gone.map(j => ys[j]),
-        text: gone.map(() => '×'), textposition: 'outside', cliponaxis: false, textfont: { color: colors[i], size: 13 },
-        marker: { color: '#ffffff', line: { color: colors[i], width: 1.5 }, pattern: { shape: '/', fgcolor: colors[i], size: 5 } },
-        hovertemplate: `${r.name}, neuron %{x}: %{y:.3f}<extra>dropped</extra>` });
-    });
-    draw(layer.plot, traces, { barmode: 'group', xaxis: { title: { text: 'neuron' }, dtick: 1 },
-      yaxis: { title: { text: 'output' } }, legend: { orientation: 'h', y: -0.3, font: { size: 10 } } });
-    layer.box.querySelector('h3').textContent = `Hidden layer 1 of each run at step ${steps[0]}`;
-    const ex = frames.map(f => (f.header.example ? f.header.example.index : '?'));
-    layer.caption.textContent = `both runs at step ${steps[0]}, training example #${ex[0]}${ex[1] !== ex[0] ? ` / #${ex[1]}` : ''}, the same mask: what each neuron of layer 1 passed on. ` +
-      'Solid: kept; hollow, hatched, ×: dropped by this step\'s mask.';
-    layer.plot.dataset.steps = steps.join(',');
-    return steps[0];
-  }
-
-  function drawSeeds() {
-    const s = seeds[act];
-    if (!s) {
-      seedsPanel.caption.textContent = `training both orders with ${act} on ${SEEDS} seeds (${lesson.steps} steps each)…`;
-      if (seedsPanel.plot.data) Plotly.purge(seedsPanel.plot);
-      return;
-    }
-    const names = ['after activation', 'before activation'], colors = [COLORS.neg, COLORS.pos];
-    const parts = [s.after, s.before];
-    const traces = s.seeds.map((seed, k) => ({ type: 'scatter', mode: 'lines+markers', x: names, y: parts.map(q => q.test_loss[k]),
-      line: { color: '#b8bcc2', width: 1 }, marker: { color: colors, size: 7 }, showlegend: false,
-      hovertemplate: `seed ${seed}, %{x}: test loss %{y:.3f}<extra></extra>` }));
-    traces.push({ type: 'scatter', mode: 'markers', name: 'mean ± standard deviation over seeds', x: names, y: parts.map(q => q.test_loss_mean),
-      error_y: { type: 'data', array: parts.map(q => q.test_loss_std), color: '#20242b', thickness: 2, width: 10 },
-      marker: { symbol: 'line-ew-open', size: 26, color: '#20242b', line: { width: 3 } } });
-    draw(seedsPanel.plot, traces, { xaxis: { type: 'category' }, yaxis: { title: { text: `test loss after ${s.steps} steps` } },
-      legend: { orientation: 'h', y: -0.2 } });
-    const d = s.diff;
-    seedsPanel.caption.textContent = `${act}: one line per seed (its own data sample, initial weights, batches and masks, the same for both orders). ` +
-      `before − after: ${fmt(d.mean)} ± ${fmt(d.std)}, before worse on ${d.before_worse} of ${s.seeds.length} seeds. ` +
-      `Test accuracy: after ${fmt(100 * s.after.test_acc_mean, 1)}% ± ${fmt(100 * s.after.test_acc_std, 1)}, before ${fmt(100 * s.before.test_acc_mean, 1)}% ± ${fmt(100 * s.before.test_acc_std, 1)}.`;
-    seedsPanel.plot.dataset.verdict = s.verdict;
-  }
-
-  drawSeeds();
+  drawSeeds(seedsPanel, seeds[act], act, lesson);
   p.start().then(() => measureSeeds(act));
   return { runs: p.runs, async stop() { clearInterval(summary); await p.close(); } };
+}
+
+// The mean output of each run's dropped neurons.
+function drawSent(sent, runs, means) {
+  draw(sent.plot, [{ type: 'bar', x: runs.map(r => r.name), y: means, marker: { color: [COLORS.neg, COLORS.pos] },
+    text: means.map(m => fmt(m, 2)), textposition: 'outside', hovertemplate: '%{x}: %{y:.3f}<extra></extra>' }],
+  { yaxis: { title: { text: 'mean output of dropped neurons' }, range: [Math.min(0, ...means) - 0.1, Math.max(0.6, ...means) + 0.1] } });
+}
+
+// The evidence, once both runs share enough evaluations and the seed experiment is in.
+function placementEvidence(ctx, lesson, { act, shared, gap, means, s }) {
+  const pm = (v, e) => `${fmt(v)} ± ${fmt(e)}`;
+  const d = s.diff;
+  const settled = {
+    identical: `identical on every seed (largest |difference| ${fmt(Math.max(...d.values.map(Math.abs)), 4)})`,
+    'no-clear-winner': `the difference is smaller than its spread over seeds: neither order is clearly better`,
+    'before-worse': `dropout before the activation is worse by more than the spread over seeds`,
+    'after-worse': `dropout after the activation is worse by more than the spread over seeds`,
+  }[s.verdict];
+  ctx.evidence(`Measured with ${act}: over ${shared} test evaluations at the same steps, the largest gap between the two runs' test losses is ${gap === 0 ? 'exactly 0' : fmt(gap, 4)}. ` +
+    `A dropped neuron sends on ${fmt(means[0], 2)} (after) and ${fmt(means[1], 2)} (before). ` +
+    `Over ${s.seeds.length} seeds, test loss after ${s.steps} steps: after ${pm(s.after.test_loss_mean, s.after.test_loss_std)}, before ${pm(s.before.test_loss_mean, s.before.test_loss_std)} ` +
+    `(mean ± standard deviation); before − after, seed by seed: ${pm(d.mean, d.std)}, before worse on ${d.before_worse} of ${s.seeds.length} seeds; ${settled}.`,
+  { key: act, about: `With ${act}`, answer: VERDICT_OPTION[s.verdict], explain: explainFor(lesson, act, s) });
+}
+
+// The answer's explanation for a squashing activation, from the measured verdict.
+function explainFor(lesson, act, s) {
+  if (act === 'relu') return lesson.question.explain;
+  const d = s.diff;
+  const how = {
+    'no-clear-winner': `Measured over ${s.seeds.length} seeds, it does not hurt clearly: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, a difference smaller than its spread over seeds. The explainer's pitfall ("dropout before the activation hurts") is not borne out here; it is a rule of thumb, not a law.`,
+    'before-worse': `Measured over ${s.seeds.length} seeds, it hurts: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, more than its spread over seeds.`,
+    'after-worse': `Measured over ${s.seeds.length} seeds, the usual order is the worse one here: before − after is ${fmt(d.mean)} ± ${fmt(d.std)} in test loss, beyond its spread over seeds.`,
+    identical: 'Measured over the seeds, the two orders gave identical losses.',
+  }[s.verdict];
+  return `With ${act} the two orders compute different numbers: before the activation, a dropped neuron sends ${act}(0) = ${F0[act]} onward instead of 0${act === 'tanh' ? ' (here also 0)' : ''}, and the kept inputs are scaled by 1/(1 − p) before the squashing instead of after. Does that hurt? ${how}`;
+}
+
+// per run: kept neurons as solid bars in the run's colour, dropped ones hollow and
+// hatched (a dropped neuron after the activation sends 0: no bar, only its mark ×)
+function drawLayer(layer, runs) {
+  const frames = runs.map(r => r.last);
+  if (frames.some(f => !f || !f.arrays['act.0'] || !f.header.steps)) return null;
+  const steps = frames.map(f => f.header.step);
+  if (steps[0] !== steps[1]) return null;  // mid-round: keep the last pair on screen
+  const colors = [COLORS.neg, COLORS.pos];
+  const traces = [];
+  runs.forEach((r, i) => {
+    const a = frames[i].arrays['act.0'], m = frames[i].arrays['mask.0'];
+    const ys = Array.from(a.data), idx = ys.map((_, j) => j);
+    const kept = idx.filter(j => !m || m.data[j]), gone = idx.filter(j => m && !m.data[j]);
+    traces.push({ type: 'bar', name: `${r.name}: kept`, offsetgroup: String(i), x: kept, y: kept.map(j => ys[j]),
+      marker: { color: colors[i], line: { width: 0 } }, hovertemplate: `${r.name}, neuron %{x}: %{y:.3f}<extra>kept</extra>` });
+    traces.push({ type: 'bar', name: `${r.name}: dropped`, offsetgroup: String(i), x: gone, y: gone.map(j => ys[j]),
+      text: gone.map(() => '×'), textposition: 'outside', cliponaxis: false, textfont: { color: colors[i], size: 13 },
+      marker: { color: '#ffffff', line: { color: colors[i], width: 1.5 }, pattern: { shape: '/', fgcolor: colors[i], size: 5 } },
+      hovertemplate: `${r.name}, neuron %{x}: %{y:.3f}<extra>dropped</extra>` });
+  });
+  draw(layer.plot, traces, { barmode: 'group', xaxis: { title: { text: 'neuron' }, dtick: 1 },
+    yaxis: { title: { text: 'output' } }, legend: { orientation: 'h', y: -0.3, font: { size: 10 } } });
+  layer.box.querySelector('h3').textContent = `Hidden layer 1 of each run at step ${steps[0]}`;
+  const ex = frames.map(f => (f.header.example ? f.header.example.index : '?'));
+  layer.caption.textContent = `both runs at step ${steps[0]}, training example #${ex[0]}${ex[1] !== ex[0] ? ` / #${ex[1]}` : ''}, the same mask: what each neuron of layer 1 passed on. ` +
+    'Solid: kept; hollow, hatched, ×: dropped by this step\'s mask.';
+  layer.plot.dataset.steps = steps.join(',');
+  return steps[0];
+}
+
+// Test loss of both orders, seed by seed, with mean ± sd; a note while it is measured.
+function drawSeeds(seedsPanel, s, act, lesson) {
+  if (!s) {
+    seedsPanel.caption.textContent = `training both orders with ${act} on ${SEEDS} seeds (${lesson.steps} steps each)…`;
+    if (seedsPanel.plot.data) Plotly.purge(seedsPanel.plot);
+    return;
+  }
+  const names = ['after activation', 'before activation'], colors = [COLORS.neg, COLORS.pos];
+  const parts = [s.after, s.before];
+  const traces = s.seeds.map((seed, k) => ({ type: 'scatter', mode: 'lines+markers', x: names, y: parts.map(q => q.test_loss[k]),
+    line: { color: '#b8bcc2', width: 1 }, marker: { color: colors, size: 7 }, showlegend: false,
+    hovertemplate: `seed ${seed}, %{x}: test loss %{y:.3f}<extra></extra>` }));
+  traces.push({ type: 'scatter', mode: 'markers', name: 'mean ± standard deviation over seeds', x: names, y: parts.map(q => q.test_loss_mean),
+    error_y: { type: 'data', array: parts.map(q => q.test_loss_std), color: '#20242b', thickness: 2, width: 10 },
+    marker: { symbol: 'line-ew-open', size: 26, color: '#20242b', line: { width: 3 } } });
+  draw(seedsPanel.plot, traces, { xaxis: { type: 'category' }, yaxis: { title: { text: `test loss after ${s.steps} steps` } },
+    legend: { orientation: 'h', y: -0.2 } });
+  const d = s.diff;
+  seedsPanel.caption.textContent = `${act}: one line per seed (its own data sample, initial weights, batches and masks, the same for both orders). ` +
+    `before − after: ${fmt(d.mean)} ± ${fmt(d.std)}, before worse on ${d.before_worse} of ${s.seeds.length} seeds. ` +
+    `Test accuracy: after ${fmt(100 * s.after.test_acc_mean, 1)}% ± ${fmt(100 * s.after.test_acc_std, 1)}, before ${fmt(100 * s.before.test_acc_mean, 1)}% ± ${fmt(100 * s.before.test_acc_std, 1)}.`;
+  seedsPanel.plot.dataset.verdict = s.verdict;
 }
 
 // ---- h. BatchNorm and the variance shift --------------------------------------------------
