@@ -6,6 +6,8 @@ no extra request.
               (model_server.config.json_schema)
     live      JSON Schema of the live changes (`set`); speed's top is DP_MAX_SPEED
     limits    model_server.config.Limits as set here
+    serving   what of app.settings.Serving a page shapes itself by: max_runs_per_client
+              (the runs one visitor may hold: compare mode offers no more)
     grid      decision-boundary grid size (DP_GRID_SIZE); plane: the plotted square
     timeline  how many past steps a paused run can replay (model_server.bucket.TIMELINE)
     custom_points  how many points a visitor's own set may have, [min, max]
@@ -36,6 +38,7 @@ def document(limits, serving) -> dict:
     value = speed["properties"]["value"]
     value["maximum"] = min(value["maximum"], serving.max_speed)
     value["default"] = value["maximum"]
+    doc.update(serving={"max_runs_per_client": serving.max_runs_per_client})
     doc.update(grid=limits.grid_size, plane=list(PLANE), timeline=TIMELINE, custom_points=list(CUSTOM_POINTS), presets={
         "sweep": {"config": copy.deepcopy(SWEEP_PRESET), "steps": SWEEP_STEPS}},
         experiments={name: params.model_json_schema() for name, params in EXPERIMENTS.items()})

@@ -47,6 +47,23 @@ def test_the_page_never_reads_a_refusal_by_its_words():
     assert found == [], found
 
 
+# a count of runs compared with a whole number (`runs.length >= 3`), or the counts allowed
+# listed (`['2', '3']`)
+RUN_COUNT = re.compile(r"\bruns(?:\.length)?\s*(?:[<>]=?|===?)\s*'?(\d+)|\[\s*'\d+'\s*,\s*'(\d+)'\s*\]")
+
+
+def test_no_run_cap_of_the_server_is_written_into_the_page():
+    """The runs one visitor may hold is the server's (Serving.max_runs_per_client, served
+    as serving.max_runs_per_client); compare.js once capped its runs at a copy of it."""
+    doc = document(Limits(), Serving(max_runs_per_client=5))
+    assert doc["serving"] == {"max_runs_per_client": 5}
+    cap = Serving().max_runs_per_client
+    copies = [(path.name, m.group(0)) for path in JS for m in RUN_COUNT.finditer(path.read_text())
+              if int(m.group(1) or m.group(2)) == cap]
+    assert copies == [], f"the server's run cap written into the page: {copies}"
+    assert "SCHEMA.serving.max_runs_per_client" in (JS[0].parent / "compare.js").read_text()
+
+
 def test_the_schema_serves_what_the_lesson_views_read():
     doc = document(Limits(), Serving())
     thinned = doc["experiments"]["mc_dropout"]["properties"]["thinned"]

@@ -4,8 +4,8 @@
 //   /compare#data=xor&points=100&hidden=64,64&steps=1000&runs=3&a.p=0&b.p=0.5&c.wd=0.01
 //
 // Keys without a prefix are shared (the playground's keys, state.js); `a.`, `b.`, `c.`
-// prefix a run's own settings (RUN_KEYS); `runs` is how many (2 or 3) and `steps` where
-// every run pauses. The runs share the tab's socket; each frame names its run (LiveRun).
+// prefix a run's own settings (RUN_KEYS); `runs` is how many (2 to MAX_RUNS) and `steps`
+// where every run pauses. The runs share the tab's socket; each frame names its run (LiveRun).
 //
 // Runs train at their own speed (a dropout run's steps cost more), so at any moment they
 // are at different steps. They are compared only where they are at the same one: the
@@ -21,6 +21,8 @@ const LETTERS = ['a', 'b', 'c'];
 // style (Plotly's name, and the words for it)
 const STYLES = [{ color: '#0072B2', dash: 'solid', words: 'solid' }, { color: '#D55E00', dash: 'dash', words: 'dashed' },
   { color: '#009E73', dash: 'dot', words: 'dotted' }];
+// one line style each, and no more than the server lets one visitor hold
+const MAX_RUNS = Math.min(STYLES.length, SCHEMA.serving.max_runs_per_client);
 const SHARED_KEYS = ['task', 'data', 'points', 'noise', 'seed', 'hidden', 'act', 'opt', 'lr', 'batch'];
 const RUN_KEYS = ['p', 'wd', 'place', 'bn'];
 const EVAL_EVERY = 10;
@@ -29,7 +31,7 @@ const EVAL_EVERY = 10;
 const DEFAULT = mergeHash(
   [...new URLSearchParams(presetHash('sweep').slice(1))].filter(([k]) => SHARED_KEYS.includes(k))
     .map(([k, v]) => `${k}=${v}`).join('&'),
-  'steps=1000&runs=3&a.p=0&b.p=0.5&c.p=0&c.wd=0.01');
+  `steps=1000&runs=${MAX_RUNS}&a.p=0&b.p=0.5&c.p=0&c.wd=0.01`);
 const STEPS = { min: 10, max: SCHEMA.limits.max_steps, def: 1000 };  // a run stops at the server's step limit
 const PAINT_MS = 200;
 
@@ -44,8 +46,9 @@ export function parseCompare(hash) {
   for (const [key, raw] of params) {
     const m = key.match(/^([abc])\.(\w+)$/);
     if (key === 'runs') {
-      count = raw === '3' ? 3 : 2;
-      if (!['2', '3'].includes(raw)) problems.push(`runs has to be 2 or 3, but got ${raw}`);
+      const n = Number(raw);
+      if (Number.isInteger(n) && n >= 2 && n <= MAX_RUNS) count = n;
+      else problems.push(`runs has to be between 2 and ${MAX_RUNS}, but got ${raw}`);
     } else if (key === 'steps') {
       const v = Number(raw);
       if (Number.isInteger(v) && v >= STEPS.min && v <= STEPS.max) steps = v;
@@ -141,7 +144,7 @@ class Compare {
     $('[data-role=play]').addEventListener('click', () => this.toggle());
     $('[data-role=restart]').addEventListener('click', () => this.restart());
     $('[data-role=add]').addEventListener('click', () => {
-      if (this.model.runs.length >= 3) return;
+      if (this.model.runs.length >= MAX_RUNS) return;
       this.model.runs.push({ p: '0.5' });
       this.changed();
     });
@@ -191,7 +194,7 @@ class Compare {
       box.append(card);
       return { card, status };
     });
-    $('[data-role=add]').hidden = this.model.runs.length >= 3;
+    $('[data-role=add]').hidden = this.model.runs.length >= MAX_RUNS;
   }
 
   // A setting changed: new URL, and every run starts again from the same seed.
