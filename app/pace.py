@@ -6,7 +6,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable, Protocol
 
-from model_server.costs import run_cost
+from model_server.costs import forward_macs, slow_panel_examples
 from model_server.frames import Frame
 from model_server.runstate import RunState
 
@@ -52,10 +52,8 @@ class Pace:
         self.busy_s = 0.0                 # this run's share of its buckets' step time
         self.frames_s = 0.0               # ... and of their frame passes
         self.busy_steps = 0
-        # multiply-adds of this run's slow panels (a forward pass over the boundary grid)
-        cost = run_cost(state.cfg, state.limits)
-        self.extras_macs = (0.0 if state.cfg.task == "digits" else
-                            cost.macs / 3 / state.cfg.train.batch_size * state.limits.grid_size ** 2)
+        # multiply-adds of this run's slow panels (the boundary grid, or a regression's band)
+        self.extras_macs = forward_macs(state.cfg, slow_panel_examples(state.cfg, state.limits))
 
     @property
     def slow(self) -> bool:

@@ -51,6 +51,7 @@ import time
 import numpy as np
 
 from model_server.config import Limits
+from model_server.costs import MAX_CHUNK
 
 from .buckets import Buckets, Record
 from .floor import Floor
@@ -67,7 +68,7 @@ MAX_STRETCH = 30.0      # ticks come at least once a second per bucket (frame_ra
 JOB_WAIT_S = 0.05       # the longest the trainer waits for a job to hand its turn back
 IDLE_CREDIT_S = 0.01    # how far behind the others an idle contender's clock may start
 CHUNK_S = 0.02          # a turn of full-speed runs takes several steps, up to about this long
-MAX_CHUNK = 16          # ... and at most this many
+# ... and at most MAX_CHUNK steps (model_server/costs.py: a run's memory counts on it)
 BUSY_S = 0.1            # a bucket that had a turn this recently contends for the next ones
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from .bucket import TIMELINE
 from .engine.group import CHUNK
 from .config import Limits, RunConfig
+from .config.runconfig import set_size, train_size
+from .engine.mc import LINE
 from .runstate import step_macs
 
 ALLOC_FACTOR = 2.0  # temporaries, allocator slack: measured peak / counted tensors, rounded up
@@ -37,7 +39,7 @@ class Cost:
 
 
 def input_shape(cfg: RunConfig) -> tuple[int, ...]:
-    return DIGITS if cfg.task == "digits" else (2,)
+    return DIGITS if cfg.task == "digits" else (1,) if cfg.task == "regression" else (2,)
 
 
 def n_points(cfg: RunConfig) -> int:
@@ -75,11 +77,22 @@ def forward_macs(cfg: RunConfig, examples: int) -> float:
     return step_macs(cfg, input_shape(cfg)) / cfg.train.batch_size * examples
 
 
+def slow_panel_examples(cfg: RunConfig, limits: Limits) -> int:
+    """Examples one refresh of a run's slow panels passes through its network: the boundary
+    grid of a 2-D set; a regression's band, T passes and the eval network over the band's
+    line and the test points (engine/mc.py); nothing for digits."""
+    if cfg.task == "digits":
+        return 0
+    if cfg.task == "regression":
+        return (cfg.train.mc_passes + 1) * (LINE + set_size(cfg.data) - train_size(cfg.data))
+    return limits.grid_size ** 2
+
+
 # What a run holds, as measured (docs/limits.md, "Memory"). A bucket keeps the tensors of
 # its last step() call for frames (Bucket._records: when every row stepped, only that
 # call's): per layer the pre-dropout input and the block output, and the last step's
 # masks (a copy, not a view of the call's noise). The noise of a call is every step of a
-# chunk: at most MAX_CHUNK steps (app/scheduler.py) of about CHUNK_S; a step of
+# chunk: at most MAX_CHUNK steps (app/turns.py reads it) of about CHUNK_S; a step of
 # CHUNK_MACS multiply-adds or more (forward and backward) is a chunk of one. A frame's
 # temporaries (the boundary grid's activations, a test evaluation) live one frame pass on
 # the one trainer thread: the process's base memory covers them, not each run.
