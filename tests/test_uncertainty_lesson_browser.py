@@ -57,7 +57,7 @@ def test_verdict_rule_in_the_browser(page, live_server):
     assert rule["mixed"] == "same"
 
 
-def test_the_lesson_embedded_opens_with_its_question(browser, live_server):
+def test_the_lesson_embedded_on_a_phone_runs_to_its_verdict(browser, live_server):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone = context.new_page()
     try:
@@ -65,5 +65,11 @@ def test_the_lesson_embedded_opens_with_its_question(browser, live_server):
         phone.wait_for_selector(".predict input[value=gap]", timeout=LIVE)
         assert "Where the network does not know" in phone.locator("h2").first.inner_text()
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        # run to the verdict: the live band and the measured panels fit the phone too
+        phone.check(".predict input[value=gap]")
+        phone.wait_for_selector("[data-role=answer][data-verdict]", timeout=MEASURED)
+        phone.wait_for_function("() => document.querySelectorAll('.lesson-panels .js-plotly-plot').length >= 4", timeout=LIVE)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.screenshot(path=str(ARTIFACTS / "lesson-uncertainty-390.png"), full_page=True)
     finally:
         context.close()
