@@ -8,7 +8,7 @@
 #   GPU (a CUDA build of torch, pip's own index; run with the NVIDIA container toolkit: --gpus all):
 #     docker build --build-arg TORCH_VARIANT=cuda -t dropout-playground:gpu .
 #
-# Every setting is an environment variable: DP_* (app/settings.py, model_server/config.py),
+# Every setting is an environment variable: DP_* (app/settings.py, model_server/config/limits.py),
 # SOCKETIO_MESSAGE_QUEUE for scale-out, DP_MAX_CONNECTIONS for gunicorn (deploy/gunicorn.conf.py).
 
 ARG PYTHON_IMAGE=python:3.11-slim
