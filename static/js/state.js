@@ -73,10 +73,9 @@ export const FIELDS = ROWS.map(row => ({ ...fromSchema(schemaOf(row)), ...row })
 export const DATASETS = FIELDS.find(f => f.key === 'data').options;
 
 // The data sets of each task, as the schema's dataset property lists them (x-tasks:
-// {task: [sets]}); a schema without that list leaves every set open to every task and the
-// server's check decides.
-const TASK_SETS = schemaOf({ path: 'data.dataset' })['x-tasks'] || {};
-export const setsOf = task => TASK_SETS[task] || DATASETS;
+// {task: [sets]}).
+const TASK_SETS = schemaOf({ path: 'data.dataset' })['x-tasks'];
+export const setsOf = task => TASK_SETS[task];
 
 // Keep the data set one of the task's; -> a problem when it was not (null when it was).
 export function fitData(state) {
