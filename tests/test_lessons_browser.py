@@ -37,7 +37,7 @@ def wait_live(page, lesson_id: str, updates: int = 2):
 
 def test_every_lesson_preset_runs_live_and_reveals_its_answer(page, live_server):
     ids = lesson_ids(page, live_server.url)
-    assert len(ids) == 11
+    assert len(ids) == 12   # the explainer's concepts and the uncertainty lesson
     for i, lesson_id in enumerate(ids):
         page.goto(f"{live_server.url}/lessons#{lesson_id}")  # a hash change: the page switches lessons
         page.wait_for_function(f"() => window.__lesson && window.__lesson.id === {json.dumps(lesson_id)}", timeout=LIVE)
@@ -67,7 +67,7 @@ def test_every_lesson_preset_runs_live_and_reveals_its_answer(page, live_server)
     # the choices were kept: a reload shows them and marks the lessons answered
     page.reload()
     page.wait_for_function("() => window.__lesson && window.__lesson.id", timeout=LIVE)
-    assert page.locator(".lesson-list .done", has_text="✓").count() == 11
+    assert page.locator(".lesson-list .done", has_text="✓").count() == len(ids)
     assert page.locator(".predict input:checked").count() == 1
     assert page.errors == []
 
