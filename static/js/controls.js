@@ -1,6 +1,9 @@
 // The settings form, built from the FIELDS table (ranges and choices from the server's
 // schema). Every control is a native element (keyboard-usable, labelled); the hidden
 // layers get a small editor of their own with a drop-probability slider per layer.
+// A live setting goes from here straight to the run (run.js `set`); every change is then
+// told as a 'change' event (detail: its key), which the page listens for (URL, captions,
+// a new run for a setting that needs one).
 import { FIELDS, BY_KEY, bounds, check, fitData, fitP } from './state.js';
 
 const GROUPS = { run: 'Run', data: 'Data', model: 'Model', train: 'Training' };
@@ -19,11 +22,14 @@ export function stepFor(f, value) {
   return f.type === 'int' ? 1 : 'any';
 }
 
-export class Controls {
-  constructor(form, state, onChange, { locked = new Set(), hidden = new Set() } = {}) {
-    this.form = form; this.state = state; this.onChange = onChange;
+export class Controls extends EventTarget {
+  constructor(form, state, run, { locked = new Set(), hidden = new Set() } = {}) {
+    super();
+    this.form = form; this.state = state; this.run = run;
     this.locked = locked; this.hiddenGroups = hidden;
     this.inputs = {};
+    this.sentP = null;  // the p of each layer the run trains with: a p change sends what differs
+    run.addEventListener('configured', e => { this.sentP = [...e.detail.config.model.p]; });
     form.addEventListener('submit', e => e.preventDefault());
     this.build();
   }
@@ -88,7 +94,7 @@ export class Controls {
         slider.disabled = this.locked.has('p');
         const out = el('output', { htmlFor: `f-p-${l}`, textContent: this.state.p[l].toFixed(2) });
         slider.addEventListener('input', () => { out.textContent = Number(slider.value).toFixed(2); });
-        slider.addEventListener('change', () => { const ps = this.state.p.slice(); ps[l] = Number(slider.value); this.set('p', ps); });
+        slider.addEventListener('change', () => this.setP(l, Number(slider.value)));
         // a CNN layer's width is its number of channels: the label says which
         const unit = this.state.kind === 'cnn' ? 'channels' : 'width';
         // its accessible name says the layer ("p (drop), layer 2"); on screen the row does
@@ -113,9 +119,32 @@ export class Controls {
     this.state[key] = value;
     if (key === 'hidden') fitP(this.state);
     if (key === 'task') fitData(this.state);
-    this.sync();
-    this.onChange(key);
+    if (f.live) this.sendLive(key);
+    this.changed(key);
     return true;
+  }
+
+  // One layer's p, from its slider: the slider's range is the field's (nothing to check),
+  // and the run gets this one layer's change.
+  setP(layer, value) {
+    this.state.p = this.state.p.map((p, l) => (l === layer ? value : p));
+    this.showError('p', null);
+    this.sendLive('p');
+    this.changed('p');
+  }
+
+  // A live setting, as it now is, to the run (it keeps its weights); only to a configured
+  // run: until then its configure carries the state. p: a `set` per layer that differs.
+  sendLive(key) {
+    if (!this.run.info) return;
+    if (key !== 'p') { this.run.set({ param: key, value: this.state[key] }); return; }
+    this.state.p.forEach((value, layer) => { if (this.sentP[layer] !== value) this.run.set({ param: 'p', layer, value }); });
+    this.sentP = [...this.state.p];
+  }
+
+  changed(key) {
+    this.sync();
+    this.dispatchEvent(new CustomEvent('change', { detail: key }));
   }
 
   sync() {

@@ -45,8 +45,9 @@ export class Playground extends EventTarget {
     this.conn = tabConnection();
     // the page's one run; after a reconnect it is configured again as the page would
     this.run = new Run(this.conn, { id: 'main', restore: () => this.configure() });
-    this.controls = new Controls($(root, '[data-role=settings]'), this.state, key => this.changed(key),
+    this.controls = new Controls($(root, '[data-role=settings]'), this.state, this.run,
       { locked: options.locked || new Set(), hidden: options.hiddenGroups || new Set() });
+    this.controls.addEventListener('change', e => this.changed(e.detail));
     this.network = new NetworkView($(root, '[data-role=network]'));
     this.boundary = new BoundaryView($(root, '[data-role=plane]'), $(root, '[data-role=plane-caption]'),
       $(root, '[data-role=plane-title]'));
@@ -63,6 +64,7 @@ export class Playground extends EventTarget {
     this.run.addEventListener('configured', e => this.shaped(e.detail));
     this.run.addEventListener('frame', e => take(this, e.detail));
     this.run.addEventListener('status', e => this.status(e.detail));
+    this.run.addEventListener('refused', e => this.serverErrors(e.detail));
     this.conn.addEventListener('connected', () => this.connection('connected'));
     this.conn.addEventListener('disconnected', e => { this.connection(`disconnected (${e.detail}); reconnecting…`); this.setPlaying(false); });
     this.conn.addEventListener('broadcast', e => this.notice(`Server: ${e.detail.message}`, 'warn'));
@@ -74,6 +76,9 @@ export class Playground extends EventTarget {
   }
 
   // ---- settings -----------------------------------------------------------------------
+  // A setting changed (the controls' 'change' event, or a custom set's points): a live one
+  // the controls have sent to the run already, and the caption follows the next frame,
+  // which shows it.
   changed(key) {
     this.writeHash();
     this.dispatchEvent(new CustomEvent('changed', { detail: key }));
@@ -81,20 +86,10 @@ export class Playground extends EventTarget {
     const f = BY_KEY[key];
     if (key === 'view') {
       this.boundaryDirty = true;  // redraw from the last frame now; the server sends only this view
-      if (this.info) keepReplay(this, this.setLive({ param: 'view', value: this.state.view }));
+      if (this.info) keepReplay(this, this.run.set({ param: 'view', value: this.state.view }));
       return;
     }
-    if (!this.info) return;
-    if (f && f.live) {
-      if (key === 'p') {  // one message per layer that changed (one slider: one 'set')
-        this.state.p.forEach((p, layer) => { if (this.sentP[layer] !== p) this.setLive({ param: 'p', layer, value: p }); });
-        this.sentP = [...this.state.p];
-      }
-      else if (key === 'lr') this.setLive({ param: 'lr', value: this.state.lr });
-      else if (key === 'speed') this.setLive({ param: 'speed', value: this.state.speed });
-      else if (key === 'mode') this.setLive({ param: 'mode', value: this.state.mode });
-      return;  // the caption follows the next frame, which shows the change
-    }
+    if (!this.info || (f && f.live)) return;
     clearTimeout(this.reconfigureTimer);
     this.reconfigureTimer = setTimeout(() => this.configure(), 150);
   }
@@ -116,12 +111,6 @@ export class Playground extends EventTarget {
   notice(text, kind = 'info') { notice(this, text, kind); }
   serverErrors(ack) { serverErrors(this, ack); }
 
-  async setLive(change) {
-    const ack = await this.run.set(change);
-    if (!ack.ok) this.serverErrors(ack);
-    return ack;
-  }
-
   async configure() {
     if (this.state.data === 'custom' && !window.Plotly) await plotlyReady();  // its points are a Plotly plot
     if (!this.custom.allowConfigure()) return null;  // a custom set that cannot train yet
@@ -139,7 +128,6 @@ export class Playground extends EventTarget {
   shaped(ack) {
     clearErrors(this);
     this.info = ack;
-    this.sentP = [...ack.config.model.p];  // what the run trains with: a p change sends only what differs
     this.dropCounts = null;
     this.dropKey = null;
     this.setupPanels(ack);

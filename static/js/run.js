@@ -78,7 +78,12 @@ export class Run extends EventTarget {
   // n steps of a paused run (the 'step' event)
   train(n) { return this.call('step', { n }); }
   reset() { return this.call('reset'); }
-  set(change) { return this.call('set', { change }); }
+  // A refused change is also told as a 'refused' event: whoever sent it need not wait.
+  async set(change) {
+    const ack = await this.call('set', { change });
+    if (!ack.ok) this.dispatchEvent(new CustomEvent('refused', { detail: ack }));
+    return ack;
+  }
   replay(step) { return this.call('replay', { step }); }
 
   take(frame) {
