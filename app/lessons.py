@@ -67,7 +67,7 @@ def count_between(lo: int, hi: int, what: str):
     return AfterValidator(check)
 
 
-# ---- experiments: one parameter schema per function of model_server/experiments.py ----------
+# ---- experiments: one parameter schema per function of model_server/experiments/---------
 class TrainVsEval(Strict):
     example: Index = 0
     passes: Annotated[int, in_range(1, experiments.MAX_PASSES, "passes")] = 20

@@ -21,7 +21,7 @@ tape, or autograd with BatchNorm), the optimizer, then what frames will read (en
 history.py). So a run's masks and batches depend only on its own config and seed, never
 on who else trains in the bucket, and its losses differ from the same run alone only by
 float rounding (a batched matmul may sum in another order). An exported script draws
-the same masks (model_server/export.py).
+the same masks (model_server/export/).
 
 The bucket reads a run through engine.handle.RunHandle and tells it what happened only
 through that interface's methods.

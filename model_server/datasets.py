@@ -3,7 +3,7 @@
 
 Every set is seeded and split into train/test once; the five generated 2D sets are
 scaled into roughly [-1, 1] so the plotted plane (PLANE) is the same for all of them.
-A custom set is taken as it came (config.py has kept it inside the plane).
+A custom set is taken as it came (model_server/config/ has kept it inside the plane).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from .layers import KINDS, RecordingDropoutMixin
 def block_order(cfg: ModelConfig) -> list[str]:
     """What follows a block's Linear or Conv2d, in order: 'act', 'drop' and, with
     BatchNorm, 'bn', from cfg's placement and batchnorm (a ModelConfig, or the engine's
-    BucketKey). (export.py writes its scripts in the same order.)"""
+    BucketKey). (model_server/export/ writes its scripts in the same order.)"""
     order = ["drop", "act"] if cfg.placement == "before_activation" else ["act", "drop"]
     i = order.index("drop")
     if cfg.batchnorm == "before_dropout":

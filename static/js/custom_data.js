@@ -5,7 +5,7 @@
 // [x, y], y the target (so a set's rows say its task). Coordinates are
 // kept to 2 decimals everywhere (the editor, the link, the CSV download, the config sent),
 // so a link brings back exactly the set that trained. The server checks every point again
-// (model_server/config.py); the rules here only spare a round trip and say it sooner.
+// (model_server/config/); the rules here only spare a round trip and say it sooner.
 import { download } from './export.js';
 import { SCHEMA } from './schema.js';
 
@@ -119,7 +119,7 @@ export function parseCSV(text, task = 'classification') {
   return errors.length ? { errors, more } : { points };
 }
 
-// What keeps a set from training, or null (the server's rules: config.py).
+// What keeps a set from training, or null (the server's rules: model_server/config/).
 export function checkSet(points) {
   const n = points.length;
   if (n < LIMITS.min) return `needs at least ${LIMITS.min} points, but has ${n}`;

@@ -81,7 +81,7 @@ export class LiveRun extends Run {
     return ack.step;
   }
 
-  // One experiment on this run (model_server/experiments.py): its result, or throws.
+  // One experiment on this run (model_server/experiments/): its result, or throws.
   async experiment(name, params = {}) {
     return (await this.measure(name, params)).result;
   }

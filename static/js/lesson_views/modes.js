@@ -1,5 +1,5 @@
 // Lessons b and c: what a dropout layer does in train mode and in eval mode.
-// Data: experiments on a live run (the 'experiment' event; model_server/experiments.py),
+// Data: experiments on a live run (the 'experiment' event; model_server/experiments/),
 // polled while the run trains, each poll with a new seed so the train-mode masks change.
 import { COLORS, PROB_SCALE } from '../views/theme.js';
 import { LiveRun, panel, draw, Readout, buttons, slider, poll, fmt, axis } from './common.js';

@@ -62,7 +62,7 @@ function pair(root, lesson, ctx, title, onRound = async () => {}) {
 }
 
 // ---- d. placement: dropout after vs before the activation ---------------------------------
-// The verdict of the seed experiment (model_server/experiments.py placement_seeds) -> option
+// The verdict of the seed experiment (model_server/experiments/placement.py) -> option
 const VERDICT_OPTION = { identical: 'identical', 'no-clear-winner': 'differ', 'before-worse': 'before-worse', 'after-worse': 'after-worse' };
 const F0 = { relu: 0, sigmoid: 0.5, tanh: 0 };
 const SEEDS = 8;
