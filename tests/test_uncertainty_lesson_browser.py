@@ -28,7 +28,7 @@ def test_the_lesson_runs_from_prediction_to_its_measured_verdict(page, live_serv
         const mc = ack.result.mc;
         const ws = mc.gap.values.map((gap, i) => ({ gap, data: mc.data.values[i], edges: mc.beyond.values[i] }));
         const box = document.querySelector('[data-role=answer]');
-        return { expect: verdictOf(ws), key: box.dataset.key, verdict: box.dataset.verdict, result: ack.result,
+        return { expect: verdictOf(ws, ack.result.margin), key: box.dataset.key, verdict: box.dataset.verdict, result: ack.result,
                  evidence: box.querySelector('[data-role=evidence]').textContent }; }""")
     assert got["key"] == got["expect"]
     assert got["verdict"] == ("right" if got["key"] == "gap" else "wrong")
@@ -49,10 +49,10 @@ def test_verdict_rule_in_the_browser(page, live_server):
     rule = page.evaluate("""async () => {
         const { verdictOf } = await import('/static/js/lesson_views/uncertainty.js');
         const w = (data, gap, edges) => ({ data, gap, edges });
-        return { gap: verdictOf([w(1, 3, 2), w(1, 2.5, 2)]), edges: verdictOf([w(1, 2, 3)]),
-                 same: verdictOf([w(1, 1.05, 1.08)]), none: verdictOf([w(0, 0, 0)]),
+        return { gap: verdictOf([w(1, 3, 2), w(1, 2.5, 2)], 1.1), edges: verdictOf([w(1, 2, 3)], 1.1),
+                 same: verdictOf([w(1, 1.05, 1.08)], 1.1), none: verdictOf([w(0, 0, 0)], 1.1),
                  // wider on average, but not on every seed: not a verdict for the gap
-                 mixed: verdictOf([w(1, 3, 1), w(1, 1, 1)]) }; }""")
+                 mixed: verdictOf([w(1, 3, 1), w(1, 1, 1)], 1.1) }; }""")
     assert (rule["gap"], rule["edges"], rule["same"], rule["none"]) == ("gap", "edges", "same", "none")
     assert rule["mixed"] == "same"
 

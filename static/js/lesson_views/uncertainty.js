@@ -8,17 +8,17 @@ import { COLORS } from '../views/theme.js';
 import { FunctionView } from '../views/function.js';
 import { LiveRun, panel, draw, Readout, presetExperiment } from './common.js';
 
-const MARGIN = 1.1;  // a region counts as wider when its band is this much wider than on the data, on every seed
 const pm = (s, d = 2) => `${s.mean.toFixed(d)} ± ${s.spread.toFixed(d)}`;
 const pct = s => `${(100 * s.mean).toFixed(1)}% ± ${(100 * s.spread).toFixed(1)}%`;
 
 // The option the measured widths (one {data, gap, edges} per seed) support: the widest
-// region on average, if its band is wider than on the data by MARGIN on every seed.
-export function verdictOf(ws) {
+// region on average, if its band is `margin` times the band on the data or more on every
+// seed (the experiment's answer says how much: its margin).
+export function verdictOf(ws, margin) {
   const m = k => ws.reduce((s, w) => s + w[k], 0) / ws.length;
   if (Math.max(m('data'), m('gap'), m('edges')) < 1e-6) return 'none';
   const order = ['gap', 'edges'].sort((a, b) => m(b) - m(a));
-  return order.find(k => ws.every(w => w[k] > MARGIN * w.data)) || 'same';
+  return order.find(k => ws.every(w => w[k] > margin * w.data)) || 'same';
 }
 
 // One part of the experiment's answer (mc, mc_low, ensemble) -> its widths per seed.
@@ -81,7 +81,7 @@ function drawParts(r, ens, low) {
 
 // The verdict's text and judged answer from the experiment's numbers.
 function evidence(r) {
-  const answer = verdictOf(perSeed(r.mc));
+  const answer = verdictOf(perSeed(r.mc), r.margin);
   const n = r.seeds.length, ratio = k => `${pm(r[k].ratio)}×`;
   const wider = (a, b) => (r[a].ratio.mean > r[b].ratio.mean ? 'more' : 'less');
   const text = [`Measured over ${n} seeds (mean ± spread), ${r.steps.toLocaleString('en')} steps each: at p = ${r.mc.p} the band `
@@ -91,7 +91,7 @@ function evidence(r) {
     + `and its band holds ${pct(r.ensemble.coverage)} of the test points against ${pct(r.mc.coverage)} for MC dropout.`,
   `At p = ${r.mc_low.p} the band is ${pm(r.mc_low.gap)} in the gap and ${pm(r.mc_low.data)} on the data (gap / data ${ratio('mc_low')}), `
     + `coverage ${pct(r.mc_low.coverage)} against ${pct(r.mc.coverage)} at p = ${r.mc.p}.`].join(' ');
-  const margin = `more than ${Math.round(100 * (MARGIN - 1))}% wider than on the data on every seed`;
+  const margin = `more than ${Math.round(100 * (r.margin - 1))}% wider than on the data on every seed`;
   const said = { gap: `the band is widest in the gap, ${margin}`, edges: `the band is widest beyond the data, ${margin}`,
     same: `neither the gap nor the region beyond the data has a band ${margin}`, none: 'the passes agree: no band at all' }[answer];
   return [text, { key: answer, about: '', answer, explain: `Measured: ${said}.` }];
