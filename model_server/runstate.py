@@ -24,6 +24,7 @@ from .config import Limits, RunChange, RunConfig
 from .datasets import PLANE, Dataset, make_dataset
 from .network import Net, parameter_count
 from .regression_data import make_dataset as make_regression
+from .engine.handle import ConfigSettings
 
 if TYPE_CHECKING:
     from .bucket import Bucket
@@ -122,7 +123,7 @@ class FrozenRun:
     changes: tuple = ()
 
 
-class RunState:
+class RunState(ConfigSettings):
     noise = "dropout"     # the engine's noise kind for this run: dropout's masks
     input_noise = 0.0     # no noise added to its inputs
     def __init__(self, cfg: RunConfig, limits: Limits | None = None):
@@ -172,18 +173,6 @@ class RunState:
         return self._initial
 
     # ---- live changes: each takes effect at the next step ---------------------------------
-    @property
-    def p(self) -> list[float]:
-        return list(self.cfg.model.p)
-
-    @property
-    def lr(self) -> float:
-        return self.cfg.train.lr
-
-    @property
-    def weight_decay(self) -> float:
-        return self.cfg.train.weight_decay
-
     def set_p(self, layer: int, p: float) -> None:
         if not 0 <= layer < len(self.cfg.model.hidden):
             raise IndexError(f"layer has to be between 0 and {len(self.cfg.model.hidden) - 1}, but got {layer}")

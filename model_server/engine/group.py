@@ -20,13 +20,14 @@ from ..config import Limits, RunConfig
 from ..datasets import Dataset, plane_grid
 from ..network import Net
 from ..pacing import checkpoint
+from .handle import ConfigSettings
 from .history import measure
 from .noise import draw_for
 
 CHUNK = 16   # steps per engine call (their masks and batches are drawn together)
 
 
-class Member:
+class Member(ConfigSettings):
     """One row: a config (its p, lr, weight decay, seed), its data (on its device), its
     initial network, its noise ('dropout' masks or 'gauss' factors at its p) and the std
     of noise on its inputs. Trains in train mode; evaluations are the group's."""
@@ -43,18 +44,6 @@ class Member:
         self.batch_gen = torch.Generator().manual_seed(cfg.data.seed + 2)   # a Run's batch order
         self.bucket: Bucket | None = None
         self.row = -1
-
-    @property
-    def p(self) -> list[float]:
-        return list(self.cfg.model.p)
-
-    @property
-    def lr(self) -> float:
-        return self.cfg.train.lr
-
-    @property
-    def weight_decay(self) -> float:
-        return self.cfg.train.weight_decay
 
     def initial_net(self) -> Net:
         return self._net

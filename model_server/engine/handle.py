@@ -12,6 +12,24 @@ from typing import Any, Protocol
 import torch
 
 
+class ConfigSettings:
+    """A run's p per layer, learning rate and weight decay, read from its config (RunState
+    and a lesson's Member both keep them there)."""
+    cfg: Any
+
+    @property
+    def p(self) -> list[float]:
+        return list(self.cfg.model.p)
+
+    @property
+    def lr(self) -> float:
+        return self.cfg.train.lr
+
+    @property
+    def weight_decay(self) -> float:
+        return self.cfg.train.weight_decay
+
+
 class RunHandle(Protocol):
     cfg: Any                       # model_server.config.RunConfig
     data: Any                      # model_server.datasets.Dataset, on the run's device
