@@ -37,11 +37,7 @@ export class BoundaryView {
   }
 
   setup(info) {
-    clearPlots(this.el);
-    this.el.classList.add('stacked');
-    const below = document.createElement('div'), above = document.createElement('div');
-    below.className = 'stack-layer'; above.className = 'stack-layer stack-top';
-    this.el.append(below, above);
+    const [below, above] = stackLayers(this.el);
     this.below = below;
     this.plane = info.plane;
     this.canvas = document.createElement('canvas');
@@ -237,6 +233,16 @@ function sameValues(a, b) {
 }
 
 // Empty a panel that another view may have drawn into.
+// A panel of two plots stacked with identical axes (cleared first): [below, above].
+export function stackLayers(el) {
+  clearPlots(el);
+  el.classList.add('stacked');
+  const below = document.createElement('div'), above = document.createElement('div');
+  below.className = 'stack-layer'; above.className = 'stack-layer stack-top';
+  el.append(below, above);
+  return [below, above];
+}
+
 export function clearPlots(el) {
   if (el.resizer) { el.resizer.disconnect(); el.resizer = null; }
   for (const gd of [el, ...el.querySelectorAll('.js-plotly-plot')]) Plotly.purge(gd);

@@ -8,7 +8,7 @@
 // redrawn with each refresh, and the points above, drawn once (redrawing hundreds of SVG
 // markers with every refresh would cost far more than the curves).
 import { COLORS, layoutBase } from './theme.js';
-import { BoundaryView, clearPlots } from './boundary.js';
+import { BoundaryView, stackLayers } from './boundary.js';
 
 const BAND_FILL = 'rgba(0,114,178,0.18)';
 const CURVE = 'rgba(0,114,178,0.28)';
@@ -45,11 +45,7 @@ export class FunctionView {
   }
 
   setup(info) {
-    clearPlots(this.el);
-    this.el.classList.add('stacked');
-    const below = document.createElement('div'), above = document.createElement('div');
-    below.className = 'stack-layer'; above.className = 'stack-layer stack-top';
-    this.el.append(below, above);
+    const [below, above] = stackLayers(this.el);
     this.below = below; this.above = above;
     this.plane = info.plane;
     this.nTest = info.points.test.length;
