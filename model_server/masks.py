@@ -96,13 +96,22 @@ def keep_threshold(p):
 
 def normals(first, second):
     """Standard normal values from two words of bits each (Box-Muller): sqrt(-2 ln u1)
-    cos(2 pi u2), u1 = (first + 1) / 2^32 in (0, 1], u2 = second / 2^32. numpy arrays
-    give float64, int64 tensors float32."""
+    cos(2 pi u2), u1 = (first + 1) / 2^32 in (0, 1], u2 = second / 2^32. Single precision,
+    numpy arrays or int64 tensors alike: numpy's float32 log and cos are vectorised where
+    its float64 ones are not, and the factors and inputs they make are float32 anyway."""
     if isinstance(first, np.ndarray):
-        u1 = (first.astype(np.float64) + 1.0) / 2**32
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * (second.astype(np.float64) / 2**32))
-    u1 = (first.double() + 1.0) / 2**32
-    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * math.pi * (second.double() / 2**32))).float()
+        u1 = first.astype(np.float32)
+        u1 += np.float32(1.0)
+        u1 *= np.float32(2.0**-32)
+        np.log(u1, out=u1)
+        u1 *= np.float32(-2.0)
+        np.sqrt(u1, out=u1)
+        angle = second.astype(np.float32)
+        angle *= np.float32(2 * np.pi * 2.0**-32)
+        u1 *= np.cos(angle, out=angle)
+        return u1
+    u1 = (first.float() + 1.0) * 2.0**-32
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2 * math.pi * 2.0**-32) * second.float())
 
 
 def kept(seed: int, step: int, thresholds: np.ndarray) -> np.ndarray:

@@ -147,8 +147,7 @@ class Network:
             dims, shape, n = (1,), (K, 1, -1), h.shape[1]
         mean, var = rm.view(shape), rv.view(shape)
         if train_rows is not None:  # train-mode rows normalise with their batch's statistics
-            bmean = h.mean(dims, keepdim=True)
-            bvar = h.var(dims, unbiased=False, keepdim=True)
+            bvar, bmean = torch.var_mean(h, dims, correction=0, keepdim=True)
             use = (train_rows > 0).view((1, K, 1, 1, 1) if cnn else (K, 1, 1))
             mean, var = torch.where(use, bmean, mean), torch.where(use, bvar, var)
             if bn_update is not None:

@@ -12,6 +12,8 @@ from .. import masks
 from .rows import RowStore
 from .tables import Tables
 
+TINY = np.finfo(np.float32).tiny   # stands for a Gaussian factor that rounds to 0 (gaussian)
+
 
 def draw(store: RowStore, t: Tables, K: int, n: int) -> torch.Tensor:
     """(n, K, U) float 0/1 (1 kept) for the next n steps of rows 0..K-1, U = every unit of
@@ -49,20 +51,24 @@ def draw_for(store: RowStore, shape, K: int, N: int) -> list[torch.Tensor]:
 def gaussian(store: RowStore, t: Tables, noise: torch.Tensor, per_step, bits, n: int, K: int) -> torch.Tensor:
     """noise (n, K, U) with the Gaussian rows' units replaced by their factors
     1 + sqrt(p / (1 - p)) z, z from Box-Muller over the unit's word and the one U places
-    on (worked out for the rows with Gaussian units only)."""
+    on (worked out for the rows with Gaussian units only). A factor is exactly 0 only
+    where dropout put it: one that rounds to 0 in single precision (about one in 10^8)
+    becomes the smallest positive float, so a zero still means a dropped unit."""
     U = store.shape.noise_offsets[-1]
     sd, at, rows = t.gauss
     if store.cpu:
         step_rows = per_step.reshape(n, K)[:, rows].reshape(-1)
         second = masks.unit_bits(step_rows, masks.places(U, U)).reshape(n, len(rows), U)
-        # (in double precision: a factor rounds to exactly 0 only where dropout put it)
-        z = masks.normals(bits[:, rows], second)
+        factors = masks.normals(bits[:, rows], second)
+        factors *= sd[rows].astype(np.float32)
+        factors += np.float32(1.0)
+        factors[factors == 0] = TINY
         out = noise.numpy()
-        out[:, rows] = np.where(at[rows], 1 + sd[rows] * z, out[:, rows])
+        out[:, rows] = np.where(at[rows], factors, out[:, rows])
         return noise
     second = masks.unit_bits(per_step, torch.from_numpy(masks.places(U, U).astype(np.int64)).to(store.device))
-    z = masks.normals(bits, second.view(n, K, U)).double()
-    return torch.where(at, (1 + sd * z).float(), noise)
+    factors = 1 + sd.float() * masks.normals(bits, second.view(n, K, U))
+    return torch.where(at, factors.masked_fill(factors == 0, float(TINY)), noise)
 
 
 def inputs(store: RowStore, t: Tables, K: int, n: int, shape: tuple) -> torch.Tensor:
@@ -72,5 +78,5 @@ def inputs(store: RowStore, t: Tables, K: int, n: int, shape: tuple) -> torch.Te
     U, V = store.shape.noise_offsets[-1], int(np.prod(shape[2:]))
     per_step = masks.step_bits(store.mkey[:K], store.steps[:K] + 1 + np.arange(n).reshape(n, 1)).reshape(-1)
     words = masks.unit_bits(per_step, masks.places(2 * V, 2 * U)).reshape(n, K, 2, V)
-    z = torch.from_numpy(masks.normals(words[:, :, 0], words[:, :, 1]).astype(np.float32)).to(store.device)
+    z = torch.from_numpy(masks.normals(words[:, :, 0], words[:, :, 1])).to(store.device)
     return (z.view(n, K, -1) * t.input_sd).view(shape)
