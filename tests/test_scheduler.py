@@ -307,7 +307,9 @@ def test_the_frame_floor_lifts_a_few_heavy_runs_beside_a_crowd(trainer):
         for s in heavy + crowd:
             t.remove(s)
         t.stop()
-    assert min(rates[15]) >= 8, rates            # about the floor (15), with room for a slow machine
+    # Both settings ran on this machine under the same load, one after the other: the floor
+    # is held relative to no floor, not as a frame rate (how many frames a second the heavy
+    # runs get on a given machine is bench/load.py --mix's to say, not a test's).
     assert min(rates[15]) > 1.5 * max(rates[0]), rates
 
 

@@ -4,6 +4,10 @@
               acknowledges each frame (unless told to hold them) and keeps statuses
     RawSocket Engine.IO/Socket.IO spoken by hand over websocket-client, for clients that
               misbehave at the protocol level: never read, never answer pings, flood
+
+Every wait here is for the event meant (a connection, an answer, a condition) and bounded
+generously: the bounds only decide how long a broken server takes to fail a test, and a
+machine with another CPU-heavy process beside the suite must not reach them.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import websocket
 from model_server.frames import decode
 
 
-def wait_until(predicate, timeout: float = 10.0, every: float = 0.05, what: str = "condition"):
+def wait_until(predicate, timeout: float = 30.0, every: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -93,7 +97,7 @@ class Visitor:
             self.release.set()
         self.sio.on("frame", self._frame)
         self.sio.on("status", self.statuses.append)
-        self.sio.connect(url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10,
+        self.sio.connect(url, auth={"token": self.token}, transports=["websocket"], wait_timeout=30,
                          headers=headers or {})
 
     def _frame(self, data: bytes):
@@ -111,7 +115,7 @@ class Visitor:
     def connected(self) -> bool:
         return self.sio.connected
 
-    def call(self, event: str, data=None, timeout: float = 15) -> dict:
+    def call(self, event: str, data=None, timeout: float = 30) -> dict:
         return self.sio.call(event, data, timeout=timeout)
 
     def ok(self, event: str, data=None) -> dict:
