@@ -64,8 +64,8 @@ class Replay(RunRef):
     step: int
 
 
-class Set(RunRef):
-    change: dict
+class Set(RunRef, LiveChange):
+    """A run's live change: the run and the change (LiveChange's field, a value)."""
 
 
 def capped(errors: list[dict]) -> list[dict]:
@@ -231,7 +231,7 @@ class Playground(Namespace):
 
     def set(self, session: Session, payload: Any) -> dict:
         msg = parse(Set, payload)
-        change = parse(LiveChange, {"change": msg.change}).change
+        change = msg.change
         slot = session.slot(msg.run)
         if change.param == "speed":  # the server's pacing of the run
             slot.set_speed(change.value)

@@ -228,8 +228,8 @@ class RunState(ConfigSettings):
 
     def _hyper(self) -> None:
         if self.bucket is not None:
-            self.bucket.store.set_hyper(self, self.row)   # the row the next step reads
             self._log_settings()
+        self.settings_changed()   # the row the next step reads
 
     def _log_settings(self) -> None:
         """The settings from the next step on, into settings_log: one entry per step that

@@ -7,15 +7,33 @@ where it sits only through placed().
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 
+@dataclass(frozen=True)
+class RowSettings:
+    """What a row's next step reads of its run, as values (RowStore.set_hyper): the
+    engine never reads the run back for them."""
+    p: list[float]
+    lr: float
+    weight_decay: float
+    train: bool          # train mode: masks drawn
+    gauss: bool          # Gaussian factors instead of dropout's masks
+    input_noise: float   # std of the noise on its training inputs
+
+
 class ConfigSettings:
     """A run's p per layer, learning rate and weight decay, read from its config (RunState
-    and a lesson's Member both keep them there)."""
+    and a lesson's Member both keep them there), and the settings its row reads."""
     cfg: Any
+    mode: str
+    noise: str
+    input_noise: float
+    bucket: Any
+    row: int
 
     @property
     def p(self) -> list[float]:
@@ -28,6 +46,16 @@ class ConfigSettings:
     @property
     def weight_decay(self) -> float:
         return self.cfg.train.weight_decay
+
+    def row_settings(self) -> RowSettings:
+        return RowSettings(self.p, self.lr, self.weight_decay, self.mode == "train", self.noise == "gauss",
+                           self.input_noise)
+
+    def settings_changed(self) -> None:
+        """Hand the row its new settings, read from the next step on (a run in no bucket
+        gets them when it joins one)."""
+        if self.bucket is not None:
+            self.bucket.store.set_hyper(self.row, self.row_settings())
 
 
 class RunHandle(Protocol):
@@ -53,6 +81,8 @@ class RunHandle(Protocol):
 
     @property
     def weight_decay(self) -> float: ...
+
+    def row_settings(self) -> RowSettings: ...
 
     def initial_net(self) -> torch.nn.Module: ...
 

@@ -1,7 +1,7 @@
 """Row storage: row k of every stacked tensor belongs to one run.
 
     store = RowStore(shape)
-    store.join(state); store.set_hyper(state); store.leave(state)
+    store.join(state); store.set_hyper(k, state.row_settings()); store.leave(state)
 
 Device tensors (theta, optimizer moments, data, counters, the timeline) are attributes
 named as in device_specs(); host arrays (batch position, step count, per-run settings)
@@ -16,7 +16,7 @@ import torch
 
 from .. import masks
 from .geometry import Shape
-from .handle import RunHandle
+from .handle import RowSettings, RunHandle
 
 LOSS_RING = 1024          # per-step training losses kept per run
 TIMELINE = 1000           # steps a paused run can be replayed from (<= LOSS_RING: their losses)
@@ -155,16 +155,14 @@ class RowStore:
         self.n_train[k] = n
         self.eval_every[k] = state.cfg.train.eval_every
         self.mkey[k] = masks.run_key(state.cfg.data.seed)
-        self.set_hyper(state, k)
+        self.set_hyper(k, state.row_settings())
 
-    def set_hyper(self, state: RunHandle, k: int) -> None:
-        """Row k's p per layer, learning rate, weight decay and mode, from its run's
-        state (they act from the next step)."""
-        self.p[k] = state.p
-        self.lr[k], self.wd[k] = state.lr, state.weight_decay
-        self.train[k] = state.mode == "train"
-        self.gauss[k] = state.noise == "gauss"
-        self.input_noise[k] = state.input_noise
+    def set_hyper(self, k: int, s: RowSettings) -> None:
+        """Row k's p per layer, learning rate, weight decay, mode and noise (they act from
+        the next step)."""
+        self.p[k] = s.p
+        self.lr[k], self.wd[k] = s.lr, s.weight_decay
+        self.train[k], self.gauss[k], self.input_noise[k] = s.train, s.gauss, s.input_noise
         self.dirty = True
 
     def leave(self, state: RunHandle) -> RunHandle | None:
