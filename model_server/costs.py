@@ -88,25 +88,45 @@ def slow_panel_examples(cfg: RunConfig, limits: Limits) -> int:
     return limits.grid_size ** 2
 
 
-# What a run holds, as measured (docs/limits.md, "Memory"). A bucket keeps the tensors of
-# its last step() call for frames (Bucket._records: when every row stepped, only that
+# What a run holds, as measured (docs/limits.md, "Memory"). A run's bytes are of two kinds.
+#
+# What it keeps alive: its rows of the bucket's tensors and the tensors of its bucket's
+# last step() call that frames read (Bucket._records: when every row stepped, only that
 # call's): per layer the pre-dropout input and the block output, and the last step's
-# masks (a copy, not a view of the call's noise). The noise of a call is every step of a
-# chunk: at most MAX_CHUNK steps (app/turns.py reads it) of about CHUNK_S; a step of
-# CHUNK_MACS multiply-adds or more (forward and backward) is a chunk of one. A frame's
-# temporaries (the boundary grid's activations, a test evaluation) live one frame pass on
-# the one trainer thread: the process's base memory covers them, not each run.
+# masks (a copy when a call took several steps; when it took one, the call's noise
+# itself). These are counted tensor by tensor.
+#
+# What the heap keeps of a call's temporaries. A call (Bucket.step) first draws the noise
+# of its n steps (engine/noise.py): n * B * M 32-bit words, their mixed copy
+# (masks.unit_bits), and the 0/1 floats (n, K, U) drawn from them, which live through the
+# call (with n = 1 they are the record's masks: counted above). The words are freed
+# before the first step, so the steps' temporaries (the forward pass's tape, the
+# backward's gradients, a CNN's patches, a BatchNorm bucket's autograd graph: TAPE values
+# per hidden unit and example) reuse their room: one call's temporaries are the floats
+# plus the larger of the words and a step's tape. They are freed after the call, but
+# glibc's heap does not give them back: the one trainer thread steps one bucket at a time,
+# so the process keeps the high-water of one call resident (once, whatever the number of
+# runs), and each run's records, allocated while its call's temporaries were live, pin
+# holes among them that the next call does not refill exactly (a little per run). A run
+# is charged TEMPORARIES_KEPT of its shape's call: its share of that once, among several
+# runs, and its holes. Fitted to the measured growth per run of 5 runs: on the MLPs whose
+# calls draw many steps (the noise's temporaries, known from the code, dominate) for the
+# share, then on the one-step shapes for TAPE. With fewer runs in the process a run's
+# share is larger, with more it is smaller.
+#
+# The noise of a call is every step of a chunk: at most MAX_CHUNK steps (app/turns.py
+# reads it) of about CHUNK_S; a step of CHUNK_MACS multiply-adds or more (forward and
+# backward) is a chunk of one. A frame's temporaries (the boundary grid's activations, a
+# test evaluation) live one frame pass on the one trainer thread: the process's base
+# memory covers them, not each run.
 RECORDS = 1
 MAX_CHUNK = 16
 CHUNK_MACS = 1.2e8
 RUN_FIXED = 0.25 * 2**20   # RunState, its initial Net, its Python objects, a frame's buffers
-# a step's temporaries per hidden unit and example that stay with each run, as the heap
-# keeps them (fitted to the measured growth per run of 5 runs: an MLP's taped step frees
-# its temporaries for the next run's to reuse; a CNN's bucket keeps some per bucket). The
-# one trainer thread steps one bucket at a time, so the temporaries of one step are the
-# process's, once, not each run's.
-STEP_TEMPORARIES = {"mlp": 0, "cnn": 1.5}
-BATCHNORM_TAPE = 3         # autograd's saved activations per hidden unit and example (BatchNorm buckets)
+TEMPORARIES_KEPT = 0.27    # a run's share of one call's temporaries that the heap keeps resident
+TAPE = {"mlp": 11.5, "cnn": 14}   # a step's temporaries, values per hidden unit and example
+BATCHNORM_TAPE = 7         # ... and what a BatchNorm bucket's autograd graph adds to them
+DRAW_WORDS = 2             # a call's noise is drawn from this many 32-bit words per unit: the counter's and their mix
 
 
 def mask_units(cfg: RunConfig) -> int:
@@ -121,12 +141,23 @@ def chunk_steps(cfg: RunConfig) -> int:
     return max(1, min(MAX_CHUNK, int(CHUNK_MACS // (3 * step_macs(cfg, input_shape(cfg))))))
 
 
+def call_temporaries(cfg: RunConfig) -> float:
+    """Bytes of one Bucket.step call's temporaries of a run at their most: the noise of
+    its n steps while they step (n > 1: with n = 1 the noise is the record's masks), and
+    the larger of the words it was drawn from and one step's tape (freed before the
+    steps, the words' room is the tape's)."""
+    B, A, M, n = cfg.train.batch_size, units(cfg), mask_units(cfg), chunk_steps(cfg)
+    tape = TAPE[cfg.model.kind] + (BATCHNORM_TAPE if cfg.model.batchnorm != "none" else 0)
+    noise = 4 * n * B * M
+    return (noise if n > 1 else 0) + max(DRAW_WORDS * noise, 4 * B * tape * A)
+
+
 def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
     """A run's bytes, part by part (run_cost adds them up): what its row and its bucket
-    hold while it lives, and what the heap keeps of its steps' temporaries. (limits: the
+    hold while it lives, and what the heap keeps of its calls' temporaries. (limits: the
     signature of the other costs; no limit changes what a run holds.)"""
     B, A, M, P = cfg.train.batch_size, units(cfg), mask_units(cfg), parameters(cfg)
-    D, N, n = math.prod(input_shape(cfg)), n_points(cfg), chunk_steps(cfg)
+    D, N = math.prod(input_shape(cfg)), n_points(cfg)
     return {
         "fixed": RUN_FIXED,
         # theta, Adam's moments (or momentum: allocated for every optimizer), a gradient
@@ -140,14 +171,11 @@ def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
         # (int64) and the counter's places (uint32)
         "mask_tables": B * M * (4 + 4 + 8 + 4),
         # the last step() call's tensors: per layer pre-dropout input and block output, and
-        # one step's masks; and the call's noise while it steps (n steps of it)
-        "records": RECORDS * B * 4 * (2 * A + M) + B * 4 * n * M,
-        # a BatchNorm bucket trains with autograd, whose graph keeps more of the forward
-        "autograd": 4 * B * BATCHNORM_TAPE * A if cfg.model.batchnorm != "none" else 0,
-        # one step's temporaries (the forward pass's tape, the backward's gradients, a
-        # CNN's first-layer patches), as much as stays in the heap once they are freed:
-        # fitted to the measured growth (docs/limits.md, "Memory")
-        "step": 4 * B * STEP_TEMPORARIES[cfg.model.kind] * A,
+        # one step's masks
+        "records": RECORDS * B * 4 * (2 * A + M),
+        # a call's noise, the words it is drawn from and a step's tape, as much of them
+        # as the heap keeps resident for each run once they are freed
+        "temporaries": TEMPORARIES_KEPT * call_temporaries(cfg),
     }
 
 
