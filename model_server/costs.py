@@ -122,10 +122,14 @@ def slow_panel_examples(cfg: RunConfig, limits: Limits) -> int:
 RECORDS = 1
 MAX_CHUNK = 16
 CHUNK_MACS = 1.2e8
-RUN_FIXED = 0.25 * 2**20   # RunState, its initial Net, its Python objects, a frame's buffers
+RUN_FIXED = 0.1 * 2**20    # RunState, its Python objects, a frame's buffers
+# copies of the weights a run holds: theta, its gradient and the optimizer's two moments in
+# its row, its initial Net and the bucket's template, and the rest fitted to the measured
+# growth of the smallest batch, where nothing else hides them (docs/limits.md, "Memory")
+WEIGHT_COPIES = 16
 TEMPORARIES_KEPT = 0.27    # a run's share of one call's temporaries that the heap keeps resident
 TAPE = {"mlp": 11.5, "cnn": 14}   # a step's temporaries, values per hidden unit and example
-BATCHNORM_TAPE = 7         # ... and what a BatchNorm bucket's autograd graph adds to them
+BATCHNORM_TAPE = 3         # ... and what a BatchNorm bucket's autograd graph adds to them
 DRAW_WORDS = 2             # a call's noise is drawn from this many 32-bit words per unit: the counter's and their mix
 
 
@@ -161,7 +165,7 @@ def run_bytes(cfg: RunConfig, limits: Limits | None = None) -> dict[str, float]:
     return {
         "fixed": RUN_FIXED,
         # theta, Adam's moments (or momentum: allocated for every optimizer), a gradient
-        "weights": 4 * 4 * P,
+        "weights": 4 * WEIGHT_COPIES * P,
         # the bucket's padded copy (x, y, test weights, batch order) and RunState's
         "data": N * (8 * D + 28),
         # TIMELINE steps of the shown example's values before and after dropout and its

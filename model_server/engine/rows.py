@@ -99,12 +99,16 @@ class RowStore:
 
     def alloc(self, cap: int) -> None:
         """(Re)allocate every per-run tensor for cap rows (or larger data), keeping the
-        rows in use."""
+        rows in use. A tensor whose size does not change is kept as it is: a first run's
+        larger data must not reallocate a CNN's timeline, whose freed block is a hole the
+        heap keeps resident and the next, slightly larger one cannot use."""
         K, dev = len(self.runs), self.device
         with torch.no_grad():
             for name, (shape, fill, dtype) in self.device_specs().items():
-                t = torch.full((cap, *shape), fill, device=dev, dtype=dtype)
                 old = getattr(self, name, None)
+                if old is not None and old.shape == (cap, *shape):
+                    continue
+                t = torch.full((cap, *shape), fill, device=dev, dtype=dtype)
                 if old is not None and K:
                     t[(slice(0, K),) + tuple(slice(0, s) for s in old.shape[1:])] = old[:K].detach()
                 setattr(self, name, t)
