@@ -42,7 +42,7 @@ def test_play_frames_masks_eval_and_live_p(page, live_server):
 
     # the loss curve gains points
     count = page.evaluate("window.__dp.losses.count")
-    page.wait_for_function(f"() => window.__dp.losses.count > {count}", timeout=5000)
+    page.wait_for_function(f"() => window.__dp.losses.count > {count}")
 
     # changing p mid-run moves the fraction (p is set per layer from the sliders)
     page.evaluate("window.__dp.controls.set('p', [0.1, 0.1])")

@@ -229,5 +229,4 @@ def test_the_steps_per_second_shown_is_the_speed_trained(page, live_server):
     assert abs(shown - trained) <= 0.25 * trained + 1, (text, trained)
     assert shown <= 22, text
     page.click("[data-role=play]")  # pause: no rate claimed
-    page.wait_for_function("() => !document.querySelector('[data-role=device]').textContent.includes('steps/s')",
-                           timeout=5000)
+    page.wait_for_function("() => !document.querySelector('[data-role=device]').textContent.includes('steps/s')")

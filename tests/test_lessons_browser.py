@@ -55,7 +55,7 @@ def test_every_lesson_preset_runs_live_and_reveals_its_answer(page, live_server)
         n = page.evaluate("() => window.__lesson.updates")
         page.wait_for_function("() => window.__lesson.evidence !== null", timeout=LIVE)
         verdict = "right" if choice == right else "wrong"
-        page.wait_for_selector(f"[data-role=answer][data-verdict={verdict}]", timeout=5000)
+        page.wait_for_selector(f"[data-role=answer][data-verdict={verdict}]")
         assert "Measured" in page.locator("[data-role=evidence]").inner_text()
         # the panels kept getting live data (or, a lesson of one-off measurements, all came)
         page.wait_for_function(f"() => window.__lesson.updates > {n} || window.__lesson.done", timeout=LIVE)
@@ -122,7 +122,7 @@ def test_compare_two_runs_on_one_chart(page, live_server):
     # a change goes into the URL and restarts both runs from step 0 with the same seed
     page.fill("[data-run=b] input[type=text]", "0.3")
     page.dispatch_event("[data-run=b] input[type=text]", "change")
-    page.wait_for_function("() => location.hash.includes('b.p=0.3')", timeout=5000)
+    page.wait_for_function("() => location.hash.includes('b.p=0.3')")
     page.wait_for_function("() => window.__compare.runs.length === 2 && window.__compare.runs[1].state.p.join() === '0.3,0.3' "
                            "&& window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
     # a third run, and a shareable link that reproduces all three
