@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from .config import Limits, RunChange, RunConfig
 from .datasets import PLANE, Dataset, make_dataset
+from .engine.handle import ConfigSettings
 from .network import Net, parameter_count
 from .regression_data import make_dataset as make_regression
-from .engine.handle import ConfigSettings
 
 if TYPE_CHECKING:
     from .bucket import Bucket

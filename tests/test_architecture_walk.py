@@ -24,8 +24,6 @@ def walk_steps() -> list[tuple[str, str]]:
             steps.append([m.group(1), m.group(2)])
         elif steps and line.startswith("   ") and line.strip():
             steps[-1][1] += " " + line.strip()
-        elif not line.strip() or line.startswith("**"):
-            pass
     return [(f, t) for f, t in steps]
 
 

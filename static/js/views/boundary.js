@@ -232,7 +232,6 @@ function sameValues(a, b) {
   return true;
 }
 
-// Empty a panel that another view may have drawn into.
 // A panel of two plots stacked with identical axes (cleared first): [below, above].
 export function stackLayers(el) {
   clearPlots(el);
@@ -243,6 +242,7 @@ export function stackLayers(el) {
   return [below, above];
 }
 
+// Empty a panel that another view may have drawn into.
 export function clearPlots(el) {
   if (el.resizer) { el.resizer.disconnect(); el.resizer = null; }
   for (const gd of [el, ...el.querySelectorAll('.js-plotly-plot')]) Plotly.purge(gd);
