@@ -13,6 +13,8 @@ from .settings import Serving
 FLOOR_SHARE = 0.5       # turns given to buckets below the frame floor take at most this share of the time
 FLOOR_SHARE_S = 1.0     # ... averaged over about this long
 STEP_RATE_S = 0.5       # a bucket's steps a second are averaged over about this long
+LEAD_GAIN = 0.2         # how fast the lead follows the floor's frames' lateness
+LEAD_MAX = 0.5          # ... at most this share of the floor's period
 
 
 class Floor:
@@ -21,6 +23,10 @@ class Floor:
         self.open = True         # the frame floor is in force (FLOOR_SHARE)
         self.share = 0.0         # the share of the time its turns took lately
         self.cpu = 0.0           # CPU time of turns given by the floor since the last look
+        # how long before 1 / frame_floor a waiting run's bucket takes its turns: a frame
+        # the floor asks for lands a turn or two later (the turn in progress, a step, the
+        # pass), so asking at 1 / frame_floor itself gave 21 frames/s for a floor of 30
+        self.lead = 0.0
 
     def look(self, records: Iterable[Record], played: float) -> None:
         """Whether the frame floor is in force until the next look (its turns took at
@@ -42,6 +48,18 @@ class Floor:
                 record.step_rate = now_rate if rate == math.inf else rate + (now_rate - rate) * min(1.0, played / STEP_RATE_S)
             record.steps_seen = taken
 
+    def landed(self, record: Record, now: float) -> None:
+        """A pass the floor gave record went out at now: the lead follows how late it was
+        against 1 / frame_floor after the longest-waiting run's last frame (so that the
+        floor's frames come at frame_floor a second, on a fast machine or a slow one)."""
+        late = now - record.oldest_frame - 1.0 / self.serving.frame_floor
+        self.lead = min(LEAD_MAX / self.serving.frame_floor, max(0.0, self.lead + LEAD_GAIN * late))
+
+    def due_at(self, record: Record) -> float:
+        """When the bucket falls below the floor (its longest-waiting run's last frame,
+        1 / frame_floor, less the lead); inf: never."""
+        return record.oldest_frame + 1.0 / self.serving.frame_floor - self.lead
+
     def oldest(self, record: Record) -> None:
         """When the bucket's run that has waited longest for a frame got its last one (of
         its runs at full speed whose client has taken their last; never, for a shape
@@ -62,7 +80,7 @@ class Floor:
         oldest = record.oldest_frame
         if not self.open or oldest == math.inf:
             return 0.0
-        waited = now - 1.0 / self.serving.frame_floor - oldest
+        waited = now - self.due_at(record)
         if waited <= 0 and record.step_rate < self.serving.frame_floor:
             return 0.001
         return max(0.0, waited)

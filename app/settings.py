@@ -41,7 +41,7 @@ class Serving(BaseSettings):
     # a run at full speed below this many frames a second gets its bucket the next turns,
     # if one step of it costs at most frame_floor_macs (multiply-adds, forward and backward:
     # app/turns.py, "Floor")
-    frame_floor: float = Field(15, ge=0)
+    frame_floor: float = Field(24, ge=0)
     frame_floor_macs: float = Field(3e7, ge=0)
     boundary_rate: float = 6       # decision-boundary grids per second per run, at most
     # how many proxies in front of this server to trust for X-Forwarded-For (0: none: the

@@ -163,6 +163,8 @@ class Turns:
         self.frames_wall += wall
         self.floor.cpu += cost if low else 0.0
         record.vclock += cost / math.sqrt(len(takers))
+        if low:
+            self.floor.landed(record, now)
         self.floor.oldest(record)
         for _, pace, _ in takers:
             pace.frames_s += cost / len(takers)
@@ -245,7 +247,7 @@ class Turns:
                 # its clock advances by CPU time / sqrt(rows): the CPU time until it passes
                 others = min(others, (other.vclock - record.vclock) * math.sqrt(rows))
                 if self.floor.open:  # ... and until the other falls below the floor
-                    others = min(others, other.oldest_frame + 1.0 / self.serving.frame_floor - now)
+                    others = min(others, self.floor.due_at(other) - now)
         for job, c in self.jobs.items():
             if job.waiting:
                 others = min(others, (c + job.cpu - record.vclock) * math.sqrt(rows))

@@ -345,3 +345,27 @@ def test_a_bucket_of_heavy_rows_stays_within_its_bytes(trainer):
     assert len(buckets) >= 3
     for b in buckets:
         assert 1 <= len(b.runs) and b.theta.shape[0] * b.row_bytes() <= limit  # (its rows: theta is (cap, P))
+
+
+def test_the_floor_asks_early_by_as_much_as_its_frames_land_late():
+    """A frame the floor asks for lands a turn or two later; asking at 1 / frame_floor
+    itself gave a bystander 21 frames/s for a floor of 30. The lead follows how late its
+    frames land, within half a period, and goes back when they land on time."""
+    import math
+    from app.buckets import Record
+    from app.floor import LEAD_MAX, Floor
+    floor = Floor(Serving(frame_floor=24), {})
+    record = Record(bucket=None, shard=0, floor_macs=0.0, vclock=0.0, oldest_frame=10.0)
+    assert floor.due_at(record) == pytest.approx(10.0 + 1 / 24)
+    for _ in range(40):  # every frame lands 12 ms after its due time
+        floor.landed(record, 10.0 + 1 / 24 + 0.012)
+    assert floor.lead == pytest.approx(LEAD_MAX / 24)  # bounded: never sooner than half a period
+    for _ in range(100):  # frames that land early bring it back
+        floor.landed(record, 10.0 + 1 / 24 - 0.01)
+    assert floor.lead == 0.0
+    steady = Floor(Serving(frame_floor=24), {})
+    for _ in range(200):  # a steady 8 ms latency after asking: the lead settles at it
+        steady.landed(record, steady.due_at(record) + 0.008)
+    assert steady.lead == pytest.approx(0.008, abs=1e-4)
+    record.oldest_frame = math.inf
+    assert steady.below(record, 1e9) == 0.0  # no run waiting: never below
