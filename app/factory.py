@@ -13,7 +13,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from model_server import Limits
+from model_server import Limits, memory
 from model_server.runstate import preload
 
 from . import assets, embed, exports, headers, lessons
@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     torch.set_num_threads(settings.torch_threads)
     preload()
+    memory.limit_arenas()
 
     app = Flask(__name__, static_folder=str(ROOT / "static"), template_folder=str(ROOT / "templates"))
     app.config.update(SETTINGS=settings, LIMITS=limits, SERVING=serving)

@@ -10,6 +10,14 @@ kept nearly all of it after the runs ended (docs/limits.md, "Memory"). malloc_tr
 walks every arena and returns each free page (madvise), which brings RSS back to
 where it was. Its cost grows with the heap, so it runs after runs leave, rate-limited
 (docs/benchmarks.md). Elsewhere than glibc (musl, macOS) it does nothing.
+
+    memory.limit_arenas()       # at start-up, before the server's threads allocate
+
+glibc also gives each thread that allocates while the others hold the heaps an arena of
+its own, up to eight per core. A crowd of connections (a thread each) left memory spread
+over a dozen arenas that trimming could not fully return; two arenas are plenty for a
+server whose tensors are the trainer thread's (mallopt's M_ARENA_MAX, as the
+MALLOC_ARENA_MAX variable would set it).
 """
 from __future__ import annotations
 
@@ -19,19 +27,22 @@ import threading
 import time
 
 MIN_INTERVAL_S = 1.0   # at most one trim a second however many runs leave
+ARENAS = 2             # glibc arenas at most (M_ARENA_MAX)
+M_ARENA_MAX = -8       # mallopt's parameter number (glibc's malloc.h)
 
 
-def _load_trim():
+def _load_libc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        trim, mallopt = libc.malloc_trim, libc.mallopt
     except (OSError, AttributeError):   # not glibc
-        return None
+        return None, None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return trim, mallopt
 
 
-_trim = _load_trim()
+_trim, _mallopt = _load_libc()
 _lock = threading.Lock()
 _last = -float("inf")
 _pending: threading.Timer | None = None
@@ -40,6 +51,11 @@ _pending: threading.Timer | None = None
 def available() -> bool:
     """Whether this C library can hand memory back (glibc)."""
     return _trim is not None
+
+
+def limit_arenas(n: int = ARENAS) -> bool:
+    """At most n malloc arenas from now on (threads beyond share them). True if set."""
+    return _mallopt is not None and _mallopt(M_ARENA_MAX, n) == 1
 
 
 def give_back(force: bool = False) -> bool:

@@ -133,6 +133,7 @@ def test_give_back_is_rate_limited_and_trims_after_the_interval_anyway():
     time.sleep(memory.MIN_INTERVAL_S + 0.5)
     assert memory._pending is None            # the deferred trim ran
     assert memory.give_back() is False        # ... and counts as the last one
+    assert memory.limit_arenas() is True      # glibc took M_ARENA_MAX (the server sets it at start-up)
 
 
 # runs that came and went: 10 rounds of 10 (four tabs, up to three runs each), each
@@ -171,9 +172,9 @@ def test_the_server_gives_memory_back_when_runs_end(kind):
         time.sleep(2)                    # the last leave's trim comes at most 1 s late
         after = rss_mb(pid)
     print(f"RSS before {before:.0f} MB, peak {peak:.0f} MB, after {ROUNDS * PER_ROUND} runs {after:.0f} MB")
-    # Issue 23 asks for 15%; measured 9.6-15.2% over five runs (2026-12-06): at the edge,
-    # so the test holds the regression line instead (without the trim: +54%)
-    assert after <= 1.2 * before, (before, peak, after)
+    # issue 23's 15%: measured +7.5% and +8.3% (embedded, gunicorn) with two malloc arenas,
+    # +10.9% with glibc's default of one per thread, +54% without the trim
+    assert after <= 1.15 * before, (before, peak, after)
 
 
 if __name__ == "__main__":
