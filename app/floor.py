@@ -25,7 +25,8 @@ class Floor:
         self.cpu = 0.0           # CPU time of turns given by the floor since the last look
         # how long before 1 / frame_floor a waiting run's bucket takes its turns: a frame
         # the floor asks for lands a turn or two later (the turn in progress, a step, the
-        # pass), so asking at 1 / frame_floor itself gave 21 frames/s for a floor of 30
+        # pass), so asking at 1 / frame_floor itself kept a run well below the floor
+        # (docs/benchmarks.md, round 13)
         self.lead = 0.0
 
     def look(self, records: Iterable[Record], played: float) -> None:
