@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from model_server import memory
+
 from . import create_app, webserver
 from .broadcast import end_local_runs
 from .metrics import serve_apart
@@ -33,5 +35,6 @@ signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 server = webserver.make(app, settings)  # bounded threads and timeouts (app/webserver.py)
 serve_apart(app)  # /metrics on an address of its own, when settings.metrics_port is set
+memory.freeze_startup()  # what exists now lives as long as the process
 print(f"Dropout Playground on http://{settings.host}:{settings.port}", flush=True)
 server.serve_forever()

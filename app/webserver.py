@@ -25,12 +25,15 @@ import errno
 import io
 import logging
 import socket
+import sys
 import threading
 import time
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import headers
+
+log = logging.getLogger("dropout.webserver")
 
 
 class Slots:
@@ -248,6 +251,19 @@ class BoundedServer(ThreadedWSGIServer):
             super().process_request_thread(request, client_address)
         finally:
             self.slots.give(client_address[0] if isinstance(client_address, tuple) else "")
+
+    def handle_error(self, request, client_address) -> None:
+        """A connection's thread ended on an exception. The socket failing under it (reset
+        by the client, or closed by the transport that cut the client while http.server
+        was answering what came after its websocket) is the client's doing: one line at
+        INFO. Anything else is ours: logged with its traceback (socketserver would print
+        every one of them to stderr)."""
+        error = sys.exc_info()[1]
+        address = client_address[0] if isinstance(client_address, tuple) else ""
+        if isinstance(error, OSError):
+            log.info("event=connection_error peer=%s error=%r", address, error)
+        else:
+            log.error("event=connection_error peer=%s outcome=error", address, exc_info=error)
 
 
 def slots_for(settings, serving) -> Slots:

@@ -18,11 +18,21 @@ its own, up to eight per core. A crowd of connections (a thread each) left memor
 over a dozen arenas that trimming could not fully return; two arenas are plenty for a
 server whose tensors are the trainer thread's (mallopt's M_ARENA_MAX, as the
 MALLOC_ARENA_MAX variable would set it).
+
+    memory.freeze_startup()     # once the server is built, before it serves
+
+Python's cycle collector, on a full pass, walks every object alive: with torch, sklearn
+and the app loaded, several hundred thousand of them, made at start-up and never freed.
+Such a pass came every so often under a busy crowd's events and held the interpreter
+(every visitor's frames) for as long as it took (docs/benchmarks.md, round 13).
+gc.freeze() moves what exists after start-up out of the collector's view; later passes
+walk only what the visitors' work made.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import threading
 import time
 
@@ -56,6 +66,13 @@ def available() -> bool:
 def limit_arenas(n: int = ARENAS) -> bool:
     """At most n malloc arenas from now on (threads beyond share them). True if set."""
     return _mallopt is not None and _mallopt(M_ARENA_MAX, n) == 1
+
+
+def freeze_startup() -> None:
+    """Collect start-up's garbage once, then keep every object alive now out of the cycle
+    collector's passes (gc.freeze: they live as long as the process anyway)."""
+    gc.collect()
+    gc.freeze()
 
 
 def give_back(force: bool = False) -> bool:

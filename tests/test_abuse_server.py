@@ -86,3 +86,34 @@ def test_connections_past_the_cap_are_answered_busy_without_a_thread(capped):
         s.close()
     wait_until(lambda: requests.get(capped.url + "/healthz", timeout=2).status_code == 200,
                what="the closed websockets to free their slots")
+
+
+def test_a_socket_failing_under_a_request_is_one_line_in_the_log_not_a_traceback(caplog, capsys):
+    """Every attack at once (bench/abuse.py) left one traceback on stderr: a client cut
+    for malformed packets, whose connection http.server then answered 400 on a socket
+    the transport had closed (EBADF). socketserver prints any exception of a request's
+    thread; the server now logs a failing socket as one line and the rest as errors."""
+    import errno
+    import logging
+
+    from app import create_app, webserver
+    app = create_app({"port": 0})
+    server = webserver.make(app, app.config["SETTINGS"])
+    try:
+        with caplog.at_level(logging.INFO, logger="dropout.webserver"):
+            for error in (OSError(errno.EBADF, "Bad file descriptor"), ConnectionResetError(), BrokenPipeError()):
+                try:
+                    raise error
+                except OSError:
+                    server.handle_error(None, ("127.0.0.8", 5000))
+            try:
+                raise KeyError("a bug of ours")
+            except KeyError:
+                server.handle_error(None, ("127.0.0.9", 5000))
+    finally:
+        server.server_close()
+    assert "Traceback" not in capsys.readouterr().err
+    lines = [r for r in caplog.records if r.name == "dropout.webserver"]
+    assert [r.levelname for r in lines] == ["INFO"] * 3 + ["ERROR"]
+    assert all("peer=127.0.0.8" in r.getMessage() for r in lines[:3])
+    assert lines[3].exc_info is not None   # ours: with its traceback, in the log
