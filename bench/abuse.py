@@ -5,8 +5,9 @@
 
 A server is started as `python -m app` on a free loopback port (DP_LOG_LEVEL=WARNING,
 its log in a temporary file). One bystander plays the default network at full speed
-and acknowledges every frame at once, as the page does. After a few seconds, beside it
-and all from this one address:
+and acknowledges every frame at once, as the page does, from a process of its own (the
+attackers' hundreds of client threads share this one's interpreter; a visitor's browser
+shares nothing with them). After a few seconds, beside it and all from this one address:
 
     non_readers   2 clients: a sweep stepped 3 x 200, then `sweep result` with boundaries
                   (about 1 MB each) every 50 ms, never reading a byte
@@ -84,13 +85,37 @@ def call(c: RawClient, event: str, data) -> dict:
         return {"ok": False, "error": {"message": m[1] if m else str(e)[:60]}}
 
 
-def bystander(url: str, stop: threading.Event, arrivals: list) -> None:
+def bystander(url: str, pipe) -> None:
+    """The honest visitor, in a process of its own (a visitor's browser shares nothing
+    with the attackers; in this one it would wait on the interpreter behind their
+    hundreds of client threads before it could acknowledge a frame). Sends each frame's
+    (arrival time, step) up the pipe until told to stop."""
+    stop = threading.Event()
+    threading.Thread(target=lambda: (pipe.recv(), stop.set()), daemon=True).start()
     c = RawClient(url, "bystander-token-1")
-    on_frame = lambda data: arrivals.append((time.monotonic(), frame_head(data)[1]))  # noqa: E731
+    on_frame = lambda data: pipe.send((time.monotonic(), frame_head(data)[1]))  # noqa: E731
     c.call("configure", {"config": {}}, on_frame)
     c.call("play", {}, on_frame)
     c.run(on_frame, stop)
     c.close()
+
+
+def start_bystander(url: str, arrivals: list):
+    """The bystander's process; its frames' (time, step) land in arrivals (CLOCK_MONOTONIC
+    is the machine's, so its times compare with this process's). Returns the pipe end
+    that stops it (send anything)."""
+    import multiprocessing
+    ours, theirs = multiprocessing.Pipe()
+    multiprocessing.get_context("spawn").Process(target=bystander, args=(url, theirs), daemon=True).start()
+
+    def collect():
+        try:
+            while True:
+                arrivals.append(ours.recv())
+        except (EOFError, OSError):
+            return
+    threading.Thread(target=collect, daemon=True).start()
+    return ours
 
 
 def non_reader(url: str, i: int, stop: threading.Event, tally: Tally) -> None:
@@ -340,10 +365,8 @@ def main() -> None:
                 return
             time.sleep(0.1)
 
-    threads = [threading.Thread(target=bystander, args=(url, stop_all, arrivals), daemon=True),
-               threading.Thread(target=watch_rss, daemon=True)]
-    for t in threads:
-        t.start()
+    stop_bystander = start_bystander(url, arrivals)
+    threading.Thread(target=watch_rss, daemon=True).start()
     time.sleep(4)  # warm-up: the bystander alone
     alone = [a for a in arrivals if a[0] >= time.monotonic() - 2]
     threads0, rss0 = server.num_threads(), server.memory_info().rss / 2**20
@@ -403,6 +426,7 @@ def main() -> None:
         time.sleep(0.5)
     threads_after, rss_after = server.num_threads(), server.memory_info().rss / 2**20
     stop_all.set()
+    stop_bystander.send("stop")
     during = [a for a in arrivals if t0 <= a[0] <= t1]
     gaps = [b[0] - a[0] for a, b in zip(during, during[1:])]
     worst_at = max(zip(gaps, during), key=lambda t: t[0])[1][0] - t0 if gaps else None
