@@ -165,8 +165,9 @@ def test_custom_regression_points_click_link_and_csv(page, live_server, tmp_path
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n0.1,0.2\n0.3,0.4,1\n")
     page.set_input_files("[data-role=custom-file]", str(bad))
-    error = page.locator("[data-role=custom-error]").inner_text()
-    assert "row 3, field row: a row has to be x,y (2 fields), but got 3" in error
+    error = page.locator("[data-role=custom-error]")
+    error.wait_for(state="visible", timeout=LIVE)   # (the page reads the file asynchronously)
+    assert "row 3, field row: a row has to be x,y (2 fields), but got 3" in error.inner_text()
     good = tmp_path / "good.csv"
     good.write_text("x,y\n" + "\n".join(f"{x / 10},{x / 20}" for x in range(-10, 11)) + "\n")
     page.set_input_files("[data-role=custom-file]", str(good))
