@@ -117,10 +117,18 @@ def measured(config: dict) -> dict:
 
 @pytest.mark.parametrize("name", list(EXTREMES))
 def test_a_runs_estimate_is_within_a_quarter_of_the_memory_it_adds(name):
-    m = measured(EXTREMES[name])
+    # RSS grows by the pages the allocator hands out, some of them resident already: one
+    # reading of the 1 x 64 MLP's runs gave 7.1 MB each (a suite with a CPU hog beside it)
+    # where five quiet ones gave 8.8-10.2 against an estimate of 9.8. A reading outside the
+    # bounds is taken twice more and the median holds: an estimate really off fails all three.
+    readings = [measured(EXTREMES[name])]
+    if not 0.8 <= readings[0]["estimate_mb"] / readings[0]["measured_mb"] <= 1.25:
+        readings += [measured(EXTREMES[name]) for _ in range(2)]
+    m = sorted(readings, key=lambda r: r["estimate_mb"] / r["measured_mb"])[len(readings) // 2]
     ratio = m["estimate_mb"] / m["measured_mb"]
-    print(f"{name}: estimate {m['estimate_mb']:.1f} MB, measured {m['measured_mb']:.1f} MB, ratio {ratio:.2f}")
-    assert 0.8 <= ratio <= 1.25, (name, m)   # issue 23
+    print(f"{name}: estimate {m['estimate_mb']:.1f} MB, measured {m['measured_mb']:.1f} MB, ratio {ratio:.2f}"
+          f" ({len(readings)} readings)")
+    assert 0.8 <= ratio <= 1.25, (name, readings)   # issue 23
 
 
 def test_give_back_is_rate_limited_and_trims_after_the_interval_anyway():
