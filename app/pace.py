@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from concurrent.futures import Future
 from typing import Callable, Protocol
@@ -40,6 +41,7 @@ class Pace:
         self.played_s = 0.0
         self.owed = 0                     # steps a 'step' event asked for
         self.owed_done: Future | None = None
+        self.stepping = threading.Lock()  # held while a 'step' event of this run trains
         self.frame_due = False            # a frame is owed (slow run's step, or a complete one)
         self.complete = False             # ... and it has to be complete (paused picture)
         self.replay: int | None = None    # a past step whose frame is owed (a paused run's timeline)

@@ -150,19 +150,26 @@ class Trainer:
     def step(self, state: RunState, n: int) -> int:
         """Train n steps now (the run is paused); the step count when they are done.
         One 'step' event per run at a time: a second one while the first still trains is
-        refused (RuntimeError), so no caller is ever left waiting on a replaced promise.
-        The run leaving (its client gone) answers the waiting caller at once."""
+        refused (RuntimeError), so no caller is ever left waiting on a replaced promise;
+        refused at once on the caller's thread (a flood of them queued for the trainer
+        made it and every bystander wait on the interpreter). The run leaving (its client
+        gone) answers the waiting caller at once."""
+        pace = self._pace(state)
+        if not pace.stepping.acquire(blocking=False):
+            raise RuntimeError(f"the previous 'step' of this run is still training: {pace.owed} of its "
+                               "steps to go; wait for its answer before sending the next")
+
         def ask() -> Future:
-            pace = self._pace(state)
-            if pace.owed:
-                raise RuntimeError(f"the previous 'step' of this run is still training: {pace.owed} of its "
-                                   "steps to go; wait for its answer before sending the next")
+            self._pace(state)  # (still there)
             pace.owed = min(n, self.limits.max_steps - state.step_count)
             pace.owed_done = Future()
             if pace.owed == 0:
                 pace.owed_done.set_result(state.step_count)
             return pace.owed_done
-        return self.call(ask).result(timeout=600)
+        try:
+            return self.call(ask).result(timeout=600)
+        finally:
+            pace.stepping.release()
 
     def replay(self, state: RunState, step: int) -> tuple[int, int] | None:
         """Show a past step of a paused run: its frame ("replay": true) goes out now if

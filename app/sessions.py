@@ -51,7 +51,6 @@ class Slot:
         self.next_drop = 0.0            # when a withheld frame next counts as skipped
         self.seq, self.sent_at = 0, 0.0  # the frame in flight: its number, when it went
         self.active_at = time.monotonic()  # its visitor's last real activity (touch())
-        self.stepping = threading.Lock()   # held while a 'step' event of this run trains
         self.pace = self.trainer.add(state, self)
 
     def touch(self) -> None:
@@ -92,18 +91,11 @@ class Slot:
             raise Busy("the run is playing: pause it before stepping")
         if self.pace.finished:
             raise Busy(self.pace.finished)
-        # One 'step' at a time per run, refused here on the event's own thread: a flood of
-        # them queued for the trainer made it and every bystander wait on the interpreter.
-        if not self.stepping.acquire(blocking=False):
-            raise Busy(f"the previous 'step' of this run is still training: {self.pace.owed} of its steps "
-                       "to go; wait for its answer before sending the next")
+        self.touch()
         try:
-            self.touch()
             return self.trainer.step(self.state, n)
-        except RuntimeError as e:  # the run stopped
+        except RuntimeError as e:  # a previous 'step' still trains, or the run stopped
             raise Busy(str(e)) from None
-        finally:
-            self.stepping.release()
 
     def replay(self, step: int) -> int:
         """Show a past step of the paused run (its frame follows); a step outside its
