@@ -292,7 +292,7 @@ def test_the_frame_floor_lifts_a_few_heavy_runs_beside_a_crowd(trainer):
     wide = {"data": {"n_points": 1000, "train_fraction": 0.6}, "model": {"hidden": [64, 64, 64], "p": [0.3] * 3},
             "train": {"batch_size": 512}}
     rates = {}
-    for floor in (15, 0):
+    for floor in (24, 0):
         t = trainer(frame_floor=floor)
         heavy = [state_of(**{**wide, "data": {**wide["data"], "seed": i}}) for i in range(3)]
         crowd = [state_of(data={"seed": i}, model={"hidden": [8 + i % 6] * 2}) for i in range(90)]
@@ -309,8 +309,11 @@ def test_the_frame_floor_lifts_a_few_heavy_runs_beside_a_crowd(trainer):
         t.stop()
     # Both settings ran on this machine under the same load, one after the other: the floor
     # is held relative to no floor, not as a frame rate (how many frames a second the heavy
-    # runs get on a given machine is bench/load.py --mix's to say, not a test's).
-    assert min(rates[15]) > 1.5 * max(rates[0]), rates
+    # runs get on a given machine is bench/load.py --mix's to say, not a test's). The floor
+    # is the default's, 24: at 15 the heavy runs' 14-15 frames/s against 10 without it sat
+    # at the 1.5x line on a quiet machine; at 24 they got 23-24 against 10-11, quiet or with
+    # a CPU hog beside them.
+    assert min(rates[24]) > 1.5 * max(rates[0]), rates
 
 
 def test_a_second_step_while_one_trains_is_refused_and_leaving_answers_the_first(trainer):
