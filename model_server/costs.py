@@ -101,7 +101,7 @@ def slow_panel_examples(cfg: RunConfig, limits: Limits) -> int:
 # (masks.unit_bits), and the 0/1 floats (n, K, U) drawn from them, which live through the
 # call (with n = 1 they are the record's masks: counted above). The words are freed
 # before the first step, so the steps' temporaries (the forward pass's tape, the
-# backward's gradients, a CNN's patches, a BatchNorm bucket's autograd graph: TAPE values
+# backward's gradients, a CNN's patches, BatchNorm's normalised inputs: TAPE values
 # per hidden unit and example) reuse their room: one call's temporaries are the floats
 # plus the larger of the words and a step's tape. They are freed after the call, but
 # glibc's heap does not give them back: the one trainer thread steps one bucket at a time,
@@ -129,7 +129,7 @@ RUN_FIXED = 0.1 * 2**20    # RunState, its Python objects, a frame's buffers
 WEIGHT_COPIES = 16
 TEMPORARIES_KEPT = 0.27    # a run's share of one call's temporaries that the heap keeps resident
 TAPE = {"mlp": 11.5, "cnn": 14}   # a step's temporaries, values per hidden unit and example
-BATCHNORM_TAPE = 3         # ... and what a BatchNorm bucket's autograd graph adds to them
+BATCHNORM_TAPE = 1         # ... and what BatchNorm adds to them: its normalised input, on the tape
 DRAW_WORDS = 2             # a call's noise is drawn from this many 32-bit words per unit: the counter's and their mix
 
 

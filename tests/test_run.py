@@ -556,25 +556,29 @@ def test_the_optimizers_follow_torch_optim():
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "selu", "linear"])
-@pytest.mark.parametrize("net,kind,placement,dataset", [("mlp", "dropout", "after_activation", "moons"),
-                                                        ("mlp", "dropout", "before_activation", "moons"),
-                                                        ("mlp", "alpha", "after_activation", "moons"),
-                                                        ("mlp", "dropout2d", "before_activation", "digits"),
-                                                        ("cnn", "dropout2d", "after_activation", "digits"),
-                                                        ("cnn", "dropout", "before_activation", "digits")])
-def test_the_taped_gradient_is_autograds(activation, net, kind, placement, dataset):
-    """A bucket without BatchNorm takes its gradient from its forward pass's tape,
-    without autograd's graph: the same gradient as autograd's, for every activation,
-    dropout kind and placement, MLP or CNN, one logit or ten, with runs at other p (one
-    at p = 1), one in eval mode and one sitting out the step."""
+@pytest.mark.parametrize("net,kind,placement,dataset,bn", [
+    ("mlp", "dropout", "after_activation", "moons", "none"),
+    ("mlp", "dropout", "before_activation", "moons", "none"),
+    ("mlp", "alpha", "after_activation", "moons", "none"),
+    ("mlp", "dropout2d", "before_activation", "digits", "none"),
+    ("cnn", "dropout2d", "after_activation", "digits", "none"),
+    ("cnn", "dropout", "before_activation", "digits", "none"),
+    ("mlp", "dropout", "before_activation", "moons", "before_dropout"),
+    ("mlp", "dropout", "after_activation", "digits", "after_dropout"),
+    ("cnn", "dropout", "before_activation", "digits", "before_dropout")])
+def test_the_taped_gradient_is_autograds(activation, net, kind, placement, dataset, bn):
+    """Every bucket takes its gradient from its forward pass's tape, without autograd's
+    graph: the same gradient as autograd's, for every activation, dropout kind and
+    placement, BatchNorm before or after dropout, MLP or CNN, one logit or ten, with runs
+    at other p (one at p = 1), one in eval mode (BatchNorm on its running statistics)
+    and one sitting out the step."""
     states = [RunState(config(data={"seed": i, "dataset": dataset},
                               model={"kind": net, "hidden": [8, 6], "p": [0.1 * i, 0.5], "activation": activation,
-                                     "dropout_kind": kind, "placement": placement}))
+                                     "dropout_kind": kind, "placement": placement, "batchnorm": bn}))
               for i in range(4)]
     b = Bucket(key_of(states[0]), states[0].initial_net())
     for s in states:
         b.join(s)
-    assert b.shape.taped
     states[3].set_p(0, 1.0)
     states[2].set_mode("eval")   # (each writes its row's settings)
     K, B = 4, b.key.batch

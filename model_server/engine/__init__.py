@@ -5,7 +5,7 @@
     rows.py       row storage: every run's device tensors and host settings (join, leave, load)
     tables.py     device tables derived from the rows' settings (rebuilt after a change)
     forward.py    the batched forward pass: affine/conv layers, dropout, BatchNorm, losses
-    backward.py   the gradient: the forward pass's tape walked backwards, or autograd
+    backward.py   the gradient: the forward pass's tape walked backwards
     optim.py      SGD, momentum and Adam over theta, per-row hyper-parameters
     batches.py    each run's batch order
     history.py    per-step losses into rings, the timeline, evaluations

@@ -1,9 +1,10 @@
 """The gradient of a training pass with respect to theta (K, P).
 
-Without BatchNorm it comes from the forward pass's tape: autograd's arithmetic with the
-kernels autograd itself calls, without its graph (for a small network, recording and
-walking the graph cost more than the arithmetic: docs/benchmarks.md, round 8). With
-BatchNorm, from autograd. tests/test_run.py holds the two to each other.
+It comes from the forward pass's tape: autograd's arithmetic with the kernels autograd
+itself calls, without its graph (for a small network, recording and walking the graph
+cost more than the arithmetic: docs/benchmarks.md, rounds 8 and 14). autograd's own
+gradient (taped=False) is kept as the reference: tests/test_run.py holds the two to each
+other, BatchNorm included.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from .tables import Tables
 
 
 def gradient(net: Network, t: Tables, x: torch.Tensor, y: torch.Tensor, noise: list, act: torch.Tensor,
-             every: bool, record: list, taped: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             every: bool, record: list, taped: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """A training pass with this step's noise (per layer, (K, B, *units) 0/1): each
     run's loss (K,) and the gradient of sum(act * loss) with respect to theta (K, P).
-    taped (default: the shape's): from forward's tape, else by autograd (BatchNorm)."""
-    if net.shape.taped if taped is None else taped:
+    taped: from forward's tape (the engine's), else by autograd (the reference)."""
+    if taped:
         tape: list = []
         with torch.no_grad():
-            logits = net.forward(t, x, noise=noise, record=record, tape=tape)
+            logits = net.forward(t, x, noise=noise, record=record, bn_update=act, tape=tape)
             per_run, g = loss_grad(logits, y, None if every else act, net.shape.regression)
             return per_run, backward(net, tape, g)
     theta = net.store.theta
@@ -91,6 +92,23 @@ def backward(net: Network, tape: list, g: torch.Tensor) -> torch.Tensor:
             g = g.view(shape[1], shape[0], *shape[2:]).transpose(0, 1)
         elif kind == "act":
             g = act_grad(g, entry[1], entry[2])
+        elif kind == "bn":
+            g = _batchnorm_grad(grads, g, K, *entry[1:])
         else:  # dropout: out = x * factor (+ a constant, for alpha dropout)
             g = g * entry[1]
     return torch.cat([grads[name].reshape(K, -1) for name, *_ in net.shape.layout.params], 1)
+
+
+def _batchnorm_grad(grads: dict, g: torch.Tensor, K: int, at: str, xhat: torch.Tensor, inv: torch.Tensor,
+                    gamma: torch.Tensor, use: torch.Tensor | None, dims: tuple) -> torch.Tensor:
+    """BatchNorm's gradients: gamma's and beta's into grads, and its input's. A row on
+    running statistics is an affine map (g * gamma / std); a row on its batch's also
+    carries the gradient through the batch mean and (biased) variance:
+    (gx - mean(gx) - xhat * mean(gx * xhat)) / std, with gx = g * gamma."""
+    grads[f"{at}.weight"] = (g * xhat).sum(dims).reshape(K, -1)
+    grads[f"{at}.bias"] = g.sum(dims).reshape(K, -1)
+    gx = g * gamma
+    if use is None:
+        return gx * inv
+    through = gx.mean(dims, keepdim=True) + xhat * (gx * xhat).mean(dims, keepdim=True)
+    return (gx - through * use) * inv

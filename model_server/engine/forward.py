@@ -45,8 +45,8 @@ class Network:
         record: a list to append (pre-dropout input, mask or None, block output) per layer.
         bn_update: (K',) 1 where this batch updates BatchNorm's running statistics.
         hidden: a list to append each block's output to.
-        tape: a list to append what backward.py needs (a network without BatchNorm,
-        trained without autograd)."""
+        tape: a list to append what backward.py needs (the network is trained without
+        autograd)."""
         sh = self.shape
         theta = self._sel(self.store.theta, rows)
         K, N = theta.shape[0], x.shape[1]
@@ -106,7 +106,7 @@ class Network:
                 if tape is not None:
                     tape.append(("act", z, h))
             elif op == "bn":
-                h = self._batchnorm(h, l, P, rows, train_rows, bn_update)
+                h = self._batchnorm(h, l, P, rows, train_rows, bn_update, tape)
             else:
                 pre = h
                 h, mask, factor = self._dropout(t, h, l, rows, None if noise is None else noise[l],
@@ -135,7 +135,10 @@ class Network:
             return h * factor + b, mask, factor
         return h * factor, mask, factor
 
-    def _batchnorm(self, h, l, P, rows, train_rows, bn_update):
+    def _batchnorm(self, h, l, P, rows, train_rows, bn_update, tape=None):
+        """Block l's BatchNorm; with a tape, what backward.py needs for its gradient:
+        the normalised input, 1 / std, gamma, and which rows used their batch's
+        statistics (their gradient flows through the mean and variance too)."""
         store, cnn = self.store, self.shape.cnn
         rm, rv = self._sel(getattr(store, f"bn_mean{l}"), rows), self._sel(getattr(store, f"bn_var{l}"), rows)
         K = rm.shape[0]
@@ -146,6 +149,7 @@ class Network:
         else:    # h (K, N, C): statistics over N
             dims, shape, n = (1,), (K, 1, -1), h.shape[1]
         mean, var = rm.view(shape), rv.view(shape)
+        use = None
         if train_rows is not None:  # train-mode rows normalise with their batch's statistics
             bvar, bmean = torch.var_mean(h, dims, correction=0, keepdim=True)
             use = (train_rows > 0).view((1, K, 1, 1, 1) if cnn else (K, 1, 1))
@@ -157,7 +161,12 @@ class Network:
                     target = slice(0, K) if rows is None else rows
                     getattr(store, f"bn_mean{l}")[target] = rm * (1 - upd) + bmean.detach().reshape(K, -1) * upd
                     getattr(store, f"bn_var{l}")[target] = rv * (1 - upd) + bv * upd
-        return (h - mean) / torch.sqrt(var + BN_EPS) * gamma.view(shape) + beta.view(shape)
+        if tape is None:
+            return (h - mean) / torch.sqrt(var + BN_EPS) * gamma.view(shape) + beta.view(shape)
+        inv = torch.rsqrt(var + BN_EPS)
+        xhat = (h - mean) * inv
+        tape.append(("bn", at, xhat, inv, gamma.view(shape), use, dims))
+        return xhat * gamma.view(shape) + beta.view(shape)
 
     def _sel(self, t: torch.Tensor, rows) -> torch.Tensor:
         return t[:len(self.store.runs)] if rows is None else t[rows]

@@ -78,8 +78,6 @@ class Shape:
         self.L = len(key.hidden)
         self.regression = key.task == "regression"   # linear output, mean squared error
         self.cnn = key.kind == "cnn"
-        # trained without autograd (forward's tape, backward.py): a network without BatchNorm
-        self.taped = key.batchnorm == "none"
         if self.cnn:
             h, w = key.input_shape[1:]
             self.act_shape = [(c, h, w) for c in key.hidden]
