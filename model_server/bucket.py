@@ -17,9 +17,10 @@ A run whose shape is alone trains in a bucket of one, through the same code.
 A step (step()): every run's masks of its next steps from the counter (engine/noise.py,
 model_server.masks), its batches in its own order (engine/batches.py), the batched
 forward pass (engine/forward.py), the gradient (engine/backward.py: the forward pass's
-tape walked back), the optimizer, then what frames will read (engine/history.py). So a run's masks and batches depend only on its own config and seed, never
-on who else trains in the bucket, and its losses differ from the same run alone only by
-float rounding (a batched matmul may sum in another order). An exported script draws
+tape walked back), the optimizer, then what frames will read (engine/history.py). So a
+run's masks and batches depend only on its own config and seed, never on who else
+trains in the bucket, and its losses differ from the same run alone only by float
+rounding (a batched matmul may sum in another order). An exported script draws
 the same masks (model_server/export/).
 
 The bucket reads a run through engine.handle.RunHandle and tells it what happened only
