@@ -161,12 +161,11 @@ class Network:
                     target = slice(0, K) if rows is None else rows
                     getattr(store, f"bn_mean{l}")[target] = rm * (1 - upd) + bmean.detach().reshape(K, -1) * upd
                     getattr(store, f"bn_var{l}")[target] = rv * (1 - upd) + bv * upd
-        if tape is None:
-            return (h - mean) / torch.sqrt(var + BN_EPS) * gamma.view(shape) + beta.view(shape)
-        inv = torch.rsqrt(var + BN_EPS)
+        inv, gamma = torch.rsqrt(var + BN_EPS), gamma.view(shape)
         xhat = (h - mean) * inv
-        tape.append(("bn", at, xhat, inv, gamma.view(shape), use, dims))
-        return xhat * gamma.view(shape) + beta.view(shape)
+        if tape is not None:
+            tape.append(("bn", at, xhat, inv, gamma, use, dims))
+        return xhat * gamma + beta.view(shape)
 
     def _sel(self, t: torch.Tensor, rows) -> torch.Tensor:
         return t[:len(self.store.runs)] if rows is None else t[rows]
