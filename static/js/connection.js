@@ -5,6 +5,8 @@
 import { io } from '/vendor/socket.io.esm.min.js';
 import { decodeFrame } from './frames.js';
 
+const ANSWER_WAIT_MS = 60000;  // how long an event waits for its answer (see call)
+
 function tabToken() {
   let t = null;
   try { t = sessionStorage.getItem('dp-token'); } catch (e) { /* storage blocked: a fresh token */ }
@@ -62,11 +64,14 @@ export class Connection extends EventTarget {
   // Resolves with the acknowledgement ({ok: true, ...} or {ok: false, error}). A refusal
   // that says when to retry (the server's lesson experiments are all taken, this tab's
   // previous one still runs, or its runs are still closing) is retried then, a few times,
-  // before it is given up. Lesson work may take seconds on a busy server: it gets a minute.
+  // before it is given up. Every answer gets a minute: building a run and a lesson's work
+  // wait for the trainer's turns on a busy server, and a configure given up while the
+  // server still builds it would leave the run there and the page without it. A lost
+  // connection is told by its own event ('disconnected'), not by this wait.
   async call(event, payload = {}, retries = 10) {
     for (let attempt = 0; ; attempt++) {
       const ack = await new Promise(resolve => {
-        this.socket.timeout(event === 'experiment' || event === 'sweep' ? 60000 : 10000).emit(event, payload, (err, a) => {
+        this.socket.timeout(ANSWER_WAIT_MS).emit(event, payload, (err, a) => {
           resolve(err ? { ok: false, error: { field: 'connection', message: 'no answer from the server (connection lost?)' } } : a);
         });
       });
