@@ -3,6 +3,7 @@
 On SIGTERM or Ctrl-C the process first ends its own clients' runs with a message that
 says so (app.broadcast.end_local_runs), gives the sockets a moment to send it, then exits.
 """
+import faulthandler
 import logging
 import os
 import signal
@@ -33,6 +34,9 @@ def stop(signum, _frame):
 
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
+# `kill -USR1 <pid>`: every thread's stack to stderr, so that a server that seems stuck
+# says where each thread waits, without stopping it
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 server = webserver.make(app, settings)  # bounded threads and timeouts (app/webserver.py)
 serve_apart(app)  # /metrics on an address of its own, when settings.metrics_port is set
 memory.freeze_startup()  # what exists now lives as long as the process

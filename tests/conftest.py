@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,6 +101,21 @@ class LiveServer:
                 pass
             time.sleep(0.2)
         raise RuntimeError("server did not become healthy")
+
+    def stacks(self) -> str:
+        """Every thread's stack in the server now (SIGUSR1: app/__main__.py), from its log."""
+        if self.log_path is None or self.proc.poll() is not None or self.pid != self.proc.pid:
+            return "(no log, or the server is not python -m app)"
+        before = self.log_path.stat().st_size
+        os.kill(self.pid, signal.SIGUSR1)
+        size, deadline = before, time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the dump has stopped growing
+            time.sleep(0.5)
+            now = self.log_path.stat().st_size
+            if now > before and now == size:
+                break
+            size = now
+        return self.log_path.read_text(errors="replace")[before:][-30000:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -4,6 +4,7 @@ measured numbers; compare mode trains two runs side by side. Screenshots go to a
 from __future__ import annotations
 
 import json
+import time
 import re
 
 import pytest
@@ -100,17 +101,27 @@ def test_lesson_path_and_unknown_lesson(page, live_server):
 
 
 def test_compare_two_runs_on_one_chart(page, live_server):
+    wire = []  # the socket's text messages, both ways (to say what happened if no frames come)
+    def watch(ws):
+        start = time.monotonic()
+        for direction in ("framesent", "framereceived"):
+            ws.on(direction, lambda m, d=direction[5:]: wire.append(
+                f"{time.monotonic() - start:7.2f} {d:8} {m[:150] if isinstance(m, str) else f'<{len(m)} bytes>'}"))
+    page.on("websocket", watch)
     page.goto(live_server.url + "/compare#data=moons&points=200&hidden=16,16&steps=400&runs=2&a.p=0&b.p=0.5")
     try:
         page.wait_for_function("() => window.__compare && window.__compare.runs.length === 2 && "
                                "window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
     except PlaywrightTimeout:
-        # (it timed out once in a fresh-clone suite with a CPU hog beside it and passed in
-        # every rerun: say what the page showed, for the next time)
+        # (it timed out twice in fresh-clone suites with a CPU hog beside it, each time
+        # with both runs configured and paused at 3 frames, and passed in every rerun:
+        # say what the page, the socket and the server's threads show, for the next time)
         seen = page.evaluate("""() => ({notice: document.querySelector('[data-role=notice]')?.textContent,
-          runs: (window.__compare?.runs || []).map(r => ({id: r.id, frames: r.frames, playing: r.playing}))})""")
+          runs: (window.__compare?.runs || []).map(r => ({id: r.id, frames: r.frames, playing: r.playing,
+            step: r.step, connected: r.conn.connected}))})""")
         raise AssertionError(f"the compare page's two runs did not both get 4 frames: {seen}; "
-                             f"page errors: {page.errors}") from None
+                             f"page errors: {page.errors}; the socket's last messages:\n" + "\n".join(wire[-60:]) +
+                             f"\nthe server's threads:\n{live_server.stacks()}") from None
     # one socket, two runs on it: each run's frames are its own (they name it, and carry its p)
     assert page.evaluate("() => new Set(window.__compare.runs.map(r => r.conn.socket.id)).size") == 1
     assert page.evaluate("() => window.__compare.runs.map(r => r.last.header.run === r.id)") == [True, True]
