@@ -85,3 +85,49 @@ def test_the_graph_sees_every_kind_of_import():
 
 def test_no_import_circle_in_app_or_model_server():
     assert cycles(import_graph()) == []
+
+
+# What the engine may write besides its own objects' fields (self): its row store, a
+# frame it builds, a tensor's rows and a parameter's gradient. A run reaches the engine
+# only as a RunHandle (model_server/engine/handle.py), whose methods are the one way back.
+ENGINE = ("model_server/bucket.py", "model_server/snapshot.py", "model_server/frames.py", "model_server/engine")
+ENGINE_OWN = {"self", "store", "fr", "t", "theta"}
+
+
+def attribute_writes(path: Path) -> list[tuple[int, str, str]]:
+    """(line, the object's name, the target) of every attribute assignment, and setattr call."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr":
+            out.append((node.lineno, ast.unparse(node.args[0]), ast.unparse(node)))
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        while targets:
+            target = targets.pop()
+            if isinstance(target, (ast.Tuple, ast.List)):
+                targets.extend(target.elts)
+                continue
+            written, base = target, target  # x.a = ..., x.a[i] = ..., x[i].a = ...
+            while isinstance(base, (ast.Attribute, ast.Subscript)):
+                written = base if isinstance(base, ast.Attribute) else written
+                base = base.value
+            if isinstance(written, ast.Attribute):
+                out.append((node.lineno, getattr(base, "id", ast.unparse(base)), ast.unparse(target)))
+    return out
+
+
+def test_the_engine_writes_no_field_of_a_run():
+    files = [p for e in ENGINE for p in ([ROOT / e] if e.endswith(".py") else sorted((ROOT / e).rglob("*.py")))]
+    assert len(files) > 10
+    found = [(str(p.relative_to(ROOT)), line, target) for p in files
+             for line, base, target in attribute_writes(p) if base not in ENGINE_OWN]
+    assert found == [], "the engine assigns fields of something not its own (a run's state?): " \
+                        "tell the run through RunHandle's methods instead"
+
+
+def test_the_engine_field_check_sees_a_run_written(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text("def f(self, state, store):\n    self.a = 1\n    store.b[0] = 2\n"
+                      "    state.step_count += 1\n    setattr(state, 'c', 3)\n")
+    assert [(base, target) for _, base, target in attribute_writes(source) if base not in ENGINE_OWN] == [
+        ("state", "state.step_count"), ("state", "setattr(state, 'c', 3)")]
