@@ -15,6 +15,7 @@ from model_server import memory
 from . import create_app, webserver
 from .broadcast import end_local_runs
 from .metrics import serve_apart
+from .watchdog import Watchdog
 
 DRAIN_S = 0.5  # time for the socket threads to send the last 'status' events
 
@@ -39,6 +40,9 @@ signal.signal(signal.SIGINT, stop)
 faulthandler.register(signal.SIGUSR1, all_threads=True)
 server = webserver.make(app, settings)  # bounded threads and timeouts (app/webserver.py)
 serve_apart(app)  # /metrics on an address of its own, when settings.metrics_port is set
+parts = app.extensions["dropout"]
+# a stalled trainer or Reader writes every thread's stack to stderr (app/watchdog.py)
+Watchdog({"trainer": lambda: parts["registry"].trainer.beat, "websocket-reader": lambda: parts["reader"].beat}).start()
 memory.freeze_startup()  # what exists now lives as long as the process
 print(f"Dropout Playground on http://{settings.host}:{settings.port}", flush=True)
 server.serve_forever()

@@ -75,7 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     guard(socketio.server, reader, serving.max_message_bytes,
           max(settings.read_timeout_s, settings.ping_interval + settings.ping_timeout), refusals.malformed,
           serving.large_reply_bytes, serving.max_backlog_bytes, refusals.over_reply_budget)
-    app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio}
+    app.extensions["dropout"] = {"registry": registry, "metrics": metrics, "socketio": socketio, "reader": reader}
 
     from . import pages, health, schema
     app.register_blueprint(pages.bp)

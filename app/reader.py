@@ -105,6 +105,7 @@ class Reader:
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self.free = threading.Event()  # cleared while the trainer writes a pass of frames (hold)
         self.free.set()
+        self.beat = time.monotonic()   # when its loop last came round (app/watchdog.py)
         self.thread = threading.Thread(target=self._loop, name="websocket-reader", daemon=True)
         self.thread.start()
 
@@ -135,6 +136,7 @@ class Reader:
     def _loop(self) -> None:
         next_sweep = time.monotonic() + self.SWEEP_S
         while True:
+            self.beat = time.monotonic()
             try:
                 events = self._sel.select(self.SWEEP_S)
                 self.free.wait(HOLD_MAX_S)

@@ -61,6 +61,7 @@ class Trainer:
         self._stop = threading.Event()
         self._next_tick = 0.0                     # the next housekeeping
         self._last_tick = time.perf_counter()
+        self.beat = time.monotonic()              # when its loop last came round (app/watchdog.py)
         self.thread = threading.Thread(target=self._loop, name="trainer", daemon=True)
         self.thread.start()
 
@@ -238,6 +239,7 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.beat = time.monotonic()
             try:
                 self._run_calls()
                 now = time.perf_counter()
