@@ -40,9 +40,9 @@ signal.signal(signal.SIGINT, stop)
 faulthandler.register(signal.SIGUSR1, all_threads=True)
 server = webserver.make(app, settings)  # bounded threads and timeouts (app/webserver.py)
 serve_apart(app)  # /metrics on an address of its own, when settings.metrics_port is set
-parts = app.extensions["dropout"]
+trainer, reader = app.extensions["dropout"]["registry"].trainer, app.extensions["dropout"]["reader"]
 # a stalled trainer or Reader writes every thread's stack to stderr (app/watchdog.py)
-Watchdog({"trainer": lambda: parts["registry"].trainer.beat, "websocket-reader": lambda: parts["reader"].beat}).start()
+Watchdog({"trainer": lambda: trainer.beat, "websocket-reader": lambda: reader.beat}).start()
 memory.freeze_startup()  # what exists now lives as long as the process
 print(f"Dropout Playground on http://{settings.host}:{settings.port}", flush=True)
 server.serve_forever()

@@ -4,8 +4,8 @@ measured numbers; compare mode trains two runs side by side. Screenshots go to a
 from __future__ import annotations
 
 import json
-import time
 import re
+import time
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.watchdog import Watchdog
+from app.watchdog import STALL_S, Watchdog
 from conftest import live
 
 
@@ -26,6 +26,6 @@ def test_a_stall_is_reported_once_with_every_threads_stack(capfd, caplog):
 
 def test_a_running_servers_loops_beat_and_it_reports_no_stall():
     with live() as server:
-        time.sleep(2 * 5.0 + 1)  # past the watchdog's stall time, with nothing to do
+        time.sleep(2 * STALL_S + 1)  # past the watchdog's stall time, with nothing to do
         log = server.log_path.read_text() if server.log_path else ""
         assert "event=stall" not in log and "Thread 0x" not in log
