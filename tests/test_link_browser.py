@@ -49,8 +49,9 @@ def assert_controls_show_xor(page):
     assert page.input_value("#f-points") == "100"
     assert float(page.input_value("#f-p-0")) == pytest.approx(0.1)
     assert float(page.input_value("#f-p-1")) == pytest.approx(0.1)
-    caption = page.locator("[data-role=caption]").inner_text()
-    assert "0.10, 0.10" in caption
+    # the caption follows the drawn frame at most ten times a second (static/js/playground_frames.js)
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=caption]').textContent.includes('0.10, 0.10')", timeout=LIVE)
 
 
 # ---- 2. a link opened in a running tab -----------------------------------------------------
