@@ -16,7 +16,12 @@ from typing import Callable
 MAX_DEPTH = 32
 MAX_DIGITS = 40
 
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+# a string literal, or one that never closes, to the end of the text (group 1, the closing
+# quote, is then empty). Every match succeeds where it starts, so the scan reads each
+# character once. Requiring the closing quote made an unclosed string cost a re-scan from
+# each escaped quote inside it: quadratic, and one 64 KB message of them held the
+# interpreter, and so every visitor, for seconds (bench/abuse.py, attack "unclosed").
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*("?)', re.S)
 _LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]")
 _EVENT_ID = re.compile(r"^2(\d{1,12})\[")  # a Socket.IO event with an ack id, default namespace
@@ -61,7 +66,7 @@ def malformed_json(text: str) -> tuple[str, str] | None:
     """Why a packet's JSON is refused before parsing, as (kind, detail); None: it may be
     parsed. Linear in the text, in regular expressions: strings are checked and blanked,
     then the structure is measured."""
-    if "\\u" in text and any(_not_unicode(s) for s in _STRINGS.findall(text) if "\\u" in s):
+    if "\\u" in text and any(_not_unicode(m[0]) for m in _STRINGS.finditer(text) if m[1] and "\\u" in m[0]):
         # a lone surrogate escape ("\ud800") decodes to a str that no UTF-8 encoder takes:
         # pydantic's error rendering, the log and the reply all raised on it
         return "not_unicode", "a string that is not valid Unicode (a lone surrogate escape)"

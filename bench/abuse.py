@@ -27,6 +27,8 @@ and the attacks of issue 23:
                   until refused, then a pause of a paused run every 0.5 s (no activity);
                   then a newcomer from 127.0.0.9 configures a default run
     surrogate     5 clients (127.0.0.8) sending a custom point whose x is "\\ud800", 19 times a second
+    unclosed      3 clients (127.0.0.11) sending a 60 KB event whose string never closes (escaped
+                  quotes all along) twice a second: the check before parsing once took seconds for one
     heavy         12 configures of that CNN (the largest timeline) at once from 127.0.0.10
     slow_headers  300 sockets from 127.0.0.6 sending one header line every 2 s (reconnecting
                   when cut), while a newcomer asks for GET / every second
@@ -181,6 +183,8 @@ SLOW_CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [1
             "train": {"batch_size": 120}}
 TIMELINE_CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden": [16] * 3, "p": [0.3] * 3},
                 "train": {"batch_size": 1}}
+# a string that never closes, full of escaped quotes: 60 KB, under the message limit
+UNCLOSED = '["set","' + '\\"' * 30000
 SURROGATE = ('["configure", {"config": {"data": {"dataset": "custom", "points": '
              '[["\\ud800", 0.1, 0], [0.2, 0.1, 1], [0.3, 0.1, 0], [0.4, 0.1, 1]]}}}]')
 
@@ -338,7 +342,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=25.0, help="length of the attack")
     ap.add_argument("--only", default="non_readers,experiments,max_runs,malformed,step_flood,hoarders,surrogate,"
-                                      "heavy,slow_headers",
+                                      "unclosed,heavy,slow_headers",
                     help="comma-separated attacks to run (default: all)")
     ap.add_argument("--server", choices=["app", "gunicorn"], default="app",
                     help="python -m app, or the Docker image's gunicorn command")
@@ -403,6 +407,10 @@ def main() -> None:
         attackers += [threading.Thread(target=flooder, args=(url, "surrogate", i, stop_attack, tally, None, SURROGATE,
                                                              "127.0.0.8"),
                                        daemon=True) for i in range(5)]
+    if "unclosed" in only:
+        attackers += [threading.Thread(target=flooder, args=(url, "unclosed", i, stop_attack, tally, None, UNCLOSED,
+                                                             "127.0.0.11", 2.0),
+                                       daemon=True) for i in range(3)]
     if "hoarders" in only:
         attackers.append(threading.Thread(target=hoarders, args=(url, stop_attack, tally, held), daemon=True))
     if "heavy" in only:

@@ -210,6 +210,7 @@ MALFORMED = [
     '42["play",' + "[" * 3000 + "]" * 3000 + "]",   # past the JSON parser's recursion limit
     '42["step",{"n":' + "9" * 5000 + "}]",            # past int()'s digit limit
     b"\x00\x01\x02",                                  # a binary message
+    '42["set","' + '\\"' * 30000,                     # a string that never closes, of escaped quotes
 ]
 
 
