@@ -24,6 +24,7 @@ bp = Blueprint("embed", __name__)
 
 # what ?hide= may name: the settings groups of the form, and the widget's parts
 GROUPS = ("data", "model", "train", "controls", "transport", "network", "boundary", "loss", "export", "caption")
+SHOWN = 5                    # unknown parts of ?hide= named in the page's problem line
 EMBED_SIZE = (800, 600)      # the layout is designed for this; it adapts down to 360 px wide
 LESSON_SIZE = (700, 900)     # a lesson is one column, designed for 700 px wide (fits 390); it reports its height
 MIN_SIZE = (320, 240)        # oEmbed maxwidth/maxheight below these cannot show a playground
@@ -59,7 +60,12 @@ def embed():
                                lesson={"id": lesson, "title": known[lesson]})
     asked = split_list(request.args.get("hide"))
     hide = [g for g in GROUPS if g in asked]
-    problems = [f"unknown part {g!r} in hide ignored (known: {', '.join(GROUPS)})" for g in asked if g not in GROUPS]
+    problems = []
+    unknown = list(dict.fromkeys(g for g in asked if g not in GROUPS))
+    if unknown:  # one line, however many were asked for (a 64 KB query made a 4 MB page)
+        named = ", ".join(repr(g[:40]) for g in unknown[:SHOWN]) + (
+            f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else "")
+        problems.append(f"unknown part{'s' * (len(unknown) > 1)} {named} in hide ignored (known: {', '.join(GROUPS)})")
     if lesson:
         problems.append(f"there is no lesson {lesson[:64]!r} (lessons: {', '.join(known)}); here is the playground")
     config = {

@@ -30,13 +30,13 @@ import threading
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, abort, render_template
-from pydantic import AfterValidator, Field
+from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from model_server import experiments, regularizers
 from model_server.experiments import uncertain as uncertainty_lesson
 from model_server.costs import Cost, experiment_cost, preset_cost, sweep_cost
-from model_server.config import MC_PASSES, ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
+from model_server.config import MAX_LAYERS, MC_PASSES, ConfigError, Prob, Strict, in_range, parse, parse_config, safe_value
 from model_server.runstate import RunState
 from model_server.sweep import DEFAULT_PS, MAX_MODELS, SWEEP_PRESET, SWEEP_STEPS, Sweep
 
@@ -56,15 +56,16 @@ Index = Annotated[int, in_range(0, 100_000, "example")]
 
 
 def count_between(lo: int, hi: int, what: str):
-    """Like config.in_range, for the length of a list."""
+    """Like config.in_range, for the length of a list; checked before its items are (a
+    list of thousands of bad items made as many errors)."""
 
     def check(v):
-        if not lo <= len(v) <= hi:
+        if isinstance(v, list) and not lo <= len(v) <= hi:
             raise PydanticCustomError("out_of_range", "{what} has to be between {lo} and {hi}, but got {got}",
                                       {"what": what, "lo": lo, "hi": hi, "got": len(v)})
         return v
 
-    return AfterValidator(check)
+    return BeforeValidator(check)
 
 
 # ---- experiments: one parameter schema per function of model_server/experiments/---------
@@ -81,7 +82,7 @@ class ForgotEvalBoundary(Strict):
 
 
 class InvertedScaling(Strict):
-    layer: Annotated[int, in_range(0, 63, "layer")] = 0
+    layer: Annotated[int, in_range(0, MAX_LAYERS - 1, "layer")] = 0
     passes: Annotated[int, in_range(1, experiments.MAX_SCALING_PASSES, "passes")] = 1000
     examples: Annotated[int, in_range(1, experiments.MAX_EXAMPLES, "examples")] = 16
     seed: Seed = 0
@@ -111,7 +112,7 @@ class Myths(Strict):
 
 class SpatialDropout(Strict):
     example: Index = 0
-    layer: Annotated[int, in_range(0, 63, "layer")] = 0
+    layer: Annotated[int, in_range(0, MAX_LAYERS - 1, "layer")] = 0
     p: Prob | None = None
     seed: Seed = 0
 

@@ -35,6 +35,7 @@ def checked_messages(handle: Callable[[str, object], object], report: OnMalforme
     (python-socketio's) only when it is a text packet of parseable JSON with an event
     name; otherwise it reports it (one line, no traceback) instead:
 
+    * a packet that names a namespace is dropped: only the default one is served;
     * binary events and binary acks are dropped unread: this app's clients send none,
       and python-socketio would collect every attachment a binary packet's header
       announces (up to 10**10 of them);
@@ -48,6 +49,11 @@ def checked_messages(handle: Callable[[str, object], object], report: OnMalforme
             return report(eio_sid, "binary", "binary packets are not accepted", None)
         if not isinstance(data, str):
             return report(eio_sid, "packet", "not a text packet", None)
+        if data[1:2] == "/":
+            # only the default namespace is served, and clients leave it out; python-socketio
+            # cuts a namespace at '?', so '2/?"...' would reach it with a quote before the
+            # JSON, which turns the checks below inside out
+            return report(eio_sid, "namespace", "only the default namespace is served", None)
         problem = malformed_json(data)
         if problem:
             m = _EVENT_ID.match(data)

@@ -441,6 +441,19 @@ def test_embed_page_passes_its_settings_as_json_not_script(http):
     assert scripts == [], "inline script"
 
 
+def test_many_unknown_hidden_parts_make_one_short_problem_line(http):
+    asked = ",".join(f"part{i}" for i in range(6000)) + ",data"
+    html = http.get("/embed?hide=" + asked).get_data(as_text=True)
+    block = re.search(r'<script type="application/json" id="dp-embed-config">(.*?)</script>', html, re.S).group(1)
+    config = json.loads(block)
+    assert config["hide"] == ["data"]
+    assert config["problems"] == ["unknown parts 'part0', 'part1', 'part2', 'part3', 'part4' and 5995 more in hide "
+                                  "ignored (known: data, model, train, controls, transport, network, boundary, loss, "
+                                  "export, caption)"]
+    # the query is in the page once (the oEmbed link's address), not once per unknown part
+    assert len(html) < len(http.get("/embed").get_data(as_text=True)) + len(asked) + 1_000
+
+
 def test_socket_handshake_sets_no_cookie(live_server):
     resp = requests.get(live_server.url + "/socket.io/?EIO=4&transport=polling", timeout=5)
     assert resp.ok and "Set-Cookie" not in resp.headers

@@ -17,9 +17,9 @@ from .live import LiveChange, RunChange
 from .runconfig import (CUSTOM_POINTS, DATASETS, DIGITS_SIZE, MC_PASSES, PLANE, REGRESSION_DATASETS, TASKS, DataConfig,
                         ModelConfig, RunConfig)
 from .schema import json_schema
-from .validation import ConfigError, Prob, Strict, in_range, parse, safe_value
+from .validation import MAX_LAYERS, ConfigError, Prob, Strict, in_range, parse, safe_value
 
 __all__ = ["CUSTOM_POINTS", "DATASETS", "DIGITS_SIZE", "MC_PASSES", "PLANE", "REGRESSION_DATASETS", "TASKS",
-           "ConfigError", "DataConfig", "Limits",
+           "MAX_LAYERS", "ConfigError", "DataConfig", "Limits",
            "LiveChange", "ModelConfig", "Prob", "RunChange", "RunConfig", "Strict", "in_range",
            "json_schema", "parse", "parse_config", "safe_value"]

@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .validation import Lr, Prob, Strict, in_range
+from .validation import MAX_LAYERS, Lr, Prob, Strict, in_range
 
 
 class SetP(Strict):
     param: Literal["p"]
-    layer: Annotated[int, in_range(0, 63, "layer")]
+    layer: Annotated[int, in_range(0, MAX_LAYERS - 1, "layer")]
     value: Prob
 
 
@@ -35,7 +35,7 @@ class SetWatch(Strict):
     """Which hidden neuron's output over the input plane frames should carry (both null:
     none, and the server stops computing it)."""
     param: Literal["watch"]
-    layer: Annotated[int, in_range(0, 63, "layer")] | None = None
+    layer: Annotated[int, in_range(0, MAX_LAYERS - 1, "layer")] | None = None
     index: Annotated[int, in_range(0, 63, "neuron")] | None = None
 
     @model_validator(mode="after")

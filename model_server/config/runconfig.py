@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
-from .validation import Lr, Prob, Strict, in_range, plain_number, shown
+from .validation import MAX_LAYERS, Lr, Prob, Strict, in_range, plain_number, shown
 
 DATASETS_2D = ("circle", "xor", "gauss", "spiral", "moons")
 DATASETS = DATASETS_2D + ("digits",)  # built in; "custom" is a visitor's own 2D set
@@ -137,9 +137,9 @@ class DataConfig(Strict):
 
 class ModelConfig(Strict):
     kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [8, 8])
+    hidden: Annotated[list[int], Field(max_length=MAX_LAYERS)] = Field(default_factory=lambda: [8, 8])
     activation: Literal["relu", "tanh", "sigmoid", "gelu", "selu", "linear"] = "relu"
-    p: list[Prob] = Field(default_factory=lambda: [0.3, 0.3])
+    p: Annotated[list[Prob], Field(max_length=MAX_LAYERS)] = Field(default_factory=lambda: [0.3, 0.3])
     dropout_kind: Literal["dropout", "dropout2d", "alpha"] = "dropout"
     placement: Literal["after_activation", "before_activation"] = "after_activation"
     batchnorm: Literal["none", "before_dropout", "after_dropout"] = "none"

@@ -38,6 +38,11 @@ class in_range:  # noqa: N801 -- used like pydantic's validators: Annotated[int,
         return {**handler(schema), "minimum": self.lo, "maximum": self.hi}
 
 
+# the most layers the protocol can name (a live change's layer is 0..MAX_LAYERS - 1); a
+# per-layer list longer than this is refused before its items are looked at (a 64 KB
+# configure of 32,700 bad values made as many errors: ~0.4 s of one message's work)
+MAX_LAYERS = 64
+
 Prob = Annotated[float, in_range(0.0, 1.0, "dropout probability")]
 Lr = Annotated[float, in_range(1e-5, 10.0, "learning rate")]
 
@@ -97,6 +102,8 @@ def _allowed(kind: str, ctx: dict) -> str:
         return ctx["allowed"]
     if kind == "literal_error":
         return ctx.get("expected", "").replace(" or ", ", ")
+    if kind == "too_long":
+        return f"at most {ctx['max_length']} items"
     if kind == "extra_forbidden":
         return "no such field"
     if kind == "missing":
@@ -116,6 +123,8 @@ def _message(e: dict, field: str, allowed: str) -> str:
     if kind == "literal_error":
         name = str(e["loc"][-1]) if e["loc"] else "value"
         return f"{name} has to be one of {allowed}, but got {safe_value(e.get('input'))!r}"
+    if kind == "too_long":
+        return f"{field} has to hold {allowed}, but got {ctx['actual_length']}"
     return f"{e['msg']}, but got {safe_value(e.get('input'))!r}"
 
 

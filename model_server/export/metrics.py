@@ -6,15 +6,10 @@ import csv
 import io
 import json
 
-from ..runstate import FrozenRun
+from ..runstate import FrozenRun, settings_at
 
 HISTORY_FIELDS = ("step", "train_loss", "test_loss", "test_acc")
 SETTINGS_FIELDS = ("p", "lr", "mode")
-
-
-def settings_at(changes, step: int):
-    """The (p, lr, mode) a step trained with, from a run's change log."""
-    return next((entry[1:] for entry in reversed(changes) if entry[0] <= step), None)
 
 
 def metrics_rows(run: FrozenRun) -> list[dict]:
@@ -24,7 +19,7 @@ def metrics_rows(run: FrozenRun) -> list[dict]:
         row = {k: point.get(k) for k in HISTORY_FIELDS}
         settings = settings_at(run.changes, point["step"]) if point.get("step") else None
         if settings is not None:
-            p, lr, mode = settings
+            _, p, lr, mode = settings
             row.update(p=" ".join(f"{x:g}" for x in p), lr=lr, mode=mode)
         rows.append(row)
     return rows
