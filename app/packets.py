@@ -23,7 +23,7 @@ MAX_DIGITS = 40
 # interpreter, and so every visitor, for seconds (bench/abuse.py, attack "unclosed").
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*("?)', re.S)
 _LONG_NUMBER = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]")
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _EVENT_ID = re.compile(r"^2(\d{1,12})\[")  # a Socket.IO event with an ack id, default namespace
 
 # the malformed-packet callback: (eio_sid, kind, detail, ack_id or None)
@@ -79,9 +79,9 @@ def malformed_json(text: str) -> tuple[str, str] | None:
     bare = _STRINGS.sub('""', text)
     if _LONG_NUMBER.search(bare):
         return "long_number", f"a number longer than {MAX_DIGITS} digits"
-    brackets = _NOT_BRACKETS.sub("", bare)
-    if len(brackets) <= 2 * MAX_DEPTH:  # too few to nest deeper
+    if bare.count("[") + bare.count("{") <= MAX_DEPTH:  # too few to nest deeper
         return None
+    brackets = _NOT_BRACKETS.sub("", bare)
     depth = 0
     for c in brackets:
         depth += 1 if c in "[{" else -1

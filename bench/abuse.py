@@ -29,6 +29,8 @@ and the attacks of issue 23:
     surrogate     5 clients (127.0.0.8) sending a custom point whose x is "\\ud800", 19 times a second
     unclosed      3 clients (127.0.0.11) sending a 60 KB event whose string never closes (escaped
                   quotes all along) twice a second: the check before parsing once took seconds for one
+    long_list     3 clients (127.0.0.12) sending a configure whose p holds 32,000 values out of range,
+                  19 times a second: each value was once an error of its own (~0.4 s a message)
     heavy         12 configures of that CNN (the largest timeline) at once from 127.0.0.10
     slow_headers  300 sockets from 127.0.0.6 sending one header line every 2 s (reconnecting
                   when cut), while a newcomer asks for GET / every second
@@ -185,6 +187,8 @@ TIMELINE_CNN = {"data": {"dataset": "digits"}, "model": {"kind": "cnn", "hidden"
                 "train": {"batch_size": 1}}
 # a string that never closes, full of escaped quotes: 60 KB, under the message limit
 UNCLOSED = '["set","' + '\\"' * 30000
+# a configure whose p holds 32,000 values out of range: 63 KB, under the message limit
+LONG_LIST = json.dumps(["configure", {"config": {"model": {"p": [2] * 32000}}}], separators=(",", ":"))
 SURROGATE = ('["configure", {"config": {"data": {"dataset": "custom", "points": '
              '[["\\ud800", 0.1, 0], [0.2, 0.1, 1], [0.3, 0.1, 0], [0.4, 0.1, 1]]}}}]')
 
@@ -342,7 +346,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=25.0, help="length of the attack")
     ap.add_argument("--only", default="non_readers,experiments,max_runs,malformed,step_flood,hoarders,surrogate,"
-                                      "unclosed,heavy,slow_headers",
+                                      "unclosed,long_list,heavy,slow_headers",
                     help="comma-separated attacks to run (default: all)")
     ap.add_argument("--server", choices=["app", "gunicorn"], default="app",
                     help="python -m app, or the Docker image's gunicorn command")
@@ -410,6 +414,10 @@ def main() -> None:
     if "unclosed" in only:
         attackers += [threading.Thread(target=flooder, args=(url, "unclosed", i, stop_attack, tally, None, UNCLOSED,
                                                              "127.0.0.11", 2.0),
+                                       daemon=True) for i in range(3)]
+    if "long_list" in only:
+        attackers += [threading.Thread(target=flooder, args=(url, "long_list", i, stop_attack, tally, None, LONG_LIST,
+                                                             "127.0.0.12"),
                                        daemon=True) for i in range(3)]
     if "hoarders" in only:
         attackers.append(threading.Thread(target=hoarders, args=(url, stop_attack, tally, held), daemon=True))
