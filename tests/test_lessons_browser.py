@@ -108,46 +108,50 @@ def test_compare_two_runs_on_one_chart(page, live_server):
             ws.on(direction, lambda m, d=direction[5:]: wire.append(
                 f"{time.monotonic() - start:7.2f} {d:8} {m[:150] if isinstance(m, str) else f'<{len(m)} bytes>'}"))
     page.on("websocket", watch)
+
+    def wait(condition: str):
+        """Wait for condition; on a timeout, say what the page, the socket and the server's
+        threads show. (Three fresh-clone suites with a CPU hog saw this test's runs stop
+        after their configure: twice at the first wait with both runs paused at 3 frames,
+        once after the restart below; it passed in every rerun.)"""
+        try:
+            page.wait_for_function(condition, timeout=LIVE)
+        except PlaywrightTimeout:
+            seen = page.evaluate("""() => ({notice: document.querySelector('[data-role=notice]')?.textContent,
+              runs: (window.__compare?.runs || []).map(r => ({id: r.id, frames: r.frames, playing: r.playing,
+                step: r.step, closed: r.closed, configured: !!r.info, p: r.state.p, connected: r.conn.connected}))})""")
+            raise AssertionError(f"timed out waiting for {condition!r}; the page shows {seen}; "
+                                 f"page errors: {page.errors}; the socket's last messages:\n" + "\n".join(wire[-80:]) +
+                                 f"\nthe server's threads:\n{live_server.stacks()}") from None
+
     page.goto(live_server.url + "/compare#data=moons&points=200&hidden=16,16&steps=400&runs=2&a.p=0&b.p=0.5")
-    try:
-        page.wait_for_function("() => window.__compare && window.__compare.runs.length === 2 && "
-                               "window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
-    except PlaywrightTimeout:
-        # (it timed out twice in fresh-clone suites with a CPU hog beside it, each time
-        # with both runs configured and paused at 3 frames, and passed in every rerun:
-        # say what the page, the socket and the server's threads show, for the next time)
-        seen = page.evaluate("""() => ({notice: document.querySelector('[data-role=notice]')?.textContent,
-          runs: (window.__compare?.runs || []).map(r => ({id: r.id, frames: r.frames, playing: r.playing,
-            step: r.step, connected: r.conn.connected}))})""")
-        raise AssertionError(f"the compare page's two runs did not both get 4 frames: {seen}; "
-                             f"page errors: {page.errors}; the socket's last messages:\n" + "\n".join(wire[-60:]) +
-                             f"\nthe server's threads:\n{live_server.stacks()}") from None
+    wait("() => window.__compare && window.__compare.runs.length === 2 && window.__compare.runs.every(r => r.frames > 3)")
     # one socket, two runs on it: each run's frames are its own (they name it, and carry its p)
     assert page.evaluate("() => new Set(window.__compare.runs.map(r => r.conn.socket.id)).size") == 1
     assert page.evaluate("() => window.__compare.runs.map(r => r.last.header.run === r.id)") == [True, True]
     assert page.evaluate("() => window.__compare.runs.map(r => r.last.header.p.join())") == ["0,0", "0.5,0.5"]
     count = page.evaluate("() => window.__compare.losses.count")
-    page.wait_for_function(f"() => window.__compare.losses.count > {count}", timeout=LIVE)
+    wait(f"() => window.__compare.losses.count > {count}")
     # both runs' test-loss traces gain points
-    page.wait_for_function("""() => {
+    wait("""() => {
       const data = document.querySelector('[data-role=losses]').data;
       const test = data.filter(t => / test loss$/.test(t.name));
       return test.length === 2 && test.every(t => t.x.length >= 3);
-    }""", timeout=LIVE)
+    }""")
     rows = page.locator("[data-role=table] tr")
     assert rows.count() == 3 and "A: p 0" in rows.nth(1).inner_text()
     # the runs pause at `steps`; the button offers more
-    page.wait_for_function("() => window.__compare.runs.every(r => !r.playing && r.last.header.step >= 400)", timeout=LIVE)
+    wait("() => window.__compare.runs.every(r => !r.playing && r.last.header.step >= 400)")
     page.wait_for_selector("[data-role=play]:has-text('more')")
     # a change goes into the URL and restarts both runs from step 0 with the same seed
     page.fill("[data-run=b] input[type=text]", "0.3")
     page.dispatch_event("[data-run=b] input[type=text]", "change")
     page.wait_for_function("() => location.hash.includes('b.p=0.3')")
-    page.wait_for_function("() => window.__compare.runs.length === 2 && window.__compare.runs[1].state.p.join() === '0.3,0.3' "
-                           "&& window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
+    wait("() => window.__compare.runs.length === 2 && window.__compare.runs[1].state.p.join() === '0.3,0.3' "
+         "&& window.__compare.runs.every(r => r.frames > 3)")
     # a third run, and a shareable link that reproduces all three
     page.click("[data-role=add]")
-    page.wait_for_function("() => window.__compare.runs.length === 3 && window.__compare.runs.every(r => r.frames > 3)", timeout=LIVE)
+    wait("() => window.__compare.runs.length === 3 && window.__compare.runs.every(r => r.frames > 3)")
     link = page.locator("[data-role=share]").get_attribute("href")
     assert "runs=3" in link and "b.p=0.3" in link and "c.p=0.5" in link
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
