@@ -17,6 +17,10 @@ class ServerFull(Busy):
     """The server's own run limit (not the visitor's): idle runs may give way."""
 
 
+class JobCancelled(Exception):
+    """Lesson work given up at a checkpoint: whoever asked for it has gone."""
+
+
 class JobsBusy(Exception):
     """No lesson job can start now (serving.max_jobs run, or the tab's previous one still
     does): the caller retries a little later. field: what the refusal names."""

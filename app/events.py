@@ -22,7 +22,7 @@ from pydantic import Field, StringConstraints
 from model_server.config import ConfigError, LiveChange, Strict, in_range, parse, parse_config, safe_value
 
 from . import transport
-from .errors import Busy, JobsBusy
+from .errors import Busy, JobCancelled, JobsBusy
 from .logfmt import quote
 from .ratelimit import TokenBucket
 from .refusals import Refusals, error
@@ -164,6 +164,9 @@ class Playground(Namespace):
             return self._refuse(sid, name, "busy", reply)
         except JobsBusy as e:  # the client may send it again: it says when
             return self._refuse(sid, name, "jobs_busy", {**error(e.field, str(e)), "retry_after_s": RETRY_AFTER_S})
+        except JobCancelled:  # the tab closed while its lesson work ran: nobody reads this answer
+            log.info("event=%s sid=%s outcome=cancelled", name, sid)
+            return error("run", "cancelled: this tab has closed")
         except (KeyError, IndexError) as e:
             field = "run" if isinstance(e, KeyError) else "change"
             return self._refuse(sid, name, "invalid", error(field, str(e.args[0])))

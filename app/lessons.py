@@ -242,7 +242,8 @@ def as_job(session: Session, cost, what: str, field: str, received: Any, fn, pre
         except OverBudget as e:
             raise Busy(str(e)) from None
         try:
-            return registry.trainer.job(fn, prepare)
+            # a tab that closes takes its work with it: nobody would read the answer
+            return registry.trainer.job(fn, prepare, cancelled=lambda: session.closed)
         finally:
             registry.budget.release(ticket)
     finally:

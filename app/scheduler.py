@@ -80,17 +80,20 @@ class Trainer:
         self._wake.set()
         return future.result(timeout)
 
-    def job(self, fn: Callable[[Any], Any], prepare: Callable[[], Any] = lambda: None) -> Any:
+    def job(self, fn: Callable[[Any], Any], prepare: Callable[[], Any] = lambda: None,
+            cancelled: Callable[[], bool] = lambda: False) -> Any:
         """Run fn(prepare()) (lesson work: an experiment, sweep steps) on the calling
         thread, in the turns this trainer gives it (app/turns.py); its result or
         exception. Raises JobsBusy, before prepare(), when serving.max_jobs jobs are
-        already running. prepare() runs outside the turns (it may call())."""
+        already running. prepare() runs outside the turns (it may call()). cancelled():
+        True once nobody waits for the result; the work then stops at its next checkpoint
+        (JobCancelled)."""
         if threading.current_thread() is self.thread or not self.thread.is_alive():
             return fn(prepare())  # nothing else trains meanwhile
         if not self._job_slots.acquire(blocking=False):
             raise JobsBusy(f"the server is busy with {self.serving.max_jobs} lesson experiments; "
                            "retry in a few seconds")
-        job = Job(self._wake.set)
+        job = Job(self._wake.set, cancelled)
         try:
             ready = prepare()
             def enter() -> None:  # it starts level with the others

@@ -135,3 +135,42 @@ def test_lesson_jobs_take_turns_with_training_on_the_one_trainer(live_server):
     finally:
         bystander.close()
         busy.close()
+
+
+def test_lesson_work_stops_at_its_next_checkpoint_when_its_tab_closes():
+    """An experiment whose visitor left kept computing to its end, holding a job slot and
+    the trainer's turns for an answer nobody would read. It now stops at its next
+    checkpoint, and the slot is free for the next visitor at once."""
+    from app.errors import JobCancelled
+    from app.lessons import as_job
+    from model_server.costs import Cost
+    from model_server.pacing import checkpoint
+
+    app = create_app({"limits": {"max_jobs": 1}})
+    a, b = client_of(app, "cancel-token-a"), client_of(app, "cancel-token-b")
+    registry = app.extensions["socketio"].server.namespace_handlers["/"].registry
+    session = next(s for s in registry.sessions.values() if s.token == "cancel-token-a")
+    assert call(b, "configure", {"config": {}})["ok"]
+    started, checkpoints, outcome = threading.Event(), [0], []
+
+    def work(_):  # lesson work that would go on for good: only a cancel ends it
+        started.set()
+        while True:
+            checkpoints[0] += 1
+            checkpoint()
+
+    def run():
+        try:
+            as_job(session, Cost(0, 0), "this experiment", "params.passes", 1, work)
+        except JobCancelled as e:
+            outcome.append(e)
+    t = threading.Thread(target=run)
+    t.start()
+    assert started.wait(10)
+    ack = call(b, "experiment", {"name": "train_vs_eval"})  # the one job slot is taken
+    assert ack["ok"] is False and ack["retry_after_s"] > 0
+    a.disconnect()  # the tab closes: its session is closed
+    t.join(30)
+    assert not t.is_alive() and len(outcome) == 1 and checkpoints[0] > 0
+    assert call(b, "experiment", {"name": "train_vs_eval"})["ok"]  # the slot is free again
+    b.disconnect()
