@@ -40,7 +40,7 @@ class in_range:  # noqa: N801 -- used like pydantic's validators: Annotated[int,
 
 # the most layers the protocol can name (a live change's layer is 0..MAX_LAYERS - 1); a
 # per-layer list longer than this is refused before its items are looked at (a 64 KB
-# configure of 32,700 bad values made as many errors, each one work: docs/limits.md)
+# configure of 32,700 bad values made 32,700 errors to build: docs/limits.md)
 MAX_LAYERS = 64
 
 Prob = Annotated[float, in_range(0.0, 1.0, "dropout probability")]
